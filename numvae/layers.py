@@ -1,0 +1,149 @@
+"""Layers written by hand: each forward stores what its backward needs.
+
+Contract (the same for every layer, see docs/derivations.md, section "Layers"):
+
+* ``forward(x)`` returns the output and keeps the inputs/outputs backward will read;
+* ``backward(dout)`` takes dL/d(output), fills ``self.grads`` (same keys and shapes as
+  ``self.params``) and returns dL/d(input).
+
+``d<name>`` always means the gradient of the loss with respect to ``<name>`` and has
+exactly the shape of ``<name>``.
+"""
+import numpy as np
+
+
+class Layer:
+    """Base class: a layer without parameters has empty ``params`` and ``grads``."""
+
+    def __init__(self):
+        self.params = {}
+        self.grads = {}
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class Dense(Layer):
+    """Affine layer y = x @ W + b (derivations.md, eq. D1).
+
+    W has shape (in_features, out_features) and b shape (out_features,). Both are
+    initialised as PyTorch's ``nn.Linear`` does by default, uniform(-1/sqrt(in), 1/sqrt(in)),
+    so that a numvae model and a PyTorch model start from the same distribution.
+    """
+
+    def __init__(self, in_features, out_features, *, rng=None, dtype=np.float32):
+        super().__init__()
+        rng = np.random.default_rng() if rng is None else rng
+        bound = 1.0 / np.sqrt(in_features)
+        self.in_features, self.out_features = in_features, out_features
+        self.params = {
+            "W": rng.uniform(-bound, bound, (in_features, out_features)).astype(dtype),
+            "b": rng.uniform(-bound, bound, out_features).astype(dtype),
+        }
+        self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
+
+    def forward(self, x):
+        """x: (batch, in_features) -> y: (batch, out_features)."""
+        self.x = x
+        y = x @ self.params["W"]
+        y += self.params["b"]  # in place: no second (batch, out) temporary
+        return y
+
+    def backward(self, dy, need_input_grad=True):
+        """dy: (batch, out_features) -> dx: (batch, in_features) (eq. D2).
+
+        dW = x^T dy, db = sum over the batch of dy, dx = dy W^T. The first layer of a
+        network has no use for dx, so ``need_input_grad=False`` skips that product.
+        """
+        np.matmul(self.x.T, dy, out=self.grads["W"])
+        np.sum(dy, axis=0, out=self.grads["b"])
+        if need_input_grad:
+            return dy @ self.params["W"].T
+        return None
+
+    def __repr__(self):
+        return f"Dense({self.in_features}, {self.out_features})"
+
+
+class ReLU(Layer):
+    """y = max(x, 0); backward dx = dy * 1[x > 0] (eq. D3)."""
+
+    def forward(self, x):
+        self.y = np.maximum(x, 0)
+        return self.y
+
+    def backward(self, dy):
+        return dy * (self.y > 0)
+
+
+def sigmoid(a):
+    """Numerically stable logistic function 1 / (1 + exp(-a)) (eq. D4).
+
+    exp is only ever taken of -|a| <= 0, so it cannot overflow: for a >= 0 we use
+    1 / (1 + e^-a), for a < 0 the equal form e^a / (1 + e^a).
+    """
+    e = np.exp(-np.abs(a))
+    return np.where(a >= 0, 1.0, e) / (1.0 + e)
+
+
+class Sigmoid(Layer):
+    """y = sigmoid(x); backward dx = dy * y * (1 - y) (eq. D4)."""
+
+    def forward(self, x):
+        self.y = sigmoid(x)
+        return self.y
+
+    def backward(self, dy):
+        return dy * self.y * (1 - self.y)
+
+
+class Tanh(Layer):
+    """y = tanh(x); backward dx = dy * (1 - y^2) (eq. D5)."""
+
+    def forward(self, x):
+        self.y = np.tanh(x)
+        return self.y
+
+    def backward(self, dy):
+        return dy * (1 - self.y * self.y)
+
+
+class Sequential(Layer):
+    """Layers applied in order. Parameters are named ``"<index>.<name>"`` like PyTorch's
+    ``nn.Sequential``, e.g. ``"0.W"`` for the first Dense layer's weights."""
+
+    def __init__(self, *layers):
+        super().__init__()
+        self.layers = list(layers)
+        for index, layer in enumerate(self.layers):
+            for name in layer.params:
+                self.params[f"{index}.{name}"] = layer.params[name]
+                self.grads[f"{index}.{name}"] = layer.grads[name]
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            # A view sharing the same layer objects (and so the same parameters).
+            return Sequential(*self.layers[index])
+        return self.layers[index]
+
+    def __len__(self):
+        return len(self.layers)
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dy, need_input_grad=True):
+        """Backward through the layers in reverse order. With ``need_input_grad=False``
+        the first layer skips computing the gradient for the network's input."""
+        for index in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[index]
+            if index == 0 and isinstance(layer, Dense):
+                dy = layer.backward(dy, need_input_grad=need_input_grad)
+            else:
+                dy = layer.backward(dy)
+        return dy
+
+    def __repr__(self):
+        return "Sequential(" + ", ".join(repr(layer) for layer in self.layers) + ")"

@@ -1,0 +1,131 @@
+"""Optimisers that update the arrays of ``params`` in place.
+
+Both take the dict ``params`` (name -> ndarray) at construction and a dict ``grads``
+with the same keys at each ``step``; their state is a dict with the same keys too.
+"""
+import numpy as np
+
+from .validation import check_nonnegative_float, check_positive_float
+
+
+def _check_params(params):
+    if not isinstance(params, dict) or not params:
+        raise TypeError(f"params must be a non-empty dict of name -> ndarray; got {type(params).__name__}")
+    for name, value in params.items():
+        if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+            raise TypeError(f"params[{name!r}] must be a float ndarray; got {type(value).__name__}")
+
+
+def _check_grads(params, grads):
+    if not isinstance(grads, dict) or grads.keys() != params.keys():
+        missing = sorted(set(params) - set(grads)) if isinstance(grads, dict) else "all"
+        raise ValueError(f"grads must have the same keys as params; missing {missing}")
+    for name, grad in grads.items():
+        if np.shape(grad) != params[name].shape:
+            raise ValueError(f"grads[{name!r}] has shape {np.shape(grad)}; "
+                             f"expected {params[name].shape}")
+
+
+class SGD:
+    """Stochastic gradient descent with optional (heavy-ball) momentum (eq. O1).
+
+    velocity <- momentum * velocity + grad;  param <- param - lr * velocity.
+    """
+
+    def __init__(self, params, lr, momentum=0.0):
+        _check_params(params)
+        self.params = params
+        self.lr = check_positive_float(lr, "lr")
+        self.momentum = check_nonnegative_float(momentum, "momentum")
+        self.velocity = {name: np.zeros_like(p) for name, p in params.items()}
+        self.t = 0
+
+    def step(self, grads):
+        _check_grads(self.params, grads)
+        self.t += 1
+        for name, param in self.params.items():
+            velocity = self.velocity[name]
+            velocity *= self.momentum
+            velocity += grads[name]
+            param -= self.lr * velocity
+
+    def state_dict(self):
+        return {"t": self.t, **{f"velocity.{n}": v for n, v in self.velocity.items()}}
+
+    def load_state_dict(self, state):
+        self.t = int(state["t"])
+        for name in self.velocity:
+            self.velocity[name][...] = state[f"velocity.{name}"]
+
+
+class Adam:
+    """Adam, Kingma & Ba (2015), Algorithm 1 with bias correction (eq. O2):
+
+        m <- beta1 m + (1 - beta1) g,         v <- beta2 v + (1 - beta2) g^2,
+        m_hat = m / (1 - beta1^t),            v_hat = v / (1 - beta2^t),
+        param <- param - lr * m_hat / (sqrt(v_hat) + eps).
+
+    The moment estimates are inspectable as ``opt.m`` and ``opt.v`` (dicts like params).
+    ``flush_every``: every so many steps, moment entries below ``tiny`` in magnitude are
+    set to 0. Where a gradient has become exactly zero (a pixel that is always black),
+    m decays geometrically into float32 denormal numbers, which CPUs handle very slowly;
+    the flush changes the update by far less than float32 rounding does.
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, *, flush_every=50,
+                 tiny=1e-30):
+        _check_params(params)
+        self.params = params
+        self.lr = check_positive_float(lr, "lr")
+        if (not isinstance(betas, (tuple, list)) or len(betas) != 2
+                or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)):
+            raise ValueError(f"betas must be two numbers in [0, 1); got {betas!r}")
+        self.beta1, self.beta2 = float(betas[0]), float(betas[1])
+        self.eps = check_positive_float(eps, "eps")
+        self.flush_every, self.tiny = flush_every, tiny
+        self.m = {name: np.zeros_like(p) for name, p in params.items()}
+        self.v = {name: np.zeros_like(p) for name, p in params.items()}
+        # One scratch array per parameter: the update is computed without new temporaries.
+        self._scratch = {name: np.empty_like(p) for name, p in params.items()}
+        self.t = 0
+
+    def step(self, grads):
+        _check_grads(self.params, grads)
+        self.t += 1
+        bias1 = 1.0 - self.beta1 ** self.t
+        bias2 = 1.0 - self.beta2 ** self.t
+        # lr * m_hat / (sqrt(v_hat) + eps) = (lr / bias1) * m / (sqrt(v) / sqrt(bias2) + eps)
+        step_size = self.lr / bias1
+        inv_sqrt_bias2 = 1.0 / np.sqrt(bias2)
+        flush = self.flush_every and self.t % self.flush_every == 0
+        for name, param in self.params.items():
+            g, m, v, scratch = grads[name], self.m[name], self.v[name], self._scratch[name]
+            m *= self.beta1                                   # m <- beta1 m + (1 - beta1) g
+            np.multiply(g, 1.0 - self.beta1, out=scratch)
+            m += scratch
+            v *= self.beta2                                   # v <- beta2 v + (1 - beta2) g^2
+            np.multiply(g, g, out=scratch)
+            scratch *= 1.0 - self.beta2
+            v += scratch
+            if flush:
+                m[np.abs(m) < self.tiny] = 0.0
+                v[v < self.tiny] = 0.0
+            np.sqrt(v, out=scratch)                           # scratch <- sqrt(v_hat) + eps
+            scratch *= inv_sqrt_bias2
+            scratch += self.eps
+            np.divide(m, scratch, out=scratch)                # scratch <- m / (...)
+            scratch *= step_size
+            param -= scratch
+
+    def state_dict(self):
+        state = {"t": self.t}
+        for name in self.params:
+            state[f"m.{name}"] = self.m[name]
+            state[f"v.{name}"] = self.v[name]
+        return state
+
+    def load_state_dict(self, state):
+        self.t = int(state["t"])
+        for name in self.params:
+            self.m[name][...] = state[f"m.{name}"]
+            self.v[name][...] = state[f"v.{name}"]

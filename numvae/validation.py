@@ -1,0 +1,102 @@
+"""Checks at the public boundary: bad input gets an error that names the argument,
+what was expected and what came, before NumPy fails somewhere deep inside."""
+import numbers
+
+import numpy as np
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_positive_int(value, name):
+    if not _is_int(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+def check_positive_float(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive finite number; got {value!r}")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number; got {value!r}")
+    return float(value)
+
+
+def check_nonnegative_float(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a finite number >= 0; got {value!r}")
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0; got {value!r}")
+    return float(value)
+
+
+def check_vae_config(input_dim, shared_dim, latent_dim, encoder_hidden, decoder_hidden,
+                     likelihood, sigma, kl_weight, n_samples, dtype):
+    for value, name in [(input_dim, "input_dim"), (shared_dim, "shared_dim"),
+                        (latent_dim, "latent_dim"), (n_samples, "n_samples")]:
+        check_positive_int(value, name)
+    for sizes, name in [(encoder_hidden, "encoder_hidden"), (decoder_hidden, "decoder_hidden")]:
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+            raise TypeError(f"{name} must be a tuple of positive integers; got {sizes!r}")
+        for size in sizes:
+            if not _is_int(size) or size <= 0:
+                raise ValueError(f"{name} must be a tuple of positive integers; got {tuple(sizes)!r}")
+    if likelihood not in ("bernoulli", "gaussian"):
+        raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian'; got {likelihood!r}")
+    check_positive_float(sigma, "sigma")
+    check_nonnegative_float(kl_weight, "kl_weight")
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64; got {np.dtype(dtype).name}")
+
+
+def _as_float_array(value, name):
+    """``value`` as an array, refusing strings, objects, bools mixed in as text, etc."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must be a numeric array; got dtype {array.dtype}")
+    return array
+
+
+def check_data(x, input_dim, likelihood, dtype, name="x"):
+    """A batch of data (batch, input_dim) of finite values, in [0, 1] for Bernoulli."""
+    x = _as_float_array(x, name)
+    if x.ndim != 2 or x.shape[1] != input_dim:
+        hint = ": flatten the images first" if x.ndim > 2 else ""
+        raise ValueError(f"{name} has shape {x.shape}; expected (batch, {input_dim}){hint}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (shape {x.shape}); expected at least one row")
+    if x.dtype.kind in "iu" and x.size and x.max() > 1:
+        raise ValueError(f"{name} holds integers up to {x.max()}; expected values in [0, 1]: "
+                         f"divide 0-255 pixels by 255")
+    x = x.astype(dtype, copy=False)
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    if likelihood == "bernoulli" and (x.min() < 0 or x.max() > 1):
+        raise ValueError(f"{name} has values in [{x.min():.4g}, {x.max():.4g}]; the Bernoulli "
+                         f"likelihood needs values in [0, 1]")
+    return x
+
+
+def check_eps(eps, batch, latent_dim, dtype):
+    """eps of shape (batch, latent_dim) or (n_samples, batch, latent_dim) -> 3-D, ``dtype``."""
+    eps = _as_float_array(eps, "eps")
+    if eps.ndim == 2:
+        eps = eps[None]
+    if eps.ndim != 3 or eps.shape[1:] != (batch, latent_dim) or eps.shape[0] == 0:
+        raise ValueError(f"eps has shape {np.shape(eps)}; expected ({batch}, {latent_dim}) or "
+                         f"(n_samples, {batch}, {latent_dim})")
+    eps = eps.astype(dtype, copy=False)
+    if not np.isfinite(eps).all():
+        raise ValueError("eps contains NaN or infinite values")
+    return eps
+
+
+def check_latent(z, latent_dim, dtype):
+    z = _as_float_array(z, "z")
+    if z.ndim != 2 or z.shape[1] != latent_dim or z.shape[0] == 0:
+        raise ValueError(f"z has shape {z.shape}; expected (batch, {latent_dim})")
+    z = z.astype(dtype, copy=False)
+    if not np.isfinite(z).all():
+        raise ValueError("z contains NaN or infinite values")
+    return z

@@ -1,0 +1,32 @@
+"""Test helpers: tiny float64 models and data, and the kink guard for ReLU."""
+from pathlib import Path
+
+import numpy as np
+
+import numvae
+from numvae.layers import Dense, ReLU
+
+# CI clones the repository next to a copy of shared/ (which holds ../shared/mnist).
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "mnist"
+
+
+def relu_margin(model):
+    """Smallest |pre-activation| feeding a ReLU in the model's last forward pass.
+
+    Central differences with step h are only valid when no ReLU input lies within h of
+    its kink at 0; tests skip draws that come closer than a safe margin.
+    """
+    margins = [np.inf]
+    for sequence in (model.encoder.compressor, model.decoder.decompressor):
+        for layer, following in zip(sequence.layers[:-1], sequence.layers[1:]):
+            if isinstance(layer, Dense) and isinstance(following, ReLU):
+                pre = layer.x @ layer.params["W"] + layer.params["b"]
+                margins.append(np.min(np.abs(pre)))
+    return min(margins)
+
+
+def tiny_model(input_dim=10, seed=0, **kwargs):
+    """A small float64 VAE with every layer kind: 10 -> 7 -> 6 -> (3, 3); 3 -> 5 -> 6 -> 10."""
+    options = dict(encoder_hidden=(7,), decoder_hidden=(5, 6), dtype=np.float64, seed=seed)
+    options.update(kwargs)
+    return numvae.VAE(input_dim, 6, 3, **options)

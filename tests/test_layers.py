@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from numvae import Dense, ReLU, Sequential, Sigmoid, Tanh
+from numvae.gradcheck import check_layer
+from numvae.layers import sigmoid
+
+TOL = 1e-6
+dims = st.integers(1, 10)
+batches = st.integers(1, 8)
+seeds = st.integers(0, 2**32 - 1)
+
+
+def away_from_zero(x, margin=0.05):
+    """Move every entry at least ``margin`` away from 0 (the ReLU kink)."""
+    return np.where(x >= 0, x + margin, x - margin)
+
+
+@settings(max_examples=40, deadline=None)
+@given(batches, dims, dims, seeds)
+def test_dense_backward_matches_finite_differences(batch, n_in, n_out, seed):
+    rng = np.random.default_rng(seed)
+    layer = Dense(n_in, n_out, rng=rng, dtype=np.float64)
+    errors = check_layer(layer, rng.normal(size=(batch, n_in)), seed=seed)
+    assert set(errors) == {"x", "W", "b"}
+    assert max(errors.values()) < TOL, errors
+
+
+@settings(max_examples=40, deadline=None)
+@given(batches, dims, seeds, st.sampled_from([ReLU, Sigmoid, Tanh]))
+def test_activation_backward_matches_finite_differences(batch, width, seed, layer_class):
+    x = np.random.default_rng(seed).normal(scale=3.0, size=(batch, width))
+    if layer_class is ReLU:
+        x = away_from_zero(x)
+    errors = check_layer(layer_class(), x, seed=seed)
+    assert errors["x"] < TOL, errors
+
+
+@settings(max_examples=25, deadline=None)
+@given(batches, dims, dims, seeds)
+def test_sequential_backward_matches_finite_differences(batch, n_in, n_hidden, seed):
+    rng = np.random.default_rng(seed)
+    net = Sequential(Dense(n_in, n_hidden, rng=rng, dtype=np.float64), Tanh(),
+                     Dense(n_hidden, 3, rng=rng, dtype=np.float64), Sigmoid())
+    errors = check_layer(net, rng.normal(size=(batch, n_in)), seed=seed)
+    assert set(errors) == {"x", "0.W", "0.b", "2.W", "2.b"}
+    assert max(errors.values()) < TOL, errors
+
+
+def test_dense_shapes_and_init_bound():
+    layer = Dense(400, 30, rng=np.random.default_rng(0))
+    assert layer.params["W"].shape == (400, 30) and layer.params["b"].shape == (30,)
+    assert layer.params["W"].dtype == np.float32
+    bound = 1 / np.sqrt(400)
+    assert np.abs(layer.params["W"]).max() <= bound
+    # uniform(-a, a) has standard deviation a / sqrt(3)
+    assert abs(layer.params["W"].std() - bound / np.sqrt(3)) < 0.05 * bound
+
+
+def test_dense_skips_input_gradient_when_asked():
+    layer = Dense(3, 2, rng=np.random.default_rng(0), dtype=np.float64)
+    layer.forward(np.ones((4, 3)))
+    assert layer.backward(np.ones((4, 2)), need_input_grad=False) is None
+    np.testing.assert_allclose(layer.grads["b"], [4.0, 4.0])
+
+
+def test_sigmoid_is_stable_and_exact_at_extremes():
+    a = np.array([-1000.0, -40.0, 0.0, 40.0, 1000.0])
+    with np.errstate(over="raise", divide="raise", invalid="raise"):  # underflow to 0 is fine
+        y = sigmoid(a)
+        y32 = sigmoid(a.astype(np.float32))
+    assert y[0] == 0.0 and y[2] == 0.5 and y[-1] == 1.0
+    np.testing.assert_allclose(y[1], np.exp(-40.0) / (1 + np.exp(-40.0)), rtol=1e-12)
+    assert y32.dtype == np.float32 and np.isfinite(y32).all()
+
+
+def test_sigmoid_matches_textbook_formula():
+    a = np.linspace(-20, 20, 81)
+    np.testing.assert_allclose(sigmoid(a), 1 / (1 + np.exp(-a)), rtol=1e-12)
+
+
+def test_sequential_names_follow_positions():
+    rng = np.random.default_rng(0)
+    net = Sequential(Dense(2, 3, rng=rng), ReLU(), Dense(3, 1, rng=rng))
+    assert list(net.params) == ["0.W", "0.b", "2.W", "2.b"]
+    assert net.params["2.W"] is net[2].params["W"]

@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+
+from numvae import SGD, Adam
+
+
+def test_adam_three_steps_by_hand():
+    """lr 0.1, betas (0.9, 0.999), eps 1e-8; gradients 0.5, -1.0, 2.0 for a parameter at 1.0.
+
+    t=1: m = 0.05, v = 0.00025; m_hat = 0.5, v_hat = 0.25; p = 1 - 0.1 * 0.5 / (0.5 + 1e-8) = 0.900000002
+    t=2: m = 0.045 - 0.1 = -0.055, v = 0.00024975 + 0.001 = 0.00124975;
+         m_hat = -0.055 / 0.19 = -0.2894737, v_hat = 0.00124975 / 0.001999 = 0.6251876;
+         p = 0.900000002 + 0.1 * 0.2894737 / 0.7906880 = 0.9366104
+    t=3: m = -0.0495 + 0.2 = 0.1505, v = 0.0012485 + 0.004 = 0.0052485;
+         m_hat = 0.1505 / 0.271 = 0.5553506, v_hat = 0.0052485 / 0.002997 = 1.751251;
+         p = 0.9366104 - 0.1 * 0.5553506 / 1.323348 = 0.8946448
+    """
+    params = {"w": np.array([1.0])}
+    opt = Adam(params, lr=0.1, betas=(0.9, 0.999), eps=1e-8)
+    expected = [0.900000002, 0.9366104, 0.8946448]
+    for grad, value in zip([0.5, -1.0, 2.0], expected):
+        opt.step({"w": np.array([grad])})
+        assert params["w"][0] == pytest.approx(value, abs=2e-7)
+    assert opt.m["w"][0] == pytest.approx(0.1505)
+    assert opt.v["w"][0] == pytest.approx(0.0052485)
+    assert opt.t == 3
+
+
+def test_adam_updates_in_place():
+    w = np.ones(3, np.float32)
+    opt = Adam({"w": w})
+    opt.step({"w": np.ones(3, np.float32)})
+    assert w[0] == pytest.approx(1 - 1e-3) and w.dtype == np.float32
+
+
+def test_sgd_with_momentum_by_hand():
+    params = {"w": np.array([0.0])}
+    opt = SGD(params, lr=0.5, momentum=0.9)
+    opt.step({"w": np.array([1.0])})   # v = 1,   w = -0.5
+    opt.step({"w": np.array([1.0])})   # v = 1.9, w = -0.5 - 0.95 = -1.45
+    assert params["w"][0] == pytest.approx(-1.45)
+
+
+@pytest.mark.parametrize("lr", [0, -1e-3, float("nan"), float("inf")])
+def test_bad_learning_rate(lr):
+    with pytest.raises(ValueError, match="lr"):
+        Adam({"w": np.zeros(2)}, lr=lr)
+
+
+def test_grads_must_match_params():
+    opt = Adam({"w": np.zeros(2)})
+    with pytest.raises(ValueError, match=r"grads\['w'\] has shape \(3,\)"):
+        opt.step({"w": np.zeros(3)})

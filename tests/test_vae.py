@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings, strategies as st
+
+import numvae
+from numvae.gradcheck import check_model
+from helpers import relu_margin, tiny_model
+
+TOL = 1e-6
+seeds = st.integers(0, 2**32 - 1)
+
+
+def assert_gradient_matches(model, x, eps):
+    model.loss_and_grad(x, eps)
+    assume(relu_margin(model) > 1e-3)  # finite differences are invalid across a ReLU kink
+    errors = check_model(model, x, eps)
+    assert set(errors) == set(model.params)
+    assert max(errors.values()) < TOL, errors
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 8), st.integers(1, 10), st.integers(1, 3), seeds,
+       st.sampled_from(["bernoulli", "gaussian"]), st.floats(0.1, 3.0), st.floats(0.2, 2.0))
+def test_vae_gradient_matches_finite_differences(batch, input_dim, n_samples, seed, likelihood,
+                                                 kl_weight, sigma):
+    rng = np.random.default_rng(seed)
+    model = tiny_model(input_dim=input_dim, seed=seed, likelihood=likelihood, sigma=sigma,
+                       kl_weight=kl_weight, n_samples=n_samples)
+    x = rng.uniform(size=(batch, input_dim))
+    eps = rng.standard_normal((n_samples, batch, model.latent_dim))
+    assert_gradient_matches(model, x, eps)
+
+
+def test_slides_parameter_names_and_shapes():
+    model = numvae.VAE(784, shared_dim=128, latent_dim=2, seed=0)
+    expected = {
+        "encoder.compressor.0.W": (784, 256), "encoder.compressor.0.b": (256,),
+        "encoder.compressor.2.W": (256, 128), "encoder.compressor.2.b": (128,),
+        "encoder.mean.W": (128, 2), "encoder.mean.b": (2,),
+        "encoder.log_var.W": (128, 2), "encoder.log_var.b": (2,),
+        "decoder.decompressor.0.W": (2, 32), "decoder.decompressor.0.b": (32,),
+        "decoder.decompressor.2.W": (32, 256), "decoder.decompressor.2.b": (256,),
+        "decoder.decompressor.4.W": (256, 784), "decoder.decompressor.4.b": (784,),
+    }
+    assert {name: p.shape for name, p in model.params.items()} == expected
+    assert {name: g.shape for name, g in model.grads.items()} == expected
+    assert all(p.dtype == np.float32 for p in model.params.values())
+
+
+def test_examples_architecture():
+    model = numvae.VAE(784, shared_dim=400, latent_dim=20, encoder_hidden=(), decoder_hidden=(400,))
+    assert model.params["encoder.compressor.0.W"].shape == (784, 400)
+    assert model.params["encoder.mean.W"].shape == (400, 20)
+    assert model.params["decoder.decompressor.0.W"].shape == (20, 400)
+    assert model.params["decoder.decompressor.2.W"].shape == (400, 784)
+
+
+def test_loss_is_mean_negative_elbo_with_explicit_terms():
+    model = tiny_model(seed=4, kl_weight=0.5, n_samples=2)
+    rng = np.random.default_rng(0)
+    x, eps = rng.uniform(size=(3, 10)), rng.standard_normal((2, 3, 3))
+    terms = model.loss_terms(x, eps)
+    assert terms["reconstruction"].shape == (3,) and terms["kl"].shape == (3,)
+    # rebuild from the cached forward quantities with textbook formulas
+    c = model.cache
+    p = c["output"].reshape(2, 3, 10)
+    log_lik = np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), axis=-1)      # (S, B)
+    kl = 0.5 * np.sum(c["mean"] ** 2 + np.exp(c["log_var"]) - 1 - c["log_var"], axis=1)
+    expected = np.mean(-log_lik.mean(axis=0) + 0.5 * kl)
+    assert model.loss_and_grad(x, eps) == pytest.approx(expected, rel=1e-10)
+
+
+def test_reparameterised_samples_have_the_right_moments():
+    model = tiny_model(seed=5)
+    x = np.random.default_rng(1).uniform(size=(1, 10))
+    eps = np.random.default_rng(2).standard_normal((200_000, 1, 3))
+    c = model.forward(x, eps)
+    z = c["z"]
+    np.testing.assert_allclose(z.mean(axis=0), c["mean"][0], atol=4 * c["std"].max() / np.sqrt(2e5))
+    np.testing.assert_allclose(z.var(axis=0), np.exp(c["log_var"][0]), rtol=0.02)
+
+
+def test_same_seed_same_model_and_eps_is_an_input():
+    a, b = numvae.VAE(12, 5, 2, seed=3), numvae.VAE(12, 5, 2, seed=3)
+    x = np.random.default_rng(0).uniform(size=(4, 12)).astype(np.float32)
+    assert a.loss(x) == b.loss(x)
+    eps = np.zeros((4, 2))
+    assert a.loss(x, eps) == a.loss(x, eps)  # fixed eps: deterministic
+
+
+def test_float32_training_step_stays_float32():
+    model = numvae.VAE(12, 5, 2, seed=0)
+    x = np.random.default_rng(0).uniform(size=(4, 12))  # float64 input is cast once
+    model.loss_and_grad(x)
+    assert all(g.dtype == np.float32 for g in model.grads.values())
+    assert model.cache["z"].dtype == np.float32 and model.cache["output"].dtype == np.float32
+
+
+def test_tiny_vae_learns_a_toy_data_set():
+    """Three binary prototypes with noise: 400 Adam steps must cut the loss by 40%."""
+    rng = np.random.default_rng(0)
+    prototypes = (rng.uniform(size=(3, 16)) > 0.5).astype(np.float64)
+    data = np.clip(prototypes[rng.integers(0, 3, 300)] + rng.normal(0, 0.1, (300, 16)), 0, 1)
+    model = numvae.VAE(16, 8, 2, encoder_hidden=(16,), decoder_hidden=(16,), seed=0)
+    opt = numvae.Adam(model.params, lr=1e-2)
+    start = model.loss(data)
+    for step in range(400):
+        batch = data[rng.integers(0, 300, 32)]
+        model.loss_and_grad(batch)
+        opt.step(model.grads)
+    end = model.loss(data)
+    assert end < 0.6 * start, (start, end)
