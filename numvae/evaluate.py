@@ -1,0 +1,128 @@
+"""Evaluation: the ELBO on a data set, KL per latent dimension, and the importance-weighted
+estimate of log p(x) (Burda, Grosse & Salakhutdinov, 2016).
+
+Evaluation always uses the exact negative ELBO (KL weight 1), whatever ``kl_weight`` the
+model trains with. All values are in nats per example.
+"""
+import math
+
+import numpy as np
+
+from . import losses
+from .validation import check_data, check_positive_int
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def _batches(n, batch_size):
+    for start in range(0, n, batch_size):
+        yield slice(start, min(start + batch_size, n))
+
+
+def evaluate_elbo(model, images, *, batch_size=1000, seed=0):
+    """Mean negative ELBO over ``images`` (n, input_dim), one z sample per example.
+
+    Returns a dict: ``loss`` (mean negative ELBO), ``loss_se`` (its standard error over
+    examples), ``reconstruction`` and ``kl`` (means of the two parts), ``kl_per_dim``
+    ((latent_dim,) mean KL of each latent dimension) and ``n``.
+    """
+    images = check_data(images, model.input_dim, model.likelihood, model.dtype, name="images")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    rng = np.random.default_rng(seed)
+    reconstruction, kl, kl_per_dim = [], [], np.zeros(model.latent_dim)
+    for rows in _batches(len(images), batch_size):
+        x = images[rows]
+        eps = rng.standard_normal((1, len(x), model.latent_dim)).astype(model.dtype)
+        c = model.forward(x, eps)
+        reconstruction.append(model.reconstruction_nll(x, c["logits"], c["output"]))
+        kl.append(losses.kl_divergence(c["mean"], c["log_var"]))
+        kl_per_dim += _kl_terms(c["mean"], c["log_var"]).sum(axis=0)
+    reconstruction = np.concatenate(reconstruction).astype(np.float64)
+    kl = np.concatenate(kl).astype(np.float64)
+    negative_elbo = reconstruction + kl
+    return dict(loss=float(negative_elbo.mean()),
+                loss_se=float(negative_elbo.std(ddof=1) / math.sqrt(len(images)))
+                if len(images) > 1 else float("nan"),
+                reconstruction=float(reconstruction.mean()), kl=float(kl.mean()),
+                kl_per_dim=kl_per_dim / len(images), n=len(images))
+
+
+def _kl_terms(mean, log_var):
+    """The per-dimension terms of eq. K1, 0.5 (mean^2 + exp(log_var) - 1 - log_var): (batch, latent_dim)."""
+    return 0.5 * (mean * mean + losses.safe_exp(log_var, "log_var") - 1.0 - log_var)
+
+
+def kl_per_dimension(model, images, *, batch_size=1000):
+    """Mean KL of each latent dimension over the data: (latent_dim,). Dimensions with KL
+    near 0 are unused ("inactive"): the encoder sends them to the prior for every x."""
+    images = check_data(images, model.input_dim, model.likelihood, model.dtype, name="images")
+    total = np.zeros(model.latent_dim)
+    for rows in _batches(len(images), batch_size):
+        mean, log_var = model.encoder.forward(images[rows])
+        total += _kl_terms(mean, log_var).sum(axis=0)
+    return total / len(images)
+
+
+def active_units(model, images, *, threshold=0.01, batch_size=1000):
+    """Burda et al.'s active units: dimensions u with Cov_x(E_q[z_u | x]) > threshold.
+
+    Returns (number of active units, the variance of each dimension's mean: (latent_dim,)).
+    """
+    images = check_data(images, model.input_dim, model.likelihood, model.dtype, name="images")
+    means = np.concatenate([model.encoder.forward(images[rows])[0]
+                            for rows in _batches(len(images), batch_size)])
+    variance = means.astype(np.float64).var(axis=0)
+    return int(np.sum(variance > threshold)), variance
+
+
+def log_weights(model, x, eps):
+    """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) for z_k = mean + std * eps_k (eq. I1).
+
+    x: (batch, input_dim), eps: (K, batch, latent_dim) -> (K, batch). Since
+    (z - mean) / std = eps, log q(z|x) = sum_j [-eps_j^2 / 2 - log_var_j / 2 - log(2 pi) / 2].
+    """
+    c = model.forward(x, eps)
+    n_samples, batch = eps.shape[:2]
+    x_rows = np.broadcast_to(x, (n_samples, *x.shape)).reshape(-1, x.shape[1])
+    log_px_given_z = -model.reconstruction_nll(x_rows, c["logits"], c["output"])
+    z = c["z"].reshape(n_samples, batch, -1)
+    latent_dim = z.shape[-1]
+    log_pz = -0.5 * np.sum(z * z, axis=-1) - 0.5 * latent_dim * LOG_2PI
+    log_qz = (-0.5 * np.sum(c["eps"] ** 2, axis=-1) - 0.5 * np.sum(c["log_var"], axis=-1)
+              - 0.5 * latent_dim * LOG_2PI)
+    return log_px_given_z.reshape(n_samples, batch) + log_pz - log_qz
+
+
+def iwae_log_likelihood(model, images, *, k=5000, batch_size=None, max_rows=20_000, seed=0):
+    """Importance-weighted estimate of log p(x) with K samples (eq. I2), per example:
+
+        log p(x) >= log (1/K) sum_k w_k,   w_k = p(x, z_k) / q(z_k | x),  z_k ~ q(z|x).
+
+    K = 1 is the ELBO; the bound tightens as K grows and tends to log p(x). The K samples
+    are drawn in chunks so that at most ``max_rows`` decoded images are in memory at once,
+    and combined with a running log-sum-exp (subtract the max so exp cannot overflow).
+    Returns a dict with ``log_px`` (mean over examples), ``log_px_se``, ``per_example`` (n,).
+    """
+    images = check_data(images, model.input_dim, model.likelihood, model.dtype, name="images")
+    k = check_positive_int(k, "k")
+    max_rows = check_positive_int(max_rows, "max_rows")
+    rng = np.random.default_rng(seed)
+    if batch_size is None:
+        batch_size = max(1, min(len(images), max_rows // min(k, max_rows)))
+    per_example = []
+    for rows in _batches(len(images), batch_size):
+        x = images[rows]
+        chunk = max(1, max_rows // len(x))
+        running_max = np.full(len(x), -np.inf)
+        running_sum = np.zeros(len(x))  # sum_k exp(log w_k - running_max)
+        for start in range(0, k, chunk):
+            eps = rng.standard_normal((min(chunk, k - start), len(x), model.latent_dim))
+            log_w = log_weights(model, x, eps.astype(model.dtype)).astype(np.float64)
+            new_max = np.maximum(running_max, log_w.max(axis=0))
+            running_sum = (running_sum * np.exp(running_max - new_max)
+                           + np.exp(log_w - new_max).sum(axis=0))
+            running_max = new_max
+        per_example.append(running_max + np.log(running_sum) - math.log(k))
+    per_example = np.concatenate(per_example)
+    se = per_example.std(ddof=1) / math.sqrt(len(per_example)) if len(per_example) > 1 else float("nan")
+    return dict(log_px=float(per_example.mean()), log_px_se=float(se), per_example=per_example, k=k)
