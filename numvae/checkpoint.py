@@ -73,8 +73,16 @@ def _optimizer_config(optimizer):
 def _read_npz(path):
     """All arrays of the file, as a dict; CheckpointError for anything unreadable."""
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
+        # we open the file ourselves: np.load leaks its handle when the archive is corrupt
+        with open(path, "rb") as file:
+            if file.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
+                raise CheckpointError(f"checkpoint {path} is not a .npz archive "
+                                      f"(empty, truncated or another kind of file)")
+            file.seek(0)
+            with np.load(file, allow_pickle=False) as npz:
+                return {key: npz[key] for key in npz.files}
+    except CheckpointError:
+        raise
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {path} does not exist") from None
     except IsADirectoryError:

@@ -1,0 +1,117 @@
+import io
+import zipfile
+
+import numpy as np
+import pytest
+
+import numvae
+from numvae import checkpoint as ckpt
+from numvae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+
+def trained_pair(seed=0):
+    model = numvae.VAE(12, 6, 2, encoder_hidden=(8,), decoder_hidden=(8,), seed=seed)
+    optimizer = numvae.Adam(model.params, lr=2e-3)
+    x = np.random.default_rng(0).uniform(size=(5, 12))
+    for _ in range(3):
+        model.loss_and_grad(x)
+        optimizer.step(model.grads)
+    return model, optimizer
+
+
+def test_round_trip(tmp_path):
+    model, optimizer = trained_pair()
+    history = {"epoch": [1], "train_loss": [3.5], "val_loss": [None]}
+    path = save_checkpoint(tmp_path / "c.npz", model, optimizer, history, {"epoch": 1})
+    loaded = load_checkpoint(path)
+    assert loaded.model.config == model.config and loaded.model.dtype == model.dtype
+    for name in model.params:
+        assert np.array_equal(loaded.model.params[name], model.params[name])
+        assert np.array_equal(loaded.optimizer.m[name], optimizer.m[name])
+        assert np.array_equal(loaded.optimizer.v[name], optimizer.v[name])
+    assert loaded.optimizer.t == 3 and loaded.optimizer.lr == 2e-3
+    assert loaded.history == history and loaded.train_state == {"epoch": 1}
+    # the RNG that draws eps continues where it was
+    assert loaded.model.rng.standard_normal() == model.rng.standard_normal()
+
+
+def test_truncated_file_is_a_clear_error(tmp_path):
+    model, optimizer = trained_pair()
+    path = save_checkpoint(tmp_path / "c.npz", model, optimizer)
+    data = path.read_bytes()
+    for size in (0, 10, len(data) // 2, len(data) - 5):
+        broken = tmp_path / f"broken{size}.npz"
+        broken.write_bytes(data[:size])
+        with pytest.raises(CheckpointError, match="broken"):
+            load_checkpoint(broken)
+
+
+def test_wrong_version(tmp_path, monkeypatch):
+    model, _ = trained_pair()
+    monkeypatch.setattr(ckpt, "FORMAT_VERSION", 99)
+    path = save_checkpoint(tmp_path / "c.npz", model)
+    monkeypatch.undo()
+    with pytest.raises(CheckpointError, match="format version 99"):
+        load_checkpoint(path)
+
+
+def test_other_architecture(tmp_path):
+    model, _ = trained_pair()
+    path = save_checkpoint(tmp_path / "c.npz", model)
+    other = numvae.VAE(12, 6, 3, encoder_hidden=(8,), decoder_hidden=(8,))
+    with pytest.raises(CheckpointError, match="latent_dim: file has 2, expected 3"):
+        load_checkpoint(path, expect_config=other.config)
+
+
+class _WritesAFileWhenUnpickled:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_pickled_object_is_refused_and_never_run(tmp_path):
+    model, _ = trained_pair()
+    path = save_checkpoint(tmp_path / "c.npz", model)
+    marker = tmp_path / "was-unpickled"
+    evil = np.empty(1, dtype=object)
+    evil[0] = _WritesAFileWhenUnpickled(str(marker))
+    buffer = io.BytesIO()
+    np.save(buffer, evil, allow_pickle=True)
+    with zipfile.ZipFile(path) as archive:  # the same file, with history.npy replaced
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    entries["history.npy"] = buffer.getvalue()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    with pytest.raises(CheckpointError, match="pickled object"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    model, optimizer = trained_pair()
+    path = save_checkpoint(tmp_path / "c.npz", model, optimizer)
+    before = path.read_bytes()
+
+    def interrupted(fd):
+        raise KeyboardInterrupt  # Ctrl-C after the bytes were written, before the rename
+
+    monkeypatch.setattr("numvae._io.os.fsync", interrupted)
+    model.params["encoder.mean.b"][:] = 42.0
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, model, optimizer)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert load_checkpoint(path).model.params["encoder.mean.b"][0] != 42.0
+    assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]  # no temporary file left
+
+
+def test_not_a_checkpoint(tmp_path):
+    path = tmp_path / "x.npz"
+    np.savez(path, a=np.zeros(2))
+    with pytest.raises(CheckpointError, match="not a numvae checkpoint"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.npz")

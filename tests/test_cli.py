@@ -1,0 +1,83 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from numvae.checkpoint import load_checkpoint
+from numvae.cli import main
+
+TOY = ["--dataset", "toy", "--latent-dim", "2", "--shared-dim", "16", "--no-plots",
+       "--batch-size", "64"]
+
+
+def run(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_train_evaluate_sample(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, _ = run(["train", *TOY, "--epochs", "2", "--out", str(out)], capsys)
+    assert code == 0, stdout
+    for name in ("checkpoint.npz", "history.json", "history.csv", "metrics.json"):
+        assert (out / name).exists(), name
+    history = json.loads((out / "history.json").read_text())
+    assert history["epoch"] == [1, 2]
+    assert (out / "history.csv").read_text().splitlines()[0].startswith("epoch,train_loss")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dataset"] == "toy" and metrics["test_negative_elbo"] > 0
+
+    code, stdout, _ = run(["evaluate", str(out / "checkpoint.npz"), "--iwae-k", "20"], capsys)
+    assert code == 0 and "-ELBO" in stdout and "K=20" in stdout
+
+    code, _, _ = run(["sample", str(out / "checkpoint.npz"), "--n", "5",
+                      "--out", str(tmp_path / "s.npy")], capsys)
+    samples = np.load(tmp_path / "s.npy")
+    assert code == 0 and samples.shape == (5, 64) and 0 <= samples.min() <= samples.max() <= 1
+
+
+def test_resume_continues_exactly(tmp_path, capsys):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert run(["train", *TOY, "--epochs", "3", "--out", str(straight)], capsys)[0] == 0
+    assert run(["train", *TOY, "--epochs", "1", "--out", str(split)], capsys)[0] == 0
+    assert run(["train", "--resume", str(split / "checkpoint.npz"), "--epochs", "3"], capsys)[0] == 0
+    a = load_checkpoint(straight / "checkpoint.npz").model.params
+    b = load_checkpoint(split / "checkpoint.npz").model.params
+    for name in a:
+        assert np.array_equal(a[name], b[name]), name
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--bogus"], "unrecognized arguments: --bogus"),
+    (["train", "--epochs", "0"], "--epochs: expected a positive integer, got '0'"),
+    (["train", "--lr", "nan"], "--lr: expected a positive finite number"),
+    (["train", "--dataset", "cifar"], "invalid choice: 'cifar'"),
+    (["evaluate"], "the following arguments are required: checkpoint"),
+])
+def test_bad_arguments_get_one_line_and_exit_2(argv, message, capsys):
+    code, _, err = run(argv, capsys)
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_missing_checkpoint_and_unwritable_folder(tmp_path, capsys):
+    code, _, err = run(["evaluate", str(tmp_path / "nope.npz")], capsys)
+    assert code == 1 and "does not exist" in err and len(err.strip().splitlines()) == 1
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, _, err = run(["train", *TOY, "--epochs", "1", "--out", str(blocker / "sub")], capsys)
+    assert code == 1 and "cannot write into output folder" in err
+
+
+def test_explicit_data_dir_that_cannot_be_read_is_an_error(tmp_path, capsys):
+    code, _, err = run(["train", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o")], capsys)
+    assert code == 1 and str(tmp_path) in err and len(err.strip().splitlines()) == 1
+
+
+def test_python_dash_m_help():
+    result = subprocess.run([sys.executable, "-m", "numvae", "train", "--help"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "--latent-dim" in result.stdout
