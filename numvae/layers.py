@@ -137,8 +137,10 @@ class Sequential(Layer):
     def backward(self, dy, need_input_grad=True):
         """Backward through the layers in reverse order. With ``need_input_grad=False``
         the first layer skips computing the gradient for the network's input."""
+        self.output_grads = [None] * len(self.layers)  # kept for numvae.inspect; references only
         for index in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[index]
+            self.output_grads[index] = dy
             if index == 0 and isinstance(layer, Dense):
                 dy = layer.backward(dy, need_input_grad=need_input_grad)
             else:

@@ -39,8 +39,8 @@ class Encoder:
 
     def backward(self, dmean, dlog_var):
         """The two heads share the compressor: their gradients meet there and are added."""
-        dshared = self.mean.backward(dmean) + self.log_var.backward(dlog_var)
-        self.compressor.backward(dshared, need_input_grad=False)
+        self.dshared = self.mean.backward(dmean) + self.log_var.backward(dlog_var)
+        self.compressor.backward(self.dshared, need_input_grad=False)
 
 
 class Decoder:
@@ -64,12 +64,9 @@ class Decoder:
         return logits, self.sigmoid.forward(logits)
 
     def backward_from_logits(self, dlogits):
-        """dL/dlogits -> dL/dz, skipping the Sigmoid (used by the fused Bernoulli loss)."""
+        """dL/dlogits -> dL/dz. The Sigmoid's backward is left to the caller: the
+        Bernoulli loss fuses it (dL/dlogits = sigmoid(a) - x), the Gaussian one does not."""
         return self.to_logits.backward(dlogits)
-
-    def backward(self, doutput):
-        """dL/doutput -> dL/dz, through the Sigmoid."""
-        return self.to_logits.backward(self.sigmoid.backward(doutput))
 
 
 class VAE:
@@ -220,11 +217,12 @@ class VAE:
 
         # V2: reconstruction gradient, from the loss back through the decoder to z.
         if self.likelihood == "bernoulli":
-            dlogits = losses.bernoulli_nll_backward(c["logits"], terms["x_rows"]) / rows
-            dz = self.decoder.backward_from_logits(dlogits)
+            dlogits = losses.bernoulli_nll_backward(c["logits"], terms["x_rows"]) / rows  # B4
+            doutput = None  # fused: the Sigmoid's own backward is skipped
         else:
             doutput = losses.gaussian_nll_backward(c["output"], terms["x_rows"], self.sigma) / rows
-            dz = self.decoder.backward(doutput)
+            dlogits = self.decoder.sigmoid.backward(doutput)                             # D4
+        dz = self.decoder.backward_from_logits(dlogits)
         dz = dz.reshape(n_samples, batch, self.latent_dim)
 
         # V3: reparameterisation z = mean + exp(0.5 log_var) * eps:
@@ -242,7 +240,7 @@ class VAE:
 
         # V6: through the encoder's heads and shared compressor.
         self.encoder.backward(dmean, dlog_var)
-        self.backward_cache = dict(dz=dz, dmean_from_z=dmean_from_z,
+        self.backward_cache = dict(doutput=doutput, dlogits=dlogits, dz=dz, dmean_from_z=dmean_from_z,
                                    dlog_var_from_z=dlog_var_from_z, dmean_kl=kl_scale * dmean_kl,
                                    dlog_var_kl=kl_scale * dlog_var_kl, dmean=dmean,
                                    dlog_var=dlog_var)
