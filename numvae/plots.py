@@ -1,0 +1,484 @@
+"""Figures for a trained VAE: the latent space, the decoder's manifold, reconstructions,
+prior samples, training curves, KL per latent dimension and gradient norms.
+
+Every function builds a ``matplotlib.figure.Figure`` directly (no pyplot, no global
+backend), returns it, and saves it as a PNG only when given ``path``: scripts decide
+whether to show or save. Images are flat rows (batch, input_dim), shown with
+``image_shape`` (28, 28) for MNIST, on a grey scale from 0 (black) to 1 (white).
+"""
+import math
+import numbers
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from statistics import NormalDist
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+
+from . import evaluate
+from .validation import check_data, check_positive_int
+
+DPI = 120
+ACTIVE_THRESHOLD = 0.01  # nats: a latent dimension whose mean KL is below this is "inactive"
+ENCODE_BATCH = 1000      # rows per call to model.encode, to bound memory
+FILE_NAMES = ("latent_space", "latent_grid", "reconstructions", "prior_samples",
+              "training_curves", "kl_per_dimension", "gradient_flow")
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+def _save(fig, path):
+    """Save ``fig`` as a PNG at ``path`` when one is given; return the figure."""
+    if path is not None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be None, a str or a path-like object; got {path!r}")
+        fig.savefig(path, dpi=DPI, format="png")  # format fixed: a PNG whatever the suffix
+    return fig
+
+
+def _check_image_shape(image_shape, input_dim):
+    """image_shape: two positive ints whose product is the model's input_dim."""
+    if (isinstance(image_shape, (str, bytes)) or not hasattr(image_shape, "__len__")
+            or len(image_shape) != 2):
+        raise TypeError(f"image_shape must be a pair (height, width); got {image_shape!r}")
+    height, width = (check_positive_int(size, "image_shape") for size in image_shape)
+    if height * width != input_dim:
+        raise ValueError(f"image_shape {(height, width)} has {height * width} pixels; the "
+                         f"model's input_dim is {input_dim}")
+    return height, width
+
+
+def default_image_shape(input_dim):
+    """(28, 28) for MNIST's 784, a square if input_dim is a perfect square, else (1, input_dim)."""
+    input_dim = check_positive_int(input_dim, "input_dim")
+    side = math.isqrt(input_dim)
+    return (side, side) if side * side == input_dim else (1, input_dim)
+
+
+def _check_images(model, images):
+    """images: (n, input_dim) in the model's dtype, with errors that say ``images``."""
+    return check_data(images, model.input_dim, model.likelihood, model.dtype, name="images")
+
+
+def _encoder_means(model, images):
+    """Encoder means of q(z|x) for every row, ENCODE_BATCH rows at a time: (n, latent_dim)."""
+    return np.concatenate([model.encode(images[start:start + ENCODE_BATCH])[0]
+                           for start in range(0, len(images), ENCODE_BATCH)])
+
+
+def _tile(images, rows, cols, image_shape, pad=0):
+    """Lay flat images (k, height * width) row by row on one canvas, k <= rows * cols.
+
+    Returns a masked array (rows * height + (rows - 1) * pad, cols * width + (cols - 1) * pad):
+    gaps and empty cells are masked, so imshow draws them in the colormap's "bad" colour.
+    """
+    height, width = image_shape
+    canvas = np.full((rows * height + (rows - 1) * pad, cols * width + (cols - 1) * pad), np.nan)
+    for k, image in enumerate(images):
+        row, col = divmod(k, cols)
+        top, left = row * (height + pad), col * (width + pad)
+        canvas[top:top + height, left:left + width] = image.reshape(height, width)
+    return np.ma.masked_invalid(canvas)
+
+
+def _grey():
+    """Grey colormap with white for masked (empty) cells."""
+    return matplotlib.colormaps["gray"].with_extremes(bad="white")
+
+
+def _label_colours(n_classes):
+    """One colour per class, (n_classes, 4): tab10 up to 10 classes, tab20 up to 20, beyond
+    that evenly spaced along "turbo" (neighbouring classes then look alike)."""
+    if n_classes <= 10:
+        return matplotlib.colormaps["tab10"](np.arange(n_classes))
+    if n_classes <= 20:
+        return matplotlib.colormaps["tab20"](np.arange(n_classes))
+    return matplotlib.colormaps["turbo"](np.linspace(0, 1, n_classes))
+
+
+def gaussian_grid(n):
+    """n latent values at Gaussian quantiles: z_i = Phi^{-1}((i + 1/2) / n), i = 0 .. n-1: (n,).
+
+    The probabilities (i + 1/2) / n are the midpoints of n bins of equal prior mass, so each
+    value stands for the same share of p(z) = N(0, 1); the grid is symmetric about 0 and
+    n = 1 gives z = 0 (Kingma & Welling 2014, fig. 4, use the same inverse-CDF mapping).
+    """
+    n = check_positive_int(n, "n")
+    inverse_cdf = NormalDist().inv_cdf
+    return np.array([inverse_cdf((i + 0.5) / n) for i in range(n)])
+
+
+# --- the latent space ---------------------------------------------------------------------
+
+def latent_space(model, images, labels, *, max_points=5000, seed=0, path=None):
+    """Scatter of the encoder means E[z|x] of ``images``, coloured by label.
+
+    images: (n, input_dim); labels: (n,) or None (one colour, no legend). At most
+    ``max_points`` images are encoded, a random subset drawn with ``seed``; they are drawn
+    in random order so that no class is always painted on top of the others.
+
+    latent_dim == 2: the means themselves. latent_dim == 1: one strip per label (z[0]
+    across, small vertical jitter). latent_dim > 2: the means projected onto their first
+    two principal components (SVD of the centred means), with the share of variance each
+    component carries.
+    """
+    images = _check_images(model, images)
+    max_points = check_positive_int(max_points, "max_points")
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.ndim != 1 or len(labels) != len(images):
+            raise ValueError(f"labels has shape {labels.shape}; expected ({len(images)},), "
+                             f"one label per row of images")
+    rng = np.random.default_rng(seed)
+    keep = rng.permutation(len(images))[:max_points]  # random subset, in random drawing order
+    means = _encoder_means(model, images[keep]).astype(np.float64)  # (k, latent_dim)
+
+    if labels is None:
+        classes, class_index = np.array(["all"]), np.zeros(len(keep), dtype=int)
+    else:
+        classes, class_index = np.unique(labels[keep], return_inverse=True)
+    colours = _label_colours(len(classes))                        # (classes, RGBA)
+
+    fig = Figure(figsize=(7.5, 6), layout="constrained")
+    ax = fig.add_subplot()
+    title = "Latent space (encoder means)"
+    if model.latent_dim == 1:
+        # A strip per label: position along z[0], jitter only to separate the points.
+        x = means[:, 0]
+        y = class_index + rng.uniform(-0.3, 0.3, size=len(keep))
+        ax.set_yticks(range(len(classes)), [str(c) for c in classes])
+        ax.set_xlabel("z[0] (mean)")
+        ax.set_ylabel("label (with vertical jitter)")
+    elif model.latent_dim == 2:
+        x, y = means[:, 0], means[:, 1]
+        ax.set_xlabel("z[0] (mean)")
+        ax.set_ylabel("z[1] (mean)")
+        ax.set_aspect("equal", adjustable="datalim")
+    else:
+        if len(keep) < 2:
+            raise ValueError("images must hold at least 2 rows to find principal components "
+                             f"of a {model.latent_dim}-dimensional latent space")
+        centred = means - means.mean(axis=0)
+        _, singular, components = np.linalg.svd(centred, full_matrices=False)  # rows of Vt
+        x, y = centred @ components[0], centred @ components[1]
+        total = np.sum(singular ** 2)
+        share = singular[:2] ** 2 / total if total > 0 else np.zeros(2)  # constant means: 0 %
+        ax.set_xlabel(f"principal component 1 of the encoder means ({share[0]:.0%} of variance)")
+        ax.set_ylabel(f"principal component 2 of the encoder means ({share[1]:.0%} of variance)")
+        ax.set_aspect("equal", adjustable="datalim")  # a projection: keep distances honest
+        title += (f"\nprojected onto their first two principal components "
+                  f"(latent_dim = {model.latent_dim})")
+
+    ax.scatter(x, y, c=colours[class_index], s=4, alpha=0.7, linewidths=0)
+    if labels is not None:
+        # One scatter keeps the random drawing order; the legend needs one proxy per label.
+        handles = [Line2D([], [], linestyle="", marker="o", markersize=6, color=colour,
+                          label=str(label)) for label, colour in zip(classes, colours)]
+        ax.legend(handles=handles, title="label", loc="center left", bbox_to_anchor=(1.02, 0.5),
+                  fontsize="small", frameon=False, ncol=math.ceil(len(classes) / 25))
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def latent_grid(model, *, n=15, dims=(0, 1), image_shape=(28, 28), path=None):
+    """The decoder's manifold (the slides' "Sampling the latent space for MNIST"; Kingma &
+    Welling 2014, fig. 4): decoder outputs on an n x n grid of latent values.
+
+    Both axes take the values ``gaussian_grid(n)``, the Gaussian quantiles
+    Phi^{-1}((i + 1/2) / n), so that the grid covers the prior evenly in probability.
+    Columns vary z[dims[0]] (left to right, increasing), rows vary z[dims[1]] (bottom to top,
+    increasing, as on a plot); every other latent dimension is held at 0, the prior's mean.
+    latent_dim == 1: one row of n images along z[0] (``dims`` is not used).
+    The images are tiled on one canvas and drawn with a single imshow.
+    """
+    n = check_positive_int(n, "n")
+    height, width = _check_image_shape(image_shape, model.input_dim)
+    values = gaussian_grid(n)
+    latent_dim = model.latent_dim
+
+    if latent_dim == 1:
+        rows, dims = 1, (0,)
+        z = values[:, None]                                           # (n, 1)
+    else:
+        if (isinstance(dims, (str, bytes)) or not hasattr(dims, "__len__") or len(dims) != 2
+                or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool)
+                           for d in dims)):
+            raise TypeError(f"dims must be a pair of latent dimension indices; got {dims!r}")
+        dims = tuple(int(d) for d in dims)
+        if not all(0 <= d < latent_dim for d in dims):
+            raise ValueError(f"dims {dims} out of range: the model has latent dimensions "
+                             f"0 .. {latent_dim - 1}")
+        if dims[0] == dims[1]:
+            raise ValueError(f"dims must name two different latent dimensions; got {dims}")
+        rows = n
+        z = np.zeros((n, n, latent_dim))                              # (row, col, latent_dim)
+        z[:, :, dims[0]] = values[None, :]          # columns: increasing to the right
+        z[:, :, dims[1]] = values[::-1, None]       # rows: the top row has the largest value
+        z = z.reshape(n * n, latent_dim)
+    decoded = model.decode(z)                                         # (rows * n, input_dim)
+    canvas = _tile(decoded, rows, n, (height, width))
+
+    size = min(9.0, 1.0 + 0.5 * n)
+    fig = Figure(figsize=(size, size if rows > 1 else 1.8 + size / n), layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(canvas, cmap=_grey(), vmin=0.0, vmax=1.0, interpolation="nearest")
+    tick_labels = [f"{v:.2f}" for v in values]
+    ax.set_xticks(np.arange(n) * width + (width - 1) / 2, tick_labels, rotation=90,
+                  fontsize="small")
+    ax.set_xlabel(f"z[{dims[0]}]")
+    if rows > 1:
+        ax.set_yticks(np.arange(n) * height + (height - 1) / 2, tick_labels[::-1],
+                      fontsize="small")
+        ax.set_ylabel(f"z[{dims[1]}]")
+    else:
+        ax.set_yticks([])
+    title = "Sampling the latent space"
+    if latent_dim > 2:
+        title += "\n(other latent dimensions at 0)"
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+# --- images -------------------------------------------------------------------------------
+
+def _image_axes(ax, image, image_shape):
+    ax.imshow(image.reshape(image_shape), cmap="gray", vmin=0.0, vmax=1.0,
+              interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def reconstructions(model, images, *, n=10, image_shape=(28, 28), path=None):
+    """The first n images (top row) above their reconstructions (bottom row): 2 * n axes.
+
+    The reconstruction is the decoder output at z = the encoder mean, decode(E[z|x]):
+    the deterministic summary of what the model keeps of x (no sampling noise).
+    """
+    images = _check_images(model, images)
+    n = check_positive_int(n, "n")
+    if n > len(images):
+        raise ValueError(f"n = {n} but images holds only {len(images)} rows")
+    image_shape = _check_image_shape(image_shape, model.input_dim)
+    originals = images[:n]
+    mean, _ = model.encode(originals)
+    rebuilt = model.decode(mean)                                      # (n, input_dim)
+
+    fig = Figure(figsize=(1.0 + 1.0 * n, 2.6), layout="constrained")
+    axes = fig.subplots(2, n, squeeze=False)
+    for col in range(n):
+        _image_axes(axes[0, col], originals[col], image_shape)
+        _image_axes(axes[1, col], rebuilt[col], image_shape)
+    axes[0, 0].set_ylabel("original")
+    axes[1, 0].set_ylabel("reconstruction")
+    fig.suptitle("Reconstructions: decoder output at z = encoder mean")
+    return _save(fig, path)
+
+
+def prior_samples(model, *, n=64, rng=None, image_shape=(28, 28), path=None):
+    """Decoder outputs for n draws z ~ p(z) = N(0, I), on a square-ish grid (one canvas).
+
+    rng: a numpy Generator, an int seed, or None for a fixed seed 0 (the model's own
+    ``model.rng`` is left untouched, so plotting does not change later training).
+    """
+    n = check_positive_int(n, "n")
+    image_shape = _check_image_shape(image_shape, model.input_dim)
+    if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
+        rng = np.random.default_rng(0 if rng is None else rng)
+    elif not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, an int seed or None; got {rng!r}")
+    samples = model.sample(n, rng)                                    # (n, input_dim)
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    canvas = _tile(samples, rows, cols, image_shape, pad=1)  # white 1-pixel gaps
+
+    fig = Figure(figsize=(min(8.0, 1.0 + 0.8 * cols), min(8.0, 1.2 + 0.8 * rows)),
+                 layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(canvas, cmap=_grey(), vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(f"Samples from the prior: decoder output for {n} draws z ~ N(0, I)")
+    return _save(fig, path)
+
+
+# --- training history ---------------------------------------------------------------------
+
+def _check_history(history):
+    if not isinstance(history, Mapping):
+        raise TypeError(f"history must be a dict of lists; got {type(history).__name__}")
+
+
+def _series(history, key, length):
+    """history[key] as a float array (length,), None entries as NaN; None if absent or all None."""
+    values = history.get(key)
+    if values is None:
+        return None
+    if len(values) != length:
+        raise ValueError(f"history[{key!r}] has {len(values)} entries; history['epoch'] "
+                         f"has {length}")
+    values = np.array([np.nan if v is None else float(v) for v in values])
+    return None if np.isnan(values).all() else values
+
+
+def _plot_series(ax, x, y, **style):
+    """Plot y against x, skipping NaN entries (epochs without that value)."""
+    ok = np.isfinite(y)
+    ax.plot(x[ok], y[ok], marker="o", markersize=3, **style)
+
+
+def training_curves(history, *, path=None):
+    """Three panels per epoch: negative ELBO, reconstruction term, KL term; train and validation.
+
+    history: dict of lists as written by the training loop ("epoch", "train_reconstruction",
+    "train_kl", "train_loss", "val_*" (entries None without a validation set), "kl_weight").
+    The negative ELBO panel plots reconstruction + KL, the exact bound whatever KL weight
+    training used (it falls back to "*_loss" when the two terms are missing).
+    """
+    _check_history(history)
+    if "epoch" not in history:
+        raise ValueError("history has no 'epoch' entry")
+    epochs = np.asarray(history["epoch"], dtype=np.float64)
+    if epochs.ndim != 1 or len(epochs) == 0:
+        raise ValueError("history['epoch'] is empty: there is nothing to plot")
+    for key in ("train_reconstruction", "train_kl"):
+        if _series(history, key, len(epochs)) is None:
+            raise ValueError(f"history has no {key!r} values")
+    series = {key: _series(history, key, len(epochs))
+              for key in ("train_loss", "train_reconstruction", "train_kl",
+                          "val_loss", "val_reconstruction", "val_kl")}
+
+    def negative_elbo(prefix):
+        reconstruction, kl = series[f"{prefix}_reconstruction"], series[f"{prefix}_kl"]
+        if reconstruction is not None and kl is not None:
+            return reconstruction + kl
+        return series[f"{prefix}_loss"]
+
+    panels = [("negative ELBO = reconstruction + KL", negative_elbo("train"), negative_elbo("val")),
+              ("reconstruction: E_q[-log p(x|z)]", series["train_reconstruction"],
+               series["val_reconstruction"]),
+              ("KL(q(z|x) || p(z))", series["train_kl"], series["val_kl"])]
+
+    fig = Figure(figsize=(13, 4), layout="constrained")
+    axes = fig.subplots(1, 3)
+    for ax, (title, train, val) in zip(axes, panels):
+        _plot_series(ax, epochs, train, label="train", color="C0")
+        if val is not None:
+            _plot_series(ax, epochs, val, label="validation", color="C1")
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.5
+        ax.set_ylabel("nats per example")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.suptitle("Training curves")
+    return _save(fig, path)
+
+
+def gradient_flow(history, *, path=None):
+    """L2 norm of each parameter's gradient against the training step, log scale.
+
+    history["grad_norm_step"]: the steps; history["grad_norm"]: dict name -> norms at those
+    steps. Weights are solid lines, biases (names ending in ".b") dashed. Norms of exactly 0
+    cannot be drawn on a log scale and are left as gaps.
+    """
+    _check_history(history)
+    for key in ("grad_norm_step", "grad_norm"):
+        if key not in history:
+            raise ValueError(f"history has no {key!r} entry: record gradient norms in training")
+    steps = np.asarray(history["grad_norm_step"], dtype=np.float64)
+    norms = history["grad_norm"]
+    if not isinstance(norms, Mapping) or not norms:
+        raise ValueError("history['grad_norm'] must be a non-empty dict of parameter name -> "
+                         "list of gradient norms")
+    if steps.ndim != 1 or len(steps) == 0:
+        raise ValueError("history['grad_norm_step'] is empty: there is nothing to plot")
+    colours = (matplotlib.colormaps["tab10"] if len(norms) <= 10
+               else matplotlib.colormaps["tab20"]).colors
+
+    fig = Figure(figsize=(9, 5), layout="constrained")
+    ax = fig.add_subplot()
+    for k, (name, values) in enumerate(norms.items()):
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != steps.shape:
+            raise ValueError(f"history['grad_norm'][{name!r}] has {values.size} entries; "
+                             f"history['grad_norm_step'] has {len(steps)}")
+        values = np.where(values > 0, values, np.nan)  # log scale: no zeros
+        ax.plot(steps, values, color=colours[k % len(colours)], linewidth=1.2,
+                linestyle="--" if name.endswith(".b") else "-", label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("L2 norm of the gradient")
+    ax.set_title("Gradient flow: norm of each parameter's gradient")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    return _save(fig, path)
+
+
+# --- latent usage -------------------------------------------------------------------------
+
+def kl_per_dimension(model, images, *, path=None):
+    """Bar chart of the mean KL of each latent dimension over ``images`` (nats per example).
+
+    The dashed line at 0.01 nats marks the threshold below which a dimension counts as
+    inactive: the encoder sends it to the prior for every x, so it carries no information.
+    """
+    images = _check_images(model, images)
+    kl = evaluate.kl_per_dimension(model, images)                     # (latent_dim,)
+    active = kl > ACTIVE_THRESHOLD
+    positions = np.arange(len(kl))
+
+    fig = Figure(figsize=(min(12.0, max(4.5, 1.5 + 0.45 * len(kl))), 4), layout="constrained")
+    ax = fig.add_subplot()
+    bars = ax.bar(positions, kl, color=np.where(active, "C0", "0.6"))
+    ax.axhline(ACTIVE_THRESHOLD, color="C3", linestyle="--", linewidth=1,
+               label=f"{ACTIVE_THRESHOLD} nats (active-unit threshold)")
+    if len(kl) <= 20:  # the values, so that inactive (near-zero) bars can still be read
+        ax.bar_label(bars, labels=[f"{v:.2g}" for v in kl], fontsize="x-small")
+    step = max(1, len(kl) // 20)  # at most about 20 tick labels
+    ax.set_xticks(positions[::step], [f"z[{d}]" for d in positions[::step]])
+    ax.set_xlabel("latent dimension")
+    ax.set_ylabel("KL (nats per example)")
+    ax.set_title(f"KL per latent dimension: {int(active.sum())} of {len(kl)} active")
+    ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+# --- everything at once -------------------------------------------------------------------
+
+def save_all(model, history, images, labels, out_dir, *, image_shape=(28, 28)):
+    """Write every figure as a PNG into ``out_dir`` (created if needed); return {name: Path}.
+
+    The training-history figures are skipped when ``history`` is None or empty, and
+    gradient_flow also when the history has no gradient norms. With the default
+    image_shape and a model whose input_dim is not 784, the images are shown as squares
+    when input_dim is a perfect square, else as (1, input_dim) strips.
+    """
+    if isinstance(image_shape, tuple) and image_shape == (28, 28) and model.input_dim != 784:
+        image_shape = default_image_shape(model.input_dim)  # the default fits only MNIST
+    if history is not None:
+        _check_history(history)
+    image_shape = _check_image_shape(image_shape, model.input_dim)
+    images = _check_images(model, images)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {name: out_dir / f"{name}.png" for name in FILE_NAMES}
+    latent_space(model, images, labels, path=paths["latent_space"])
+    latent_grid(model, image_shape=image_shape, path=paths["latent_grid"])
+    reconstructions(model, images, n=min(10, len(images)), image_shape=image_shape,
+                    path=paths["reconstructions"])
+    prior_samples(model, image_shape=image_shape, path=paths["prior_samples"])
+    kl_per_dimension(model, images, path=paths["kl_per_dimension"])
+    if not history or len(history.get("epoch", ())) == 0:
+        del paths["training_curves"], paths["gradient_flow"]
+    else:
+        training_curves(history, path=paths["training_curves"])
+        if history.get("grad_norm") and len(history.get("grad_norm_step", ())) > 0:
+            gradient_flow(history, path=paths["gradient_flow"])
+        else:
+            del paths["gradient_flow"]
+    return paths
