@@ -142,7 +142,7 @@ def fit(model, optimizer, train_data, *, epochs, batch_size=128, val_data=None,
         try:
             while state["epoch"] < epochs:
                 epoch = state["epoch"] + 1
-                if state["step"] == 0 or permutation is None:
+                if permutation is None:  # a new epoch (a resumed one brings its own order)
                     permutation = rng.permutation(n)
                 bar = Progress(epoch, epochs, steps_per_epoch, progress)
                 start = time.perf_counter()

@@ -4,6 +4,8 @@ import numbers
 
 import numpy as np
 
+EPS_LIMIT = 1e3
+
 
 def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
@@ -66,37 +68,45 @@ def check_data(x, input_dim, likelihood, dtype, name="x"):
         raise ValueError(f"{name} has shape {x.shape}; expected (batch, {input_dim}){hint}")
     if x.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch (shape {x.shape}); expected at least one row")
-    if x.dtype.kind in "iu" and x.size and x.max() > 1:
+    if x.dtype.kind in "iu" and x.max() > 1:
         raise ValueError(f"{name} holds integers up to {x.max()}; expected values in [0, 1]: "
                          f"divide 0-255 pixels by 255")
-    x = x.astype(dtype, copy=False)
-    if not np.isfinite(x).all():
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     if likelihood == "bernoulli" and (x.min() < 0 or x.max() > 1):
         raise ValueError(f"{name} has values in [{x.min():.4g}, {x.max():.4g}]; the Bernoulli "
                          f"likelihood needs values in [0, 1]")
-    return x
+    return _cast_finite(x, dtype, name)
+
+
+def _cast_finite(array, dtype, name):
+    """``array`` in ``dtype``; an error, not an overflow warning, if it does not fit."""
+    with np.errstate(over="ignore"):
+        cast = array.astype(dtype, copy=False)
+    if cast.dtype.kind == "f" and not np.isfinite(cast).all():
+        raise ValueError(f"{name} has values beyond the {np.dtype(dtype).name} range")
+    return cast
 
 
 def check_eps(eps, batch, latent_dim, dtype):
     """eps of shape (batch, latent_dim) or (n_samples, batch, latent_dim) -> 3-D, ``dtype``."""
     eps = _as_float_array(eps, "eps")
-    if eps.ndim == 2:
-        eps = eps[None]
-    if eps.ndim != 3 or eps.shape[1:] != (batch, latent_dim) or eps.shape[0] == 0:
-        raise ValueError(f"eps has shape {np.shape(eps)}; expected ({batch}, {latent_dim}) or "
+    if not (eps.ndim in (2, 3) and eps.shape[-2:] == (batch, latent_dim) and eps.size > 0):
+        raise ValueError(f"eps has shape {eps.shape}; expected ({batch}, {latent_dim}) or "
                          f"(n_samples, {batch}, {latent_dim})")
-    eps = eps.astype(dtype, copy=False)
-    if not np.isfinite(eps).all():
+    if eps.dtype.kind == "f" and not np.isfinite(eps).all():
         raise ValueError("eps contains NaN or infinite values")
-    return eps
+    if np.abs(eps).max() > EPS_LIMIT:  # N(0, 1) draws beyond 1000 are a bug, not bad luck
+        raise ValueError(f"eps has values up to {np.abs(eps).max():.4g}; expected draws from "
+                         f"N(0, I), |eps| <= {EPS_LIMIT:g}")
+    return _cast_finite(eps.reshape(-1, batch, latent_dim), dtype, "eps")
 
 
 def check_latent(z, latent_dim, dtype):
+    """Latent points z of shape (batch, latent_dim), finite."""
     z = _as_float_array(z, "z")
     if z.ndim != 2 or z.shape[1] != latent_dim or z.shape[0] == 0:
         raise ValueError(f"z has shape {z.shape}; expected (batch, {latent_dim})")
-    z = z.astype(dtype, copy=False)
-    if not np.isfinite(z).all():
+    if z.dtype.kind == "f" and not np.isfinite(z).all():
         raise ValueError("z contains NaN or infinite values")
-    return z
+    return _cast_finite(z, dtype, "z")
