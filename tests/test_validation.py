@@ -201,3 +201,37 @@ def test_ctrl_c_during_numvae_train_saves_and_resumes_exactly(tmp_path):
     b = load_checkpoint(tmp_path / "straight" / "checkpoint.npz").model.params
     for name in a:
         assert np.array_equal(a[name], b[name]), name
+
+
+anything = st.one_of(st.none(), st.booleans(), st.integers(-3, 300), st.floats(allow_nan=True),
+                     st.text(max_size=3), st.tuples(st.integers(-2, 5)), st.lists(st.floats(), max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.fixed_dictionaries({}, optional={
+    "input_dim": anything, "shared_dim": anything, "latent_dim": anything,
+    "encoder_hidden": anything, "decoder_hidden": anything, "likelihood": anything,
+    "sigma": anything, "kl_weight": anything, "n_samples": anything}))
+def test_fuzz_model_arguments(overrides):
+    arguments = dict(input_dim=4, shared_dim=3, latent_dim=2, encoder_hidden=(3,), decoder_hidden=(3,))
+    arguments.update(overrides)
+    try:
+        model = numvae.VAE(**arguments)
+    except (ValueError, TypeError) as err:
+        assert any(name in str(err) for name in arguments), err
+    else:
+        assert np.isfinite(model.loss(np.full((2, model.input_dim), 0.5)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(anything, anything)
+def test_fuzz_optimizer_arguments(lr, momentum):
+    params = {"w": np.zeros(3)}
+    for make in (lambda: numvae.Adam(params, lr=lr), lambda: numvae.SGD(params, lr=lr, momentum=momentum)):
+        try:
+            optimizer = make()
+        except (ValueError, TypeError) as err:
+            assert "lr" in str(err) or "momentum" in str(err), err
+        else:
+            optimizer.step({"w": np.ones(3)})
+            assert np.isfinite(params["w"]).all()
