@@ -65,9 +65,13 @@ def bernoulli_nll(logits, x):
     return np.sum(softplus(logits) - x * logits, axis=-1)
 
 
-def bernoulli_nll_backward(logits, x):
-    """Gradient of ``bernoulli_nll`` with respect to the logits: sigmoid(a) - x (eq. B4)."""
-    return sigmoid(logits) - x
+def bernoulli_nll_backward(logits, x, probs=None):
+    """Gradient of ``bernoulli_nll`` with respect to the logits: sigmoid(a) - x (eq. B4).
+
+    ``probs``: sigmoid(logits) if the caller already has it (the decoder's output), so
+    that the sigmoid is not computed twice.
+    """
+    return (sigmoid(logits) if probs is None else probs) - x
 
 
 def bernoulli_nll_from_probs(probs, x):

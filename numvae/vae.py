@@ -217,7 +217,8 @@ class VAE:
 
         # V2: reconstruction gradient, from the loss back through the decoder to z.
         if self.likelihood == "bernoulli":
-            dlogits = losses.bernoulli_nll_backward(c["logits"], terms["x_rows"]) / rows  # B4
+            dlogits = losses.bernoulli_nll_backward(c["logits"], terms["x_rows"],
+                                                    probs=c["output"]) / rows        # B4
             doutput = None  # fused: the Sigmoid's own backward is skipped
         else:
             doutput = losses.gaussian_nll_backward(c["output"], terms["x_rows"], self.sigma) / rows
