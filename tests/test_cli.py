@@ -81,3 +81,19 @@ def test_python_dash_m_help():
     result = subprocess.run([sys.executable, "-m", "numvae", "train", "--help"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "--latent-dim" in result.stdout
+
+
+FIGURES = {"latent_space.png", "latent_grid.png", "reconstructions.png", "prior_samples.png",
+           "training_curves.png", "kl_per_dimension.png", "gradient_flow.png"}
+
+
+def test_train_writes_figures_and_plot_remakes_them(tmp_path, capsys):
+    out = tmp_path / "run"
+    options = [arg for arg in TOY if arg != "--no-plots"]
+    assert run(["train", *options, "--epochs", "2", "--out", str(out)], capsys)[0] == 0
+    assert FIGURES <= {p.name for p in out.iterdir()}
+    again = tmp_path / "again"
+    assert run(["plot", str(out / "checkpoint.npz"), "--out", str(again)], capsys)[0] == 0
+    assert {p.name for p in again.iterdir()} == FIGURES
+    code, _, _ = run(["sample", str(out / "checkpoint.npz"), "--n", "9"], capsys)
+    assert code == 0 and (out / "samples.png").stat().st_size > 1000
