@@ -4,7 +4,8 @@ prior samples, training curves, KL per latent dimension and gradient norms.
 Every function builds a ``matplotlib.figure.Figure`` directly (no pyplot, no global
 backend), returns it, and saves it as a PNG only when given ``path``: scripts decide
 whether to show or save. Images are flat rows (batch, input_dim), shown with
-``image_shape`` (28, 28) for MNIST, on a grey scale from 0 (black) to 1 (white).
+``image_shape`` (default None: (28, 28) for MNIST's 784 values, else see
+``default_image_shape``), on a grey scale from 0 (black) to 1 (white).
 """
 import math
 import numbers
@@ -41,7 +42,10 @@ def _save(fig, path):
 
 
 def _check_image_shape(image_shape, input_dim):
-    """image_shape: two positive ints whose product is the model's input_dim."""
+    """image_shape: two positive ints whose product is the model's input_dim, or None for
+    ``default_image_shape(input_dim)``."""
+    if image_shape is None:
+        return default_image_shape(input_dim)
     if (isinstance(image_shape, (str, bytes)) or not hasattr(image_shape, "__len__")
             or len(image_shape) != 2):
         raise TypeError(f"image_shape must be a pair (height, width); got {image_shape!r}")
@@ -184,7 +188,7 @@ def latent_space(model, images, labels, *, max_points=5000, seed=0, path=None):
     return _save(fig, path)
 
 
-def latent_grid(model, *, n=15, dims=(0, 1), image_shape=(28, 28), path=None):
+def latent_grid(model, *, n=15, dims=(0, 1), image_shape=None, path=None):
     """The decoder's manifold (the slides' "Sampling the latent space for MNIST"; Kingma &
     Welling 2014, fig. 4): decoder outputs on an n x n grid of latent values.
 
@@ -254,7 +258,7 @@ def _image_axes(ax, image, image_shape):
         spine.set_visible(False)
 
 
-def reconstructions(model, images, *, n=10, image_shape=(28, 28), path=None):
+def reconstructions(model, images, *, n=10, image_shape=None, path=None):
     """The first n images (top row) above their reconstructions (bottom row): 2 * n axes.
 
     The reconstruction is the decoder output at z = the encoder mean, decode(E[z|x]):
@@ -280,7 +284,7 @@ def reconstructions(model, images, *, n=10, image_shape=(28, 28), path=None):
     return _save(fig, path)
 
 
-def prior_samples(model, *, n=64, rng=None, image_shape=(28, 28), path=None):
+def prior_samples(model, *, n=64, rng=None, image_shape=None, path=None):
     """Decoder outputs for n draws z ~ p(z) = N(0, I), on a square-ish grid (one canvas).
 
     rng: a numpy Generator, an int seed, or None for a fixed seed 0 (the model's own
@@ -450,7 +454,7 @@ def kl_per_dimension(model, images, *, path=None):
 
 # --- everything at once -------------------------------------------------------------------
 
-def save_all(model, history, images, labels, out_dir, *, image_shape=(28, 28)):
+def save_all(model, history, images, labels, out_dir, *, image_shape=None):
     """Write every figure as a PNG into ``out_dir`` (created if needed); return {name: Path}.
 
     The training-history figures are skipped when ``history`` is None or empty, and
@@ -458,8 +462,6 @@ def save_all(model, history, images, labels, out_dir, *, image_shape=(28, 28)):
     image_shape and a model whose input_dim is not 784, the images are shown as squares
     when input_dim is a perfect square, else as (1, input_dim) strips.
     """
-    if isinstance(image_shape, tuple) and image_shape == (28, 28) and model.input_dim != 784:
-        image_shape = default_image_shape(model.input_dim)  # the default fits only MNIST
     if history is not None:
         _check_history(history)
     image_shape = _check_image_shape(image_shape, model.input_dim)

@@ -90,10 +90,12 @@ FIGURES = {"latent_space.png", "latent_grid.png", "reconstructions.png", "prior_
 def test_train_writes_figures_and_plot_remakes_them(tmp_path, capsys):
     out = tmp_path / "run"
     options = [arg for arg in TOY if arg != "--no-plots"]
-    assert run(["train", *options, "--epochs", "2", "--out", str(out)], capsys)[0] == 0
+    code, _, err = run(["train", *options, "--epochs", "2", "--out", str(out)], capsys)
+    assert code == 0, err
     assert FIGURES <= {p.name for p in out.iterdir()}
     again = tmp_path / "again"
-    assert run(["plot", str(out / "checkpoint.npz"), "--out", str(again)], capsys)[0] == 0
+    code, _, err = run(["plot", str(out / "checkpoint.npz"), "--out", str(again)], capsys)
+    assert code == 0, err
     assert {p.name for p in again.iterdir()} == FIGURES
     code, _, _ = run(["sample", str(out / "checkpoint.npz"), "--n", "9"], capsys)
     assert code == 0 and (out / "samples.png").stat().st_size > 1000
