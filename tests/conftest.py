@@ -1,5 +1,15 @@
 """Fixtures shared by the tests (helper functions live in helpers.py)."""
-import pytest
+import os
+import sys
+
+# The tests multiply tiny matrices, where BLAS threads cost more than they bring, and
+# slow down by orders of magnitude when another process holds a core. One thread, set
+# before NumPy is first imported (and inherited by the subprocesses the tests start).
+NUMPY_ALREADY_IMPORTED = "numpy" in sys.modules
+for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(variable, "1")
+
+import pytest  # noqa: E402
 
 from helpers import SHARED_MNIST
 
