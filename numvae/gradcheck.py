@@ -5,7 +5,7 @@
 The error measure is the largest absolute difference divided by the largest magnitude
 of the two gradients (``relative_error``). A correct float64 gradient gives about 1e-9 on
 a tiny model and up to about 1e-6 when the loss is large (rounding error grows like
-machine epsilon * |f| / h); a missing factor of 1/2 gives about 0.3 or more.
+machine epsilon * |f| / h); a gradient off by a factor of 2 gives exactly 0.5.
 """
 import numpy as np
 

@@ -223,13 +223,13 @@ class VAE:
         else:
             doutput = losses.gaussian_nll_backward(c["output"], terms["x_rows"], self.sigma) / rows
             dlogits = self.decoder.sigmoid.backward(doutput)                             # D4
-        dz = self.decoder.backward_from_logits(dlogits)
-        dz = dz.reshape(n_samples, batch, self.latent_dim)
+        dz = self.decoder.backward_from_logits(dlogits)                 # (S * batch, latent_dim), like z
+        dz_per_sample = dz.reshape(n_samples, batch, self.latent_dim)
 
         # V3: reparameterisation z = mean + exp(0.5 log_var) * eps:
         #     dz/dmean = 1, dz/dlog_var = 0.5 * exp(0.5 log_var) * eps; sum over the S samples.
-        dmean_from_z = dz.sum(axis=0)
-        dlog_var_from_z = (dz * (0.5 * c["std"] * c["eps"])).sum(axis=0)
+        dmean_from_z = dz_per_sample.sum(axis=0)
+        dlog_var_from_z = (dz_per_sample * (0.5 * c["std"] * c["eps"])).sum(axis=0)
 
         # V4: analytic KL gradient, dKL/dmean = mean, dKL/dlog_var = 0.5 (exp(log_var) - 1).
         dmean_kl, dlog_var_kl = losses.kl_divergence_backward(c["mean"], c["log_var"])
