@@ -1,0 +1,41 @@
+"""What every tutorial shares: the command line (--quick, --out) and the output folder.
+
+Each tutorial runs as ``python tutorials/NN_name.py [--quick] [--out DIR]``; its figures go
+to ``DIR``, by default ``tutorials/output/NN_name/``. Inside Jupyter the kernel's own
+arguments are ignored, so "Run All" runs the full tutorial.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+TUTORIALS = Path(__file__).resolve().parent
+
+
+def parse_args(name, description, argv=None):
+    """Parse ``[--quick] [--out DIR]``; create the output folder.
+
+    name: the tutorial's file name without ".py", e.g. "01_autoencoders".
+    Returns the argparse namespace, with ``out`` a ``pathlib.Path`` that exists.
+    """
+    parser = argparse.ArgumentParser(prog=f"{name}.py", description=description)
+    parser.add_argument("--quick", action="store_true",
+                        help="a smaller, faster run (a few seconds), for tests")
+    parser.add_argument("--out", type=Path, default=TUTORIALS / "output" / name,
+                        help=f"folder for the figures (default: tutorials/output/{name})")
+    if argv is None and "ipykernel" in sys.modules:
+        argv = []  # in a notebook, sys.argv holds the kernel's arguments, not ours
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def banner(text):
+    """Print a section title, so that a tutorial's output reads like its prose."""
+    print(f"\n== {text} " + "=" * max(0, 70 - len(text)))
+
+
+def figure_path(folder, name):
+    """``folder / name``, announced on the way: "figure: <path>"."""
+    path = Path(folder) / name
+    print(f"figure: {path}")
+    return path
