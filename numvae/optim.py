@@ -3,6 +3,8 @@
 Both take the dict ``params`` (name -> ndarray) at construction and a dict ``grads``
 with the same keys at each ``step``; their state is a dict with the same keys too.
 """
+import math
+
 import numpy as np
 
 from .validation import check_nonnegative_float, check_positive_float
@@ -63,7 +65,11 @@ class Adam:
 
         m <- beta1 m + (1 - beta1) g,         v <- beta2 v + (1 - beta2) g^2,
         m_hat = m / (1 - beta1^t),            v_hat = v / (1 - beta2^t),
-        param <- param - lr * m_hat / (sqrt(v_hat) + eps).
+        param <- param - lr * m_hat / (sqrt(v_hat) + eps),
+
+    computed as param -= step_size * m / (sqrt(v) + eps_hat) with step_size =
+    lr sqrt(1 - beta2^t) / (1 - beta1^t) and eps_hat = eps sqrt(1 - beta2^t), which is
+    the same number (derivations.md, O2).
 
     The moment estimates are inspectable as ``opt.m`` and ``opt.v`` (dicts like params).
     ``flush_every``: every so many steps, moment entries below ``tiny`` in magnitude are
@@ -94,9 +100,10 @@ class Adam:
         self.t += 1
         bias1 = 1.0 - self.beta1 ** self.t
         bias2 = 1.0 - self.beta2 ** self.t
-        # lr * m_hat / (sqrt(v_hat) + eps) = (lr / bias1) * m / (sqrt(v) / sqrt(bias2) + eps)
-        step_size = self.lr / bias1
-        inv_sqrt_bias2 = 1.0 / np.sqrt(bias2)
+        # lr * m_hat / (sqrt(v_hat) + eps) = step_size * m / (sqrt(v) + eps_hat): the bias
+        # corrections move into two scalars (plain Python floats, so float32 stays float32)
+        step_size = self.lr * math.sqrt(bias2) / bias1
+        eps_hat = self.eps * math.sqrt(bias2)
         flush = self.flush_every and self.t % self.flush_every == 0
         for name, param in self.params.items():
             g, m, v, scratch = grads[name], self.m[name], self.v[name], self._scratch[name]
@@ -110,9 +117,8 @@ class Adam:
             if flush:
                 m[np.abs(m) < self.tiny] = 0.0
                 v[v < self.tiny] = 0.0
-            np.sqrt(v, out=scratch)                           # scratch <- sqrt(v_hat) + eps
-            scratch *= inv_sqrt_bias2
-            scratch += self.eps
+            np.sqrt(v, out=scratch)                           # scratch <- sqrt(v) + eps_hat
+            scratch += eps_hat
             np.divide(m, scratch, out=scratch)                # scratch <- m / (...)
             scratch *= step_size
             param -= scratch
