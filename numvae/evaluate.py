@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from . import losses
+from .layers import sigmoid
 from .validation import check_data, check_positive_int
 
 LOG_2PI = math.log(2 * math.pi)
@@ -81,19 +82,23 @@ def log_weights(model, x, eps):
     x: (batch, input_dim), eps: (K, batch, latent_dim) -> (K, batch). Since
     (z - mean) / std = eps, log q(z|x) = sum_j [-eps_j^2 / 2 - log_var_j / 2 - log(2 pi) / 2].
     """
-    c = model.forward(x, eps)
-    n_samples, batch = eps.shape[:2]
-    x_rows = np.broadcast_to(x, (n_samples, *x.shape)).reshape(-1, x.shape[1])
-    log_px_given_z = -model.reconstruction_nll(x_rows, c["logits"], c["output"])
-    z = c["z"].reshape(n_samples, batch, -1)
-    latent_dim = z.shape[-1]
+    mean, log_var = model.encoder.forward(x)                      # (batch, latent_dim)
+    z = mean + losses.safe_exp(0.5 * log_var, "0.5 * log_var") * eps  # (K, batch, latent_dim)
+    n_samples, batch, latent_dim = z.shape
+    logits = model.decoder.to_logits.forward(z.reshape(-1, latent_dim))
+    logits = logits.reshape(n_samples, batch, -1)                 # (K, batch, input_dim)
+    # -log p(x|z) sums over the last axis, so x (batch, input_dim) broadcasts over K
+    if model.likelihood == "bernoulli":
+        log_px_given_z = -losses.bernoulli_nll(logits, x)         # no sigmoid needed
+    else:
+        log_px_given_z = -losses.gaussian_nll(sigmoid(logits), x, model.sigma)
     log_pz = -0.5 * np.sum(z * z, axis=-1) - 0.5 * latent_dim * LOG_2PI
-    log_qz = (-0.5 * np.sum(c["eps"] ** 2, axis=-1) - 0.5 * np.sum(c["log_var"], axis=-1)
+    log_qz = (-0.5 * np.sum(eps * eps, axis=-1) - 0.5 * np.sum(log_var, axis=-1)
               - 0.5 * latent_dim * LOG_2PI)
-    return log_px_given_z.reshape(n_samples, batch) + log_pz - log_qz
+    return log_px_given_z + log_pz - log_qz
 
 
-def iwae_log_likelihood(model, images, *, k=5000, batch_size=None, max_rows=20_000, seed=0):
+def iwae_log_likelihood(model, images, *, k=5000, batch_size=None, max_rows=2000, seed=0):
     """Importance-weighted estimate of log p(x) with K samples (eq. I2), per example:
 
         log p(x) >= log (1/K) sum_k w_k,   w_k = p(x, z_k) / q(z_k | x),  z_k ~ q(z|x).
