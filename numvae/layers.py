@@ -117,12 +117,18 @@ class Sequential(Layer):
     ``nn.Sequential``, e.g. ``"0.W"`` for the first Dense layer's weights."""
 
     def __init__(self, *layers):
-        super().__init__()
         self.layers = list(layers)
-        for index, layer in enumerate(self.layers):
-            for name in layer.params:
-                self.params[f"{index}.{name}"] = layer.params[name]
-                self.grads[f"{index}.{name}"] = layer.grads[name]
+
+    @property
+    def params(self):
+        """{"<index>.<name>": array} of the layers' own arrays (read afresh, never stale)."""
+        return {f"{index}.{name}": value for index, layer in enumerate(self.layers)
+                for name, value in layer.params.items()}
+
+    @property
+    def grads(self):
+        return {f"{index}.{name}": value for index, layer in enumerate(self.layers)
+                for name, value in layer.grads.items()}
 
     def __getitem__(self, index):
         if isinstance(index, slice):

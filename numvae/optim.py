@@ -28,6 +28,34 @@ def _check_grads(params, grads):
                              f"expected {params[name].shape}")
 
 
+def flat_buffer(arrays):
+    """The one 1-D array that the arrays of the dict ``arrays`` tile, in order and without
+    gaps, or None. ``VAE.params`` and ``VAE.grads`` are such views (``VAE.flat_params``,
+    ``VAE.flat_grads``); arbitrary dicts of arrays generally are not."""
+    values = list(arrays.values())
+    base = values[0].base
+    if base is None or base.ndim != 1 or not base.flags.c_contiguous:
+        return None
+    address, offset = base.__array_interface__["data"][0], 0
+    for value in values:
+        if (value.base is not base or not value.flags.c_contiguous
+                or value.__array_interface__["data"][0] != address + offset * base.itemsize):
+            return None
+        offset += value.size
+    return base if offset == base.size else None
+
+
+def _zeros_like_views(params, flat):
+    """A zero array shaped like ``flat`` (or None) and its views named like ``params``."""
+    if flat is None:
+        return None, {name: np.zeros_like(p) for name, p in params.items()}
+    buffer, views, offset = np.zeros_like(flat), {}, 0
+    for name, p in params.items():
+        views[name] = buffer[offset: offset + p.size].reshape(p.shape)
+        offset += p.size
+    return buffer, views
+
+
 class SGD:
     """Stochastic gradient descent with optional (heavy-ball) momentum (eq. O1).
 
@@ -89,10 +117,13 @@ class Adam:
         self.beta1, self.beta2 = float(betas[0]), float(betas[1])
         self.eps = check_positive_float(eps, "eps")
         self.flush_every, self.tiny = flush_every, tiny
-        self.m = {name: np.zeros_like(p) for name, p in params.items()}
-        self.v = {name: np.zeros_like(p) for name, p in params.items()}
-        # One scratch array per parameter: the update is computed without new temporaries.
-        self._scratch = {name: np.empty_like(p) for name, p in params.items()}
+        # When the parameters tile one flat buffer (a VAE's do), the moments do too, and a
+        # step updates everything in one sweep; otherwise array by array. Same arithmetic.
+        self._flat_params = flat_buffer(params)
+        self._flat_m, self.m = _zeros_like_views(params, self._flat_params)
+        self._flat_v, self.v = _zeros_like_views(params, self._flat_params)
+        # scratch space: the update is computed without new temporaries
+        self._flat_scratch, self._scratch = _zeros_like_views(params, self._flat_params)
         self.t = 0
 
     def step(self, grads):
@@ -104,24 +135,33 @@ class Adam:
         # corrections move into two scalars (plain Python floats, so float32 stays float32)
         step_size = self.lr * math.sqrt(bias2) / bias1
         eps_hat = self.eps * math.sqrt(bias2)
-        flush = self.flush_every and self.t % self.flush_every == 0
-        for name, param in self.params.items():
-            g, m, v, scratch = grads[name], self.m[name], self.v[name], self._scratch[name]
-            m *= self.beta1                                   # m <- beta1 m + (1 - beta1) g
-            np.multiply(g, 1.0 - self.beta1, out=scratch)
-            m += scratch
-            v *= self.beta2                                   # v <- beta2 v + (1 - beta2) g^2
-            np.multiply(g, g, out=scratch)
-            scratch *= 1.0 - self.beta2
-            v += scratch
-            if flush:
-                m[np.abs(m) < self.tiny] = 0.0
-                v[v < self.tiny] = 0.0
-            np.sqrt(v, out=scratch)                           # scratch <- sqrt(v) + eps_hat
-            scratch += eps_hat
-            np.divide(m, scratch, out=scratch)                # scratch <- m / (...)
-            scratch *= step_size
-            param -= scratch
+        flush = bool(self.flush_every) and self.t % self.flush_every == 0
+        flat_grads = None if self._flat_params is None else flat_buffer(grads)
+        if flat_grads is not None:
+            self._update(self._flat_params, flat_grads, self._flat_m, self._flat_v,
+                         self._flat_scratch, step_size, eps_hat, flush)
+        else:
+            for name, param in self.params.items():
+                self._update(param, grads[name], self.m[name], self.v[name],
+                             self._scratch[name], step_size, eps_hat, flush)
+
+    def _update(self, param, g, m, v, scratch, step_size, eps_hat, flush):
+        """One Adam update of ``param`` in place (all arrays of one shape)."""
+        m *= self.beta1                                   # m <- beta1 m + (1 - beta1) g
+        np.multiply(g, 1.0 - self.beta1, out=scratch)
+        m += scratch
+        v *= self.beta2                                   # v <- beta2 v + (1 - beta2) g^2
+        np.multiply(g, g, out=scratch)
+        scratch *= 1.0 - self.beta2
+        v += scratch
+        if flush:
+            m[np.abs(m) < self.tiny] = 0.0
+            v[v < self.tiny] = 0.0
+        np.sqrt(v, out=scratch)                           # scratch <- sqrt(v) + eps_hat
+        scratch += eps_hat
+        np.divide(m, scratch, out=scratch)                # scratch <- m / (...)
+        scratch *= step_size
+        param -= scratch
 
     def state_dict(self):
         state = {"t": self.t}

@@ -115,21 +115,46 @@ class VAE:
                                self.rng, self.dtype)
         self.decoder = Decoder(latent_dim, input_dim, self.config["decoder_hidden"],
                                self.rng, self.dtype)
+        self._gather_parameters()
+
+    def _dense_layers(self):
+        """(name, Dense layer) pairs in the order of the slides' modules."""
+        for index, layer in enumerate(self.encoder.compressor.layers):
+            if isinstance(layer, Dense):
+                yield f"encoder.compressor.{index}", layer
+        yield "encoder.mean", self.encoder.mean
+        yield "encoder.log_var", self.encoder.log_var
+        for index, layer in enumerate(self.decoder.decompressor.layers):
+            if isinstance(layer, Dense):
+                yield f"decoder.decompressor.{index}", layer
+
+    def _gather_parameters(self):
+        """Move every parameter and gradient into one flat array each, ``flat_params`` and
+        ``flat_grads`` (n_params,), each layer keeping views into them; name the views in
+        ``params`` and ``grads``. Why: Adam can then update the whole model in one sweep of
+        a dozen NumPy calls instead of a dozen calls per array (see ``numvae.optim``)."""
+        layers = list(self._dense_layers())
+        total = sum(value.size for _, layer in layers for value in layer.params.values())
+        self.flat_params = np.empty(total, self.dtype)
+        self.flat_grads = np.zeros(total, self.dtype)
         self.params, self.grads = {}, {}
-        for prefix, module in [("encoder.compressor", self.encoder.compressor),
-                               ("encoder.mean", self.encoder.mean),
-                               ("encoder.log_var", self.encoder.log_var),
-                               ("decoder.decompressor", self.decoder.decompressor)]:
-            for name in module.params:
-                self.params[f"{prefix}.{name}"] = module.params[name]
-                self.grads[f"{prefix}.{name}"] = module.grads[name]
+        offset = 0
+        for prefix, layer in layers:
+            for key, value in layer.params.items():
+                span = slice(offset, offset + value.size)
+                layer.params[key] = self.flat_params[span].reshape(value.shape)
+                layer.params[key][...] = value
+                layer.grads[key] = self.flat_grads[span].reshape(value.shape)
+                self.params[f"{prefix}.{key}"] = layer.params[key]
+                self.grads[f"{prefix}.{key}"] = layer.grads[key]
+                offset += value.size
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
         return f"VAE({args}, dtype={self.dtype.name})"
 
     def n_params(self):
-        return sum(p.size for p in self.params.values())
+        return self.flat_params.size
 
     # --- forward ----------------------------------------------------------------------
 
