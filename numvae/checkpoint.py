@@ -64,7 +64,7 @@ def save_checkpoint(path, model, optimizer=None, history=None, train_state=None,
 def _optimizer_config(optimizer):
     if isinstance(optimizer, Adam):
         return dict(type="Adam", lr=optimizer.lr, betas=[optimizer.beta1, optimizer.beta2],
-                    eps=optimizer.eps)
+                    eps=optimizer.eps, flush_every=optimizer.flush_every, tiny=optimizer.tiny)
     if isinstance(optimizer, SGD):
         return dict(type="SGD", lr=optimizer.lr, momentum=optimizer.momentum)
     raise TypeError(f"optimizer must be numvae.Adam or numvae.SGD; got {type(optimizer).__name__}")
@@ -146,6 +146,9 @@ def load_checkpoint(path, *, expect_config=None):
             got = "missing" if stored is None else f"shape {stored.shape}"
             raise CheckpointError(f"checkpoint {path}: parameter {name} is {got}; the "
                                   f"configuration needs shape {param.shape}")
+        if stored.dtype.kind != "f" or not np.isfinite(stored).all():
+            raise CheckpointError(f"checkpoint {path}: parameter {name} is not a finite float "
+                                  f"array (a diverged or damaged model)")
         param[...] = stored
     model.rng.bit_generator.state = _json(arrays, "model_rng", path)
     optimizer = None
@@ -177,7 +180,8 @@ def _load_optimizer(arrays, model, path):
     try:
         if kind == "Adam":
             optimizer = Adam(model.params, lr=settings["lr"], betas=tuple(settings["betas"]),
-                             eps=settings["eps"])
+                             eps=settings["eps"], flush_every=settings["flush_every"],
+                             tiny=settings["tiny"])
         elif kind == "SGD":
             optimizer = SGD(model.params, lr=settings["lr"], momentum=settings["momentum"])
         else:

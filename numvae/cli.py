@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from . import datasets, evaluate, train
+from ._io import atomic_write, atomic_write_bytes
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .optim import Adam
 from .vae import VAE
@@ -99,7 +100,7 @@ def build_parser():
     p.add_argument("--kl-warmup-epochs", type=_nonnegative_int, default=0)
     p.add_argument("--batch-size", type=_positive_int, default=128)
     p.add_argument("--lr", type=_positive_float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_nonnegative_int, default=0)
     p.add_argument("--binarize", action="store_true",
                    help="dynamic binarisation: a fresh Bernoulli draw of each pixel every epoch")
     p.add_argument("--val-size", type=_nonnegative_int,
@@ -121,7 +122,7 @@ def build_parser():
     p = commands.add_parser("sample", help="decode samples z ~ N(0, I) into images")
     p.add_argument("checkpoint")
     p.add_argument("--n", type=_positive_int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_nonnegative_int, default=0)
     p.add_argument("--out", help="a .png picture or a .npy array (default: samples.png next "
                    "to the checkpoint)")
 
@@ -137,7 +138,7 @@ def build_parser():
     p.add_argument("--check", action="store_true",
                    help="add finite-difference estimates of each parameter gradient (float64)")
     p.add_argument("--show", metavar="NAME", help="print the full array of one quantity")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_nonnegative_int, default=0)
     return parser
 
 
@@ -155,7 +156,8 @@ def main(argv=None):
         print(err, file=sys.stderr)
         return err.code
     except (CheckpointError, datasets.DataUnavailableError, datasets.IDXError,
-            train.TrainingDivergedError, OSError, ValueError, TypeError) as err:
+            FloatingPointError, OSError, ValueError, TypeError) as err:
+        # FloatingPointError covers TrainingDivergedError and losses.NumericalError
         print(f"numvae: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -198,7 +200,8 @@ def cmd_train(args):
         train_data, test_data, used = _load_data(args.dataset, args.data_dir)
         epochs = args.epochs or DEFAULT_EPOCHS[used]
         val_size = DEFAULT_VAL_SIZE[used] if args.val_size is None else args.val_size
-        meta = dict(dataset=used, data_dir=args.data_dir, epochs=epochs, val_size=val_size,
+        data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None  # usable from anywhere
+        meta = dict(dataset=used, data_dir=data_dir, epochs=epochs, val_size=val_size,
                     batch_size=args.batch_size, seed=args.seed, binarize=args.binarize,
                     kl_warmup_epochs=args.kl_warmup_epochs)
         model = VAE(train_data.images.shape[1], args.shared_dim, args.latent_dim,
@@ -213,6 +216,9 @@ def cmd_train(args):
         history = checkpoint.history
         state, permutation = checkpoint.train_state, checkpoint.train_permutation
     fit_data, val_data = train_data, None
+    if meta["val_size"] >= len(train_data.images):
+        raise UsageError(f"numvae: error: --val-size {meta['val_size']} leaves no training images "
+                         f"({used} has {len(train_data.images)})", code=2)
     if meta["val_size"]:
         fit_data, val_data = datasets.train_val_split(train_data, meta["val_size"], seed=meta["seed"])
 
@@ -241,13 +247,13 @@ def cmd_train(args):
         return 130
     except train.TrainingDivergedError as err:
         kept = f"; the last good checkpoint is {checkpoint_path}" if checkpoint_path.exists() else ""
-        raise UsageError(f"numvae: error: training diverged at {err}{kept}") from None
+        raise UsageError(f"numvae: error: {err}{kept}") from None
     result = evaluate.evaluate_elbo(model, test_data.images)
     metrics = dict(dataset=used, test_negative_elbo=result["loss"],
                    test_negative_elbo_se=result["loss_se"],
                    test_reconstruction=result["reconstruction"], test_kl=result["kl"],
                    kl_per_dim=result["kl_per_dim"].tolist(), epochs=meta["epochs"])
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    atomic_write_bytes(folder / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
     print(f"test -ELBO {result['loss']:.2f} +- {result['loss_se']:.2f} nats per example "
           f"(reconstruction {result['reconstruction']:.2f}, KL {result['kl']:.2f})")
     if not args.no_plots:
@@ -258,7 +264,6 @@ def cmd_train(args):
 
 def _write_history(folder, history):
     """history.json (everything) and history.csv (one row per epoch)."""
-    from ._io import atomic_write_bytes
     atomic_write_bytes(folder / "history.json", (json.dumps(history) + "\n").encode())
     columns = [key for key, value in history.items()
                if isinstance(value, list) and key != "grad_norm_step"]
@@ -269,7 +274,7 @@ def _write_history(folder, history):
 
 
 def _save_figures(model, history, data, folder):
-    from . import plots
+    from . import plots  # imported late: matplotlib is slow to import, --help should not wait
     paths = plots.save_all(model, history, data.images, data.labels, folder)
     print("figures: " + ", ".join(path.name for path in paths.values()))
 
@@ -302,7 +307,8 @@ def cmd_evaluate(args):
     print(f"{len(images)} test images: -ELBO {result['loss']:.2f} +- {result['loss_se']:.2f} "
           f"nats (reconstruction {result['reconstruction']:.2f}, KL {result['kl']:.2f})")
     print("KL per latent dimension: " + " ".join(f"{v:.3f}" for v in result["kl_per_dim"])
-          + f"  ({n_active} active units of {model.latent_dim})")
+          + f"  ({n_active} of {model.latent_dim} active units: variance of the encoder mean "
+            f"over the data > 0.01)")
     if args.iwae_k:
         iwae = evaluate.iwae_log_likelihood(model, images, k=args.iwae_k)
         print(f"importance-weighted log p(x), K={args.iwae_k}: {iwae['log_px']:.2f} +- "
@@ -319,7 +325,6 @@ def cmd_sample(args):
         raise UsageError(f"numvae: error: cannot write {out}: folder {out.parent} does not exist")
     rng = np.random.default_rng(args.seed)
     if out.suffix == ".npy":
-        from ._io import atomic_write
         samples = checkpoint.model.sample(args.n, rng)
         with atomic_write(out) as file:
             np.save(file, samples)

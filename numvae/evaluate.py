@@ -114,6 +114,7 @@ def iwae_log_likelihood(model, images, *, k=5000, batch_size=None, max_rows=2000
     rng = np.random.default_rng(seed)
     if batch_size is None:
         batch_size = max(1, min(len(images), max_rows // min(k, max_rows)))
+    batch_size = check_positive_int(batch_size, "batch_size")
     per_example = []
     for rows in _batches(len(images), batch_size):
         x = images[rows]

@@ -36,8 +36,9 @@ class Row:
     stats: dict = field(init=False)
 
     def __post_init__(self):
-        v = np.asarray(self.value, dtype=np.float64)
-        self.value = np.asarray(self.value)
+        # a copy: the model's arrays (gradients in particular) are overwritten by the next step
+        self.value = np.array(self.value, copy=True)
+        v = self.value.astype(np.float64)
         self.stats = dict(mean=float(v.mean()), std=float(v.std()), min=float(v.min()),
                           max=float(v.max()))
 

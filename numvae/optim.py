@@ -4,6 +4,7 @@ Both take the dict ``params`` (name -> ndarray) at construction and a dict ``gra
 with the same keys at each ``step``; their state is a dict with the same keys too.
 """
 import math
+import numbers
 
 import numpy as np
 
@@ -112,7 +113,8 @@ class Adam:
         self.params = params
         self.lr = check_positive_float(lr, "lr")
         if (not isinstance(betas, (tuple, list)) or len(betas) != 2
-                or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)):
+                or not all(isinstance(b, numbers.Real) and not isinstance(b, bool) and 0 <= b < 1
+                           for b in betas)):
             raise ValueError(f"betas must be two numbers in [0, 1); got {betas!r}")
         self.beta1, self.beta2 = float(betas[0]), float(betas[1])
         self.eps = check_positive_float(eps, "eps")

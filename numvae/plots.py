@@ -21,10 +21,11 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from . import evaluate
+from ._io import atomic_write
 from .validation import check_data, check_positive_int
 
 DPI = 120
-ACTIVE_THRESHOLD = 0.01  # nats: a latent dimension whose mean KL is below this is "inactive"
+KL_THRESHOLD = 0.01  # nats: a latent dimension whose mean KL is below this carries ~nothing
 ENCODE_BATCH = 1000      # rows per call to model.encode, to bound memory
 FILE_NAMES = ("latent_space", "latent_grid", "reconstructions", "prior_samples",
               "training_curves", "kl_per_dimension", "gradient_flow")
@@ -37,7 +38,8 @@ def _save(fig, path):
     if path is not None:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path must be None, a str or a path-like object; got {path!r}")
-        fig.savefig(path, dpi=DPI, format="png")  # format fixed: a PNG whatever the suffix
+        with atomic_write(path) as file:  # an interrupted save keeps the previous picture
+            fig.savefig(file, dpi=DPI, format="png")  # format fixed: a PNG whatever the suffix
     return fig
 
 
@@ -428,26 +430,27 @@ def gradient_flow(history, *, path=None):
 def kl_per_dimension(model, images, *, path=None):
     """Bar chart of the mean KL of each latent dimension over ``images`` (nats per example).
 
-    The dashed line at 0.01 nats marks the threshold below which a dimension counts as
-    inactive: the encoder sends it to the prior for every x, so it carries no information.
+    The dashed line marks 0.01 nats: a dimension below it is sent to the prior for
+    (almost) every x, so it carries (almost) no information. (``numvae.evaluate.active_units``
+    counts "active units" by Burda et al.'s other criterion, the variance of the encoder mean.)
     """
     images = _check_images(model, images)
     kl = evaluate.kl_per_dimension(model, images)                     # (latent_dim,)
-    active = kl > ACTIVE_THRESHOLD
+    used = kl > KL_THRESHOLD
     positions = np.arange(len(kl))
 
     fig = Figure(figsize=(min(12.0, max(4.5, 1.5 + 0.45 * len(kl))), 4), layout="constrained")
     ax = fig.add_subplot()
-    bars = ax.bar(positions, kl, color=np.where(active, "C0", "0.6"))
-    ax.axhline(ACTIVE_THRESHOLD, color="C3", linestyle="--", linewidth=1,
-               label=f"{ACTIVE_THRESHOLD} nats (active-unit threshold)")
-    if len(kl) <= 20:  # the values, so that inactive (near-zero) bars can still be read
+    bars = ax.bar(positions, kl, color=np.where(used, "C0", "0.6"))
+    ax.axhline(KL_THRESHOLD, color="C3", linestyle="--", linewidth=1,
+               label=f"{KL_THRESHOLD} nats")
+    if len(kl) <= 20:  # the values, so that near-zero bars can still be read
         ax.bar_label(bars, labels=[f"{v:.2g}" for v in kl], fontsize="x-small")
     step = max(1, len(kl) // 20)  # at most about 20 tick labels
     ax.set_xticks(positions[::step], [f"z[{d}]" for d in positions[::step]])
     ax.set_xlabel("latent dimension")
     ax.set_ylabel("KL (nats per example)")
-    ax.set_title(f"KL per latent dimension: {int(active.sum())} of {len(kl)} active")
+    ax.set_title(f"KL per latent dimension: {int(used.sum())} of {len(kl)} above {KL_THRESHOLD} nats")
     ax.legend(fontsize="small")
     return _save(fig, path)
 

@@ -7,6 +7,7 @@ order and the position in it go into ``TrainState`` so that a resumed run contin
 bit for bit as if it had not stopped.
 """
 import contextlib
+import numbers
 import signal
 import sys
 import threading
@@ -123,8 +124,12 @@ def fit(model, optimizer, train_data, *, epochs, batch_size=128, val_data=None,
     steps_per_epoch = -(-n // batch_size)
     history = new_history() if not history else history
     rng = np.random.default_rng(seed)
-    state = dict(epoch=0, step=0, train_loss_sum=0.0, train_reconstruction_sum=0.0,
-                 train_kl_sum=0.0, seen=0)
+    if not isinstance(kl_warmup_epochs, numbers.Integral) or kl_warmup_epochs < 0:
+        raise ValueError(f"kl_warmup_epochs must be an integer >= 0; got {kl_warmup_epochs!r}")
+    grad_norm_every = check_positive_int(grad_norm_every, "grad_norm_every")
+    # running sums of the epoch so far, and its seconds (kept across an interrupted epoch)
+    state = dict(epoch=0, step=0, train_reconstruction_sum=0.0, train_kl_sum=0.0, seen=0,
+                 seconds=0.0)
     permutation = None
     if train_state:
         state.update(train_state)
@@ -145,7 +150,7 @@ def fit(model, optimizer, train_data, *, epochs, batch_size=128, val_data=None,
                 if permutation is None:  # a new epoch (a resumed one brings its own order)
                     permutation = rng.permutation(n)
                 bar = Progress(epoch, epochs, steps_per_epoch, progress)
-                start = time.perf_counter()
+                start, seconds_before = time.perf_counter(), state["seconds"]
                 while state["step"] < steps_per_epoch:
                     if interrupt["requested"]:
                         raise KeyboardInterrupt
@@ -168,17 +173,16 @@ def fit(model, optimizer, train_data, *, epochs, batch_size=128, val_data=None,
                         for name, norm in norms.items():
                             history["grad_norm"].setdefault(name, []).append(norm)
                     terms = model.terms
-                    state["train_loss_sum"] += loss * len(x)
                     state["train_reconstruction_sum"] += float(terms["reconstruction"].sum())
                     state["train_kl_sum"] += float(terms["kl"].sum())
                     state["seen"] += len(x)
                     state["step"] = step
+                    state["seconds"] = seconds_before + time.perf_counter() - start
                     bar.update(step, state["seen"], loss)
                 bar.close()
-                seconds = time.perf_counter() - start
-                _record_epoch(history, state, epoch, model, val_images, seconds, n)
-                state.update(epoch=epoch, step=0, train_loss_sum=0.0,
-                             train_reconstruction_sum=0.0, train_kl_sum=0.0, seen=0)
+                _record_epoch(history, state, epoch, model, val_images, state["seconds"], n)
+                state.update(epoch=epoch, step=0, train_reconstruction_sum=0.0, train_kl_sum=0.0,
+                             seen=0, seconds=0.0)
                 permutation = None
                 if log is not None:
                     log(_summary(history, epochs))

@@ -99,7 +99,7 @@ class VAE:
                  decoder_hidden=(32, 256), likelihood="bernoulli", sigma=1.0, kl_weight=1.0,
                  n_samples=1, dtype=np.float32, seed=None):
         check_vae_config(input_dim, shared_dim, latent_dim, encoder_hidden, decoder_hidden,
-                         likelihood, sigma, kl_weight, n_samples, dtype)
+                         likelihood, sigma, kl_weight, n_samples, dtype, seed)
         self.config = dict(input_dim=int(input_dim), shared_dim=int(shared_dim),
                            latent_dim=int(latent_dim),
                            encoder_hidden=tuple(int(h) for h in encoder_hidden),
@@ -215,13 +215,19 @@ class VAE:
         S samples of -log p(x|z); ``kl`` (batch,), the analytic KL; and ``loss``, the float
         mean over the batch of reconstruction + kl_weight * kl.
         """
-        c = self.forward(x, eps)
-        n_samples, batch = c["eps"].shape[:2]
-        x_rows = c["x"] if n_samples == 1 else np.tile(c["x"], (n_samples, 1))
-        reconstruction = self.reconstruction_nll(x_rows, c["logits"], c["output"])
-        reconstruction = reconstruction.reshape(n_samples, batch).mean(axis=0)
-        kl = losses.kl_divergence(c["mean"], c["log_var"])
-        loss = float(np.mean(reconstruction + self.kl_weight * kl))
+        # a diverging model overflows somewhere in here: report it by name below, not by a warning
+        with np.errstate(over="ignore", invalid="ignore"):
+            c = self.forward(x, eps)
+            n_samples, batch = c["eps"].shape[:2]
+            x_rows = c["x"] if n_samples == 1 else np.tile(c["x"], (n_samples, 1))
+            reconstruction = self.reconstruction_nll(x_rows, c["logits"], c["output"])
+            reconstruction = reconstruction.reshape(n_samples, batch).mean(axis=0)
+            kl = losses.kl_divergence(c["mean"], c["log_var"])
+            loss = float(np.mean(reconstruction + self.kl_weight * kl))
+        if not np.isfinite(loss):
+            part = "reconstruction" if not np.isfinite(reconstruction).all() else "KL"
+            raise losses.NumericalError(f"the loss is not finite ({part} term: {loss}); "
+                                        f"training has diverged, try a smaller learning rate")
         self.terms = dict(reconstruction=reconstruction, kl=kl, loss=loss, x_rows=x_rows)
         return self.terms
 
@@ -236,7 +242,15 @@ class VAE:
         Returns the loss as a float.
         """
         terms = self.loss_terms(x, eps)
-        c = self.cache
+        # a diverging model overflows somewhere in the backward pass: fit then reports the
+        # non-finite gradient by name, instead of a warning from deep inside NumPy
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.backward()
+        return terms["loss"]
+
+    def backward(self):
+        """Gradient of the last ``loss_terms`` loss, into ``self.grads`` (eqs. V2-V6)."""
+        c, terms = self.cache, self.terms
         n_samples, batch = c["eps"].shape[:2]
         rows = n_samples * batch  # each (sample, example) row carries weight 1 / (S B)
 
@@ -270,7 +284,6 @@ class VAE:
                                    dlog_var_from_z=dlog_var_from_z, dmean_kl=kl_scale * dmean_kl,
                                    dlog_var_kl=kl_scale * dlog_var_kl, dmean=dmean,
                                    dlog_var=dlog_var)
-        return terms["loss"]
 
     # --- copies -----------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ def check_nonnegative_float(value, name):
 
 
 def check_vae_config(input_dim, shared_dim, latent_dim, encoder_hidden, decoder_hidden,
-                     likelihood, sigma, kl_weight, n_samples, dtype):
+                     likelihood, sigma, kl_weight, n_samples, dtype, seed=None):
     for value, name in [(input_dim, "input_dim"), (shared_dim, "shared_dim"),
                         (latent_dim, "latent_dim"), (n_samples, "n_samples")]:
         check_positive_int(value, name)
@@ -48,6 +48,8 @@ def check_vae_config(input_dim, shared_dim, latent_dim, encoder_hidden, decoder_
         raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian'; got {likelihood!r}")
     check_positive_float(sigma, "sigma")
     check_nonnegative_float(kl_weight, "kl_weight")
+    if seed is not None and (not _is_int(seed) or seed < 0):
+        raise ValueError(f"seed must be None or an integer >= 0; got {seed!r}")
     if np.dtype(dtype) not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64; got {np.dtype(dtype).name}")
 

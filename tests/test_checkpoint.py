@@ -115,3 +115,20 @@ def test_not_a_checkpoint(tmp_path):
         load_checkpoint(path)
     with pytest.raises(CheckpointError, match="does not exist"):
         load_checkpoint(tmp_path / "missing.npz")
+
+
+def test_non_finite_parameters_are_refused(tmp_path):
+    model, optimizer = trained_pair()
+    model.params["decoder.decompressor.2.b"][3] = np.inf
+    path = save_checkpoint(tmp_path / "c.npz", model, optimizer)
+    with pytest.raises(CheckpointError, match="decoder.decompressor.2.b is not a finite"):
+        load_checkpoint(path)
+
+
+def test_adam_settings_round_trip(tmp_path):
+    model = numvae.VAE(12, 6, 2, encoder_hidden=(8,), decoder_hidden=(8,), seed=0)
+    optimizer = numvae.Adam(model.params, lr=3e-4, betas=(0.8, 0.99), eps=1e-7, flush_every=7,
+                            tiny=1e-20)
+    loaded = load_checkpoint(save_checkpoint(tmp_path / "c.npz", model, optimizer)).optimizer
+    assert (loaded.lr, loaded.beta1, loaded.beta2, loaded.eps, loaded.flush_every, loaded.tiny) == (
+        3e-4, 0.8, 0.99, 1e-7, 7, 1e-20)

@@ -99,3 +99,18 @@ def test_train_writes_figures_and_plot_remakes_them(tmp_path, capsys):
     assert {p.name for p in again.iterdir()} == FIGURES
     code, _, _ = run(["sample", str(out / "checkpoint.npz"), "--n", "9"], capsys)
     assert code == 0 and (out / "samples.png").stat().st_size > 1000
+
+
+def test_diverged_checkpoint_and_bad_sizes_get_one_line(tmp_path, capsys):
+    import numvae
+    from numvae.checkpoint import save_checkpoint
+    model = numvae.VAE(64, 16, 2, seed=0)
+    model.params["encoder.log_var.b"][:] = 300.0  # exp(300) does not fit in float32
+    path = save_checkpoint(tmp_path / "bad.npz", model)
+    code, _, err = run(["evaluate", str(path), "--dataset", "toy"], capsys)
+    assert code == 1 and "exp(0.5 * log_var) is not finite" in err
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = run(["train", *TOY, "--val-size", "2000", "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "--val-size 2000 leaves no training images" in err
+    code, _, err = run(["train", "--seed", "-1"], capsys)
+    assert code == 2 and "--seed" in err

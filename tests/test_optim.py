@@ -51,3 +51,20 @@ def test_grads_must_match_params():
     opt = Adam({"w": np.zeros(2)})
     with pytest.raises(ValueError, match=r"grads\['w'\] has shape \(3,\)"):
         opt.step({"w": np.zeros(3)})
+
+
+def test_adam_one_sweep_equals_array_by_array():
+    import numvae
+    flat_model = numvae.VAE(12, 5, 2, seed=0)
+    separate = {name: p.copy() for name, p in flat_model.params.items()}  # not one buffer
+    opt_flat, opt_separate = Adam(flat_model.params), Adam(separate, flush_every=3)
+    opt_flat.flush_every = 3
+    assert opt_flat._flat_params is flat_model.flat_params and opt_separate._flat_params is None
+    rng = np.random.default_rng(0)
+    for _ in range(7):
+        flat_model.flat_grads[:] = rng.normal(size=flat_model.flat_grads.size) * 1e-3
+        opt_flat.step(flat_model.grads)
+        opt_separate.step({name: g.copy() for name, g in flat_model.grads.items()})
+    for name in separate:
+        assert np.array_equal(flat_model.params[name], separate[name]), name
+        assert np.array_equal(opt_flat.v[name], opt_separate.v[name]), name

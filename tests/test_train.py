@@ -130,3 +130,29 @@ def test_bad_arguments():
         fit_quietly(model, optimizer, data, epochs=0)
     with pytest.raises(ValueError, match="train_data has shape"):
         fit_quietly(model, optimizer, np.zeros((10, 5)), epochs=1)
+
+
+def test_nan_gradient_with_finite_loss_names_the_parameter():
+    data, model, optimizer = small_setup()
+    original = model.loss_and_grad
+
+    def poisoned(x, eps=None):
+        loss = original(x, eps)
+        model.grads["encoder.log_var.W"][0, 0] = np.nan
+        return loss
+
+    model.loss_and_grad = poisoned
+    with pytest.raises(train.TrainingDivergedError,
+                       match="epoch 1, step 1: the gradient of encoder.log_var.W is not finite"):
+        fit_quietly(model, optimizer, data, epochs=1, seed=0)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(kl_warmup_epochs=-1), "kl_warmup_epochs must be an integer >= 0; got -1"),
+    (dict(kl_warmup_epochs="2"), "kl_warmup_epochs must be an integer >= 0"),
+    (dict(grad_norm_every=0), "grad_norm_every must be a positive integer; got 0"),
+])
+def test_bad_fit_options(kwargs, message):
+    data, model, optimizer = small_setup()
+    with pytest.raises(ValueError, match=message):
+        fit_quietly(model, optimizer, data, epochs=1, **kwargs)

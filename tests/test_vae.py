@@ -84,8 +84,12 @@ def test_same_seed_same_model_and_eps_is_an_input():
     a, b = numvae.VAE(12, 5, 2, seed=3), numvae.VAE(12, 5, 2, seed=3)
     x = np.random.default_rng(0).uniform(size=(4, 12)).astype(np.float32)
     assert a.loss(x) == b.loss(x)
-    eps = np.zeros((4, 2))
-    assert a.loss(x, eps) == a.loss(x, eps)  # fixed eps: deterministic
+    # loss(x) draws eps from model.rng: passing that very draw gives the very loss
+    eps = b.draw_eps(4)
+    c = numvae.VAE(12, 5, 2, seed=3)
+    c.draw_eps(4)  # advance c's generator like a and b
+    assert c.loss(x) == a.loss(x, eps)
+    assert a.loss(x, eps) != a.loss(x, eps + 1.0)
 
 
 def test_float32_training_step_stays_float32():
@@ -110,3 +114,16 @@ def test_tiny_vae_learns_a_toy_data_set():
         opt.step(model.grads)
     end = model.loss(data)
     assert end < 0.6 * start, (start, end)
+
+
+def test_parameters_live_in_one_flat_buffer():
+    model = numvae.VAE(12, 5, 2, seed=0)
+    assert model.flat_params.size == model.n_params() == sum(p.size for p in model.params.values())
+    for name, param in model.params.items():
+        assert param.base is model.flat_params and model.grads[name].base is model.flat_grads
+    layer = model.encoder.mean
+    assert layer.params["W"] is model.params["encoder.mean.W"]
+    model.flat_params[:] = 0.0  # writing the buffer is writing every layer
+    assert not model.params["decoder.decompressor.4.b"].any()
+    clone = model.copy(np.float64)
+    assert all(p.base is clone.flat_params for p in clone.params.values())

@@ -135,7 +135,7 @@ def main(argv=None):
     trace = trace_step(model, x)
     print(trace.table())
     print("You should see: 49 rows; shapes (8, ...) in the encoder and (16, ...) = (S B, ...)")
-    print("in the decoder (d z is kept as (S, B, latent_dim) = (2, 8, 2)); after one epoch a")
+    print("in the decoder (d z has the shape of z, (S B, latent_dim) = (16, 2)); after one epoch a")
     print("loss near 190 nats with a KL near 5; std from about 0.3 to 1.7: the encoder already")
     print("pins some images down and leaves others near the prior. (--quick: 4 images, one")
     print("epoch on 500 images: a loss near 510, barely trained.)")
