@@ -18,14 +18,20 @@ def assert_gradient_matches(model, x, eps):
     assert max(errors.values()) < TOL, errors
 
 
-@settings(max_examples=30, deadline=None)
-@given(st.integers(1, 8), st.integers(1, 10), st.integers(1, 3), seeds,
-       st.sampled_from(["bernoulli", "gaussian"]), st.floats(0.1, 3.0), st.floats(0.2, 2.0))
-def test_vae_gradient_matches_finite_differences(batch, input_dim, n_samples, seed, likelihood,
-                                                 kl_weight, sigma):
+dims = st.integers(1, 10)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 8), dims, dims, dims, st.lists(dims, max_size=2), st.lists(dims, max_size=2),
+       st.integers(1, 3), seeds, st.sampled_from(["bernoulli", "gaussian"]), st.floats(0.1, 3.0),
+       st.floats(0.2, 2.0))
+def test_vae_gradient_matches_finite_differences(batch, input_dim, shared_dim, latent_dim,
+                                                 encoder_hidden, decoder_hidden, n_samples, seed,
+                                                 likelihood, kl_weight, sigma):
     rng = np.random.default_rng(seed)
-    model = tiny_model(input_dim=input_dim, seed=seed, likelihood=likelihood, sigma=sigma,
-                       kl_weight=kl_weight, n_samples=n_samples)
+    model = numvae.VAE(input_dim, shared_dim, latent_dim, encoder_hidden=tuple(encoder_hidden),
+                       decoder_hidden=tuple(decoder_hidden), likelihood=likelihood, sigma=sigma,
+                       kl_weight=kl_weight, n_samples=n_samples, dtype=np.float64, seed=seed)
     x = rng.uniform(size=(batch, input_dim))
     eps = rng.standard_normal((n_samples, batch, model.latent_dim))
     assert_gradient_matches(model, x, eps)
