@@ -37,7 +37,7 @@ def evaluate_elbo(model, images, *, batch_size=1000, seed=0):
         c = model.forward(x, eps)
         reconstruction.append(model.reconstruction_nll(x, c["logits"], c["output"]))
         kl.append(losses.kl_divergence(c["mean"], c["log_var"]))
-        kl_per_dim += _kl_terms(c["mean"], c["log_var"]).sum(axis=0)
+        kl_per_dim += losses.kl_divergence_per_dim(c["mean"], c["log_var"]).sum(axis=0)
     reconstruction = np.concatenate(reconstruction).astype(np.float64)
     kl = np.concatenate(kl).astype(np.float64)
     negative_elbo = reconstruction + kl
@@ -48,11 +48,6 @@ def evaluate_elbo(model, images, *, batch_size=1000, seed=0):
                 kl_per_dim=kl_per_dim / len(images), n=len(images))
 
 
-def _kl_terms(mean, log_var):
-    """The per-dimension terms of eq. K1, 0.5 (mean^2 + exp(log_var) - 1 - log_var): (batch, latent_dim)."""
-    return 0.5 * (mean * mean + losses.safe_exp(log_var, "log_var") - 1.0 - log_var)
-
-
 def kl_per_dimension(model, images, *, batch_size=1000):
     """Mean KL of each latent dimension over the data: (latent_dim,). Dimensions with KL
     near 0 are unused ("inactive"): the encoder sends them to the prior for every x."""
@@ -60,7 +55,7 @@ def kl_per_dimension(model, images, *, batch_size=1000):
     total = np.zeros(model.latent_dim)
     for rows in _batches(len(images), batch_size):
         mean, log_var = model.encoder.forward(images[rows])
-        total += _kl_terms(mean, log_var).sum(axis=0)
+        total += losses.kl_divergence_per_dim(mean, log_var).sum(axis=0)
     return total / len(images)
 
 

@@ -33,8 +33,16 @@ def kl_divergence(mean, log_var):
     KL = 0.5 * sum_j (mean_j^2 + exp(log_var_j) - 1 - log_var_j).
     mean, log_var: (batch, latent_dim) -> (batch,).
     """
+    return np.sum(kl_divergence_per_dim(mean, log_var), axis=-1)
+
+
+def kl_divergence_per_dim(mean, log_var):
+    """The terms of eq. K1 before the sum over j: 0.5 (mean_j^2 + exp(log_var_j) - 1 - log_var_j).
+
+    The KL of each latent dimension, (batch, latent_dim); dimensions near 0 are unused.
+    """
     var = safe_exp(log_var, "log_var")
-    return 0.5 * np.sum(mean * mean + var - 1.0 - log_var, axis=-1)
+    return 0.5 * (mean * mean + var - 1.0 - log_var)
 
 
 def kl_divergence_backward(mean, log_var):
