@@ -13,7 +13,9 @@ seeds = st.integers(0, 2**32 - 1)
 def assert_gradient_matches(model, x, eps):
     model.loss_and_grad(x, eps)
     assume(relu_margin(model) > 1e-3)  # finite differences are invalid across a ReLU kink
-    errors = check_model(model, x, eps)
+    # h = 1e-4 (< the margin): rounding error ~ 1e-16 |loss| / h stays far below gradients
+    # that are small next to the loss (a model whose decoder is dead learns from the KL only)
+    errors = check_model(model, x, eps, h=1e-4)
     assert set(errors) == set(model.params)
     assert max(errors.values()) < TOL, errors
 
