@@ -193,6 +193,10 @@ def cmd_train(args):
             raise UsageError(f"numvae: error: {args.resume} holds no training state to resume")
         model, optimizer = checkpoint.model, checkpoint.optimizer
         folder = _make_out_dir(args.out or Path(args.resume).parent)
+        ignored = _options_given(args, RESUME_KEEPS)
+        if ignored:
+            print(f"numvae: --resume continues the saved run as it was; ignoring "
+                  f"{', '.join(ignored)}", file=sys.stderr)
     else:
         meta = None
         folder = _make_out_dir(args.out)
@@ -260,6 +264,17 @@ def cmd_train(args):
         _save_figures(model, history, test_data, folder)
     print(f"wrote {folder}")
     return 0
+
+
+# options that a resumed run may change; every other training option comes from the checkpoint
+RESUME_KEEPS = ("command", "resume", "epochs", "out", "no_progress", "no_plots")
+
+
+def _options_given(args, keep):
+    """The options of ``numvae train`` that differ from their defaults, except ``keep``."""
+    defaults = vars(build_parser().parse_args(["train"]))
+    return [f"--{name.replace('_', '-')}" for name, value in vars(args).items()
+            if name not in keep and value != defaults.get(name)]
 
 
 def _write_history(folder, history):

@@ -114,3 +114,12 @@ def test_diverged_checkpoint_and_bad_sizes_get_one_line(tmp_path, capsys):
     assert code == 2 and "--val-size 2000 leaves no training images" in err
     code, _, err = run(["train", "--seed", "-1"], capsys)
     assert code == 2 and "--seed" in err
+
+
+def test_resume_says_which_options_it_ignores(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(["train", *TOY, "--epochs", "1", "--out", str(out)], capsys)[0] == 0
+    code, _, err = run(["train", "--resume", str(out / "checkpoint.npz"), "--epochs", "2",
+                        "--lr", "0.5", "--no-plots"], capsys)
+    assert code == 0 and "ignoring --lr" in err
+    assert load_checkpoint(out / "checkpoint.npz").optimizer.lr == 1e-3
