@@ -52,8 +52,9 @@ class Decoder:
     """
 
     def __init__(self, latent_dim, input_dim, hidden, rng, dtype):
-        layers = _mlp([latent_dim, *hidden], rng, dtype)
-        layers += [Dense(([latent_dim, *hidden])[-1], input_dim, rng=rng, dtype=dtype), Sigmoid()]
+        widths = [latent_dim, *hidden]
+        layers = _mlp(widths, rng, dtype)
+        layers += [Dense(widths[-1], input_dim, rng=rng, dtype=dtype), Sigmoid()]
         self.decompressor = Sequential(*layers)
         self.to_logits = self.decompressor[:-1]  # the same layers, without the Sigmoid
         self.sigmoid = self.decompressor[-1]
