@@ -167,13 +167,14 @@ def worker_numvae(cfg):
         floor = GemmFloor(model, batch, seed)
         order = np.random.default_rng(seed).permutation(len(images))
         position = [0]
+        flat_grads = model.flat_grads
 
         def step():
             p = position[0] % (len(images) - batch)
             position[0] += batch
             x = images[order[p:p + batch]]
             loss = model.loss_and_grad(x)
-            train._check_finite(loss, model.grads, 1, 1)
+            train._check_finite(loss, model.grads, flat_grads, 1, 1)
             optimizer.step(model.grads)
 
         reps = max(3, int(0.25 / (result["step_ms"] / 1e3)))
@@ -446,6 +447,7 @@ def worker_profile(cfg):
     timers = Timers()
     order = np.random.default_rng(seed).permutation(len(images))
     position = [0]
+    flat_grads = model.flat_grads
 
     def fit_step(gather_timer=None):
         p = position[0] % (len(images) - batch)
@@ -457,7 +459,7 @@ def worker_profile(cfg):
             with gather_timer("gather images[rows]"):
                 x = images[rows]
         loss = model.loss_and_grad(x)
-        train._check_finite(loss, model.grads, 1, 1)
+        train._check_finite(loss, model.grads, flat_grads, 1, 1)
         optimizer.step(model.grads)
 
     def timed_block(n_steps, instrumented):
