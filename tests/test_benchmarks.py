@@ -1,0 +1,70 @@
+"""Smoke tests of the benchmark workers on a tiny generated dataset.
+
+The benchmarks are run by hand (their figures are never asserted on time), so nothing else
+would notice when a change to the package breaks one of them. Each worker runs here
+in-process, at the test suite's one BLAS thread, on a few hundred random images.
+"""
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SPEED = Path(__file__).resolve().parents[1] / "benchmarks" / "speed.py"
+
+
+@pytest.fixture(scope="module")
+def speed():
+    spec = importlib.util.spec_from_file_location("numvae_bench_speed", SPEED)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """train.npy / test.npy as the benchmark's own cache worker writes them (float32 in [0, 1])."""
+    directory = tmp_path_factory.mktemp("bench_cache")
+    rng = np.random.default_rng(0)
+    np.save(directory / "train.npy", rng.random((300, 784), dtype=np.float32))
+    np.save(directory / "test.npy", rng.random((40, 784), dtype=np.float32))
+    return str(directory)
+
+
+def test_training_worker_times_steps_and_the_gemm_floor(speed, cache):
+    result = speed.worker_numvae(dict(cache=cache, arch="slides", dtype="float32", batch=64,
+                                      seed=0, n_examples=300, epochs=1, floor_rounds=1))
+    assert result["steps"] == 5  # ceil(300 / 64)
+    assert result["examples"] == 300
+    for key in ("examples_per_second", "step_ms", "floor_ms", "step_over_floor", "floor_gflops"):
+        assert np.isfinite(result[key]) and result[key] > 0, key
+    assert np.isfinite(result["final_loss"])
+
+
+def test_gemm_floor_counts_the_step_s_products(speed):
+    import numvae
+    model = numvae.VAE(784, shared_dim=128, latent_dim=2, seed=0)
+    floor = speed.GemmFloor(model, batch=16)
+    # slides' Dense layers: 784-256, 256-128, two heads 128-2, then 2-32, 32-256, 256-784;
+    # three products each, but the first layer skips dy W^T
+    assert len(floor.products) == 3 * 7 - 1
+    macs = sum(a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in floor.products)
+    assert floor.flops == 2 * macs
+
+
+def test_profile_worker_runs_the_package_step_unchanged(speed, cache):
+    result = speed.worker_profile(dict(cache=cache, arch="slides", dtype="float32", batch=32,
+                                       seed=0, profile_epochs=0, profile_rounds=1,
+                                       profile_block=2))
+    assert result["identical"] is True
+    parts = result["profiles"][0]["parts"]
+    assert parts["Adam.step"] > 0 and parts["GEMM (x@W, x^T dy, dy W^T)"] > 0
+
+
+def test_gradcheck_and_iwae_workers(speed, cache):
+    check = speed.worker_gradcheck(dict(cache=cache, arch="slides", batch=4, seed=0, n_entries=2))
+    assert check["arrays"] == 14 and check["entries"] == 14 * 2
+    assert check["max_error"] < 1e-5
+    iwae = speed.worker_iwae(dict(cache=cache, arch="slides", dtype="float32", seed=0,
+                                  n_images=5, k=20))
+    assert np.isfinite(iwae["log_px"]) and iwae["rows"] == 100
