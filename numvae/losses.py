@@ -59,8 +59,19 @@ def kl_divergence_backward(mean, log_var):
 # --- Bernoulli likelihood -------------------------------------------------------------
 
 def softplus(a):
-    """log(1 + exp(a)), stable for any a: max(a, 0) + log1p(exp(-|a|))."""
-    return np.maximum(a, 0) + np.log1p(np.exp(-np.abs(a)))
+    """log(1 + exp(a)), stable for any a: max(a, 0) + log1p(exp(-|a|)).
+
+    exp(-|a|) never overflows, and log1p keeps its relative precision where it is tiny.
+    Computed in place in one new array (the training step's largest elementwise work).
+    """
+    a = np.asarray(a)
+    out = np.empty(a.shape, np.result_type(a, 1.0))  # float, also for integer a
+    np.abs(a, out=out)
+    np.negative(out, out=out)
+    np.exp(out, out=out)
+    np.log1p(out, out=out)
+    out += np.maximum(a, 0)
+    return out
 
 
 def bernoulli_nll(logits, x):
@@ -70,7 +81,9 @@ def bernoulli_nll(logits, x):
     0 or 1 (the staged form below would take log 0 there).
     logits, x: (batch, input_dim) -> (batch,). x may be grey levels in [0, 1].
     """
-    return np.sum(softplus(logits) - x * logits, axis=-1)
+    terms = softplus(logits)
+    terms -= x * logits
+    return np.sum(terms, axis=-1)
 
 
 def bernoulli_nll_backward(logits, x, probs=None):

@@ -126,10 +126,27 @@ class Adam:
         self._flat_v, self.v = _zeros_like_views(params, self._flat_params)
         # scratch space: the update is computed without new temporaries
         self._flat_scratch, self._scratch = _zeros_like_views(params, self._flat_params)
+        self._known_grads, self._known_flat_grads = (), None
         self.t = 0
 
-    def step(self, grads):
+    def _flat_grads(self, grads):
+        """Check ``grads`` against the parameters; return the flat buffer it tiles, or None.
+
+        A VAE hands over the very same gradient arrays at every step: then the check of
+        their shapes and the lookup of their buffer are not repeated.
+        """
+        if (isinstance(grads, dict) and self._known_grads and grads.keys() == self.params.keys()
+                and all(a is b for a, b in zip(grads.values(), self._known_grads))):
+            return self._known_flat_grads
         _check_grads(self.params, grads)
+        flat = None if self._flat_params is None else flat_buffer(grads)
+        # remembered only for the flat case (the arrays are held, so their ids stay unique)
+        self._known_grads = tuple(grads.values()) if flat is not None else ()
+        self._known_flat_grads = flat
+        return flat
+
+    def step(self, grads):
+        flat_grads = self._flat_grads(grads)
         self.t += 1
         bias1 = 1.0 - self.beta1 ** self.t
         bias2 = 1.0 - self.beta2 ** self.t
@@ -138,7 +155,6 @@ class Adam:
         step_size = self.lr * math.sqrt(bias2) / bias1
         eps_hat = self.eps * math.sqrt(bias2)
         flush = bool(self.flush_every) and self.t % self.flush_every == 0
-        flat_grads = None if self._flat_params is None else flat_buffer(grads)
         if flat_grads is not None:
             self._update(self._flat_params, flat_grads, self._flat_m, self._flat_v,
                          self._flat_scratch, step_size, eps_hat, flush)

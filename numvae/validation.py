@@ -85,7 +85,8 @@ def _cast_finite(array, dtype, name):
     """``array`` in ``dtype``; an error, not an overflow warning, if it does not fit."""
     with np.errstate(over="ignore"):
         cast = array.astype(dtype, copy=False)
-    if cast.dtype.kind == "f" and not np.isfinite(cast).all():
+    # only a conversion can overflow: the callers have checked the original for NaN/inf
+    if cast is not array and cast.dtype.kind == "f" and not np.isfinite(cast).all():
         raise ValueError(f"{name} has values beyond the {np.dtype(dtype).name} range")
     return cast
 
