@@ -20,9 +20,12 @@ def _check_params(params):
 
 
 def _check_grads(params, grads):
-    if not isinstance(grads, dict) or grads.keys() != params.keys():
-        missing = sorted(set(params) - set(grads)) if isinstance(grads, dict) else "all"
-        raise ValueError(f"grads must have the same keys as params; missing {missing}")
+    if not isinstance(grads, dict):
+        raise TypeError(f"grads must be a dict of name -> ndarray like params; got {type(grads).__name__}")
+    if grads.keys() != params.keys():
+        missing, unexpected = sorted(set(params) - set(grads)), sorted(set(grads) - set(params))
+        raise ValueError(f"grads must have the same keys as params; missing {missing}, "
+                         f"unexpected {unexpected}")
     for name, grad in grads.items():
         if np.shape(grad) != params[name].shape:
             raise ValueError(f"grads[{name!r}] has shape {np.shape(grad)}; "

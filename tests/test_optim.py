@@ -68,3 +68,33 @@ def test_adam_one_sweep_equals_array_by_array():
     for name in separate:
         assert np.array_equal(flat_model.params[name], separate[name]), name
         assert np.array_equal(opt_flat.v[name], opt_separate.v[name]), name
+
+
+def test_adam_checks_gradients_again_when_they_are_other_arrays():
+    """Adam remembers a VAE's gradient arrays (same objects every step); any other dict
+    is checked and used afresh: copies give the same update, bad shapes still fail."""
+    import numvae
+    model = numvae.VAE(12, 5, 2, seed=0)
+    twin = model.copy()
+    opt, opt_twin = Adam(model.params), Adam(twin.params)
+    rng = np.random.default_rng(1)
+    for step in range(6):
+        model.flat_grads[:] = rng.normal(size=model.flat_grads.size)
+        opt.step(model.grads)
+        copies = {name: g.copy() for name, g in model.grads.items()}
+        # the twin alternates between its own (remembered) arrays and separate copies
+        if step % 2:
+            opt_twin.step(copies)
+        else:
+            twin.flat_grads[:] = model.flat_grads
+            opt_twin.step(twin.grads)
+    for name in model.params:
+        assert np.array_equal(model.params[name], twin.params[name]), name
+    bad = dict(model.grads, **{"decoder.decompressor.0.W": np.zeros((3, 3), np.float32)})
+    with pytest.raises(ValueError, match=r"grads\['decoder.decompressor.0.W'\] has shape \(3, 3\)"):
+        opt.step(bad)
+    missing = {k: v for k, v in model.grads.items() if k != "decoder.decompressor.0.b"}
+    with pytest.raises(ValueError, match="missing \\['decoder.decompressor.0.b'\\]"):
+        opt.step(missing)
+    with pytest.raises(ValueError, match="unexpected \\['extra'\\]"):
+        opt.step(dict(model.grads, extra=np.zeros(1)))
