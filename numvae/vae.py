@@ -258,7 +258,8 @@ class VAE:
         # V2: reconstruction gradient, from the loss back through the decoder to z.
         if self.likelihood == "bernoulli":
             dlogits = losses.bernoulli_nll_backward(c["logits"], terms["x_rows"],
-                                                    probs=c["output"]) / rows        # B4
+                                                    probs=c["output"])               # B4
+            dlogits /= rows  # in place: a new array from the line above
             doutput = None  # fused: the Sigmoid's own backward is skipped
         else:
             doutput = losses.gaussian_nll_backward(c["output"], terms["x_rows"], self.sigma) / rows
