@@ -18,8 +18,10 @@ matrix     for each architecture x batch x dtype x thread count, a sub-run of ``
            processes, alternating numvae, PyTorch, numvae, PyTorch (``--repeats`` pairs).
 headline   three full epochs at batch 128, float32, 2 threads, numvae vs PyTorch.
 iwae       numvae.evaluate.iwae_log_likelihood with K=5000 on 1,000 test images.
-gradcheck  numvae.gradcheck.check_model on the slides' model in float64, every entry of
-           every parameter (2 loss evaluations per entry) on a batch of 8 test images.
+gradcheck  the slides' model in float64 on a batch of 8 test images: every entry of every
+           parameter at once along random directions (check_model_directions, 2 loss
+           evaluations per direction), then entry by entry (check_model, 2 per entry;
+           ``--gradcheck-entries`` random entries of each array, default all).
 tests      ``python -m pytest -q`` in the repository, wall time.
 profile    where the time of one training step goes (timers around the step's parts),
            early in training and after ``--profile-epochs`` epochs.
@@ -308,6 +310,9 @@ def worker_gradcheck(cfg):
     for _ in range(50):
         model.loss(x, eps)
     loss_ms = 1e3 * (time.perf_counter() - t0) / 50
+    start = time.perf_counter()
+    direction_errors = gradcheck.check_model_directions(model, x, n_directions=cfg["n_directions"])
+    direction_seconds = time.perf_counter() - start
     n_entries = cfg["n_entries"]
     start = time.perf_counter()
     errors = gradcheck.check_model(model, x, n_entries=n_entries)
@@ -317,7 +322,9 @@ def worker_gradcheck(cfg):
     return dict(seconds=seconds, entries=sum(checked.values()), total_entries=model.n_params(),
                 arrays=len(checked), loss_evaluations=2 * sum(checked.values()) + 1,
                 loss_ms=loss_ms, max_error=max(errors.values()), errors=errors,
-                peak_mib=_rss_mib())
+                direction_seconds=direction_seconds, n_directions=cfg["n_directions"],
+                direction_max_error=max(direction_errors.values()),
+                direction_errors=direction_errors, peak_mib=_rss_mib())
 
 
 # ---------------------------------------------------------------- profile worker
@@ -757,6 +764,8 @@ def main(argv=None):
     parser.add_argument("--gradcheck-entries", type=int, default=None,
                         help="entries checked per parameter array (default: all of them)")
     parser.add_argument("--gradcheck-threads", type=int, default=1)
+    parser.add_argument("--gradcheck-directions", type=int, default=8,
+                        help="random directions per parameter array for check_model_directions")
     parser.add_argument("--profile-epochs", type=int, default=3)
     parser.add_argument("--profile-rounds", type=int, default=4)
     parser.add_argument("--profile-block", type=int, default=40)
@@ -815,16 +824,23 @@ def main(argv=None):
             tables.append("\n".join(lines))
         if "gradcheck" in chosen:
             cfg = dict(kind="gradcheck", cache=str(cache), arch="slides", batch=args.gradcheck_batch,
-                       n_entries=args.gradcheck_entries, seed=args.seed)
+                       n_entries=args.gradcheck_entries, n_directions=args.gradcheck_directions,
+                       seed=args.seed)
             r = run_worker(cfg, args.gradcheck_threads)
             results["gradcheck"] = r
             full = "every entry" if args.gradcheck_entries is None else f"{args.gradcheck_entries} entries"
             extrapolated = r["seconds"] * r["total_entries"] / r["entries"]
-            text = (f"GRADCHECK: check_model(slides model, float64, batch {args.gradcheck_batch}), {full} "
+            text = (f"GRADCHECK: slides model, float64, batch {args.gradcheck_batch}, "
+                    f"{args.gradcheck_threads} thread(s)\n"
+                    f"  check_model_directions, all {r['total_entries']:,} entries along "
+                    f"{r['n_directions']} random directions per array "
+                    f"({2 * r['n_directions'] * r['arrays']} loss evaluations): "
+                    f"{r['direction_seconds']:.2f} s; largest relative error "
+                    f"{r['direction_max_error']:.2e}\n"
+                    f"  check_model, {full} "
                     f"of each of the {r['arrays']} parameter arrays = {r['entries']:,} of "
-                    f"{r['total_entries']:,} entries, {r['loss_evaluations']:,} loss evaluations, "
-                    f"{args.gradcheck_threads} thread(s):\n"
-                    f"  {r['seconds']:.1f} s ({r['loss_ms']:.3f} ms per loss evaluation; all "
+                    f"{r['total_entries']:,} entries, {r['loss_evaluations']:,} loss evaluations: "
+                    f"{r['seconds']:.1f} s ({r['loss_ms']:.3f} ms per loss evaluation; all "
                     f"{r['total_entries']:,} entries would take about {extrapolated:.0f} s); "
                     f"largest relative error {r['max_error']:.2e}")
             log(text)

@@ -89,14 +89,38 @@ def check_layer(layer, x, h=1e-5, seed=0):
     return check_arrays(f, {"x": x, **layer.params}, analytic, h)
 
 
-def check_model(model, x, eps=None, h=1e-5, n_entries=None, seed=0):
-    """Check ``model.loss_and_grad`` against central differences, per parameter.
+def directional_check(f, arrays, analytic, h=1e-5, n_directions=8, seed=0):
+    """Check every entry of each array at once, along random directions (eq. C2).
 
-    A float32 model is first copied to float64. ``eps`` is fixed (drawn once from
-    ``seed`` if not given) so the loss is a deterministic function of the parameters.
-    ``n_entries`` checks that many random entries of each parameter (None: all).
-    Returns {parameter name: maximum relative error}.
+    For unit vectors u_1..u_K drawn at random on the sphere of each array's entries,
+    compare the analytic projections g . u_k with the central differences
+    (f(w + h u_k) - f(w - h u_k)) / (2h): two evaluations of ``f`` per direction, however
+    large the array. ``arrays``/``analytic`` as in ``check_arrays``. Returns {name: the
+    ``relative_error`` of the K projections}; a gradient off by a factor 2 gives 0.5.
     """
+    rng = np.random.default_rng(seed)
+    errors = {}
+    for name, array in arrays.items():
+        _require_float64(array, name)
+        exact = np.asarray(analytic[name], np.float64)
+        original = array.copy()
+        projected, numeric = np.empty(n_directions), np.empty(n_directions)
+        for k in range(n_directions):
+            u = rng.standard_normal(array.shape)
+            u /= np.linalg.norm(u)
+            projected[k] = np.vdot(exact, u)
+            np.add(original, h * u, out=array)
+            f_plus = float(f())
+            np.subtract(original, h * u, out=array)
+            f_minus = float(f())
+            numeric[k] = (f_plus - f_minus) / (2 * h)
+        array[...] = original
+        errors[name] = relative_error(projected, numeric)
+    return errors
+
+
+def _float64_loss(model, x, eps, seed):
+    """A float64 copy of ``model`` (or the model itself), x and a fixed eps; its gradient."""
     model = model if model.dtype == np.float64 else model.copy(np.float64)
     x = np.asarray(x, np.float64)
     if eps is None:
@@ -105,4 +129,29 @@ def check_model(model, x, eps=None, h=1e-5, n_entries=None, seed=0):
     eps = np.asarray(eps, np.float64)
     model.loss_and_grad(x, eps)
     analytic = {name: grad.copy() for name, grad in model.grads.items()}
+    return model, x, eps, analytic
+
+
+def check_model(model, x, eps=None, h=1e-5, n_entries=None, seed=0):
+    """Check ``model.loss_and_grad`` against central differences, per parameter.
+
+    A float32 model is first copied to float64. ``eps`` is fixed (drawn once from
+    ``seed`` if not given) so the loss is a deterministic function of the parameters.
+    ``n_entries`` checks that many random entries of each parameter (None: all).
+    Returns {parameter name: maximum relative error}.
+    """
+    model, x, eps, analytic = _float64_loss(model, x, eps, seed)
     return check_arrays(lambda: model.loss(x, eps), model.params, analytic, h, n_entries, seed)
+
+
+def check_model_directions(model, x, eps=None, h=1e-5, n_directions=8, seed=0):
+    """Like ``check_model``, but every entry of every parameter at once, along
+    ``n_directions`` random directions per parameter (``directional_check``, eq. C2).
+
+    Two loss evaluations per direction: the whole slides' model (444,404 entries) in a
+    fraction of a second, where entry by entry would take minutes.
+    Returns {parameter name: relative error of the projections}.
+    """
+    model, x, eps, analytic = _float64_loss(model, x, eps, seed)
+    return directional_check(lambda: model.loss(x, eps), model.params, analytic, h,
+                             n_directions, seed)

@@ -62,9 +62,10 @@ def test_profile_worker_runs_the_package_step_unchanged(speed, cache):
 
 
 def test_gradcheck_and_iwae_workers(speed, cache):
-    check = speed.worker_gradcheck(dict(cache=cache, arch="slides", batch=4, seed=0, n_entries=2))
+    check = speed.worker_gradcheck(dict(cache=cache, arch="slides", batch=4, seed=0, n_entries=2,
+                                        n_directions=2))
     assert check["arrays"] == 14 and check["entries"] == 14 * 2
-    assert check["max_error"] < 1e-5
+    assert check["max_error"] < 1e-5 and check["direction_max_error"] < 1e-4
     iwae = speed.worker_iwae(dict(cache=cache, arch="slides", dtype="float32", seed=0,
                                   n_images=5, k=20))
     assert np.isfinite(iwae["log_px"]) and iwae["rows"] == 100

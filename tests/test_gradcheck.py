@@ -1,7 +1,8 @@
 import numpy as np
 
 from numvae import Dense, Sigmoid
-from numvae.gradcheck import check_layer, check_model, numerical_gradient, relative_error
+from numvae.gradcheck import (check_layer, check_model, check_model_directions, directional_check,
+                              numerical_gradient, relative_error)
 from helpers import tiny_model
 
 
@@ -49,3 +50,57 @@ def test_relative_error_scale():
     assert relative_error([1.0, 2.0], [1.0, 2.0]) == 0.0
     assert relative_error([0.0, 0.0], [0.0, 0.0]) == 0.0
     assert abs(relative_error([1.0, 2.0], [1.0, 1.0]) - 0.5) < 1e-12
+
+
+# --- every entry at once: directional derivatives (eq. C2) ---------------------------
+
+def _slides_model_and_batch():
+    import numvae
+    model = numvae.VAE(784, shared_dim=128, latent_dim=2, dtype=np.float64, seed=0)
+    x = np.random.default_rng(0).uniform(size=(8, 784))
+    return model, x
+
+
+def test_directional_check_of_the_whole_slides_model():
+    """All 444,404 entries, 8 directions per array: correct gradients agree to ~1e-6
+    (the loss is ~550 nats at initialisation, hence the roundoff); parameters are restored."""
+    model, x = _slides_model_and_batch()
+    before = model.flat_params.copy()
+    errors = check_model_directions(model, x, n_directions=8)
+    assert set(errors) == set(model.params)
+    assert max(errors.values()) < 1e-4, errors
+    assert np.array_equal(model.flat_params, before)
+
+
+def test_directional_check_catches_a_halved_array_and_one_wrong_entry():
+    """Fake analytic gradients: one whole array halved gives 0.5; a single entry of the
+    200,704-entry decoder output weight doubled is still far above the roundoff level."""
+    from numvae.gradcheck import _float64_loss
+    model, x = _slides_model_and_batch()
+    model, x, eps, analytic = _float64_loss(model, x, None, seed=0)
+    f = lambda: model.loss(x, eps)  # noqa: E731
+    name = "decoder.decompressor.4.W"
+    arrays = {name: model.params[name]}
+    assert directional_check(f, arrays, analytic)[name] < 1e-4
+    halved = {name: 0.5 * analytic[name]}
+    assert abs(directional_check(f, arrays, halved)[name] - 0.5) < 1e-3
+    one_wrong = {name: analytic[name].copy()}
+    flat = one_wrong[name].reshape(-1)
+    i = np.flatnonzero(np.abs(flat) > np.median(np.abs(flat)))[0]  # a typical, not a large, entry
+    flat[i] *= 2
+    assert directional_check(f, arrays, one_wrong)[name] > 1e-4
+
+
+def test_directional_check_catches_a_wrong_kl_gradient(monkeypatch):
+    from numvae import losses
+    correct = losses.kl_divergence_backward
+
+    def wrong(mean, log_var):  # dKL/dlog_var without its factor 0.5
+        dmean, dlog_var = correct(mean, log_var)
+        return dmean, 2 * dlog_var
+
+    model = tiny_model(seed=1)
+    x = np.random.default_rng(0).uniform(size=(4, 10))
+    assert max(check_model_directions(model, x).values()) < 1e-6
+    monkeypatch.setattr(losses, "kl_divergence_backward", wrong)
+    assert check_model_directions(model, x)["encoder.log_var.b"] > 0.01
