@@ -9,6 +9,8 @@ machine epsilon * |f| / h); a gradient off by a factor of 2 gives exactly 0.5.
 """
 import numpy as np
 
+from .validation import check_positive_float, check_positive_int
+
 
 def relative_error(analytic, numeric):
     """max |analytic - numeric| / max(max |analytic|, max |numeric|), 0 when both are 0."""
@@ -54,6 +56,9 @@ def check_arrays(f, arrays, analytic, h=1e-5, n_entries=None, seed=0):
     arrays (which are perturbed in place). With ``n_entries``, a random subset of that
     many entries per array is checked. Returns {name: maximum relative error}.
     """
+    h = check_positive_float(h, "h")
+    if n_entries is not None:
+        n_entries = check_positive_int(n_entries, "n_entries")
     rng = np.random.default_rng(seed)
     errors = {}
     for name, array in arrays.items():
@@ -98,6 +103,8 @@ def directional_check(f, arrays, analytic, h=1e-5, n_directions=8, seed=0):
     large the array. ``arrays``/``analytic`` as in ``check_arrays``. Returns {name: the
     ``relative_error`` of the K projections}; a gradient off by a factor 2 gives 0.5.
     """
+    h = check_positive_float(h, "h")
+    n_directions = check_positive_int(n_directions, "n_directions")
     rng = np.random.default_rng(seed)
     errors = {}
     for name, array in arrays.items():

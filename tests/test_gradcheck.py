@@ -104,3 +104,15 @@ def test_directional_check_catches_a_wrong_kl_gradient(monkeypatch):
     assert max(check_model_directions(model, x).values()) < 1e-6
     monkeypatch.setattr(losses, "kl_divergence_backward", wrong)
     assert check_model_directions(model, x)["encoder.log_var.b"] > 0.01
+
+
+def test_gradcheck_options_are_checked():
+    import pytest
+    model = tiny_model()
+    x = np.random.default_rng(0).uniform(size=(2, 10))
+    with pytest.raises(ValueError, match="n_directions must be"):
+        check_model_directions(model, x, n_directions=0)
+    with pytest.raises(ValueError, match="h must be"):
+        check_model_directions(model, x, h=-1e-5)
+    with pytest.raises(ValueError, match="n_entries must be"):
+        check_model(model, x, n_entries=0)
