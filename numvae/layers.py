@@ -84,7 +84,8 @@ def sigmoid(a):
     so it is silenced rather than avoided. (The textbook alternative, branching on the
     sign of a, is exact too but about eight times slower in NumPy.)
     """
-    e = np.negative(a)
+    a = np.asarray(a)
+    e = np.negative(a, out=np.empty(a.shape, np.result_type(a, 1.0)))  # float, also for ints
     with np.errstate(over="ignore"):
         np.exp(e, out=e)  # in place: one (batch, input_dim) temporary for the whole sigmoid
     e += 1.0
