@@ -834,7 +834,7 @@ def main(argv=None):
                     f"{args.gradcheck_threads} thread(s)\n"
                     f"  check_model_directions, all {r['total_entries']:,} entries along "
                     f"{r['n_directions']} random directions per array "
-                    f"({2 * r['n_directions'] * r['arrays']} loss evaluations): "
+                    f"({2 * r['n_directions'] * r['arrays'] + 1} loss evaluations): "
                     f"{r['direction_seconds']:.2f} s; largest relative error "
                     f"{r['direction_max_error']:.2e}\n"
                     f"  check_model, {full} "

@@ -29,6 +29,17 @@ def _require_float64(array, name):
         raise TypeError(f"{name} must be a float64 ndarray for a gradient check; got {dtype}")
 
 
+def _analytic_for(analytic, name, array):
+    """``analytic[name]`` as float64, with a named error if it is missing or misshapen."""
+    if name not in analytic:
+        raise ValueError(f"analytic has no gradient for {name!r}; expected one of shape {array.shape}")
+    exact = np.asarray(analytic[name], np.float64)
+    if exact.shape != array.shape:
+        raise ValueError(f"analytic[{name!r}] has shape {exact.shape}; expected {array.shape} "
+                         f"like the array it is the gradient of")
+    return exact
+
+
 def numerical_gradient(f, x, h=1e-5, indices=None):
     """Central-difference gradient of the scalar function ``f()`` with respect to ``x``.
 
@@ -40,11 +51,13 @@ def numerical_gradient(f, x, h=1e-5, indices=None):
     flat_x, flat_grad = x.reshape(-1), grad.reshape(-1)  # views: writes reach x and grad
     for i in (range(x.size) if indices is None else indices):
         original = flat_x[i]
-        flat_x[i] = original + h
-        f_plus = float(f())
-        flat_x[i] = original - h
-        f_minus = float(f())
-        flat_x[i] = original
+        try:
+            flat_x[i] = original + h
+            f_plus = float(f())
+            flat_x[i] = original - h
+            f_minus = float(f())
+        finally:  # x is the caller's (a model's parameters): never leave it perturbed
+            flat_x[i] = original
         flat_grad[i] = (f_plus - f_minus) / (2 * h)
     return grad
 
@@ -63,11 +76,11 @@ def check_arrays(f, arrays, analytic, h=1e-5, n_entries=None, seed=0):
     errors = {}
     for name, array in arrays.items():
         _require_float64(array, name)
+        exact = _analytic_for(analytic, name, array).reshape(-1)
         indices = None
         if n_entries is not None and n_entries < array.size:
             indices = rng.choice(array.size, size=n_entries, replace=False)
         numeric = numerical_gradient(f, array, h, indices)
-        exact = np.asarray(analytic[name], np.float64).reshape(-1)
         if indices is None:
             errors[name] = relative_error(exact, numeric.reshape(-1))
         else:
@@ -109,19 +122,21 @@ def directional_check(f, arrays, analytic, h=1e-5, n_directions=8, seed=0):
     errors = {}
     for name, array in arrays.items():
         _require_float64(array, name)
-        exact = np.asarray(analytic[name], np.float64)
+        exact = _analytic_for(analytic, name, array)
         original = array.copy()
         projected, numeric = np.empty(n_directions), np.empty(n_directions)
-        for k in range(n_directions):
-            u = rng.standard_normal(array.shape)
-            u /= np.linalg.norm(u)
-            projected[k] = np.vdot(exact, u)
-            np.add(original, h * u, out=array)
-            f_plus = float(f())
-            np.subtract(original, h * u, out=array)
-            f_minus = float(f())
-            numeric[k] = (f_plus - f_minus) / (2 * h)
-        array[...] = original
+        try:
+            for k in range(n_directions):
+                u = rng.standard_normal(array.shape)
+                u /= np.linalg.norm(u)
+                projected[k] = np.vdot(exact, u)
+                np.add(original, h * u, out=array)
+                f_plus = float(f())
+                np.subtract(original, h * u, out=array)
+                f_minus = float(f())
+                numeric[k] = (f_plus - f_minus) / (2 * h)
+        finally:  # the caller's parameters: never leave them perturbed
+            array[...] = original
         errors[name] = relative_error(projected, numeric)
     return errors
 

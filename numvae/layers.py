@@ -76,6 +76,13 @@ class ReLU(Layer):
         return dy * (self.y > 0)
 
 
+def as_float_array(a):
+    """``a`` as a float ndarray: float arrays as they are, anything else (integers, booleans,
+    Python numbers) converted to float64 first, so that no arithmetic is done in integers."""
+    a = np.asarray(a)
+    return a if a.dtype.kind == "f" else a.astype(np.float64)
+
+
 def sigmoid(a):
     """Logistic function 1 / (1 + exp(-a)), exact and warning-free for any a (eq. D4).
 
@@ -84,8 +91,8 @@ def sigmoid(a):
     so it is silenced rather than avoided. (The textbook alternative, branching on the
     sign of a, is exact too but about eight times slower in NumPy.)
     """
-    a = np.asarray(a)
-    e = np.negative(a, out=np.empty(a.shape, np.result_type(a, 1.0)))  # float, also for ints
+    a = as_float_array(a)
+    e = np.negative(a, out=np.empty_like(a))  # out=: an array even for 0-d input
     with np.errstate(over="ignore"):
         np.exp(e, out=e)  # in place: one (batch, input_dim) temporary for the whole sigmoid
     e += 1.0

@@ -138,11 +138,15 @@ class Adam:
         A VAE hands over the very same gradient arrays at every step: then the check of
         their shapes and the lookup of their buffer are not repeated.
         """
-        if (isinstance(grads, dict) and self._known_grads and grads.keys() == self.params.keys()
+        names = list(self.params)
+        if (isinstance(grads, dict) and self._known_grads and list(grads) == names
                 and all(a is b for a, b in zip(grads.values(), self._known_grads))):
             return self._known_flat_grads
         _check_grads(self.params, grads)
-        flat = None if self._flat_params is None else flat_buffer(grads)
+        # one sweep only if every gradient sits where its parameter sits in the flat buffer:
+        # the same names in the same order (same shapes, checked above), tiling one buffer
+        same_order = list(grads) == names
+        flat = None if self._flat_params is None or not same_order else flat_buffer(grads)
         # remembered only for the flat case (the arrays are held, so their ids stay unique)
         self._known_grads = tuple(grads.values()) if flat is not None else ()
         self._known_flat_grads = flat

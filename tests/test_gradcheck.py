@@ -1,8 +1,8 @@
 import numpy as np
 
 from numvae import Dense, Sigmoid
-from numvae.gradcheck import (check_layer, check_model, check_model_directions, directional_check,
-                              numerical_gradient, relative_error)
+from numvae.gradcheck import (check_arrays, check_layer, check_model, check_model_directions,
+                              directional_check, numerical_gradient, relative_error)
 from helpers import tiny_model
 
 
@@ -116,3 +116,21 @@ def test_gradcheck_options_are_checked():
         check_model_directions(model, x, h=-1e-5)
     with pytest.raises(ValueError, match="n_entries must be"):
         check_model(model, x, n_entries=0)
+
+
+def test_gradcheck_names_a_missing_or_misshapen_analytic_gradient_and_restores_on_error():
+    import pytest
+    w = np.array([1.0, 2.0, 3.0])
+    f = lambda: float(np.sum(w**2))  # noqa: E731
+    for check in (check_arrays, directional_check):
+        with pytest.raises(ValueError, match=r"analytic has no gradient for 'w'"):
+            check(f, {"w": w}, {})
+        with pytest.raises(ValueError, match=r"analytic\['w'\] has shape \(2,\); expected \(3,\)"):
+            check(f, {"w": w}, {"w": np.zeros(2)})
+
+    def failing():
+        raise RuntimeError("the loss failed")
+    for check in (check_arrays, directional_check):
+        with pytest.raises(RuntimeError):
+            check(failing, {"w": w}, {"w": 2 * w})
+        assert np.array_equal(w, [1.0, 2.0, 3.0])  # not left perturbed

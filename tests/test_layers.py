@@ -91,13 +91,15 @@ def test_sequential_names_follow_positions():
     assert net.params["2.W"] is net[2].params["W"]
 
 
-@pytest.mark.parametrize("value", [0.0, 2, np.float32(-3.0), np.array(1.5), [[-1.0, 4.0]]])
+@pytest.mark.parametrize("value", [0.0, 2, np.float32(-3.0), np.array(1.5), [[-1.0, 4.0]],
+                                   np.uint8(200), np.int8(-128), True])
 def test_sigmoid_and_softplus_take_scalars_and_lists(value):
-    """Both work in place on a new float array, which must not trip over 0-d input or ints."""
+    """Both work in place on a new float array, which must not trip over 0-d input, and
+    integers must be converted before any arithmetic (-(-128) is -128 in int8)."""
     from numvae.losses import softplus
     a = np.asarray(value, dtype=np.float64)
     rtol = 1e-6 if isinstance(value, np.float32) else 1e-12
     np.testing.assert_allclose(sigmoid(value), 1 / (1 + np.exp(-a)), rtol=rtol)
-    np.testing.assert_allclose(softplus(value), np.log(1 + np.exp(a)), rtol=rtol)
+    np.testing.assert_allclose(softplus(value), np.log1p(np.exp(a)), rtol=rtol)
     if isinstance(value, np.float32):
         assert sigmoid(value).dtype == np.float32 and softplus(value).dtype == np.float32

@@ -98,3 +98,24 @@ def test_adam_checks_gradients_again_when_they_are_other_arrays():
         opt.step(missing)
     with pytest.raises(ValueError, match="unexpected \\['extra'\\]"):
         opt.step(dict(model.grads, extra=np.zeros(1)))
+
+
+def test_adam_applies_gradients_by_name_not_by_position():
+    """The VAE's own gradient arrays, in their own order, but with the names of two
+    same-shaped ones exchanged: each parameter must get the array under its name (the
+    one-sweep path, and its memory of last step's arrays, would go by position)."""
+    import numvae
+    model = numvae.VAE(12, 5, 2, seed=0)
+    reference = {name: p.copy() for name, p in model.params.items()}
+    opt, opt_reference = Adam(model.params), Adam(reference)
+    names = list(model.grads)
+    i, j = names.index("encoder.mean.b"), names.index("encoder.log_var.b")
+    names[i], names[j] = names[j], names[i]
+    rng = np.random.default_rng(2)
+    for grads in ("own", "swapped", "swapped", "own"):
+        model.flat_grads[:] = rng.normal(size=model.flat_grads.size)
+        given = model.grads if grads == "own" else dict(zip(names, model.grads.values()))
+        opt.step(given)
+        opt_reference.step({name: g.copy() for name, g in given.items()})
+        for name in reference:
+            assert np.array_equal(model.params[name], reference[name]), (grads, name)
