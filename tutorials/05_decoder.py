@@ -143,8 +143,9 @@ def main(argv=None):
         library.params[f"decoder.decompressor.{name}"][...] = value
     plots.latent_grid(library, n=8 if args.quick else 12,
                       path=figure_path(args.out, "untrained_latent_grid.png"))
-    print("You should see: a grid of near-identical grey speckled squares: before training,")
-    print("every z decodes to the same noise (compare with tutorial 9 after training).")
+    print("You should see: one grey speckled field, because the tiles are identical and sit")
+    print("edge to edge: before training, every z decodes to the same noise (compare with the")
+    print("digits of tutorial 9 after training).")
 
 
 if __name__ == "__main__":

@@ -152,7 +152,7 @@ def main(argv=None):
     banner("Figure")
     plots.latent_space(library, x, test.labels[:n_plot],
                        path=figure_path(args.out, "untrained_latent_space.png"))
-    print("You should see: the encoder means of the test images in a cloud about 0.1 across")
+    print("You should see: the encoder means of the test images in a cloud 0.1 to 0.2 across")
     print("near 0, the digits mixed; only the 1s (few lit pixels) drift a little to one side.")
     print("A random network sorts images a little by brightness; nothing is learnt yet")
     print("(compare with tutorial 9).")

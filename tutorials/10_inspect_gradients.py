@@ -143,7 +143,7 @@ def main(argv=None):
     banner("Recomputing rows by hand")
     errors = walk_through(trace, model)
     assert max(errors.values()) < 1e-5, errors           # float32 rounding, nothing more
-    print("You should see: differences of 1e-7 or less: float32 rounding of the same")
+    print("You should see: differences of a few 1e-7 or less: float32 rounding of the same")
     print("products in a different order, nothing more (0 where the operations are the same).")
     ratio = (np.abs(trace["d mean (from KL)"].value).mean()
              / np.abs(trace["d mean (from z)"].value).mean())
@@ -161,9 +161,10 @@ def main(argv=None):
           f"{len(fd_rows)} parameters;\nthe full table with its 'fd error' column is "
           "`checked.table()`, or `numvae inspect --check`).")
     plot_gradients(trace, figure_path(args.out, "gradients.png"))
-    print("You should see in it: the decoder's first layer and the encoder's heads with the")
-    print("largest gradients (about 1), and the fork's points on both sides of the diagonal:")
-    print("for some entries the reconstruction dominates, for others the KL.")
+    print("You should see in it: the largest gradients in the biases of the encoder's two heads")
+    print("(about 2) and in the decoder's first layer (about 1), and the fork's points on both")
+    print("sides of the diagonal: for some entries the reconstruction dominates, for others")
+    print("the KL.")
 
 
 if __name__ == "__main__":

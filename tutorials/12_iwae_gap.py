@@ -122,7 +122,7 @@ def main(argv=None):
     gaps = per_image[ks[-1]] - elbo_each
     print("You should see: L_1 equal to the ELBO within its noise (K = 1 *is* the ELBO, with")
     print("a Monte Carlo KL instead of the exact one), then L_K rising with K and flattening:")
-    print("in full mode about +0.65 nats at K = 5, +0.75 at K = 50, +0.83 at K = 500, with an")
+    print("in full mode about +0.65 nats at K = 5, +0.75 at K = 50, +0.8 at K = 500, with an")
     print("ELBO near -173. The SE of each bound (about 3 nats) measures how much images differ;")
     print("the paired SE of the gap (about 0.05) is what tells the bounds apart. With --quick")
     print("(one epoch on 1,000 images) the picture is different: the encoder has not learnt")
