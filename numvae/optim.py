@@ -129,6 +129,7 @@ class Adam:
         self._flat_v, self.v = _zeros_like_views(params, self._flat_params)
         # scratch space: the update is computed without new temporaries
         self._flat_scratch, self._scratch = _zeros_like_views(params, self._flat_params)
+        self._names = list(params)  # the order in which params tile the flat buffer
         self._known_grads, self._known_flat_grads = (), None
         self.t = 0
 
@@ -138,14 +139,13 @@ class Adam:
         A VAE hands over the very same gradient arrays at every step: then the check of
         their shapes and the lookup of their buffer are not repeated.
         """
-        names = list(self.params)
-        if (isinstance(grads, dict) and self._known_grads and list(grads) == names
+        if (isinstance(grads, dict) and self._known_grads and list(grads) == self._names
                 and all(a is b for a, b in zip(grads.values(), self._known_grads))):
             return self._known_flat_grads
         _check_grads(self.params, grads)
         # one sweep only if every gradient sits where its parameter sits in the flat buffer:
         # the same names in the same order (same shapes, checked above), tiling one buffer
-        same_order = list(grads) == names
+        same_order = list(grads) == self._names
         flat = None if self._flat_params is None or not same_order else flat_buffer(grads)
         # remembered only for the flat case (the arrays are held, so their ids stay unique)
         self._known_grads = tuple(grads.values()) if flat is not None else ()
