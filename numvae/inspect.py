@@ -8,7 +8,6 @@ Each row carries its formula in the notation of docs/derivations.md (equation la
 brackets) and summary statistics; with ``check=True`` each parameter gradient also gets
 its central-difference relative error (float64).
 """
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -192,46 +191,3 @@ def trace_step(model, x, eps=None, *, check=False, n_entries=None):
             if row.name.endswith(" (grad)"):
                 row.fd_error = errors[row.name[: -len(" (grad)")]]
     return Trace(rows, model)
-
-
-def run_cli(args):
-    """``numvae inspect [CHECKPOINT] [--batch-size N] [--check] [--show NAME]``."""
-    from . import datasets
-    from .checkpoint import load_checkpoint
-    from .cli import UsageError
-    from .vae import VAE
-
-    if args.checkpoint:
-        model = load_checkpoint(args.checkpoint).model
-        source = args.checkpoint
-    else:
-        model = VAE(784, 128, 2, seed=args.seed)
-        source = "a freshly initialised slides' VAE (seed %d)" % args.seed
-    if model.input_dim == 784:
-        images = datasets.load_mnist_mini()[1].images
-    else:
-        images = datasets.make_toy(args.batch_size, side=int(np.sqrt(model.input_dim)),
-                                   seed=args.seed).images
-        if images.shape[1] != model.input_dim:
-            raise UsageError(f"numvae: error: no built-in data of width {model.input_dim} to inspect")
-    x = images[: args.batch_size]
-    model.rng = np.random.default_rng(args.seed)
-    n_entries = None if model.n_params() < 5000 else 20
-    trace = trace_step(model, x, check=args.check, n_entries=n_entries)
-    if args.show:
-        try:
-            row = trace[args.show]
-        except KeyError as err:
-            raise UsageError(f"numvae: error: {err.args[0]}") from None
-        print(f"{row.name}  {row.shape}  {row.formula}")
-        with np.printoptions(threshold=sys.maxsize, linewidth=120, precision=5, suppress=True):
-            print(row.value)
-        return 0
-    print(f"One training step of {source} on {len(x)} test images "
-          f"({'float64' if args.check else trace.model.dtype.name}):")
-    print(trace.table())
-    if args.check:
-        scope = "every entry" if n_entries is None else f"{n_entries} random entries"
-        print(f"fd error: max relative error of central differences (h = 1e-5, float64) over "
-              f"{scope} of each parameter; below 1e-6 is agreement.")
-    return 0

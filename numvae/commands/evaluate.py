@@ -1,0 +1,32 @@
+"""``numvae evaluate``: test-set negative ELBO, KL per dimension, active units and the
+importance-weighted estimate of log p(x)."""
+from .. import evaluate
+from .common import add_data_options, nonnegative_int, open_checkpoint, positive_int, test_data
+
+
+def add_parser(commands):
+    p = commands.add_parser("evaluate", help="test-set negative ELBO and importance-weighted log p(x)")
+    p.add_argument("checkpoint")
+    p.add_argument("--iwae-k", type=nonnegative_int, default=100,
+                   help="importance samples K (0: skip; default 100)")
+    p.add_argument("--n", type=positive_int, help="evaluate only the first N test images")
+    add_data_options(p)
+    return p
+
+
+def run(args):
+    checkpoint = open_checkpoint(args.checkpoint)
+    model, data = checkpoint.model, test_data(checkpoint, args)
+    images = data.images[: args.n] if args.n else data.images
+    result = evaluate.evaluate_elbo(model, images)
+    n_active, _ = evaluate.active_units(model, images)
+    print(f"{len(images)} test images: -ELBO {result['loss']:.2f} +- {result['loss_se']:.2f} "
+          f"nats (reconstruction {result['reconstruction']:.2f}, KL {result['kl']:.2f})")
+    print("KL per latent dimension: " + " ".join(f"{v:.3f}" for v in result["kl_per_dim"])
+          + f"  ({n_active} of {model.latent_dim} active units: variance of the encoder mean "
+            f"over the data > 0.01)")
+    if args.iwae_k:
+        iwae = evaluate.iwae_log_likelihood(model, images, k=args.iwae_k)
+        print(f"importance-weighted log p(x), K={args.iwae_k}: {iwae['log_px']:.2f} +- "
+              f"{iwae['log_px_se']:.2f} nats (ELBO: {-result['loss']:.2f})")
+    return 0

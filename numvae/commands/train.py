@@ -1,0 +1,178 @@
+"""``numvae train``: train a VAE and write its checkpoint, history, metrics and figures."""
+import json
+import sys
+import time
+from pathlib import Path
+
+from .. import datasets, evaluate, train
+from .._io import atomic_write_bytes
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..optim import Adam
+from ..vae import LIKELIHOODS, VAE
+from .common import (Parser, UsageError, load_data, make_out_dir, nonnegative_float, nonnegative_int,
+                     positive_float, positive_int, save_figures)
+
+DEFAULT_EPOCHS = {"mnist": 10, "mnist-mini": 30, "toy": 50}
+DEFAULT_VAL_SIZE = {"mnist": 5000, "mnist-mini": 1000, "toy": 200}
+# options that a resumed run may change; every other training option comes from the checkpoint
+RESUME_KEEPS = ("command", "resume", "epochs", "out", "no_progress", "no_plots")
+
+
+def add_parser(commands):
+    p = commands.add_parser("train", help="train a VAE and write checkpoint, history and figures",
+                            description="Train a VAE; write into --out the checkpoint "
+                            "(checkpoint.npz, saved after every epoch), the history "
+                            "(history.json, history.csv), metrics.json and the figures.")
+    p.add_argument("--dataset", default="auto", choices=datasets.DATASET_NAMES,
+                   help="auto (default): full MNIST if it can be found or downloaded, else the "
+                   "embedded 10,000-image subset")
+    p.add_argument("--data-dir", help="folder holding the four MNIST IDX files")
+    p.add_argument("--epochs", type=positive_int,
+                   help="default: 10 on mnist, 30 on mnist-mini, 50 on toy")
+    p.add_argument("--latent-dim", type=positive_int, default=2)
+    p.add_argument("--shared-dim", type=positive_int, default=128)
+    p.add_argument("--likelihood", choices=sorted(LIKELIHOODS), default="bernoulli")
+    p.add_argument("--sigma", type=positive_float, default=1.0,
+                   help="standard deviation of the Gaussian likelihood")
+    p.add_argument("--kl-weight", type=nonnegative_float, default=1.0)
+    p.add_argument("--kl-warmup-epochs", type=nonnegative_int, default=0)
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--binarize", action="store_true",
+                   help="dynamic binarisation: a fresh Bernoulli draw of each pixel every epoch")
+    p.add_argument("--val-size", type=nonnegative_int,
+                   help="training images held out for validation (default: 5000 on mnist, "
+                   "1000 on mnist-mini, 200 on toy)")
+    p.add_argument("--out", help="output folder (default: runs/<timestamp>)")
+    p.add_argument("--resume", metavar="CHECKPOINT",
+                   help="continue the run saved in CHECKPOINT exactly where it stopped")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-plots", action="store_true", help="skip the figures")
+    return p
+
+
+def _new_run(args):
+    """A fresh model and optimiser from the options; what the run needs to resume later."""
+    folder = make_out_dir(args.out, Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+    train_data, test_data, used = load_data(args.dataset, args.data_dir)
+    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None  # usable from anywhere
+    meta = dict(dataset=used, data_dir=data_dir, epochs=args.epochs or DEFAULT_EPOCHS[used],
+                val_size=DEFAULT_VAL_SIZE[used] if args.val_size is None else args.val_size,
+                batch_size=args.batch_size, seed=args.seed, binarize=args.binarize,
+                kl_warmup_epochs=args.kl_warmup_epochs)
+    model = VAE(train_data.images.shape[1], args.shared_dim, args.latent_dim,
+                likelihood=args.likelihood, sigma=args.sigma, kl_weight=args.kl_weight,
+                seed=args.seed)
+    run = dict(model=model, optimizer=Adam(model.params, lr=args.lr), history=None,
+               train_state=None, train_permutation=None)
+    return folder, meta, run, (train_data, test_data)
+
+
+def _resumed_run(args):
+    """The model, optimiser and training state saved in ``args.resume``."""
+    checkpoint = load_checkpoint(args.resume)
+    meta = checkpoint.train_state.get("meta")
+    if not meta or checkpoint.optimizer is None:
+        raise UsageError(f"numvae: error: {args.resume} holds no training state to resume")
+    folder = make_out_dir(args.out, Path(args.resume).parent)
+    ignored = _options_given(args, RESUME_KEEPS)
+    if ignored:
+        print(f"numvae: --resume continues the saved run as it was; ignoring "
+              f"{', '.join(ignored)}", file=sys.stderr)
+    train_data, test_data, _ = load_data(meta["dataset"], meta["data_dir"])
+    if args.epochs:
+        meta["epochs"] = args.epochs
+    run = dict(model=checkpoint.model, optimizer=checkpoint.optimizer, history=checkpoint.history,
+               train_state=checkpoint.train_state,
+               train_permutation=checkpoint.train_permutation)
+    return folder, meta, run, (train_data, test_data)
+
+
+def _options_given(args, keep):
+    """The options of ``numvae train`` that differ from their defaults, except ``keep``."""
+    parser = Parser(prog="numvae")
+    add_parser(parser.add_subparsers(dest="command"))
+    defaults = vars(parser.parse_args(["train"]))
+    return [f"--{name.replace('_', '-')}" for name, value in vars(args).items()
+            if name not in keep and value != defaults.get(name)]
+
+
+def _split(train_data, meta):
+    """(fit data, validation data or None), the validation images held out by seed."""
+    if meta["val_size"] >= len(train_data.images):
+        raise UsageError(f"numvae: error: --val-size {meta['val_size']} leaves no training images "
+                         f"({meta['dataset']} has {len(train_data.images)})", code=2)
+    if not meta["val_size"]:
+        return train_data, None
+    return datasets.train_val_split(train_data, meta["val_size"], seed=meta["seed"])
+
+
+def _saver(checkpoint_path, folder, run, meta):
+    """The callback that writes the checkpoint and history after each epoch (and on Ctrl-C)."""
+    def save(state):
+        train_state = {**state["train_state"], "meta": meta}
+        save_checkpoint(checkpoint_path, run["model"], run["optimizer"], state["history"],
+                        train_state, state["train_permutation"])
+        write_history(folder, state["history"])
+        if state["interrupted"]:
+            print(f"\ninterrupted: checkpoint saved to {checkpoint_path}; continue with "
+                  f"numvae train --resume {checkpoint_path}", file=sys.stderr)
+    return save
+
+
+def _fit(args, run, meta, fit_data, val_data, save, checkpoint_path):
+    try:
+        return train.fit(run["model"], run["optimizer"], fit_data, epochs=meta["epochs"],
+                         batch_size=meta["batch_size"], val_data=val_data,
+                         kl_warmup_epochs=meta["kl_warmup_epochs"], seed=meta["seed"],
+                         binarize=meta["binarize"], callbacks=[save],
+                         progress=not args.no_progress and sys.stderr.isatty(),
+                         history=run["history"], train_state=run["train_state"],
+                         train_permutation=run["train_permutation"])
+    except train.TrainingDivergedError as err:
+        kept = f"; the last good checkpoint is {checkpoint_path}" if checkpoint_path.exists() else ""
+        raise UsageError(f"numvae: error: {err}{kept}") from None
+
+
+def _write_metrics(folder, model, test_data, meta):
+    result = evaluate.evaluate_elbo(model, test_data.images)
+    metrics = dict(dataset=meta["dataset"], test_negative_elbo=result["loss"],
+                   test_negative_elbo_se=result["loss_se"],
+                   test_reconstruction=result["reconstruction"], test_kl=result["kl"],
+                   kl_per_dim=result["kl_per_dim"].tolist(), epochs=meta["epochs"])
+    atomic_write_bytes(folder / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
+    print(f"test -ELBO {result['loss']:.2f} +- {result['loss_se']:.2f} nats per example "
+          f"(reconstruction {result['reconstruction']:.2f}, KL {result['kl']:.2f})")
+
+
+def run(args):
+    folder, meta, run_state, (train_data, test_data) = (_resumed_run(args) if args.resume
+                                                        else _new_run(args))
+    fit_data, val_data = _split(train_data, meta)
+    checkpoint_path = folder / "checkpoint.npz"
+    save = _saver(checkpoint_path, folder, run_state, meta)
+    model = run_state["model"]
+    print(f"numvae: training {model!r} on {meta['dataset']} ({len(fit_data.images)} images"
+          f"{', validation ' + str(len(val_data.images)) if val_data else ''}) for "
+          f"{meta['epochs']} epochs; writing to {folder}")
+    try:
+        history = _fit(args, run_state, meta, fit_data, val_data, save, checkpoint_path)
+    except KeyboardInterrupt:
+        return 130
+    _write_metrics(folder, model, test_data, meta)
+    if not args.no_plots:
+        save_figures(model, history, test_data, folder)
+    print(f"wrote {folder}")
+    return 0
+
+
+def write_history(folder, history):
+    """history.json (everything) and history.csv (one row per epoch)."""
+    atomic_write_bytes(folder / "history.json", (json.dumps(history) + "\n").encode())
+    columns = [key for key, value in history.items()
+               if isinstance(value, list) and key != "grad_norm_step"]
+    lines = [",".join(columns)]
+    for row in zip(*(history[key] for key in columns)):
+        lines.append(",".join("" if value is None else repr(value) for value in row))
+    atomic_write_bytes(folder / "history.csv", ("\n".join(lines) + "\n").encode())
