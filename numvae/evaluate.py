@@ -8,11 +8,8 @@ import math
 
 import numpy as np
 
-from . import losses
-from .layers import sigmoid
-from .validation import check_data, check_positive_int
-
-LOG_2PI = math.log(2 * math.pi)
+from .objectives import kl_term
+from .validation import check_positive_int
 
 
 def _batches(n, batch_size):
@@ -27,17 +24,18 @@ def evaluate_elbo(model, images, *, batch_size=1000, seed=0):
     examples), ``reconstruction`` and ``kl`` (means of the two parts), ``kl_per_dim``
     ((latent_dim,) mean KL of each latent dimension) and ``n``.
     """
-    images = check_data(images, model.input_dim, model.likelihood, model.dtype, name="images")
+    images = model.check_data(images, "images")
     batch_size = check_positive_int(batch_size, "batch_size")
     rng = np.random.default_rng(seed)
     reconstruction, kl, kl_per_dim = [], [], np.zeros(model.latent_dim)
+    kl_part = kl_term(model.posterior, model.prior)
     for rows in _batches(len(images), batch_size):
         x = images[rows]
         eps = rng.standard_normal((1, len(x), model.latent_dim)).astype(model.dtype)
-        c = model.forward(x, eps)
-        reconstruction.append(model.reconstruction_nll(x, c["logits"], c["output"]))
-        kl.append(losses.kl_divergence(c["mean"], c["log_var"]))
-        kl_per_dim += losses.kl_divergence_per_dim(c["mean"], c["log_var"]).sum(axis=0)
+        c = model.forward(x, eps, kl_weight=1.0)
+        reconstruction.append(c["reconstruction"])
+        kl.append(c["kl"])
+        kl_per_dim += kl_part.per_dimension(c).sum(axis=0)
     reconstruction = np.concatenate(reconstruction).astype(np.float64)
     kl = np.concatenate(kl).astype(np.float64)
     negative_elbo = reconstruction + kl
@@ -51,11 +49,12 @@ def evaluate_elbo(model, images, *, batch_size=1000, seed=0):
 def kl_per_dimension(model, images, *, batch_size=1000):
     """Mean KL of each latent dimension over the data: (latent_dim,). Dimensions with KL
     near 0 are unused ("inactive"): the encoder sends them to the prior for every x."""
-    images = check_data(images, model.input_dim, model.likelihood, model.dtype, name="images")
+    images = model.check_data(images, "images")
+    kl_part = kl_term(model.posterior, model.prior)
     total = np.zeros(model.latent_dim)
     for rows in _batches(len(images), batch_size):
-        mean, log_var = model.encoder.forward(images[rows])
-        total += losses.kl_divergence_per_dim(mean, log_var).sum(axis=0)
+        heads, _ = model.encoder.forward(images[rows])
+        total += kl_part.per_dimension(heads).sum(axis=0)
     return total / len(images)
 
 
@@ -64,32 +63,28 @@ def active_units(model, images, *, threshold=0.01, batch_size=1000):
 
     Returns (number of active units, the variance of each dimension's mean: (latent_dim,)).
     """
-    images = check_data(images, model.input_dim, model.likelihood, model.dtype, name="images")
-    means = np.concatenate([model.encoder.forward(images[rows])[0]
+    images = model.check_data(images, "images")
+    means = np.concatenate([model.encoder.forward(images[rows])[0]["mean"]
                             for rows in _batches(len(images), batch_size)])
     variance = means.astype(np.float64).var(axis=0)
     return int(np.sum(variance > threshold)), variance
 
 
 def log_weights(model, x, eps):
-    """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) for z_k = mean + std * eps_k (eq. I1).
+    """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) for z_k drawn from q (eq. I1),
+    each term from the model's own parts (likelihood, prior, posterior).
 
-    x: (batch, input_dim), eps: (K, batch, latent_dim) -> (K, batch). Since
-    (z - mean) / std = eps, log q(z|x) = sum_j [-eps_j^2 / 2 - log_var_j / 2 - log(2 pi) / 2].
+    x: (batch, input_dim), eps: (K, batch, latent_dim) -> (K, batch).
     """
-    mean, log_var = model.encoder.forward(x)                      # (batch, latent_dim)
-    z = mean + losses.safe_exp(0.5 * log_var, "0.5 * log_var") * eps  # (K, batch, latent_dim)
-    n_samples, batch, latent_dim = z.shape
-    logits = model.decoder.to_logits.forward(z.reshape(-1, latent_dim))
+    heads, _ = model.encoder.forward(x)                           # each (batch, latent_dim)
+    z, posterior_cache = model.posterior.rsample(heads, eps)      # (K * batch, latent_dim)
+    n_samples, batch = eps.shape[:2]
+    logits, _ = model.decoder.to_logits.forward(z)
     logits = logits.reshape(n_samples, batch, -1)                 # (K, batch, input_dim)
     # -log p(x|z) sums over the last axis, so x (batch, input_dim) broadcasts over K
-    if model.likelihood == "bernoulli":
-        log_px_given_z = -losses.bernoulli_nll(logits, x)         # no sigmoid needed
-    else:
-        log_px_given_z = -losses.gaussian_nll(sigmoid(logits), x, model.sigma)
-    log_pz = -0.5 * np.sum(z * z, axis=-1) - 0.5 * latent_dim * LOG_2PI
-    log_qz = (-0.5 * np.sum(eps * eps, axis=-1) - 0.5 * np.sum(log_var, axis=-1)
-              - 0.5 * latent_dim * LOG_2PI)
+    log_px_given_z = -model.likelihood.nll(logits, x)
+    log_pz = model.prior.log_prob(z).reshape(n_samples, batch)
+    log_qz = model.posterior.log_prob(posterior_cache)
     return log_px_given_z + log_pz - log_qz
 
 
@@ -103,7 +98,7 @@ def iwae_log_likelihood(model, images, *, k=5000, batch_size=None, max_rows=2000
     and combined with a running log-sum-exp (subtract the max so exp cannot overflow).
     Returns a dict with ``log_px`` (mean over examples), ``log_px_se``, ``per_example`` (n,).
     """
-    images = check_data(images, model.input_dim, model.likelihood, model.dtype, name="images")
+    images = model.check_data(images, "images")
     k = check_positive_int(k, "k")
     max_rows = check_positive_int(max_rows, "max_rows")
     rng = np.random.default_rng(seed)

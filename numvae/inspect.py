@@ -83,25 +83,21 @@ class Trace:
         return "\n".join(lines)
 
 
-def _sequence_forward_rows(sequence, prefix, input_name):
-    """Rows for each layer's output in a Sequential, read from what forward stored."""
+def _sequence_forward_rows(sequence, cache, prefix, input_name):
+    """Rows for each layer's output in a Sequential, read from its forward cache."""
     rows, previous = [], input_name
-    for index, layer in enumerate(sequence.layers):
+    for index, (layer, output) in enumerate(zip(sequence.layers, cache["outputs"])):
         name = f"{prefix}.{index}"
-        if isinstance(layer, Dense):
-            # the activation after it kept only its own output: recompute the affine map
-            value = layer.x @ layer.params["W"] + layer.params["b"]
-        else:
-            value = layer.y
         rows.append(Row("forward", name, _FORWARD_FORMULA[type(layer)].format(
-            out=name, inp=previous), value))
+            out=name, inp=previous), output))
         previous = name
     return rows
 
 
-def _sequence_backward_rows(sequence, prefix, input_name):
+def _sequence_backward_rows(sequence, steps, prefix, input_name):
     """Rows for the gradient arriving at each layer's output and each parameter gradient.
-    The gradient arriving at the last layer's output comes from outside: the caller adds it."""
+    ``steps``: from ``Sequential.backward_steps``. The gradient arriving at the last
+    layer's output comes from outside: the caller adds it."""
     rows = []
     for index in range(len(sequence.layers) - 1, -1, -1):
         layer, name = sequence.layers[index], f"{prefix}.{index}"
@@ -109,7 +105,7 @@ def _sequence_backward_rows(sequence, prefix, input_name):
         if index + 1 < len(sequence.layers):
             following = sequence.layers[index + 1]
             formula = _BACKWARD_FORMULA[type(following)].format(inp=name, out=f"{prefix}.{index + 1}")
-            rows.append(Row("backward", f"d {name}", formula, sequence.output_grads[index]))
+            rows.append(Row("backward", f"d {name}", formula, steps[index + 1]))
         if isinstance(layer, Dense):
             rows.append(Row("backward", f"{name}.W (grad)", f"dW = {previous}^T d {name}  (D2)",
                             layer.grads["W"]))
@@ -118,8 +114,66 @@ def _sequence_backward_rows(sequence, prefix, input_name):
     return rows
 
 
+def _forward_rows(model, cache):
+    """The forward pass: encoder, posterior draw, decoder, loss terms."""
+    enc, dec = model.encoder, model.decoder
+    shared = f"encoder.compressor.{len(enc.compressor) - 1}"
+    caches = cache["caches"]
+    rows = [Row("forward", "x", "the data batch", cache["x"])]
+    rows += _sequence_forward_rows(enc.compressor, caches["encoder"]["compressor"],
+                                   "encoder.compressor", "x")
+    rows += [Row("forward", head, f"{head} = {shared} W_{head} + b_{head}  (D1)", cache[head])
+             for head in model.posterior.heads]
+    rows += [Row("forward", name, formula, cache[name])
+             for name, formula in model.posterior.formulas.items()]
+    rows += _sequence_forward_rows(dec.decompressor, _with_sigmoid(caches["decoder"], cache),
+                                   "decoder.decompressor", "z")
+    kl_part = caches["objective"]["kl_part"]
+    return rows + [Row("forward", "reconstruction", model.likelihood.nll_formula
+                       + ", mean over S samples", cache["reconstruction"]),
+                   Row("forward", "kl", kl_part.formula, cache["kl"]),
+                   Row("forward", "loss", model.objective.formula, np.array(cache["loss"]))]
+
+
+def _with_sigmoid(decoder_cache, cache):
+    """The decoder's cache with the Sigmoid's output appended (the Sigmoid is applied
+    outside ``to_logits``)."""
+    return dict(outputs=[*decoder_cache["outputs"], cache["output"]])
+
+
+def _backward_rows(model, grads):
+    """The backward pass, in the order ``model.backward`` computes it."""
+    enc, dec = model.encoder, model.decoder
+    shared = f"encoder.compressor.{len(enc.compressor) - 1}"
+    rows = []
+    for (name, formula), value in zip(model.likelihood.backward_formulas(),
+                                      [*grads["likelihood"].values(), grads["dlogits"]]):
+        rows.append(Row("backward", name, formula, value))
+    rows += _sequence_backward_rows(dec.to_logits, grads["decoder_steps"], "decoder.decompressor", "z")
+    rows.append(Row("backward", "d z", "d z = d decoder.decompressor.0 W^T  (D2)", grads["dz"]))
+    kl_formulas = getattr(grads["kl_part"], "backward_formulas", {})
+    for head in model.posterior.heads:
+        rows += [Row("backward", f"d {head} (from z)", model.posterior.backward_formulas[head],
+                     grads["dheads_from_z"][head]),
+                 Row("backward", f"d {head} (from KL)", kl_formulas.get(head, "(MC2, V4)"),
+                     grads["dheads_from_kl"][head])]
+    rows += [Row("backward", f"d {head}", f"d {head} (from z) + d {head} (from KL)  (V5)",
+                 grads["dheads"][head]) for head in model.posterior.heads]
+    for head, layer in enc.heads.items():
+        rows.append(Row("backward", f"encoder.{head}.W (grad)",
+                        f"dW = {shared}^T d {head}  (D2)", layer.grads["W"]))
+        rows.append(Row("backward", f"encoder.{head}.b (grad)", f"db = sum_batch d {head}  (D2)",
+                        layer.grads["b"]))
+    rows.append(Row("backward", f"d {shared}", "sum over heads of d head W_head^T: the heads "
+                    "add  (D2, V6)", grads["encoder_steps"]["shared"]))
+    rows += _sequence_backward_rows(enc.compressor, grads["encoder_steps"]["compressor"],
+                                    "encoder.compressor", "x")
+    return rows
+
+
 def trace_step(model, x, eps=None, *, check=False, n_entries=None):
-    """Run one ``loss_and_grad`` step on ``x`` (batch, input_dim) and return its ``Trace``.
+    """Run one training step (``model.forward`` then ``model.backward``) on ``x``
+    (batch, input_dim) and return its ``Trace``.
 
     With ``check=True`` the step is traced on a float64 copy of the model, and each
     parameter gradient gets its finite-difference relative error (``n_entries`` random
@@ -130,63 +184,12 @@ def trace_step(model, x, eps=None, *, check=False, n_entries=None):
     x = np.asarray(x)
     if eps is None:
         eps = model.draw_eps(len(x))
-    loss = model.loss_and_grad(x, eps)
-    c, b, terms = model.cache, model.backward_cache, model.terms
-    enc, dec = model.encoder, model.decoder
-    # mean, log_var heads come after the compressor; the decoder's logits row is its last Dense
-    rows = [Row("forward", "x", "the data batch", c["x"])]
-    rows += _sequence_forward_rows(enc.compressor, "encoder.compressor", "x")
-    shared = f"encoder.compressor.{len(enc.compressor) - 1}"
-    rows += [Row("forward", "mean", f"mean = {shared} W_mean + b_mean  (D1)", c["mean"]),
-             Row("forward", "log_var", f"log_var = {shared} W_log_var + b_log_var  (D1)",
-                 c["log_var"]),
-             Row("forward", "std", "std = exp(0.5 log_var)  (R1)", c["std"]),
-             Row("forward", "eps", "eps ~ N(0, I), shape (S, batch, latent_dim)", c["eps"]),
-             Row("forward", "z", "z = mean + std * eps  (R1)", c["z"])]
-    rows += _sequence_forward_rows(dec.decompressor, "decoder.decompressor", "z")
-    likelihood = ("-log p(x|z) = sum_i softplus(a_i) - x_i a_i  (B3)"
-                  if model.likelihood == "bernoulli" else
-                  "-log p(x|z) = sum_i (x_i - out_i)^2 / (2 sigma^2) + N/2 log(2 pi sigma^2)  (G1)")
-    rows += [Row("forward", "reconstruction", likelihood + ", mean over S samples",
-                 terms["reconstruction"]),
-             Row("forward", "kl", "KL = 0.5 sum_j (mean^2 + exp(log_var) - 1 - log_var)  (K1)",
-                 terms["kl"]),
-             Row("forward", "loss", "L = mean_batch(reconstruction + kl_weight * kl)  (V1)",
-                 np.array(loss))]
-
-    # backward, in the order loss_and_grad computes it
-    last = len(dec.decompressor) - 1
-    if model.likelihood == "bernoulli":
-        rows.append(Row("backward", "d logits", "dL/da = (sigmoid(a) - x) / (S B)  (B4, V2)",
-                        b["dlogits"]))
-    else:
-        rows.append(Row("backward", f"d decoder.decompressor.{last}",
-                        "dL/dout = (out - x) / (sigma^2 S B)  (G2, V2)", b["doutput"]))
-        rows.append(Row("backward", "d logits", "dL/da = dL/dout * out (1 - out)  (D4)",
-                        b["dlogits"]))
-    rows += _sequence_backward_rows(dec.to_logits, "decoder.decompressor", "z")
-    rows += [Row("backward", "d z", "d z = d decoder.decompressor.0 W^T  (D2)", b["dz"]),
-             Row("backward", "d mean (from z)", "sum_s dL/dz * 1  (V3)", b["dmean_from_z"]),
-             Row("backward", "d log_var (from z)", "sum_s dL/dz * 0.5 exp(0.5 log_var) eps  (V3)",
-                 b["dlog_var_from_z"]),
-             Row("backward", "d mean (from KL)", "kl_weight / B * mean  (K2, V4)", b["dmean_kl"]),
-             Row("backward", "d log_var (from KL)",
-                 "kl_weight / B * 0.5 (exp(log_var) - 1)  (K2, V4)", b["dlog_var_kl"]),
-             Row("backward", "d mean", "d mean (from z) + d mean (from KL)  (V5)", b["dmean"]),
-             Row("backward", "d log_var", "d log_var (from z) + d log_var (from KL)  (V5)",
-                 b["dlog_var"])]
-    for head in ("mean", "log_var"):
-        layer = getattr(enc, head)
-        rows.append(Row("backward", f"encoder.{head}.W (grad)",
-                        f"dW = {shared}^T d {head}  (D2)", layer.grads["W"]))
-        rows.append(Row("backward", f"encoder.{head}.b (grad)", f"db = sum_batch d {head}  (D2)",
-                        layer.grads["b"]))
-    rows.append(Row("backward", f"d {shared}",
-                    "d mean W_mean^T + d log_var W_log_var^T: the two heads add  (D2, V6)",
-                    enc.dshared))
-    rows += _sequence_backward_rows(enc.compressor, "encoder.compressor", "x")
+    cache = model.forward(x, eps)
+    grads = model.backward(cache)
+    grads["kl_part"] = cache["caches"]["objective"]["kl_part"]
+    rows = _forward_rows(model, cache) + _backward_rows(model, grads)
     if check:
-        errors = check_model(model, c["x"], c["eps"], n_entries=n_entries)
+        errors = check_model(model, cache["x"], cache["eps"], n_entries=n_entries)
         for row in rows:
             if row.name.endswith(" (grad)"):
                 row.fd_error = errors[row.name[: -len(" (grad)")]]

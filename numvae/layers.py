@@ -1,10 +1,15 @@
 """Layers written by hand: each forward stores what its backward needs.
 
-Contract (the same for every layer, see docs/derivations.md, section "Layers"):
+Contract (the same for every layer, see docs/derivations.md, section "Layers"), the
+cache handed over explicitly as in cs231n's ``layers.py``:
 
-* ``forward(x)`` returns the output and keeps the inputs/outputs backward will read;
-* ``backward(dout)`` takes dL/d(output), fills ``self.grads`` (same keys and shapes as
-  ``self.params``) and returns dL/d(input).
+* ``y, cache = layer.forward(x)``: the output, and what backward will need;
+* ``dx = layer.backward(dy, cache)``: takes dL/dy and that cache, writes the parameter
+  gradients into ``layer.grads`` (same keys and shapes as ``layer.params``; in place,
+  because a model's gradients are views into one flat buffer) and returns dL/dx.
+
+A layer keeps no record of its last call, so two forward passes in a row cannot pair
+the wrong batch with a backward pass.
 
 ``d<name>`` always means the gradient of the loss with respect to ``<name>`` and has
 exactly the shape of ``<name>``.
@@ -43,19 +48,19 @@ class Dense(Layer):
         self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
 
     def forward(self, x):
-        """x: (batch, in_features) -> y: (batch, out_features)."""
-        self.x = x
+        """x: (batch, in_features) -> y: (batch, out_features); the cache is x."""
         y = x @ self.params["W"]
         y += self.params["b"]  # in place: no second (batch, out) temporary
-        return y
+        return y, x
 
-    def backward(self, dy, need_input_grad=True):
-        """dy: (batch, out_features) -> dx: (batch, in_features) (eq. D2).
+    def backward(self, dy, cache, need_input_grad=True):
+        """dy: (batch, out_features), cache x -> dx: (batch, in_features) (eq. D2).
 
         dW = x^T dy, db = sum over the batch of dy, dx = dy W^T. The first layer of a
         network has no use for dx, so ``need_input_grad=False`` skips that product.
         """
-        np.matmul(self.x.T, dy, out=self.grads["W"])
+        x = cache
+        np.matmul(x.T, dy, out=self.grads["W"])
         np.sum(dy, axis=0, out=self.grads["b"])
         if need_input_grad:
             return dy @ self.params["W"].T
@@ -66,14 +71,14 @@ class Dense(Layer):
 
 
 class ReLU(Layer):
-    """y = max(x, 0); backward dx = dy * 1[x > 0] (eq. D3)."""
+    """y = max(x, 0); backward dx = dy * 1[x > 0] (eq. D3). The cache is y (y > 0 where x > 0)."""
 
     def forward(self, x):
-        self.y = np.maximum(x, 0)
-        return self.y
+        y = np.maximum(x, 0)
+        return y, y
 
-    def backward(self, dy):
-        return dy * (self.y > 0)
+    def backward(self, dy, cache):
+        return dy * (cache > 0)
 
 
 def as_float_array(a):
@@ -100,25 +105,31 @@ def sigmoid(a):
 
 
 class Sigmoid(Layer):
-    """y = sigmoid(x); backward dx = dy * y * (1 - y) (eq. D4)."""
+    """y = sigmoid(x); backward dx = dy * y * (1 - y) (eq. D4). The cache is y."""
 
     def forward(self, x):
-        self.y = sigmoid(x)
-        return self.y
+        y = sigmoid(x)
+        return y, y
 
-    def backward(self, dy):
-        return dy * self.y * (1 - self.y)
+    def backward(self, dy, cache):
+        y = cache
+        return dy * y * (1 - y)
 
 
 class Tanh(Layer):
-    """y = tanh(x); backward dx = dy * (1 - y^2) (eq. D5)."""
+    """y = tanh(x); backward dx = dy * (1 - y^2) (eq. D5). The cache is y."""
 
     def forward(self, x):
-        self.y = np.tanh(x)
-        return self.y
+        y = np.tanh(x)
+        return y, y
 
-    def backward(self, dy):
-        return dy * (1 - self.y * self.y)
+    def backward(self, dy, cache):
+        y = cache
+        return dy * (1 - y * y)
+
+
+# the hidden activations a model may choose by name (``VAE(..., activation=...)``)
+ACTIVATIONS = {"relu": ReLU, "tanh": Tanh}
 
 
 class Sequential(Layer):
@@ -149,22 +160,33 @@ class Sequential(Layer):
         return len(self.layers)
 
     def forward(self, x):
+        """The layers in order. The cache holds each layer's own cache and its output
+        (references, not copies), so that the inspector can show every intermediate."""
+        caches, outputs = [], []
         for layer in self.layers:
-            x = layer.forward(x)
-        return x
+            x, cache = layer.forward(x)
+            caches.append(cache)
+            outputs.append(x)
+        return x, dict(layers=caches, outputs=outputs)
 
-    def backward(self, dy, need_input_grad=True):
-        """Backward through the layers in reverse order. With ``need_input_grad=False``
-        the first layer skips computing the gradient for the network's input."""
-        self.output_grads = [None] * len(self.layers)  # kept for numvae.inspect; references only
+    def backward(self, dy, cache, need_input_grad=True):
+        """dL/d(output) -> dL/d(input), through the layers in reverse order. With
+        ``need_input_grad=False`` the first layer skips the gradient for the input."""
+        return self.backward_steps(dy, cache, need_input_grad)[0]
+
+    def backward_steps(self, dy, cache, need_input_grad=True):
+        """The same backward pass, returning every gradient it computes: a list whose
+        entry i is dL/d(input of layer i), entry 0 being dL/d(input of the network)
+        (None with ``need_input_grad=False``) and the last entry dy itself."""
+        steps = [None] * len(self.layers) + [dy]
         for index in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[index]
-            self.output_grads[index] = dy
+            layer, layer_cache = self.layers[index], cache["layers"][index]
             if index == 0 and isinstance(layer, Dense):
-                dy = layer.backward(dy, need_input_grad=need_input_grad)
+                dy = layer.backward(dy, layer_cache, need_input_grad=need_input_grad)
             else:
-                dy = layer.backward(dy)
-        return dy
+                dy = layer.backward(dy, layer_cache)
+            steps[index] = dy
+        return steps
 
     def __repr__(self):
         return "Sequential(" + ", ".join(repr(layer) for layer in self.layers) + ")"

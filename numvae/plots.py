@@ -22,7 +22,7 @@ from matplotlib.ticker import MaxNLocator
 
 from . import evaluate
 from ._io import atomic_write
-from .validation import check_data, check_positive_int
+from .validation import check_positive_int
 
 DPI = 120
 KL_THRESHOLD = 0.01  # nats: a latent dimension whose mean KL is below this carries ~nothing
@@ -67,7 +67,7 @@ def default_image_shape(input_dim):
 
 def _check_images(model, images):
     """images: (n, input_dim) in the model's dtype, with errors that say ``images``."""
-    return check_data(images, model.input_dim, model.likelihood, model.dtype, name="images")
+    return model.check_data(images, "images")
 
 
 def _encoder_means(model, images):

@@ -1,5 +1,5 @@
-"""The training loop. It knows nothing of the VAE's insides: it calls
-``model.loss_and_grad(x)`` and ``optimizer.step(model.grads)`` and keeps a history.
+"""The training loop. It knows nothing of the VAE's insides: each step is
+``train_step`` (loss and gradient, check, update), and ``fit`` keeps a history.
 
 Randomness: ``fit`` owns one generator, seeded by ``seed``, for the example order and the
 dynamic binarisation; eps is drawn from ``model.rng``. Both states, the epoch's example
@@ -18,8 +18,7 @@ import numpy as np
 from . import datasets
 from .evaluate import evaluate_elbo
 from .losses import NumericalError
-from .optim import flat_buffer
-from .validation import check_data, check_positive_int
+from .validation import check_positive_int
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -62,7 +61,7 @@ class Progress:
 
 def _as_images(data, model, name):
     images = data.images if isinstance(data, datasets.Dataset) else data
-    return check_data(images, model.input_dim, model.likelihood, model.dtype, name=name)
+    return model.check_data(images, name)
 
 
 def _grad_norms(grads):
@@ -73,8 +72,9 @@ def _grad_norms(grads):
 def _check_finite(loss, grads, flat_grads, epoch, step):
     """Stop at once on a NaN/infinite loss or gradient, naming the culprit.
 
-    ``flat_grads``: the one buffer the gradients tile (a VAE's do), or None. Then a single
-    pass over it checks them all, and the per-array pass runs only to name a bad one.
+    ``flat_grads``: the one buffer the gradients tile (a VAE's ``flat_grads``), or None.
+    Then a single pass over it checks them all, and the per-array pass runs only to name
+    a bad one.
     """
     if not np.isfinite(loss):
         raise TrainingDivergedError(f"epoch {epoch}, step {step}: the loss is {loss}")
@@ -109,6 +109,37 @@ def _deferred_interrupt():
         signal.signal(signal.SIGINT, previous)
 
 
+def train_step(model, optimizer, x, kl_weight, where):
+    """One step: the loss and its gradient, a check that both are finite, the update.
+
+    ``where`` = (epoch, step), to name the step in an error. Returns the forward cache
+    (the loss terms of this batch).
+    """
+    try:
+        cache = model.forward(x, kl_weight=kl_weight)   # loss
+        model.backward(cache)                            # and gradient, into model.grads
+    except NumericalError as err:
+        raise TrainingDivergedError(f"epoch {where[0]}, step {where[1]}: {err}") from None
+    _check_finite(cache["loss"], model.grads, getattr(model, "flat_grads", None), *where)
+    optimizer.step(model.grads)
+    return cache
+
+
+def kl_weight_at(global_step, base_kl_weight, warmup_steps):
+    """KL warm-up: the weight rises linearly from 0 to ``base_kl_weight`` over
+    ``warmup_steps`` steps (none: always the base weight)."""
+    if warmup_steps == 0:
+        return base_kl_weight
+    return base_kl_weight * min(1.0, global_step / warmup_steps)
+
+
+def _check_fit_options(epochs, batch_size, kl_warmup_epochs, grad_norm_every):
+    if not isinstance(kl_warmup_epochs, numbers.Integral) or kl_warmup_epochs < 0:
+        raise ValueError(f"kl_warmup_epochs must be an integer >= 0; got {kl_warmup_epochs!r}")
+    return (check_positive_int(epochs, "epochs"), check_positive_int(batch_size, "batch_size"),
+            check_positive_int(grad_norm_every, "grad_norm_every"))
+
+
 def fit(model, optimizer, train_data, *, epochs, batch_size=128, val_data=None,
         kl_warmup_epochs=0, seed=None, callbacks=(), binarize=False, progress=True,
         log=print, history=None, train_state=None, train_permutation=None,
@@ -127,95 +158,104 @@ def fit(model, optimizer, train_data, *, epochs, batch_size=128, val_data=None,
     """
     images = _as_images(train_data, model, "train_data")
     val_images = None if val_data is None else _as_images(val_data, model, "val_data")
-    epochs = check_positive_int(epochs, "epochs")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    n = len(images)
-    steps_per_epoch = -(-n // batch_size)
-    history = new_history() if not history else history
-    rng = np.random.default_rng(seed)
-    if not isinstance(kl_warmup_epochs, numbers.Integral) or kl_warmup_epochs < 0:
-        raise ValueError(f"kl_warmup_epochs must be an integer >= 0; got {kl_warmup_epochs!r}")
-    grad_norm_every = check_positive_int(grad_norm_every, "grad_norm_every")
-    # running sums of the epoch so far, and its seconds (kept across an interrupted epoch)
-    state = dict(epoch=0, step=0, train_reconstruction_sum=0.0, train_kl_sum=0.0, seen=0,
-                 seconds=0.0)
-    permutation = None
-    if train_state:
-        state.update(train_state)
-        rng.bit_generator.state = train_state["rng"]
-        permutation = train_permutation
-    base_kl_weight = model.config["kl_weight"]
-    flat_grads = flat_buffer(model.grads)  # None for gradients that are separate arrays
-    warmup_steps = kl_warmup_epochs * steps_per_epoch
-
-    def callback_state(interrupted=False):
-        return dict(model=model, optimizer=optimizer, history=history, interrupted=interrupted,
-                    train_state={**state, "rng": rng.bit_generator.state},
-                    train_permutation=permutation)
-
+    epochs, batch_size, grad_norm_every = _check_fit_options(epochs, batch_size,
+                                                             kl_warmup_epochs, grad_norm_every)
+    run = _Run(model, optimizer, images, batch_size, seed, history, train_state, train_permutation)
+    run.warmup_steps = kl_warmup_epochs * run.steps_per_epoch
+    run.binarize, run.grad_norm_every = binarize, grad_norm_every
     with _deferred_interrupt() as interrupt:
         try:
-            while state["epoch"] < epochs:
-                epoch = state["epoch"] + 1
-                if permutation is None:  # a new epoch (a resumed one brings its own order)
-                    permutation = rng.permutation(n)
-                bar = Progress(epoch, epochs, steps_per_epoch, progress)
-                start, seconds_before = time.perf_counter(), state["seconds"]
-                while state["step"] < steps_per_epoch:
-                    if interrupt["requested"]:
-                        raise KeyboardInterrupt
-                    step = state["step"] + 1
-                    rows = permutation[(step - 1) * batch_size: step * batch_size]
-                    x = images[rows]
-                    if binarize:
-                        x = datasets.binarize(x, rng)
-                    global_step = (epoch - 1) * steps_per_epoch + step
-                    model.kl_weight = (base_kl_weight if warmup_steps == 0
-                                       else base_kl_weight * min(1.0, global_step / warmup_steps))
-                    try:
-                        loss = model.loss_and_grad(x)
-                    except NumericalError as err:
-                        raise TrainingDivergedError(f"epoch {epoch}, step {step}: {err}") from None
-                    _check_finite(loss, model.grads, flat_grads, epoch, step)
-                    if global_step % grad_norm_every == 0:
-                        history["grad_norm_step"].append(global_step)
-                        for name, norm in _grad_norms(model.grads).items():
-                            history["grad_norm"].setdefault(name, []).append(norm)
-                    optimizer.step(model.grads)
-                    terms = model.terms
-                    state["train_reconstruction_sum"] += float(terms["reconstruction"].sum())
-                    state["train_kl_sum"] += float(terms["kl"].sum())
-                    state["seen"] += len(x)
-                    state["step"] = step
-                    state["seconds"] = seconds_before + time.perf_counter() - start
-                    bar.update(step, state["seen"], loss)
-                bar.close()
-                _record_epoch(history, state, epoch, model, val_images, state["seconds"], n)
-                state.update(epoch=epoch, step=0, train_reconstruction_sum=0.0, train_kl_sum=0.0,
-                             seen=0, seconds=0.0)
-                permutation = None
+            while run.state["epoch"] < epochs:
+                run.train_epoch(epochs, progress, interrupt)
+                _record_epoch(run.history, run.state, run.epoch_kl_weight, model, val_images,
+                              len(images))
+                run.next_epoch()
                 if log is not None:
-                    log(_summary(history, epochs))
+                    log(_summary(run.history, epochs))
                 for callback in callbacks:
-                    callback(callback_state())
+                    callback(run.callback_state())
         except KeyboardInterrupt:
             # reached only between two steps (see _deferred_interrupt): the state is whole
             for callback in callbacks:
-                callback(callback_state(interrupted=True))
+                callback(run.callback_state(interrupted=True))
             raise
-        finally:
-            model.kl_weight = base_kl_weight
-    return history
+    return run.history
 
 
-def _record_epoch(history, state, epoch, model, val_images, seconds, n):
-    seen = state["seen"]
+class _Run:
+    """Where a run of ``fit`` stands: the epoch and step, the running sums of the epoch
+    so far (kept across an interrupted epoch), the example order and the generator."""
+
+    def __init__(self, model, optimizer, images, batch_size, seed, history, train_state,
+                 permutation):
+        self.model, self.optimizer, self.images = model, optimizer, images
+        self.batch_size = batch_size
+        self.steps_per_epoch = -(-len(images) // batch_size)
+        self.history = new_history() if not history else history
+        self.rng = np.random.default_rng(seed)
+        self.state = dict(epoch=0, step=0, train_reconstruction_sum=0.0, train_kl_sum=0.0,
+                          seen=0, seconds=0.0)
+        self.permutation = None
+        if train_state:
+            self.state.update(train_state)
+            self.rng.bit_generator.state = train_state["rng"]
+            self.permutation = permutation
+        self.base_kl_weight = model.config["kl_weight"]
+        self.epoch_kl_weight = self.base_kl_weight
+
+    def callback_state(self, interrupted=False):
+        return dict(model=self.model, optimizer=self.optimizer, history=self.history,
+                    interrupted=interrupted,
+                    train_state={**self.state, "rng": self.rng.bit_generator.state},
+                    train_permutation=self.permutation)
+
+    def train_epoch(self, epochs, progress, interrupt):
+        """The remaining steps of the current epoch."""
+        state, epoch = self.state, self.state["epoch"] + 1
+        if self.permutation is None:  # a new epoch (a resumed one brings its own order)
+            self.permutation = self.rng.permutation(len(self.images))
+        bar = Progress(epoch, epochs, self.steps_per_epoch, progress)
+        start, seconds_before = time.perf_counter(), state["seconds"]
+        while state["step"] < self.steps_per_epoch:
+            if interrupt["requested"]:
+                raise KeyboardInterrupt
+            step = state["step"] + 1
+            x = self.images[self.permutation[(step - 1) * self.batch_size: step * self.batch_size]]
+            if self.binarize:
+                x = datasets.binarize(x, self.rng)
+            global_step = (epoch - 1) * self.steps_per_epoch + step
+            self.epoch_kl_weight = kl_weight_at(global_step, self.base_kl_weight, self.warmup_steps)
+            cache = train_step(self.model, self.optimizer, x, self.epoch_kl_weight, (epoch, step))
+            if global_step % self.grad_norm_every == 0:
+                self._record_grad_norms(global_step)
+            state["train_reconstruction_sum"] += float(cache["reconstruction"].sum())
+            state["train_kl_sum"] += float(cache["kl"].sum())
+            state["seen"] += len(x)
+            state["step"] = step
+            state["seconds"] = seconds_before + time.perf_counter() - start
+            bar.update(step, state["seen"], cache["loss"])
+        bar.close()
+
+    def _record_grad_norms(self, global_step):
+        """The norm of each gradient (as the optimiser used it) every few steps."""
+        self.history["grad_norm_step"].append(global_step)
+        for name, norm in _grad_norms(self.model.grads).items():
+            self.history["grad_norm"].setdefault(name, []).append(norm)
+
+    def next_epoch(self):
+        self.state.update(epoch=self.state["epoch"] + 1, step=0, train_reconstruction_sum=0.0,
+                          train_kl_sum=0.0, seen=0, seconds=0.0)
+        self.permutation = None
+
+
+def _record_epoch(history, state, kl_weight, model, val_images, n):
+    seen, seconds, epoch = state["seen"], state["seconds"], state["epoch"] + 1
     history["epoch"].append(epoch)
     history["train_reconstruction"].append(state["train_reconstruction_sum"] / seen)
     history["train_kl"].append(state["train_kl_sum"] / seen)
     # the negative ELBO (KL weight 1), comparable across epochs whatever the warm-up
     history["train_loss"].append(history["train_reconstruction"][-1] + history["train_kl"][-1])
-    history["kl_weight"].append(model.kl_weight)
+    history["kl_weight"].append(kl_weight)
     history["seconds"].append(seconds)
     history["examples_per_second"].append(n / seconds if seconds > 0 else float("inf"))
     if val_images is not None:

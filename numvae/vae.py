@@ -1,73 +1,86 @@
-"""The VAE of the slides: encoder q_phi(z|x), reparameterisation, decoder p_theta(x|z).
+"""The slides' VAE, composed of parts: encoder q_phi(z|x), reparameterisation, decoder
+p_theta(x|z), prior and objective.
 
-The backward pass of ``VAE.loss_and_grad`` is spelled out as the named steps of
-docs/derivations.md, section "The VAE's backward pass" (eqs. V1-V6).
+    encoder (a Sequential and one Dense head per posterior head)     numvae/vae.py
+    posterior q(z|x): rsample, log_prob                              numvae/posteriors.py
+    decoder (a Sequential ending in a Sigmoid)                       numvae/vae.py
+    likelihood p(x|z): nll and its backward                          numvae/likelihoods.py
+    prior p(z), the KL term and the objective                        numvae/priors.py, objectives.py
+
+``forward`` returns a cache of every named quantity; ``backward(cache)`` consumes it and
+returns every gradient it computed, as the named steps of docs/derivations.md, section
+"The VAE's backward pass" (eqs. V1-V6).
 """
 import numpy as np
 
-from . import losses
-from .layers import Dense, ReLU, Sequential, Sigmoid
-from .validation import check_data, check_eps, check_latent, check_vae_config
+from .layers import ACTIVATIONS, Dense, Sequential, Sigmoid
+from .likelihoods import LIKELIHOODS
+from .losses import NumericalError
+from .objectives import OBJECTIVES
+from .posteriors import POSTERIORS
+from .priors import PRIORS
+from .validation import (check_choice, check_data, check_eps, check_latent,
+                         check_nonnegative_float, check_vae_config, check_widths)
 
-LIKELIHOODS = ("bernoulli", "gaussian")
 
-
-def _mlp(sizes, rng, dtype):
-    """Dense-ReLU pairs through ``sizes`` (a list of widths), as a flat layer list."""
+def _mlp(sizes, activation, rng, dtype):
+    """Dense-activation pairs through ``sizes`` (a list of widths), as a flat layer list."""
     layers = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        layers += [Dense(n_in, n_out, rng=rng, dtype=dtype), ReLU()]
+        layers += [Dense(n_in, n_out, rng=rng, dtype=dtype), ACTIVATIONS[activation]()]
     return layers
 
 
 class Encoder:
-    """q_phi(z|x) = N(mean, diag(exp(log_var))) (slides: "Setting up the encoder").
+    """compressor: Dense(input_dim, 256) - ReLU - Dense(256, shared_dim) - ReLU, then one
+    head Dense(shared_dim, latent_dim) per head of the posterior (slides: "Setting up the
+    encoder": ``mean`` and ``log_var``)."""
 
-    compressor: Dense(input_dim, 256) - ReLU - Dense(256, shared_dim) - ReLU,
-    then two heads Dense(shared_dim, latent_dim) for ``mean`` and ``log_var``.
-    """
-
-    def __init__(self, input_dim, shared_dim, latent_dim, hidden, rng, dtype):
-        self.compressor = Sequential(*_mlp([input_dim, *hidden, shared_dim], rng, dtype))
-        self.mean = Dense(shared_dim, latent_dim, rng=rng, dtype=dtype)
-        self.log_var = Dense(shared_dim, latent_dim, rng=rng, dtype=dtype)
+    def __init__(self, sizes, head_names, latent_dim, activation, rng, dtype):
+        self.compressor = Sequential(*_mlp(sizes, activation, rng, dtype))
+        self.heads = {name: Dense(sizes[-1], latent_dim, rng=rng, dtype=dtype)
+                      for name in head_names}
 
     def forward(self, x):
-        """x: (batch, input_dim) -> mean, log_var: (batch, latent_dim)."""
-        shared = self.compressor.forward(x)
-        return self.mean.forward(shared), self.log_var.forward(shared)
+        """x: (batch, input_dim) -> {head: (batch, latent_dim)}, cache."""
+        shared, compressor_cache = self.compressor.forward(x)
+        heads = {name: head.forward(shared)[0] for name, head in self.heads.items()}
+        return heads, dict(compressor=compressor_cache, shared=shared)
 
-    def backward(self, dmean, dlog_var):
-        """The two heads share the compressor: their gradients meet there and are added."""
-        self.dshared = self.mean.backward(dmean) + self.log_var.backward(dlog_var)
-        self.compressor.backward(self.dshared, need_input_grad=False)
+    def backward(self, dheads, cache):
+        """{head: gradient} -> the gradient at the shared features and the compressor's steps.
+
+        The heads share the compressor: their gradients meet there and are added (eq. V6).
+        """
+        parts = [head.backward(dheads[name], cache["shared"]) for name, head in self.heads.items()]
+        dshared = parts[0]
+        for part in parts[1:]:
+            dshared = dshared + part
+        steps = self.compressor.backward_steps(dshared, cache["compressor"], need_input_grad=False)
+        return dict(shared=dshared, compressor=steps)
 
 
 class Decoder:
-    """p_theta(x|z) (slides: "Setting up the decoder").
+    """decompressor: Dense(latent_dim, 32) - ReLU - Dense(32, 256) - ReLU - Dense(256, input_dim)
+    - Sigmoid (slides: "Setting up the decoder"). The last Dense gives the ``logits`` a, the
+    Sigmoid the ``output`` sigmoid(a), read by the likelihood."""
 
-    decompressor: Dense(latent_dim, 32) - ReLU - Dense(32, 256) - ReLU - Dense(256, input_dim)
-    - Sigmoid. The last Dense gives the ``logits`` a, the Sigmoid the ``output`` sigmoid(a):
-    Bernoulli probabilities, or the Gaussian mean mu_theta(z).
-    """
-
-    def __init__(self, latent_dim, input_dim, hidden, rng, dtype):
-        widths = [latent_dim, *hidden]
-        layers = _mlp(widths, rng, dtype)
-        layers += [Dense(widths[-1], input_dim, rng=rng, dtype=dtype), Sigmoid()]
+    def __init__(self, sizes, activation, rng, dtype):
+        layers = _mlp(sizes[:-1], activation, rng, dtype)
+        layers += [Dense(sizes[-2], sizes[-1], rng=rng, dtype=dtype), Sigmoid()]
         self.decompressor = Sequential(*layers)
         self.to_logits = self.decompressor[:-1]  # the same layers, without the Sigmoid
         self.sigmoid = self.decompressor[-1]
 
     def forward(self, z):
-        """z: (batch, latent_dim) -> logits, output: (batch, input_dim)."""
-        logits = self.to_logits.forward(z)
-        return logits, self.sigmoid.forward(logits)
+        """z: (rows, latent_dim) -> (logits, output), each (rows, input_dim); cache."""
+        logits, cache = self.to_logits.forward(z)
+        return (logits, self.sigmoid.forward(logits)[0]), cache
 
-    def backward_from_logits(self, dlogits):
-        """dL/dlogits -> dL/dz. The Sigmoid's backward is left to the caller: the
-        Bernoulli loss fuses it (dL/dlogits = sigmoid(a) - x), the Gaussian one does not."""
-        return self.to_logits.backward(dlogits)
+    def backward_from_logits(self, dlogits, cache):
+        """dL/dlogits -> the steps of ``Sequential.backward_steps``, entry 0 being dL/dz.
+        The Sigmoid's backward belongs to the likelihood (the Bernoulli one fuses it)."""
+        return self.to_logits.backward_steps(dlogits, cache)
 
 
 class VAE:
@@ -79,62 +92,93 @@ class VAE:
         Data width (784 for MNIST), width of the encoder's shared layer, latent width.
     encoder_hidden, decoder_hidden : tuple of int
         Hidden widths of the compressor (before ``shared_dim``) and the decompressor.
-    likelihood : "bernoulli" or "gaussian"
+    likelihood : a name in ``numvae.likelihoods.LIKELIHOODS``: "bernoulli" or "gaussian"
         p_theta(x|z): Bernoulli(sigmoid(a)) or N(sigmoid(a), sigma^2 I).
     sigma : float
-        Standard deviation of the Gaussian likelihood (ignored for Bernoulli).
+        Standard deviation of the Gaussian likelihood (unused by the Bernoulli one).
     kl_weight : float
-        Weight of the KL term in the training loss (1 gives the exact negative ELBO).
+        Weight of the KL term in the training loss (1 gives the negative ELBO).
     n_samples : int
         Monte Carlo samples of z per example in the training loss.
+    activation : a name in ``numvae.layers.ACTIVATIONS``: "relu" (the slides') or "tanh"
+    posterior, prior, objective : names in ``POSTERIORS``, ``PRIORS``, ``OBJECTIVES``
     dtype : numpy float type
         float32 for training (the default); gradient checks use float64.
     seed : int or None
         Seeds ``self.rng``, the generator for initial weights and for ``eps``.
 
     ``params`` and ``grads`` are dicts with the same keys (e.g. ``"encoder.mean.W"``);
-    ``params`` holds the very arrays an optimiser updates in place.
+    ``params`` holds the very arrays an optimiser updates in place. ``config`` holds the
+    settings, as constructor arguments, and is what a checkpoint stores.
     """
 
     def __init__(self, input_dim, shared_dim, latent_dim, *, encoder_hidden=(256,),
                  decoder_hidden=(32, 256), likelihood="bernoulli", sigma=1.0, kl_weight=1.0,
-                 n_samples=1, dtype=np.float32, seed=None):
-        check_vae_config(input_dim, shared_dim, latent_dim, encoder_hidden, decoder_hidden,
-                         likelihood, sigma, kl_weight, n_samples, dtype, seed)
+                 n_samples=1, activation="relu", posterior="diagonal_gaussian",
+                 prior="standard_normal", objective="elbo", dtype=np.float32, seed=None):
+        check_vae_config(input_dim, shared_dim, latent_dim, sigma, kl_weight, n_samples, dtype, seed)
+        encoder_hidden = check_widths(encoder_hidden, "encoder_hidden")
+        decoder_hidden = check_widths(decoder_hidden, "decoder_hidden")
+        for value, name, registry in [(likelihood, "likelihood", LIKELIHOODS),
+                                      (activation, "activation", ACTIVATIONS),
+                                      (posterior, "posterior", POSTERIORS),
+                                      (prior, "prior", PRIORS), (objective, "objective", OBJECTIVES)]:
+            check_choice(value, name, registry)
+        settings = dict(input_dim=int(input_dim), shared_dim=int(shared_dim),
+                        latent_dim=int(latent_dim), sigma=float(sigma),
+                        kl_weight=float(kl_weight), n_samples=int(n_samples))
+        self.likelihood = LIKELIHOODS[likelihood].from_config(settings)
+        self.posterior = POSTERIORS[posterior].from_config(settings)
+        self.prior = PRIORS[prior].from_config(settings)
+        self.objective = OBJECTIVES[objective].from_config(settings)
         self.config = dict(input_dim=int(input_dim), shared_dim=int(shared_dim),
                            latent_dim=int(latent_dim),
-                           encoder_hidden=tuple(int(h) for h in encoder_hidden),
-                           decoder_hidden=tuple(int(h) for h in decoder_hidden),
-                           likelihood=likelihood, sigma=float(sigma),
-                           kl_weight=float(kl_weight), n_samples=int(n_samples))
-        self.input_dim, self.latent_dim = int(input_dim), int(latent_dim)
-        self.likelihood, self.sigma = likelihood, float(sigma)
-        self.kl_weight, self.n_samples = float(kl_weight), int(n_samples)
+                           encoder_hidden=encoder_hidden, decoder_hidden=decoder_hidden,
+                           activation=activation)
+        for kind in ("likelihood", "posterior", "prior", "objective"):
+            part = getattr(self, kind)
+            self.config.update({kind: part.name, **part.settings()})
         self.dtype = np.dtype(dtype)
         self.rng = np.random.default_rng(seed)
-        self.encoder = Encoder(input_dim, shared_dim, latent_dim, self.config["encoder_hidden"],
-                               self.rng, self.dtype)
-        self.decoder = Decoder(latent_dim, input_dim, self.config["decoder_hidden"],
-                               self.rng, self.dtype)
+        c = self.config
+        self.encoder = Encoder([c["input_dim"], *c["encoder_hidden"], c["shared_dim"]],
+                               self.posterior.heads, c["latent_dim"], activation, self.rng,
+                               self.dtype)
+        self.decoder = Decoder([c["latent_dim"], *c["decoder_hidden"], c["input_dim"]],
+                               activation, self.rng, self.dtype)
         self._gather_parameters()
 
-    def _dense_layers(self):
-        """(name, Dense layer) pairs in the order of the slides' modules."""
+    @property
+    def input_dim(self):
+        return self.config["input_dim"]
+
+    @property
+    def latent_dim(self):
+        return self.config["latent_dim"]
+
+    @property
+    def n_samples(self):
+        return self.objective.n_samples
+
+    def _layers_with_parameters(self):
+        """(name, layer) pairs in the order of the slides' modules."""
         for index, layer in enumerate(self.encoder.compressor.layers):
-            if isinstance(layer, Dense):
+            if layer.params:
                 yield f"encoder.compressor.{index}", layer
-        yield "encoder.mean", self.encoder.mean
-        yield "encoder.log_var", self.encoder.log_var
+        for name, head in self.encoder.heads.items():
+            yield f"encoder.{name}", head
         for index, layer in enumerate(self.decoder.decompressor.layers):
-            if isinstance(layer, Dense):
+            if layer.params:
                 yield f"decoder.decompressor.{index}", layer
+        if self.prior.params:
+            yield "prior", self.prior
 
     def _gather_parameters(self):
         """Move every parameter and gradient into one flat array each, ``flat_params`` and
-        ``flat_grads`` (n_params,), each layer keeping views into them; name the views in
-        ``params`` and ``grads``. Why: Adam can then update the whole model in one sweep of
-        a dozen NumPy calls instead of a dozen calls per array (see ``numvae.optim``)."""
-        layers = list(self._dense_layers())
+        ``flat_grads`` (n_params,), each part keeping views into them; name the views in
+        ``params`` and ``grads``. Why: Adam's fast path can then update the whole model in
+        one sweep instead of a dozen NumPy calls per array (see ``numvae.optim``)."""
+        layers = list(self._layers_with_parameters())
         total = sum(value.size for _, layer in layers for value in layer.params.values())
         self.flat_params = np.empty(total, self.dtype)
         self.flat_grads = np.zeros(total, self.dtype)
@@ -157,22 +201,27 @@ class VAE:
     def n_params(self):
         return self.flat_params.size
 
-    # --- forward ----------------------------------------------------------------------
+    # --- data in, data out ----------------------------------------------------------
+
+    def check_data(self, x, name="x"):
+        """A batch (batch, input_dim) of finite values the likelihood can model, in ``dtype``."""
+        return check_data(x, self.input_dim, self.dtype, name, support=self.likelihood.check_data)
 
     def encode(self, x):
-        """mean, log_var of q_phi(z|x): x (batch, input_dim) -> two (batch, latent_dim)."""
-        x = check_data(x, self.input_dim, self.likelihood, self.dtype)
-        return self.encoder.forward(x)
+        """The heads of q_phi(z|x) (mean, log_var for the slides'): x (batch, input_dim) ->
+        a tuple of (batch, latent_dim) arrays, in the order of ``posterior.heads``."""
+        heads, _ = self.encoder.forward(self.check_data(x))
+        return tuple(heads[name] for name in self.posterior.heads)
 
     def decode(self, z):
         """Decoder output sigmoid(a) (Bernoulli probabilities / Gaussian mean) for z (batch, latent_dim)."""
         z = check_latent(z, self.latent_dim, self.dtype)
-        return self.decoder.forward(z)[1]
+        return self.decoder.forward(z)[0][1]
 
     def sample(self, n, rng=None):
-        """n draws of the decoder output for z ~ p(z) = N(0, I): (n, input_dim)."""
+        """n draws of the decoder output for z ~ p(z): (n, input_dim)."""
         rng = self.rng if rng is None else rng
-        return self.decode(rng.standard_normal((n, self.latent_dim)))
+        return self.decode(self.prior.sample(n, rng))
 
     def draw_eps(self, batch_size, n_samples=None):
         """eps ~ N(0, I) of shape (n_samples, batch, latent_dim), from ``self.rng``."""
@@ -180,112 +229,89 @@ class VAE:
         eps = self.rng.standard_normal((n_samples, batch_size, self.latent_dim))
         return eps.astype(self.dtype, copy=False)
 
-    def forward(self, x, eps=None):
-        """One forward pass with the reparameterisation z = mean + exp(0.5 log_var) * eps (eq. R1).
+    # --- forward and backward ---------------------------------------------------------
 
-        x: (batch, input_dim). eps: None (drawn from ``self.rng``), (batch, latent_dim), or
-        (n_samples, batch, latent_dim). Returns a dict of the named quantities
-        ``mean, log_var, std, eps`` ((S, batch, latent_dim) for eps), ``z``
-        (S * batch, latent_dim), ``logits, output`` (S * batch, input_dim); the same dict
-        is kept as ``self.cache`` for the backward pass.
+    def forward(self, x, eps=None, *, kl_weight=None):
+        """The forward pass and the loss terms (eq. V1), with z from the posterior's
+        reparameterisation (eq. R1 for the slides').
+
+        x: (batch, input_dim). eps: None (drawn from ``self.rng``), (batch, latent_dim) or
+        (S, batch, latent_dim). kl_weight: None for the model's own, or another (KL warm-up).
+        Returns the cache: the named quantities ``x``, the posterior's (``mean, log_var,
+        std, eps`` (S, batch, latent_dim)), ``z`` (S * batch, latent_dim), ``logits,
+        output`` (S * batch, input_dim), the terms ``reconstruction, kl`` (batch,) and
+        ``loss`` (float), and what ``backward`` needs.
         """
-        x = check_data(x, self.input_dim, self.likelihood, self.dtype)
+        x = self.check_data(x)
         batch = x.shape[0]
         eps = (self.draw_eps(batch) if eps is None
                else check_eps(eps, batch, self.latent_dim, self.dtype))
-        mean, log_var = self.encoder.forward(x)                       # (batch, latent_dim)
-        std = losses.safe_exp(0.5 * log_var, "0.5 * log_var")         # sigma = exp(log_var / 2)
-        z = (mean + std * eps).reshape(-1, self.latent_dim)           # (S * batch, latent_dim)
-        logits, output = self.decoder.forward(z)                      # (S * batch, input_dim)
-        self.cache = dict(x=x, mean=mean, log_var=log_var, std=std, eps=eps, z=z,
-                          logits=logits, output=output)
-        return self.cache
-
-    # --- loss -------------------------------------------------------------------------
-
-    def reconstruction_nll(self, x, logits, output):
-        """-log p_theta(x|z) per row (eq. B3 or G1): (rows, input_dim) -> (rows,)."""
-        if self.likelihood == "bernoulli":
-            return losses.bernoulli_nll(logits, x)
-        return losses.gaussian_nll(output, x, self.sigma)
-
-    def loss_terms(self, x, eps=None):
-        """Forward pass and the per-example loss terms (no gradient).
-
-        Returns a dict with ``reconstruction`` (batch,), the Monte Carlo average over the
-        S samples of -log p(x|z); ``kl`` (batch,), the analytic KL; and ``loss``, the float
-        mean over the batch of reconstruction + kl_weight * kl.
-        """
-        # a diverging model overflows somewhere in here: report it by name below, not by a warning
+        kl_weight = (self.objective.kl_weight if kl_weight is None
+                     else check_nonnegative_float(kl_weight, "kl_weight"))
+        n_samples = eps.shape[0]
+        x_rows = x if n_samples == 1 else np.tile(x, (n_samples, 1))  # row s * batch + b
+        # a diverging model overflows somewhere in here: reported by name below, not by a warning
         with np.errstate(over="ignore", invalid="ignore"):
-            c = self.forward(x, eps)
-            n_samples, batch = c["eps"].shape[:2]
-            x_rows = c["x"] if n_samples == 1 else np.tile(c["x"], (n_samples, 1))
-            reconstruction = self.reconstruction_nll(x_rows, c["logits"], c["output"])
-            reconstruction = reconstruction.reshape(n_samples, batch).mean(axis=0)
-            kl = losses.kl_divergence(c["mean"], c["log_var"])
-            loss = float(np.mean(reconstruction + self.kl_weight * kl))
-        if not np.isfinite(loss):
-            part = "reconstruction" if not np.isfinite(reconstruction).all() else "KL"
-            raise losses.NumericalError(f"the loss is not finite ({part} term: {loss}); "
-                                        f"training has diverged, try a smaller learning rate")
-        self.terms = dict(reconstruction=reconstruction, kl=kl, loss=loss, x_rows=x_rows)
-        return self.terms
+            heads, encoder_cache = self.encoder.forward(x)
+            z, posterior_cache = self.posterior.rsample(heads, eps)
+            (logits, output), decoder_cache = self.decoder.forward(z)
+            nll = self.likelihood.nll(logits, x_rows, output).reshape(n_samples, batch)
+            terms, objective_cache = self.objective.forward(nll, z, posterior_cache,
+                                                            self.posterior, self.prior, kl_weight)
+        if not np.isfinite(terms["loss"]):
+            part = "reconstruction" if not np.isfinite(terms["reconstruction"]).all() else "KL"
+            raise NumericalError(f"the loss is not finite ({part} term: {terms['loss']}); "
+                                 f"training has diverged, try a smaller learning rate")
+        caches = dict(encoder=encoder_cache, posterior=posterior_cache, decoder=decoder_cache,
+                      objective=objective_cache)
+        return dict(x=x, x_rows=x_rows, **posterior_cache, z=z, logits=logits, output=output,
+                    **terms, caches=caches)
+
+    def backward(self, cache):
+        """The gradient of ``cache["loss"]``, written into ``self.grads`` (eqs. V2-V6).
+
+        Returns every intermediate gradient by name (the inspector shows them): the
+        likelihood's steps, ``dlogits``, the decoder's ``decoder_steps``, ``dz``, each
+        head's gradient from z, from the KL and their sum, and the encoder's steps.
+        """
+        caches = cache["caches"]
+        # a diverging model overflows somewhere in here: fit names the non-finite gradient
+        with np.errstate(over="ignore", invalid="ignore"):
+            # V2: from the loss back through the likelihood and the decoder to z
+            dnll, dz_kl, dheads_kl = self.objective.backward(caches["objective"])
+            dlogits, likelihood_steps = self.likelihood.nll_backward(
+                dnll, cache["logits"], cache["x_rows"], cache["output"])
+            decoder_steps = self.decoder.backward_from_logits(dlogits, caches["decoder"])
+            dz = decoder_steps[0] if dz_kl is None else decoder_steps[0] + dz_kl
+            # V3: through the reparameterisation, to the posterior's heads
+            dheads_z = self.posterior.rsample_backward(dz, caches["posterior"])
+            # V4 (the KL's gradient, above) and V5: the two paths meet at each head and add
+            dheads = {name: dheads_z[name] + dheads_kl[name] for name in dheads_z}
+            # V6: through the encoder's heads and shared compressor
+            encoder_steps = self.encoder.backward(dheads, caches["encoder"])
+        return dict(likelihood=likelihood_steps, dlogits=dlogits, decoder_steps=decoder_steps,
+                    dz=dz, dheads_from_z=dheads_z, dheads_from_kl=dheads_kl, dheads=dheads,
+                    encoder_steps=encoder_steps)
+
+    def loss_terms(self, x, eps=None, *, kl_weight=None):
+        """The forward pass with its loss terms and no gradient: ``reconstruction`` (batch,),
+        the Monte Carlo average over the S samples of -log p(x|z); ``kl`` (batch,); ``loss``,
+        the float mean over the batch of reconstruction + kl_weight * kl (see ``forward``)."""
+        return self.forward(x, eps, kl_weight=kl_weight)
 
     def loss(self, x, eps=None):
         """The training loss (mean negative ELBO per example, in nats, at kl_weight = 1)."""
-        return self.loss_terms(x, eps)["loss"]
+        return self.forward(x, eps)["loss"]
 
-    def loss_and_grad(self, x, eps=None):
+    def loss_and_grad(self, x, eps=None, *, kl_weight=None):
         """Training loss (eq. V1) and its exact gradient, written into ``self.grads``.
 
         loss = (1/B) sum_b [ (1/S) sum_s -log p(x_b | z_bs) + kl_weight * KL_b ].
         Returns the loss as a float.
         """
-        terms = self.loss_terms(x, eps)
-        # a diverging model overflows somewhere in the backward pass: fit then reports the
-        # non-finite gradient by name, instead of a warning from deep inside NumPy
-        with np.errstate(over="ignore", invalid="ignore"):
-            self.backward()
-        return terms["loss"]
-
-    def backward(self):
-        """Gradient of the last ``loss_terms`` loss, into ``self.grads`` (eqs. V2-V6)."""
-        c, terms = self.cache, self.terms
-        n_samples, batch = c["eps"].shape[:2]
-        rows = n_samples * batch  # each (sample, example) row carries weight 1 / (S B)
-
-        # V2: reconstruction gradient, from the loss back through the decoder to z.
-        if self.likelihood == "bernoulli":
-            dlogits = losses.bernoulli_nll_backward(c["logits"], terms["x_rows"],
-                                                    probs=c["output"])               # B4
-            dlogits /= rows  # in place: a new array from the line above
-            doutput = None  # fused: the Sigmoid's own backward is skipped
-        else:
-            doutput = losses.gaussian_nll_backward(c["output"], terms["x_rows"], self.sigma) / rows
-            dlogits = self.decoder.sigmoid.backward(doutput)                             # D4
-        dz = self.decoder.backward_from_logits(dlogits)                 # (S * batch, latent_dim), like z
-        dz_per_sample = dz.reshape(n_samples, batch, self.latent_dim)
-
-        # V3: reparameterisation z = mean + exp(0.5 log_var) * eps:
-        #     dz/dmean = 1, dz/dlog_var = 0.5 * exp(0.5 log_var) * eps; sum over the S samples.
-        dmean_from_z = dz_per_sample.sum(axis=0)
-        dlog_var_from_z = (dz_per_sample * (0.5 * c["std"] * c["eps"])).sum(axis=0)
-
-        # V4: analytic KL gradient, dKL/dmean = mean, dKL/dlog_var = 0.5 (exp(log_var) - 1).
-        dmean_kl, dlog_var_kl = losses.kl_divergence_backward(c["mean"], c["log_var"])
-        kl_scale = self.kl_weight / batch
-
-        # V5: the two paths meet at mean and log_var: their gradients are added.
-        dmean = dmean_from_z + kl_scale * dmean_kl
-        dlog_var = dlog_var_from_z + kl_scale * dlog_var_kl
-
-        # V6: through the encoder's heads and shared compressor.
-        self.encoder.backward(dmean, dlog_var)
-        self.backward_cache = dict(doutput=doutput, dlogits=dlogits, dz=dz, dmean_from_z=dmean_from_z,
-                                   dlog_var_from_z=dlog_var_from_z, dmean_kl=kl_scale * dmean_kl,
-                                   dlog_var_kl=kl_scale * dlog_var_kl, dmean=dmean,
-                                   dlog_var=dlog_var)
+        cache = self.forward(x, eps, kl_weight=kl_weight)
+        self.backward(cache)
+        return cache["loss"]
 
     # --- copies -----------------------------------------------------------------------
 

@@ -33,19 +33,30 @@ def check_nonnegative_float(value, name):
     return float(value)
 
 
-def check_vae_config(input_dim, shared_dim, latent_dim, encoder_hidden, decoder_hidden,
-                     likelihood, sigma, kl_weight, n_samples, dtype, seed=None):
+def check_choice(value, name, registry):
+    """``value`` must be one of the names of ``registry`` (a dict name -> part)."""
+    if not isinstance(value, str) or value not in registry:
+        raise ValueError(f"{name} must be one of {', '.join(repr(k) for k in registry)}; "
+                         f"got {value!r}")
+    return value
+
+
+def check_widths(sizes, name):
+    """Hidden widths: a tuple (or list, or any iterable, read once) of positive integers."""
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+        raise TypeError(f"{name} must be a tuple of positive integers; got {sizes!r}")
+    sizes = tuple(sizes)  # once: a generator would be empty on a second reading
+    for size in sizes:
+        if not _is_int(size) or size <= 0:
+            raise ValueError(f"{name} must be a tuple of positive integers; got {sizes!r}")
+    return tuple(int(size) for size in sizes)
+
+
+def check_vae_config(input_dim, shared_dim, latent_dim, sigma, kl_weight, n_samples, dtype,
+                     seed=None):
     for value, name in [(input_dim, "input_dim"), (shared_dim, "shared_dim"),
                         (latent_dim, "latent_dim"), (n_samples, "n_samples")]:
         check_positive_int(value, name)
-    for sizes, name in [(encoder_hidden, "encoder_hidden"), (decoder_hidden, "decoder_hidden")]:
-        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
-            raise TypeError(f"{name} must be a tuple of positive integers; got {sizes!r}")
-        for size in sizes:
-            if not _is_int(size) or size <= 0:
-                raise ValueError(f"{name} must be a tuple of positive integers; got {tuple(sizes)!r}")
-    if likelihood not in ("bernoulli", "gaussian"):
-        raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian'; got {likelihood!r}")
     check_positive_float(sigma, "sigma")
     check_nonnegative_float(kl_weight, "kl_weight")
     if seed is not None and (not _is_int(seed) or seed < 0):
@@ -62,8 +73,12 @@ def _as_float_array(value, name):
     return array
 
 
-def check_data(x, input_dim, likelihood, dtype, name="x"):
-    """A batch of data (batch, input_dim) of finite values, in [0, 1] for Bernoulli."""
+def check_data(x, input_dim, dtype, name="x", support=None):
+    """A batch of data (batch, input_dim) of finite values, cast to ``dtype``.
+
+    ``support(x, name)``: the likelihood's own check of the values (``check_data`` of a
+    part in ``numvae.likelihoods``), run on the values as given, before the cast.
+    """
     x = _as_float_array(x, name)
     if x.ndim != 2 or x.shape[1] != input_dim:
         hint = ": flatten the images first" if x.ndim > 2 else ""
@@ -75,9 +90,8 @@ def check_data(x, input_dim, likelihood, dtype, name="x"):
                          f"divide 0-255 pixels by 255")
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or infinite values")
-    if likelihood == "bernoulli" and (x.min() < 0 or x.max() > 1):
-        raise ValueError(f"{name} has values in [{x.min():.4g}, {x.max():.4g}]; the Bernoulli "
-                         f"likelihood needs values in [0, 1]")
+    if support is not None:
+        support(x, name)
     return _cast_finite(x, dtype, name)
 
 

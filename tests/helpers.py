@@ -10,18 +10,19 @@ from numvae.layers import Dense, ReLU
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "mnist"
 
 
-def relu_margin(model):
-    """Smallest |pre-activation| feeding a ReLU in the model's last forward pass.
+def relu_margin(model, cache):
+    """Smallest |pre-activation| feeding a ReLU in the forward pass whose cache is ``cache``.
 
     Central differences with step h are only valid when no ReLU input lies within h of
     its kink at 0; tests skip draws that come closer than a safe margin.
     """
     margins = [np.inf]
-    for sequence in (model.encoder.compressor, model.decoder.decompressor):
-        for layer, following in zip(sequence.layers[:-1], sequence.layers[1:]):
+    pairs = [(model.encoder.compressor, cache["caches"]["encoder"]["compressor"]),
+             (model.decoder.to_logits, cache["caches"]["decoder"])]
+    for sequence, sequence_cache in pairs:
+        for index, (layer, following) in enumerate(zip(sequence.layers[:-1], sequence.layers[1:])):
             if isinstance(layer, Dense) and isinstance(following, ReLU):
-                pre = layer.x @ layer.params["W"] + layer.params["b"]
-                margins.append(np.min(np.abs(pre)))
+                margins.append(np.min(np.abs(sequence_cache["outputs"][index])))
     return min(margins)
 
 

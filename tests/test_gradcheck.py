@@ -15,8 +15,8 @@ def test_numerical_gradient_of_a_known_function():
 
 def test_checker_catches_a_missing_factor_of_one_half():
     class HalfWrongSigmoid(Sigmoid):
-        def backward(self, dy):
-            return 2 * super().backward(dy)  # as if a factor of 1/2 had been lost
+        def backward(self, dy, cache):
+            return 2 * super().backward(dy, cache)  # as if a factor of 1/2 had been lost
 
     x = np.random.default_rng(0).normal(size=(3, 4))
     assert check_layer(HalfWrongSigmoid(), x)["x"] > 0.3

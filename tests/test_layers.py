@@ -64,8 +64,8 @@ def test_dense_shapes_and_init_bound():
 
 def test_dense_skips_input_gradient_when_asked():
     layer = Dense(3, 2, rng=np.random.default_rng(0), dtype=np.float64)
-    layer.forward(np.ones((4, 3)))
-    assert layer.backward(np.ones((4, 2)), need_input_grad=False) is None
+    _, cache = layer.forward(np.ones((4, 3)))
+    assert layer.backward(np.ones((4, 2)), cache, need_input_grad=False) is None
     np.testing.assert_allclose(layer.grads["b"], [4.0, 4.0])
 
 

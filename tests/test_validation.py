@@ -51,7 +51,7 @@ def test_bad_dtypes_and_eps():
     (dict(shared_dim=-3), "shared_dim must be a positive integer; got -3"),
     (dict(encoder_hidden=(0,)), r"encoder_hidden must be a tuple of positive integers; got \(0,\)"),
     (dict(sigma=0.0), "sigma must be a positive finite number; got 0.0"),
-    (dict(likelihood="poisson"), "likelihood must be 'bernoulli' or 'gaussian'; got 'poisson'"),
+    (dict(likelihood="poisson"), "likelihood must be one of 'bernoulli', 'gaussian'; got 'poisson'"),
     (dict(kl_weight=-1), "kl_weight must be a finite number >= 0; got -1"),
     (dict(n_samples=1.5), "n_samples must be a positive integer; got 1.5"),
 ])

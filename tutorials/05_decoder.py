@@ -9,7 +9,8 @@
 #
 # The sigmoid keeps each output pixel in (0, 1), like the data. In numvae the same network
 # is a `numvae.layers.Sequential` of `Dense`, `ReLU` and `Sigmoid`; each layer's `forward`
-# keeps what its `backward` needs (docs/derivations.md, section 8, (D1)-(D4)).
+# returns its output and a cache, what its `backward` needs, and the backward pass is
+# handed that cache (docs/derivations.md, section 8, (D1)-(D4)).
 #
 # We build it, run it on draws from the prior, put a Gaussian likelihood (G1) on top,
 # send the gradient back (G2, then D4, D2, D3), and check every gradient against central
@@ -53,15 +54,16 @@ def decompressor(latent_dim, input_dim, rng, dtype=np.float32):
 # %%
 def reconstruction_loss(decoder, z, x, sigma):
     """Mean over the batch of -log N(x; decoder(z), sigma^2 I): a float."""
-    return float(np.mean(losses.gaussian_nll(decoder.forward(z), x, sigma)))
+    output, _ = decoder.forward(z)
+    return float(np.mean(losses.gaussian_nll(output, x, sigma)))
 
 
 def reconstruction_loss_and_grad(decoder, z, x, sigma):
     """The loss above, and dloss/dz (batch, latent_dim); fills ``decoder.grads``."""
-    output = decoder.forward(z)                                          # (batch, input_dim)
+    output, cache = decoder.forward(z)                                   # (batch, input_dim)
     loss = float(np.mean(losses.gaussian_nll(output, x, sigma)))
     doutput = losses.gaussian_nll_backward(output, x, sigma) / len(x)   # G2, and the 1/B
-    dz = decoder.backward(doutput)                                       # D4, D2, D3
+    dz = decoder.backward(doutput, cache)                                # D4, D2, D3
     return loss, dz
 
 # %% [markdown]
@@ -87,7 +89,7 @@ def main(argv=None):
 
     banner("Decode draws from the prior p(z) = N(0, I)")
     z = rng.standard_normal((batch, latent_dim)).astype(np.float32)
-    output = decoder.forward(z)
+    output, _ = decoder.forward(z)
     print(f"z {z.shape} -> output {output.shape}: values in [{output.min():.3f}, "
           f"{output.max():.3f}], mean {output.mean():.3f}, std over the batch of one "
           f"pixel {output.std(axis=0).mean():.4f}")

@@ -48,20 +48,23 @@ def build_encoder(input_dim, shared_dim, latent_dim, rng, dtype=np.float32):
 
 
 def encoder_forward(encoder, x):
-    """x (batch, input_dim) -> mean, log_var, each (batch, latent_dim)."""
-    shared = encoder["compressor"].forward(x)             # (batch, shared_dim)
-    return encoder["mean"].forward(shared), encoder["log_var"].forward(shared)
+    """x (batch, input_dim) -> mean, log_var, each (batch, latent_dim), and the cache
+    that the backward pass is handed: what each module's forward returned for it."""
+    shared, compressor_cache = encoder["compressor"].forward(x)   # (batch, shared_dim)
+    mean, _ = encoder["mean"].forward(shared)
+    log_var, _ = encoder["log_var"].forward(shared)
+    return mean, log_var, dict(compressor=compressor_cache, shared=shared)
 
 
-def encoder_backward(encoder, dmean, dlog_var, add_both_heads=True):
+def encoder_backward(encoder, dmean, dlog_var, cache, add_both_heads=True):
     """Fill every parameter gradient from dL/dmean and dL/dlog_var (batch, latent_dim)."""
-    dshared_from_mean = encoder["mean"].backward(dmean)
-    dshared_from_log_var = encoder["log_var"].backward(dlog_var)
+    dshared_from_mean = encoder["mean"].backward(dmean, cache["shared"])
+    dshared_from_log_var = encoder["log_var"].backward(dlog_var, cache["shared"])
     if add_both_heads:
         dshared = dshared_from_mean + dshared_from_log_var   # V6: the fork adds
     else:
         dshared = dshared_from_mean                          # the bug: one path dropped
-    encoder["compressor"].backward(dshared, need_input_grad=False)
+    encoder["compressor"].backward(dshared, cache["compressor"], need_input_grad=False)
 
 
 def parameters(encoder, kind="params"):
@@ -79,15 +82,15 @@ def parameters(encoder, kind="params"):
 
 # %%
 def kl_loss(encoder, x):
-    mean, log_var = encoder_forward(encoder, x)
+    mean, log_var, _ = encoder_forward(encoder, x)
     return float(np.mean(losses.kl_divergence(mean, log_var)))
 
 
 def kl_loss_and_grad(encoder, x, add_both_heads=True):
-    mean, log_var = encoder_forward(encoder, x)
+    mean, log_var, cache = encoder_forward(encoder, x)
     loss = float(np.mean(losses.kl_divergence(mean, log_var)))
     dmean, dlog_var = losses.kl_divergence_backward(mean, log_var)    # K2
-    encoder_backward(encoder, dmean / len(x), dlog_var / len(x), add_both_heads)
+    encoder_backward(encoder, dmean / len(x), dlog_var / len(x), cache, add_both_heads)
     return loss
 
 # %% [markdown]
@@ -108,7 +111,7 @@ def main(argv=None):
     for name, value in parameters(encoder).items():   # same names as numvae.VAE.params
         library.params[name][...] = value
     x = test.images[:n_plot]
-    mean, log_var = encoder_forward(encoder, x)
+    mean, log_var, _ = encoder_forward(encoder, x)
     library_mean, library_log_var = library.encode(x)
     assert np.allclose(mean, library_mean, atol=1e-6)
     assert np.allclose(log_var, library_log_var, atol=1e-6)

@@ -41,9 +41,9 @@ from _common import banner, figure_path, parse_args
 # %%
 def forward_by_hand(model, x, eps):
     """The slides' vae_gen forward: x (batch, input_dim), eps (batch, latent_dim)."""
-    mean, log_var = model.encoder.forward(x)         # compressing data
+    mean, log_var = model.encode(x)                  # compressing data
     z = mean + np.exp(0.5 * log_var) * eps           # sampling in latent space (R1)
-    _, output = model.decoder.forward(z)             # decompressing: (logits, sigmoid(logits))
+    output = model.decode(z)                         # decompressing: sigmoid(logits)
     return dict(output=output, z=z, mean=mean, log_var=log_var)
 
 # %% [markdown]

@@ -45,7 +45,7 @@ def both_losses(model, x, eps, kl_weight):
     KL weight ``kl_weight`` per example (batch,), from one forward pass of a Gaussian VAE."""
     c = model.forward(x, eps)
     seed = losses.seed_loss(c["output"], x, c["mean"], c["log_var"], kl_weight)
-    negative_elbo = (losses.gaussian_nll(c["output"], x, model.sigma)             # G1
+    negative_elbo = (losses.gaussian_nll(c["output"], x, model.config["sigma"])   # G1
                      + kl_weight * losses.kl_divergence(c["mean"], c["log_var"]))  # K1
     return seed, negative_elbo
 

@@ -49,7 +49,7 @@ def walk_through(trace, model):
     n_samples, batch = v["eps"].shape[:2]
     x_rows = np.tile(v["x"], (n_samples, 1))                         # (S * B, input_dim)
     logits = v["decoder.decompressor.4"]
-    beta = model.kl_weight
+    beta = model.config["kl_weight"]
     W_mean = model.params["encoder.mean.W"].astype(np.float64)
     W_log_var = model.params["encoder.log_var.W"].astype(np.float64)
     dz = v["d z"].reshape(n_samples, batch, -1)                      # (S * B, M) -> (S, B, M)

@@ -114,39 +114,43 @@ class LinearVAE:
                       "decoder.W": self.decoder.grads["W"], "decoder.b": self.decoder.grads["b"],
                       "log_sigma2": np.zeros(1)}
 
-    def loss(self, x, eps):
-        """Mean over the batch of the one-sample negative ELBO (V1). x (B, D), eps (B, Q)."""
-        mean = self.encoder.forward(x)                                  # (B, Q)
+    def forward(self, x, eps):
+        """Mean over the batch of the one-sample negative ELBO (V1), and the cache for
+        ``loss_and_grad``. x (B, D), eps (B, Q)."""
+        mean, encoder_cache = self.encoder.forward(x)                   # (B, Q)
         log_var = np.broadcast_to(self.params["log_var"], mean.shape)   # (B, Q)
         z = mean + np.exp(0.5 * log_var) * eps                          # R1
-        output = self.decoder.forward(z)                                # (B, D)
+        output, decoder_cache = self.decoder.forward(z)                 # (B, D)
         sigma = np.exp(0.5 * self.params["log_sigma2"][0])
         negative_elbo = (losses.gaussian_nll(output, x, sigma)          # G1
                          + losses.kl_divergence(mean, log_var))         # K1
-        self.cache = dict(x=x, eps=eps, mean=mean, log_var=log_var, z=z, output=output,
-                          sigma=sigma)
-        return float(np.mean(negative_elbo))
+        cache = dict(x=x, eps=eps, mean=mean, log_var=log_var, z=z, output=output,
+                     sigma=sigma, encoder=encoder_cache, decoder=decoder_cache)
+        return float(np.mean(negative_elbo)), cache
+
+    def loss(self, x, eps):
+        return self.forward(x, eps)[0]
 
     def loss_and_grad(self, x, eps):
-        loss = self.loss(x, eps)
-        c, batch = self.cache, len(x)
+        loss, c = self.forward(x, eps)
+        batch = len(x)
         residual2 = np.sum((x - c["output"]) ** 2, axis=1)             # (B,)
         # d/ds of G1, s = log sigma^2: -||x - output||^2 / (2 sigma^2) + D/2, mean over B
         self.grads["log_sigma2"][0] = np.mean(-residual2 / (2 * c["sigma"] ** 2) + D / 2)
         doutput = losses.gaussian_nll_backward(c["output"], x, c["sigma"]) / batch   # G2
-        dz = self.decoder.backward(doutput)                             # D2
+        dz = self.decoder.backward(doutput, c["decoder"])               # D2
         dmean_kl, dlog_var_kl = losses.kl_divergence_backward(c["mean"], c["log_var"])  # K2
         std = np.exp(0.5 * c["log_var"])
         dmean = dz + dmean_kl / batch                                   # V5: the paths add
         dlog_var = dz * 0.5 * std * c["eps"] + dlog_var_kl / batch      # V3 + V4
         self.grads["log_var"][...] = dlog_var.sum(axis=0)  # one log_var shared by all rows
-        self.encoder.backward(dmean, need_input_grad=False)             # D2
+        self.encoder.backward(dmean, c["encoder"], need_input_grad=False)  # D2
         return loss
 
     def exact_negative_elbo(self, x):
         """Mean negative ELBO without Monte Carlo: for a linear decoder,
         E_q ||x - z W - b||^2 = ||x - mean W - b||^2 + sum_j var_j ||W_j||^2."""
-        mean = self.encoder.forward(x)
+        mean, _ = self.encoder.forward(x)
         var = np.exp(self.params["log_var"])
         W, b = self.params["decoder.W"], self.params["decoder.b"]
         sigma2 = np.exp(self.params["log_sigma2"][0])

@@ -1,0 +1,117 @@
+"""What training minimises, made of the parts: the KL term and the objective.
+
+The KL term KL(q(z|x) || p(z)) is analytic where a formula is registered for the pair
+(posterior, prior) in ``ANALYTIC_KL``, and a Monte Carlo estimate otherwise; both have
+``forward(z, cache, posterior, prior) -> (kl (batch,), cache)`` and
+``backward(dkl, cache) -> (dz or None, {head: gradient})``.
+
+An objective turns the per-sample negative log-likelihoods and the KL into the loss,
+and back. ``OBJECTIVES`` is its registry: an importance-weighted bound, say, is one
+class here plus one entry there.
+"""
+import numpy as np
+
+from . import losses
+from .posteriors import DiagonalGaussian
+from .priors import StandardNormal
+
+
+class GaussianKL:
+    """KL(N(mean, diag(exp(log_var))) || N(0, I)) in closed form (eqs. K1, K2)."""
+    formula = "KL = 0.5 sum_j (mean^2 + exp(log_var) - 1 - log_var)  (K1)"
+    backward_formulas = {"mean": "kl_weight / B * mean  (K2, V4)",
+                         "log_var": "kl_weight / B * 0.5 (exp(log_var) - 1)  (K2, V4)"}
+
+    def forward(self, z, posterior_cache, posterior, prior):
+        """(batch,) KL per example; the cache is the posterior's (mean, log_var)."""
+        return losses.kl_divergence(posterior_cache["mean"], posterior_cache["log_var"]), \
+            posterior_cache
+
+    def per_dimension(self, posterior_cache):
+        """The terms of K1 before the sum over j: (batch, latent_dim)."""
+        return losses.kl_divergence_per_dim(posterior_cache["mean"], posterior_cache["log_var"])
+
+    def backward(self, dkl, cache):
+        """dKL/dmean = mean, dKL/dlog_var = 0.5 (exp(log_var) - 1) (K2), times ``dkl``
+        (a number: the same weight for every example). z is not involved: dz is None."""
+        dmean, dlog_var = losses.kl_divergence_backward(cache["mean"], cache["log_var"])
+        return None, {"mean": dkl * dmean, "log_var": dkl * dlog_var}
+
+
+class MonteCarloKL:
+    """KL ~ (1/S) sum_s [log q(z_s|x) - log p(z_s)] over the S draws (eq. MC1), for any
+    posterior and prior; its gradient flows through z as well (eq. MC2)."""
+    formula = "KL ~ mean_s [log q(z_s|x) - log p(z_s)]  (MC1)"
+    backward_formulas = {}  # filled per head: the explicit partials of log q (MC2)
+
+    def per_dimension(self, posterior_cache):
+        raise ValueError("a Monte Carlo KL has no split by latent dimension: its log q and "
+                         "log p do not factorise for every posterior and prior")
+
+    def forward(self, z, posterior_cache, posterior, prior):
+        log_q = posterior.log_prob(posterior_cache)                   # (S, batch)
+        log_p = prior.log_prob(z).reshape(log_q.shape)                # (S, batch)
+        cache = dict(z=z, posterior_cache=posterior_cache, posterior=posterior, prior=prior,
+                     n_samples=log_q.shape[0])
+        return (log_q - log_p).mean(axis=0), cache
+
+    def backward(self, dkl, cache):
+        """dkl: a number or (batch,). Returns dz (S * batch, latent_dim) and the heads'
+        explicit gradients; the prior's own parameter gradients go into ``prior.grads``."""
+        z, n_samples = cache["z"], cache["n_samples"]
+        batch = len(z) // n_samples
+        dlog_q = np.broadcast_to(np.asarray(dkl, z.dtype) / n_samples, (n_samples, batch))
+        dz_q, dheads = cache["posterior"].log_prob_backward(dlog_q, cache["posterior_cache"])
+        dz_p = cache["prior"].log_prob_backward(-dlog_q.reshape(-1), z)
+        return dz_q + dz_p, dheads
+
+
+# pairs (posterior class, prior class) with a closed-form KL
+ANALYTIC_KL = {(DiagonalGaussian, StandardNormal): GaussianKL}
+
+
+def kl_term(posterior, prior):
+    """The analytic KL of the pair if one is registered, else the Monte Carlo estimate."""
+    return ANALYTIC_KL.get((type(posterior), type(prior)), MonteCarloKL)()
+
+
+class ELBO:
+    """The negative ELBO with S samples of z per example (eq. V1):
+
+        L = (1/B) sum_b [ (1/S) sum_s -log p(x_b | z_bs) + kl_weight * KL_b ].
+
+    kl_weight = 1 is the exact bound; other values are beta-VAEs and KL warm-up.
+    """
+    name = "elbo"
+    formula = "L = mean_batch(reconstruction + kl_weight * kl)  (V1)"
+
+    def __init__(self, n_samples=1, kl_weight=1.0):
+        self.n_samples, self.kl_weight = int(n_samples), float(kl_weight)
+
+    def settings(self):
+        return {"kl_weight": self.kl_weight, "n_samples": self.n_samples}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config.get("n_samples", 1), config.get("kl_weight", 1.0))
+
+    def forward(self, nll, z, posterior_cache, posterior, prior, kl_weight):
+        """nll: (S, batch) -log p(x|z) of each draw. Returns the terms (``reconstruction``
+        and ``kl`` (batch,), the float ``loss``) and the cache for ``backward``."""
+        kl_part = kl_term(posterior, prior)
+        kl, kl_cache = kl_part.forward(z, posterior_cache, posterior, prior)
+        reconstruction = nll.mean(axis=0)                             # (batch,)
+        loss = float(np.mean(reconstruction + kl_weight * kl))
+        terms = dict(reconstruction=reconstruction, kl=kl, loss=loss)
+        return terms, dict(kl_part=kl_part, kl_cache=kl_cache, shape=nll.shape,
+                           kl_weight=kl_weight)
+
+    def backward(self, cache):
+        """Returns dL/dnll (a number: each (sample, example) row weighs 1 / (S B)), the KL's
+        dL/dz (or None) and its {head: gradient} (eqs. V2, V4)."""
+        n_samples, batch = cache["shape"]
+        dz_kl, dheads_kl = cache["kl_part"].backward(cache["kl_weight"] / batch, cache["kl_cache"])
+        return 1.0 / (n_samples * batch), dz_kl, dheads_kl
+
+
+OBJECTIVES = {part.name: part for part in (ELBO,)}
