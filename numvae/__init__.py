@@ -5,7 +5,8 @@
 """
 from .layers import Dense, ReLU, Sequential, Sigmoid, Tanh
 from .optim import SGD, Adam
+from .optim_fast import FastAdam
 from .vae import VAE
 
-__version__ = "0.1.0"
-__all__ = ["VAE", "Adam", "SGD", "Dense", "ReLU", "Sigmoid", "Tanh", "Sequential"]
+__version__ = "0.2.0"
+__all__ = ["VAE", "Adam", "FastAdam", "SGD", "Dense", "ReLU", "Sigmoid", "Tanh", "Sequential"]

@@ -2,10 +2,14 @@
 
 Layout (all plain arrays; text is stored as a NumPy unicode string, never pickled):
 
-    format_version        int, ``FORMAT_VERSION``
-    config                JSON: the VAE's constructor arguments and dtype
+    format_version        int, ``FORMAT_VERSION`` (2; version 1 files are read too)
+    config                JSON: the model, part by part (``config_schema``): the
+                          architecture, likelihood, posterior, prior and objective, each
+                          {"name": ..., its settings}, and the dtype
     param/<name>          each parameter array (``model.params``)
-    optimizer             JSON: the optimiser's class and hyper-parameters
+    optimizer             JSON: the optimiser's class ("Adam" is the textbook
+                          ``numvae.optim.Adam``, "FastAdam" the fast path that ``numvae
+                          train`` uses, "SGD") and its settings
     optimizer/<key>       its state arrays (Adam's m and v, SGD's velocity) and step count
     history               JSON: the per-epoch history of ``numvae.train.fit``
     model_rng             JSON: the state of ``model.rng`` (which draws eps)
@@ -23,9 +27,16 @@ import numpy as np
 
 from ._io import as_path, atomic_write_bytes
 from .optim import SGD, Adam
+from .optim_fast import FastAdam
 from .vae import VAE
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+PART_KINDS = ("likelihood", "posterior", "prior", "objective")
+ARCHITECTURE_KEYS = ("input_dim", "shared_dim", "latent_dim", "encoder_hidden",
+                     "decoder_hidden", "activation")
+ARCHITECTURES = ("mlp",)  # the next issues add a convolutional one
+OPTIMIZERS = {cls.__name__: cls for cls in (Adam, FastAdam, SGD)}
 
 
 class CheckpointError(ValueError):
@@ -42,7 +53,7 @@ def save_checkpoint(path, model, optimizer=None, history=None, train_state=None,
     path = as_path(path, "path")
     arrays = {
         "format_version": np.array(FORMAT_VERSION),
-        "config": _text({**model.config, "dtype": model.dtype.name}),
+        "config": _text(config_schema(model)),
         "model_rng": _text(model.rng.bit_generator.state),
         "history": _text(history or {}),
         "train_state": _text(train_state or {}),
@@ -61,13 +72,50 @@ def save_checkpoint(path, model, optimizer=None, history=None, train_state=None,
     return path
 
 
+def config_schema(model):
+    """The model's configuration, version 2: one entry per part, {"name": ..., settings}.
+
+        {"architecture": {"name": "mlp", "input_dim": 784, ..., "activation": "relu"},
+         "likelihood": {"name": "gaussian", "sigma": 0.5},
+         "posterior": {"name": "diagonal_gaussian"}, "prior": {"name": "standard_normal"},
+         "objective": {"name": "elbo", "kl_weight": 1.0, "n_samples": 1}, "dtype": "float32"}
+    """
+    schema = {"architecture": {"name": "mlp", **{k: model.config[k] for k in ARCHITECTURE_KEYS}}}
+    for kind in PART_KINDS:
+        part = getattr(model, kind)
+        schema[kind] = {"name": part.name, **part.settings()}
+    schema["dtype"] = model.dtype.name
+    return schema
+
+
+def vae_arguments(config, version):
+    """``numvae.VAE`` keyword arguments (dtype included) from a file's configuration.
+
+    Version 1 stored the constructor's arguments themselves; version 2 the parts
+    (``config_schema``), whose settings are constructor arguments too. Raises
+    ValueError/TypeError/KeyError for a configuration of the wrong shape.
+    """
+    if not isinstance(config, dict):
+        raise TypeError(f"the configuration is a {type(config).__name__}, expected a JSON object")
+    if version == 1:
+        return dict(config)
+    arguments = dict(config["architecture"])
+    if arguments.pop("name") not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}")
+    for kind in PART_KINDS:
+        entry = dict(config[kind])
+        arguments[kind] = entry.pop("name")
+        arguments.update(entry)
+    arguments["dtype"] = config["dtype"]
+    return arguments
+
+
 def _optimizer_config(optimizer):
-    if isinstance(optimizer, Adam):
-        return dict(type="Adam", lr=optimizer.lr, betas=[optimizer.beta1, optimizer.beta2],
-                    eps=optimizer.eps, flush_every=optimizer.flush_every, tiny=optimizer.tiny)
-    if isinstance(optimizer, SGD):
-        return dict(type="SGD", lr=optimizer.lr, momentum=optimizer.momentum)
-    raise TypeError(f"optimizer must be numvae.Adam or numvae.SGD; got {type(optimizer).__name__}")
+    kind = type(optimizer).__name__
+    if OPTIMIZERS.get(kind) is not type(optimizer):
+        raise TypeError(f"optimizer must be one of numvae.{', numvae.'.join(OPTIMIZERS)}; "
+                        f"got {kind}")
+    return dict(type=kind, **optimizer.settings())
 
 
 def _read_npz(path):
@@ -126,43 +174,51 @@ def load_checkpoint(path, *, expect_config=None):
     arrays = _read_npz(path)
     if "format_version" not in arrays:
         raise CheckpointError(f"{path} is not a numvae checkpoint (no format_version)")
-    version = int(arrays["format_version"])
-    if version != FORMAT_VERSION:
-        raise CheckpointError(f"checkpoint {path} has format version {version}; this numvae "
-                              f"reads version {FORMAT_VERSION}")
-    config = _json(arrays, "config", path)
-    if expect_config is not None:
-        _compare_configs(config, expect_config, path)
+    version = _version(arrays["format_version"], path)
     try:
-        dtype = config.pop("dtype")
-        config["encoder_hidden"] = tuple(config["encoder_hidden"])
-        config["decoder_hidden"] = tuple(config["decoder_hidden"])
-        model = VAE(**config, dtype=dtype)
-    except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"checkpoint {path} has an invalid model configuration ({err})") from None
+        arguments = vae_arguments(_json(arrays, "config", path), version)
+        if expect_config is not None:
+            _compare_configs(arguments, expect_config, path)
+        model = VAE(**arguments)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        if isinstance(err, CheckpointError):
+            raise
+        raise CheckpointError(f"checkpoint {path} has an invalid model configuration "
+                              f"({type(err).__name__}: {err})") from None
     for name, param in model.params.items():
         stored = arrays.get(f"param/{name}")
         if stored is None or stored.shape != param.shape:
             got = "missing" if stored is None else f"shape {stored.shape}"
             raise CheckpointError(f"checkpoint {path}: parameter {name} is {got}; the "
                                   f"configuration needs shape {param.shape}")
-        if stored.dtype.kind != "f" or not np.isfinite(stored).all():
-            raise CheckpointError(f"checkpoint {path}: parameter {name} is not a finite float "
-                                  f"array (a diverged or damaged model)")
-        param[...] = stored
+        if stored.dtype.kind != "f":
+            raise CheckpointError(f"checkpoint {path}: parameter {name} has dtype {stored.dtype}; "
+                                  f"expected a real float array")
+        with np.errstate(over="ignore", invalid="ignore"):
+            param[...] = stored  # cast to the model's dtype first: 1e300 is finite in float64 only
+        if not np.isfinite(param).all():
+            raise CheckpointError(f"checkpoint {path}: parameter {name} is not finite in "
+                                  f"{model.dtype.name} (a diverged or damaged model)")
     model.rng.bit_generator.state = _json(arrays, "model_rng", path)
     optimizer = None
     if "optimizer" in arrays:
-        optimizer = _load_optimizer(arrays, model, path)
+        optimizer = _load_optimizer(arrays, model, path, version)
     return Checkpoint(model, optimizer, _json(arrays, "history", path),
                       _json(arrays, "train_state", path), arrays.get("train_permutation"))
+
+
+def _version(stored, path):
+    """The file's format version, a readable one, or a CheckpointError."""
+    if stored.shape != () or stored.dtype.kind not in "iu" or int(stored) not in READABLE_VERSIONS:
+        raise CheckpointError(f"checkpoint {path} has format version {stored.tolist()!r}; this numvae "
+                              f"reads versions {', '.join(map(str, READABLE_VERSIONS))}")
+    return int(stored)
 
 
 def _compare_configs(stored, expected, path):
     differ = [f"{key}: file has {stored.get(key)!r}, expected {value!r}"
               for key, value in expected.items()
-              if key in ("input_dim", "shared_dim", "latent_dim", "encoder_hidden",
-                         "decoder_hidden", "likelihood")
+              if key in (*ARCHITECTURE_KEYS, *PART_KINDS)
               and _normalise(stored.get(key)) != _normalise(value)]
     if differ:
         raise CheckpointError(f"checkpoint {path} is for another architecture: " + "; ".join(differ))
@@ -172,20 +228,20 @@ def _normalise(value):
     return list(value) if isinstance(value, (tuple, list)) else value
 
 
-def _load_optimizer(arrays, model, path):
+def _load_optimizer(arrays, model, path, version):
     settings = _json(arrays, "optimizer", path)
+    if not isinstance(settings, dict):
+        raise CheckpointError(f"checkpoint {path}: entry 'optimizer' is not a JSON object")
     kind = settings.pop("type", None)
+    if version == 1 and kind == "Adam":
+        kind = "FastAdam"  # version 1's Adam was the one-sweep path with the denormal flush
+    if kind not in OPTIMIZERS:
+        raise CheckpointError(f"checkpoint {path} has an unknown optimizer {kind!r}; "
+                              f"expected one of {', '.join(OPTIMIZERS)}")
     state = {key[len("optimizer/"):]: value for key, value in arrays.items()
              if key.startswith("optimizer/")}
     try:
-        if kind == "Adam":
-            optimizer = Adam(model.params, lr=settings["lr"], betas=tuple(settings["betas"]),
-                             eps=settings["eps"], flush_every=settings["flush_every"],
-                             tiny=settings["tiny"])
-        elif kind == "SGD":
-            optimizer = SGD(model.params, lr=settings["lr"], momentum=settings["momentum"])
-        else:
-            raise CheckpointError(f"checkpoint {path} has an unknown optimizer {kind!r}")
+        optimizer = OPTIMIZERS[kind](model.params, **settings)
         optimizer.load_state_dict(state)
     except (KeyError, ValueError, TypeError) as err:
         if isinstance(err, CheckpointError):

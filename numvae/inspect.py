@@ -155,7 +155,7 @@ def _backward_rows(model, grads):
     for head in model.posterior.heads:
         rows += [Row("backward", f"d {head} (from z)", model.posterior.backward_formulas[head],
                      grads["dheads_from_z"][head]),
-                 Row("backward", f"d {head} (from KL)", kl_formulas.get(head, "(MC2, V4)"),
+                 Row("backward", f"d {head} (from KL)", kl_formulas.get(head, "(K4, V4)"),
                      grads["dheads_from_kl"][head])]
     rows += [Row("backward", f"d {head}", f"d {head} (from z) + d {head} (from KL)  (V5)",
                  grads["dheads"][head]) for head in model.posterior.heads]

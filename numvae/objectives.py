@@ -39,10 +39,10 @@ class GaussianKL:
 
 
 class MonteCarloKL:
-    """KL ~ (1/S) sum_s [log q(z_s|x) - log p(z_s)] over the S draws (eq. MC1), for any
-    posterior and prior; its gradient flows through z as well (eq. MC2)."""
-    formula = "KL ~ mean_s [log q(z_s|x) - log p(z_s)]  (MC1)"
-    backward_formulas = {}  # filled per head: the explicit partials of log q (MC2)
+    """KL ~ (1/S) sum_s [log q(z_s|x) - log p(z_s)] over the S draws (eq. K3), for any
+    posterior and prior; its gradient flows through z as well (eq. K4)."""
+    formula = "KL ~ mean_s [log q(z_s|x) - log p(z_s)]  (K3)"
+    backward_formulas = {}  # filled per head: the explicit partials of log q (K4)
 
     def per_dimension(self, posterior_cache):
         raise ValueError("a Monte Carlo KL has no split by latent dimension: its log q and "

@@ -32,32 +32,26 @@ def _check_grads(params, grads):
                              f"expected {params[name].shape}")
 
 
-def flat_buffer(arrays):
-    """The one 1-D array that the arrays of the dict ``arrays`` tile, in order and without
-    gaps, or None. ``VAE.params`` and ``VAE.grads`` are such views (``VAE.flat_params``,
-    ``VAE.flat_grads``); arbitrary dicts of arrays generally are not."""
-    values = list(arrays.values())
-    base = values[0].base
-    if base is None or base.ndim != 1 or not base.flags.c_contiguous:
-        return None
-    address, offset = base.__array_interface__["data"][0], 0
-    for value in values:
-        if (value.base is not base or not value.flags.c_contiguous
-                or value.__array_interface__["data"][0] != address + offset * base.itemsize):
-            return None
-        offset += value.size
-    return base if offset == base.size else None
-
-
-def _zeros_like_views(params, flat):
-    """A zero array shaped like ``flat`` (or None) and its views named like ``params``."""
-    if flat is None:
-        return None, {name: np.zeros_like(p) for name, p in params.items()}
-    buffer, views, offset = np.zeros_like(flat), {}, 0
-    for name, p in params.items():
-        views[name] = buffer[offset: offset + p.size].reshape(p.shape)
-        offset += p.size
-    return buffer, views
+def _load_state(optimizer, state, moments):
+    """Read ``t`` and the moment arrays named ``<moment>.<param name>`` from ``state`` into
+    ``optimizer``, checking each first: a non-negative integer step, and arrays of exactly
+    the parameter's shape (no broadcasting of a scalar), real and finite."""
+    t = state["t"]
+    t = t.item() if isinstance(t, np.ndarray) and t.shape == () else t
+    if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 0:
+        raise ValueError(f"optimizer step t must be an integer >= 0; got {t!r}")
+    for moment in moments:
+        for name, target in getattr(optimizer, moment).items():
+            value = np.asarray(state[f"{moment}.{name}"])
+            if value.shape != target.shape or value.dtype.kind not in "fiu":
+                raise ValueError(f"optimizer state {moment}.{name} has shape {value.shape} and "
+                                 f"dtype {value.dtype}; expected real numbers of shape {target.shape}")
+            if not np.isfinite(value).all():
+                raise ValueError(f"optimizer state {moment}.{name} is not finite")
+    optimizer.t = int(t)
+    for moment in moments:
+        for name, target in getattr(optimizer, moment).items():
+            target[...] = state[f"{moment}.{name}"]
 
 
 class SGD:
@@ -83,13 +77,15 @@ class SGD:
             velocity += grads[name]
             param -= self.lr * velocity
 
+    def settings(self):
+        """The constructor's keyword arguments, as a checkpoint stores them."""
+        return dict(lr=self.lr, momentum=self.momentum)
+
     def state_dict(self):
         return {"t": self.t, **{f"velocity.{n}": v for n, v in self.velocity.items()}}
 
     def load_state_dict(self, state):
-        self.t = int(state["t"])
-        for name in self.velocity:
-            self.velocity[name][...] = state[f"velocity.{name}"]
+        _load_state(self, state, ("velocity",))
 
 
 class Adam:
@@ -101,17 +97,13 @@ class Adam:
 
     computed as param -= step_size * m / (sqrt(v) + eps_hat) with step_size =
     lr sqrt(1 - beta2^t) / (1 - beta1^t) and eps_hat = eps sqrt(1 - beta2^t), which is
-    the same number (derivations.md, O2).
-
-    The moment estimates are inspectable as ``opt.m`` and ``opt.v`` (dicts like params).
-    ``flush_every``: every so many steps, moment entries below ``tiny`` in magnitude are
-    set to 0. Where a gradient has become exactly zero (a pixel that is always black),
-    m decays geometrically into float32 denormal numbers, which CPUs handle very slowly;
-    the flush changes the update by far less than float32 rounding does.
+    the same number (derivations.md, O2). The moment estimates are ``opt.m`` and ``opt.v``
+    (dicts like params). This is the textbook version, one array at a time;
+    ``numvae.optim_fast.FastAdam`` is the same arithmetic, faster, and what ``numvae
+    train`` uses.
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, *, flush_every=50,
-                 tiny=1e-30):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
         _check_params(params)
         self.params = params
         self.lr = check_positive_float(lr, "lr")
@@ -121,72 +113,31 @@ class Adam:
             raise ValueError(f"betas must be two numbers in [0, 1); got {betas!r}")
         self.beta1, self.beta2 = float(betas[0]), float(betas[1])
         self.eps = check_positive_float(eps, "eps")
-        self.flush_every, self.tiny = flush_every, tiny
-        # When the parameters tile one flat buffer (a VAE's do), the moments do too, and a
-        # step updates everything in one sweep; otherwise array by array. Same arithmetic.
-        self._flat_params = flat_buffer(params)
-        self._flat_m, self.m = _zeros_like_views(params, self._flat_params)
-        self._flat_v, self.v = _zeros_like_views(params, self._flat_params)
-        # scratch space: the update is computed without new temporaries
-        self._flat_scratch, self._scratch = _zeros_like_views(params, self._flat_params)
-        self._names = list(params)  # the order in which params tile the flat buffer
-        self._known_grads, self._known_flat_grads = (), None
+        self.m = {name: np.zeros_like(p) for name, p in params.items()}
+        self.v = {name: np.zeros_like(p) for name, p in params.items()}
         self.t = 0
 
-    def _flat_grads(self, grads):
-        """Check ``grads`` against the parameters; return the flat buffer it tiles, or None.
-
-        A VAE hands over the very same gradient arrays at every step: then the check of
-        their shapes and the lookup of their buffer are not repeated.
-        """
-        if (isinstance(grads, dict) and self._known_grads and list(grads) == self._names
-                and all(a is b for a, b in zip(grads.values(), self._known_grads))):
-            return self._known_flat_grads
-        _check_grads(self.params, grads)
-        # one sweep only if every gradient sits where its parameter sits in the flat buffer:
-        # the same names in the same order (same shapes, checked above), tiling one buffer
-        same_order = list(grads) == self._names
-        flat = None if self._flat_params is None or not same_order else flat_buffer(grads)
-        # remembered only for the flat case (the arrays are held, so their ids stay unique)
-        self._known_grads = tuple(grads.values()) if flat is not None else ()
-        self._known_flat_grads = flat
-        return flat
-
     def step(self, grads):
-        flat_grads = self._flat_grads(grads)
+        _check_grads(self.params, grads)
         self.t += 1
-        bias1 = 1.0 - self.beta1 ** self.t
-        bias2 = 1.0 - self.beta2 ** self.t
-        # lr * m_hat / (sqrt(v_hat) + eps) = step_size * m / (sqrt(v) + eps_hat): the bias
-        # corrections move into two scalars (plain Python floats, so float32 stays float32)
-        step_size = self.lr * math.sqrt(bias2) / bias1
-        eps_hat = self.eps * math.sqrt(bias2)
-        flush = bool(self.flush_every) and self.t % self.flush_every == 0
-        if flat_grads is not None:
-            self._update(self._flat_params, flat_grads, self._flat_m, self._flat_v,
-                         self._flat_scratch, step_size, eps_hat, flush)
-        else:
-            for name, param in self.params.items():
-                self._update(param, grads[name], self.m[name], self.v[name],
-                             self._scratch[name], step_size, eps_hat, flush)
+        step_size, eps_hat = self.corrected_step()
+        for name, param in self.params.items():
+            g, m, v = grads[name], self.m[name], self.v[name]
+            m *= self.beta1
+            m += (1.0 - self.beta1) * g                         # first moment
+            v *= self.beta2
+            v += (1.0 - self.beta2) * np.square(g)              # second moment
+            param -= step_size * (m / (np.sqrt(v) + eps_hat))   # the bias-corrected step
 
-    def _update(self, param, g, m, v, scratch, step_size, eps_hat, flush):
-        """One Adam update of ``param`` in place (all arrays of one shape)."""
-        m *= self.beta1                                   # m <- beta1 m + (1 - beta1) g
-        np.multiply(g, 1.0 - self.beta1, out=scratch)
-        m += scratch
-        v *= self.beta2                                   # v <- beta2 v + (1 - beta2) g^2
-        np.multiply(g, g, out=scratch)
-        scratch *= 1.0 - self.beta2
-        v += scratch
-        if flush:
-            m[np.abs(m) < self.tiny] = 0.0
-            v[v < self.tiny] = 0.0
-        np.sqrt(v, out=scratch)                           # scratch <- sqrt(v) + eps_hat
-        scratch += eps_hat
-        np.divide(m, scratch, out=scratch)                # scratch <- m / (...)
-        scratch *= step_size
-        param -= scratch
+    def corrected_step(self):
+        """(step_size, eps_hat) of eq. O2 at step ``t``: the bias corrections moved into
+        two scalars (plain Python floats, so that float32 arrays stay float32)."""
+        bias1, bias2 = 1.0 - self.beta1 ** self.t, 1.0 - self.beta2 ** self.t
+        return self.lr * math.sqrt(bias2) / bias1, self.eps * math.sqrt(bias2)
+
+    def settings(self):
+        """The constructor's keyword arguments, as a checkpoint stores them."""
+        return dict(lr=self.lr, betas=[self.beta1, self.beta2], eps=self.eps)
 
     def state_dict(self):
         state = {"t": self.t}
@@ -196,7 +147,4 @@ class Adam:
         return state
 
     def load_state_dict(self, state):
-        self.t = int(state["t"])
-        for name in self.params:
-            self.m[name][...] = state[f"m.{name}"]
-            self.v[name][...] = state[f"v.{name}"]
+        _load_state(self, state, ("m", "v"))

@@ -70,7 +70,7 @@ class DiagonalGaussian:
                 - 0.5 * latent_dim * LOG_2PI)
 
     def log_prob_backward(self, dlog_q, cache):
-        """Gradient of L(log q(z|x)) with dL/dlog_q = ``dlog_q`` (S, batch) (eq. MC2).
+        """Gradient of L(log q(z|x)) with dL/dlog_q = ``dlog_q`` (S, batch) (eq. K4).
 
         log q is a function of z, mean and log_var; with u = (z - mean) / std = eps:
         d/dz = -u / std, d/dmean = u / std, d/dlog_var = (u^2 - 1) / 2 (each an explicit

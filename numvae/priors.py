@@ -34,7 +34,7 @@ class StandardNormal:
         return -0.5 * np.sum(z * z, axis=-1) - 0.5 * self.latent_dim * LOG_2PI
 
     def log_prob_backward(self, dlog_p, z):
-        """dL/dz = dlog_p * (-z) (eq. MC2), for dL/dlog_p = ``dlog_p`` (rows,): (rows, latent_dim)."""
+        """dL/dz = dlog_p * (-z) (eq. K4), for dL/dlog_p = ``dlog_p`` (rows,): (rows, latent_dim)."""
         return -dlog_p[:, None] * z
 
     def sample(self, n, rng):

@@ -177,7 +177,7 @@ class VAE:
         """Move every parameter and gradient into one flat array each, ``flat_params`` and
         ``flat_grads`` (n_params,), each part keeping views into them; name the views in
         ``params`` and ``grads``. Why: Adam's fast path can then update the whole model in
-        one sweep instead of a dozen NumPy calls per array (see ``numvae.optim``)."""
+        one sweep instead of a dozen NumPy calls per array (``numvae.optim_fast``)."""
         layers = list(self._layers_with_parameters())
         total = sum(value.size for _, layer in layers for value in layer.params.values())
         self.flat_params = np.empty(total, self.dtype)

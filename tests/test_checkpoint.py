@@ -1,3 +1,4 @@
+import json
 import io
 import zipfile
 
@@ -121,14 +122,72 @@ def test_non_finite_parameters_are_refused(tmp_path):
     model, optimizer = trained_pair()
     model.params["decoder.decompressor.2.b"][3] = np.inf
     path = save_checkpoint(tmp_path / "c.npz", model, optimizer)
-    with pytest.raises(CheckpointError, match="decoder.decompressor.2.b is not a finite"):
+    with pytest.raises(CheckpointError, match="decoder.decompressor.2.b is not finite"):
         load_checkpoint(path)
 
 
 def test_adam_settings_round_trip(tmp_path):
     model = numvae.VAE(12, 6, 2, encoder_hidden=(8,), decoder_hidden=(8,), seed=0)
-    optimizer = numvae.Adam(model.params, lr=3e-4, betas=(0.8, 0.99), eps=1e-7, flush_every=7,
-                            tiny=1e-20)
+    optimizer = numvae.FastAdam(model.params, lr=3e-4, betas=(0.8, 0.99), eps=1e-7,
+                                flush_every=7, tiny=1e-20)
     loaded = load_checkpoint(save_checkpoint(tmp_path / "c.npz", model, optimizer)).optimizer
     assert (loaded.lr, loaded.beta1, loaded.beta2, loaded.eps, loaded.flush_every, loaded.tiny) == (
         3e-4, 0.8, 0.99, 1e-7, 7, 1e-20)
+
+
+def test_version_2_names_each_part_and_the_optimizer_kind(tmp_path):
+    model = numvae.VAE(12, 6, 2, encoder_hidden=(8,), decoder_hidden=(8,), likelihood="gaussian",
+                       sigma=0.5, kl_weight=0.7, n_samples=2, activation="tanh", seed=0)
+    for optimizer in (numvae.Adam(model.params, lr=2e-3), numvae.FastAdam(model.params),
+                      numvae.SGD(model.params, lr=0.1, momentum=0.5)):
+        path = save_checkpoint(tmp_path / "c.npz", model, optimizer)
+        with np.load(path) as npz:
+            config = json.loads(str(npz["config"]))
+            assert int(npz["format_version"]) == 2
+            assert json.loads(str(npz["optimizer"]))["type"] == type(optimizer).__name__
+        assert config == {
+            "architecture": {"name": "mlp", "input_dim": 12, "shared_dim": 6, "latent_dim": 2,
+                             "encoder_hidden": [8], "decoder_hidden": [8], "activation": "tanh"},
+            "likelihood": {"name": "gaussian", "sigma": 0.5},
+            "posterior": {"name": "diagonal_gaussian"}, "prior": {"name": "standard_normal"},
+            "objective": {"name": "elbo", "kl_weight": 0.7, "n_samples": 2}, "dtype": "float32"}
+        loaded = load_checkpoint(path)
+        assert loaded.model.config == model.config and type(loaded.optimizer) is type(optimizer)
+
+
+def test_version_1_adam_was_the_fast_path():
+    from pinned_run import DATA
+    loaded = load_checkpoint(DATA / "checkpoint_v1.npz")
+    assert type(loaded.optimizer) is numvae.FastAdam and loaded.optimizer.flush_every == 50
+
+
+def test_float64_parameters_beyond_float32_are_refused(tmp_path):
+    model64 = numvae.VAE(12, 6, 2, encoder_hidden=(8,), decoder_hidden=(8,), dtype=np.float64,
+                         seed=0)
+    model64.params["encoder.mean.b"][0] = 1e300  # finite in float64, inf in float32
+    path = save_checkpoint(tmp_path / "c.npz", model64)
+    with np.load(path) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    config = json.loads(str(arrays["config"]))
+    config["dtype"] = "float32"
+    arrays["config"] = np.array(json.dumps(config))
+    np.savez(path, **arrays)
+    with pytest.raises(CheckpointError, match="encoder.mean.b is not finite in float32"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("optimizer/m.encoder.mean.b", np.float32(0.0), r"m.encoder.mean.b has shape \(\)"),
+    ("optimizer/v.encoder.mean.b", np.full(2, np.nan, np.float32), "v.encoder.mean.b is not finite"),
+    ("optimizer/t", np.array(-3), "t must be an integer >= 0"),
+    ("optimizer/t", np.array(2.5), "t must be an integer >= 0"),
+])
+def test_damaged_optimizer_state_is_refused(tmp_path, key, value, message):
+    model, optimizer = trained_pair()
+    path = save_checkpoint(tmp_path / "c.npz", model, optimizer)
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays[key] = value
+    np.savez(path, **arrays)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)

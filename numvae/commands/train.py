@@ -7,7 +7,7 @@ from pathlib import Path
 from .. import datasets, evaluate, train
 from .._io import atomic_write_bytes
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..optim import Adam
+from ..optim_fast import FastAdam
 from ..vae import LIKELIHOODS, VAE
 from .common import (Parser, UsageError, load_data, make_out_dir, nonnegative_float, nonnegative_int,
                      positive_float, positive_int, save_figures)
@@ -64,7 +64,7 @@ def _new_run(args):
     model = VAE(train_data.images.shape[1], args.shared_dim, args.latent_dim,
                 likelihood=args.likelihood, sigma=args.sigma, kl_weight=args.kl_weight,
                 seed=args.seed)
-    run = dict(model=model, optimizer=Adam(model.params, lr=args.lr), history=None,
+    run = dict(model=model, optimizer=FastAdam(model.params, lr=args.lr), history=None,
                train_state=None, train_permutation=None)
     return folder, meta, run, (train_data, test_data)
 
