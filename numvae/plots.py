@@ -1,5 +1,6 @@
 """Figures for a trained VAE: the latent space, the decoder's manifold, reconstructions,
-prior samples, training curves, KL per latent dimension and gradient norms.
+prior samples, KL per latent dimension; the training curves and gradient norms, which
+read the history only, are in ``numvae.plot_history`` and re-exported here.
 
 Every function builds a ``matplotlib.figure.Figure`` directly (no pyplot, no global
 backend), returns it, and saves it as a PNG only when given ``path``: scripts decide
@@ -9,8 +10,6 @@ whether to show or save. Images are flat rows (batch, input_dim), shown with
 """
 import math
 import numbers
-import os
-from collections.abc import Mapping
 from pathlib import Path
 from statistics import NormalDist
 
@@ -18,13 +17,12 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
 
 from . import evaluate
-from ._io import atomic_write
+from .plot_history import _check_history, gradient_flow, training_curves  # noqa: F401
+from .plot_save import save as _save
 from .validation import check_positive_int
 
-DPI = 120
 KL_THRESHOLD = 0.01  # nats: a latent dimension whose mean KL is below this carries ~nothing
 ENCODE_BATCH = 1000      # rows per call to model.encode, to bound memory
 FILE_NAMES = ("latent_space", "latent_grid", "reconstructions", "prior_samples",
@@ -32,16 +30,6 @@ FILE_NAMES = ("latent_space", "latent_grid", "reconstructions", "prior_samples",
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-def _save(fig, path):
-    """Save ``fig`` as a PNG at ``path`` when one is given; return the figure."""
-    if path is not None:
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"path must be None, a str or a path-like object; got {path!r}")
-        with atomic_write(path) as file:  # an interrupted save keeps the previous picture
-            fig.savefig(file, dpi=DPI, format="png")  # format fixed: a PNG whatever the suffix
-    return fig
-
 
 def _check_image_shape(image_shape, input_dim):
     """image_shape: two positive ints whose product is the model's input_dim, or None for
@@ -151,34 +139,7 @@ def latent_space(model, images, labels, *, max_points=5000, seed=0, path=None):
 
     fig = Figure(figsize=(7.5, 6), layout="constrained")
     ax = fig.add_subplot()
-    title = "Latent space (encoder means)"
-    if model.latent_dim == 1:
-        # A strip per label: position along z[0], jitter only to separate the points.
-        x = means[:, 0]
-        y = class_index + rng.uniform(-0.3, 0.3, size=len(keep))
-        ax.set_yticks(range(len(classes)), [str(c) for c in classes])
-        ax.set_xlabel("z[0] (mean)")
-        ax.set_ylabel("label (with vertical jitter)")
-    elif model.latent_dim == 2:
-        x, y = means[:, 0], means[:, 1]
-        ax.set_xlabel("z[0] (mean)")
-        ax.set_ylabel("z[1] (mean)")
-        ax.set_aspect("equal", adjustable="datalim")
-    else:
-        if len(keep) < 2:
-            raise ValueError("images must hold at least 2 rows to find principal components "
-                             f"of a {model.latent_dim}-dimensional latent space")
-        centred = means - means.mean(axis=0)
-        _, singular, components = np.linalg.svd(centred, full_matrices=False)  # rows of Vt
-        x, y = centred @ components[0], centred @ components[1]
-        total = np.sum(singular ** 2)
-        share = singular[:2] ** 2 / total if total > 0 else np.zeros(2)  # constant means: 0 %
-        ax.set_xlabel(f"principal component 1 of the encoder means ({share[0]:.0%} of variance)")
-        ax.set_ylabel(f"principal component 2 of the encoder means ({share[1]:.0%} of variance)")
-        ax.set_aspect("equal", adjustable="datalim")  # a projection: keep distances honest
-        title += (f"\nprojected onto their first two principal components "
-                  f"(latent_dim = {model.latent_dim})")
-
+    x, y, title = _latent_coordinates(ax, means, class_index, classes, rng)
     ax.scatter(x, y, c=colours[class_index], s=4, alpha=0.7, linewidths=0)
     if labels is not None:
         # One scatter keeps the random drawing order; the legend needs one proxy per label.
@@ -188,6 +149,38 @@ def latent_space(model, images, labels, *, max_points=5000, seed=0, path=None):
                   fontsize="small", frameon=False, ncol=math.ceil(len(classes) / 25))
     ax.set_title(title)
     return _save(fig, path)
+
+
+def _latent_coordinates(ax, means, class_index, classes, rng):
+    """The (x, y) to plot for encoder means (k, latent_dim), with the axes labelled; the title.
+
+    One dimension: a strip per label; two: the means; more: their first two principal
+    components (SVD of the centred means), with the share of variance of each.
+    """
+    latent_dim, title = means.shape[1], "Latent space (encoder means)"
+    if latent_dim == 1:
+        # A strip per label: position along z[0], jitter only to separate the points.
+        ax.set_yticks(range(len(classes)), [str(c) for c in classes])
+        ax.set_xlabel("z[0] (mean)")
+        ax.set_ylabel("label (with vertical jitter)")
+        return means[:, 0], class_index + rng.uniform(-0.3, 0.3, size=len(means)), title
+    ax.set_aspect("equal", adjustable="datalim")  # keep distances honest
+    if latent_dim == 2:
+        ax.set_xlabel("z[0] (mean)")
+        ax.set_ylabel("z[1] (mean)")
+        return means[:, 0], means[:, 1], title
+    if len(means) < 2:
+        raise ValueError("images must hold at least 2 rows to find principal components "
+                         f"of a {latent_dim}-dimensional latent space")
+    centred = means - means.mean(axis=0)
+    _, singular, components = np.linalg.svd(centred, full_matrices=False)  # rows of Vt
+    total = np.sum(singular ** 2)
+    share = singular[:2] ** 2 / total if total > 0 else np.zeros(2)  # constant means: 0 %
+    ax.set_xlabel(f"principal component 1 of the encoder means ({share[0]:.0%} of variance)")
+    ax.set_ylabel(f"principal component 2 of the encoder means ({share[1]:.0%} of variance)")
+    title += (f"\nprojected onto their first two principal components "
+              f"(latent_dim = {latent_dim})")
+    return centred @ components[0], centred @ components[1], title
 
 
 def latent_grid(model, *, n=15, dims=(0, 1), image_shape=None, path=None):
@@ -309,119 +302,6 @@ def prior_samples(model, *, n=64, rng=None, image_shape=None, path=None):
     ax.imshow(canvas, cmap=_grey(), vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_axis_off()
     ax.set_title(f"Samples from the prior: decoder output for {n} draws z ~ N(0, I)")
-    return _save(fig, path)
-
-
-# --- training history ---------------------------------------------------------------------
-
-def _check_history(history):
-    if not isinstance(history, Mapping):
-        raise TypeError(f"history must be a dict of lists; got {type(history).__name__}")
-
-
-def _series(history, key, length):
-    """history[key] as a float array (length,), None entries as NaN; None if absent or all None."""
-    values = history.get(key)
-    if values is None:
-        return None
-    if len(values) != length:
-        raise ValueError(f"history[{key!r}] has {len(values)} entries; history['epoch'] "
-                         f"has {length}")
-    values = np.array([np.nan if v is None else float(v) for v in values])
-    return None if np.isnan(values).all() else values
-
-
-def _plot_series(ax, x, y, **style):
-    """Plot y against x, skipping NaN entries (epochs without that value)."""
-    ok = np.isfinite(y)
-    ax.plot(x[ok], y[ok], marker="o", markersize=3, **style)
-
-
-def training_curves(history, *, path=None):
-    """Three panels per epoch: negative ELBO, reconstruction term, KL term; train and validation.
-
-    history: dict of lists as written by the training loop ("epoch", "train_reconstruction",
-    "train_kl", "train_loss", "val_*" (entries None without a validation set), "kl_weight").
-    The negative ELBO panel plots reconstruction + KL, the exact bound whatever KL weight
-    training used (it falls back to "*_loss" when the two terms are missing).
-    """
-    _check_history(history)
-    if "epoch" not in history:
-        raise ValueError("history has no 'epoch' entry")
-    epochs = np.asarray(history["epoch"], dtype=np.float64)
-    if epochs.ndim != 1 or len(epochs) == 0:
-        raise ValueError("history['epoch'] is empty: there is nothing to plot")
-    for key in ("train_reconstruction", "train_kl"):
-        if _series(history, key, len(epochs)) is None:
-            raise ValueError(f"history has no {key!r} values")
-    series = {key: _series(history, key, len(epochs))
-              for key in ("train_loss", "train_reconstruction", "train_kl",
-                          "val_loss", "val_reconstruction", "val_kl")}
-
-    def negative_elbo(prefix):
-        reconstruction, kl = series[f"{prefix}_reconstruction"], series[f"{prefix}_kl"]
-        if reconstruction is not None and kl is not None:
-            return reconstruction + kl
-        return series[f"{prefix}_loss"]
-
-    panels = [("negative ELBO = reconstruction + KL", negative_elbo("train"), negative_elbo("val")),
-              ("reconstruction: E_q[-log p(x|z)]", series["train_reconstruction"],
-               series["val_reconstruction"]),
-              ("KL(q(z|x) || p(z))", series["train_kl"], series["val_kl"])]
-
-    fig = Figure(figsize=(13, 4), layout="constrained")
-    axes = fig.subplots(1, 3)
-    for ax, (title, train, val) in zip(axes, panels):
-        _plot_series(ax, epochs, train, label="train", color="C0")
-        if val is not None:
-            _plot_series(ax, epochs, val, label="validation", color="C1")
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.5
-        ax.set_ylabel("nats per example")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
-    fig.suptitle("Training curves")
-    return _save(fig, path)
-
-
-def gradient_flow(history, *, path=None):
-    """L2 norm of each parameter's gradient against the training step, log scale.
-
-    history["grad_norm_step"]: the steps; history["grad_norm"]: dict name -> norms at those
-    steps. Weights are solid lines, biases (names ending in ".b") dashed. Norms of exactly 0
-    cannot be drawn on a log scale and are left as gaps.
-    """
-    _check_history(history)
-    for key in ("grad_norm_step", "grad_norm"):
-        if key not in history:
-            raise ValueError(f"history has no {key!r} entry: record gradient norms in training")
-    steps = np.asarray(history["grad_norm_step"], dtype=np.float64)
-    norms = history["grad_norm"]
-    if not isinstance(norms, Mapping) or not norms:
-        raise ValueError("history['grad_norm'] must be a non-empty dict of parameter name -> "
-                         "list of gradient norms")
-    if steps.ndim != 1 or len(steps) == 0:
-        raise ValueError("history['grad_norm_step'] is empty: there is nothing to plot")
-    colours = (matplotlib.colormaps["tab10"] if len(norms) <= 10
-               else matplotlib.colormaps["tab20"]).colors
-
-    fig = Figure(figsize=(9, 5), layout="constrained")
-    ax = fig.add_subplot()
-    for k, (name, values) in enumerate(norms.items()):
-        values = np.asarray(values, dtype=np.float64)
-        if values.shape != steps.shape:
-            raise ValueError(f"history['grad_norm'][{name!r}] has {values.size} entries; "
-                             f"history['grad_norm_step'] has {len(steps)}")
-        values = np.where(values > 0, values, np.nan)  # log scale: no zeros
-        ax.plot(steps, values, color=colours[k % len(colours)], linewidth=1.2,
-                linestyle="--" if name.endswith(".b") else "-", label=name)
-    ax.set_yscale("log")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("L2 norm of the gradient")
-    ax.set_title("Gradient flow: norm of each parameter's gradient")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     return _save(fig, path)
 
 
