@@ -16,6 +16,7 @@ convolution is the convolution's backward pass run forwards.
 import numbers
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .layers import Layer
 from .validation import check_positive_int
@@ -199,11 +200,8 @@ class ConvTranspose2d(Layer):
         return (x_shape[0], self.out_channels,
                 *((size - 1) * s - 2 * p + k + extra for size in x_shape[2:]))
 
-    def forward(self, x):
-        """x: (batch, C_in, H, W) -> y: (batch, C_out, H_out, W_out), cache (eq. CV7).
-
-        Every input pixel becomes a weighted patch, x_rows W; col2im adds the patches up.
-        """
+    def _check_input(self, x):
+        """The output shape for x, after checking that x is (batch, C_in, H, W)."""
         if not (isinstance(x, np.ndarray) and x.ndim == 4 and x.shape[1] == self.in_channels
                 and x.shape[0] > 0):
             raise ValueError(f"x has shape {getattr(x, 'shape', None)}; expected "
@@ -212,6 +210,14 @@ class ConvTranspose2d(Layer):
         if min(y_shape[2:]) < 1:
             raise ValueError(f"x has shape {x.shape}; its output {y_shape} would be empty: "
                              f"padding {self.padding} is too large for this image")
+        return y_shape
+
+    def forward(self, x):
+        """x: (batch, C_in, H, W) -> y: (batch, C_out, H_out, W_out), cache (eq. CV7).
+
+        Every input pixel becomes a weighted patch, x_rows W; col2im adds the patches up.
+        """
+        y_shape = self._check_input(x)
         x_rows = x.transpose(0, 2, 3, 1).reshape(-1, self.in_channels)  # (batch h w, C_in)
         kernel = self.params["W"].reshape(self.in_channels, -1)          # (C_in, C_out k k)
         cols = x_rows @ kernel                                           # (batch h w, C_out k k)
@@ -275,3 +281,103 @@ class Reshape(Layer):
 
     def __repr__(self):
         return f"Reshape({self.shape})"
+
+
+# --- The fast path: channels last ----------------------------------------------------------
+# The same arithmetic as Conv2d and ConvTranspose2d, in another memory order. The textbook
+# im2col above writes single numbers k^2 entries apart from one another: slow. Here images are
+# kept as (batch, H, W, C) in memory, so that a patch's entries are ordered (p, q, channel)
+# and every copy moves runs of C contiguous numbers. The layers' inputs and outputs are the
+# same (batch, C, H, W) arrays (transposed views of channels-last memory, which the next
+# layer reads without a copy). tests/test_conv.py checks that both paths agree.
+
+def im2col_channels_last(x, kernel_size, stride, padding):
+    """``im2col`` with the columns in the order (p, q, channel) (eq. CV2).
+
+    x: (batch, C, H, W), fastest when it is a view of (batch, H, W, C) memory ->
+    cols: (batch * H_out * W_out, kernel_size**2 * C). One copy through a sliding-window view.
+    """
+    batch, channels, height, width = x.shape
+    h_out = output_size(height, kernel_size, stride, padding)
+    w_out = output_size(width, kernel_size, stride, padding)
+    x_pad = np.zeros((batch, height + 2 * padding, width + 2 * padding, channels), x.dtype)
+    x_pad[:, padding:padding + height, padding:padding + width] = x.transpose(0, 2, 3, 1)
+    windows = sliding_window_view(x_pad, (kernel_size, kernel_size), axis=(1, 2))
+    windows = windows[:, :stride * h_out:stride, :stride * w_out:stride]  # (batch, h, w, C, p, q)
+    cols = np.empty((batch, h_out, w_out, kernel_size, kernel_size, channels), x.dtype)
+    cols[...] = windows.transpose(0, 1, 2, 4, 5, 3)
+    return cols.reshape(batch * h_out * w_out, -1)
+
+
+def col2im_channels_last(cols, x_shape, kernel_size, stride, padding):
+    """``col2im`` for columns in the order (p, q, channel), the adjoint of
+    ``im2col_channels_last`` (eq. CV3). Returns a (batch, C, H, W) view of (batch, H, W, C)
+    memory."""
+    batch, channels, height, width = x_shape
+    h_out = output_size(height, kernel_size, stride, padding)
+    w_out = output_size(width, kernel_size, stride, padding)
+    cols = cols.reshape(batch, h_out, w_out, kernel_size, kernel_size, channels)
+    x_pad = np.zeros((batch, height + 2 * padding, width + 2 * padding, channels), cols.dtype)
+    for p in range(kernel_size):
+        for q in range(kernel_size):
+            x_pad[:, p:p + stride * h_out:stride, q:q + stride * w_out:stride] += cols[:, :, :, p, q]
+    return x_pad[:, padding:padding + height, padding:padding + width].transpose(0, 3, 1, 2)
+
+
+def _kernel_channels_last(weight):
+    """(A, B, k, k) weights -> the (A, k * k * B) matrix whose columns are ordered (p, q, b)."""
+    return weight.transpose(0, 2, 3, 1).reshape(weight.shape[0], -1)
+
+
+def _write_kernel_gradient(grad, matrix):
+    """grad[...] = the (A, k * k * B) matrix of columns (p, q, b) as (A, B, k, k), in place."""
+    a, b, k, _ = grad.shape
+    grad[...] = matrix.reshape(a, k, k, b).transpose(0, 3, 1, 2)
+
+
+class FastConv2d(Conv2d):
+    """Conv2d on the channels-last path: same parameters, results and equations (CV1-CV6)."""
+
+    def forward(self, x):
+        """x: (batch, C_in, H, W) -> y: (batch, C_out, H_out, W_out), cache (eqs. CV1, CV2)."""
+        _check_images(x, self.in_channels, self.kernel_size, self.padding)
+        batch, _, height, width = x.shape
+        h_out = output_size(height, self.kernel_size, self.stride, self.padding)
+        w_out = output_size(width, self.kernel_size, self.stride, self.padding)
+        cols = im2col_channels_last(x, self.kernel_size, self.stride, self.padding)
+        y = cols @ _kernel_channels_last(self.params["W"]).T  # (batch h w, C_out)
+        y += self.params["b"]
+        y = y.reshape(batch, h_out, w_out, self.out_channels).transpose(0, 3, 1, 2)
+        return y, (cols, x.shape)
+
+    def backward(self, dy, cache):
+        """dy: (batch, C_out, H_out, W_out) -> dx: (batch, C_in, H, W) (eqs. CV4-CV6)."""
+        cols, x_shape = cache
+        dy_rows = dy.transpose(0, 2, 3, 1).reshape(-1, self.out_channels)  # (batch h w, C_out)
+        _write_kernel_gradient(self.grads["W"], dy_rows.T @ cols)
+        self.grads["b"][...] = dy_rows.sum(axis=0)
+        dcols = dy_rows @ _kernel_channels_last(self.params["W"])
+        return col2im_channels_last(dcols, x_shape, self.kernel_size, self.stride, self.padding)
+
+
+class FastConvTranspose2d(ConvTranspose2d):
+    """ConvTranspose2d on the channels-last path: same parameters, results and equation (CV7)."""
+
+    def forward(self, x):
+        """x: (batch, C_in, H, W) -> y: (batch, C_out, H_out, W_out), cache (eq. CV7)."""
+        y_shape = self._check_input(x)
+        x_rows = x.transpose(0, 2, 3, 1).reshape(-1, self.in_channels)  # (batch h w, C_in)
+        cols = x_rows @ _kernel_channels_last(self.params["W"])          # (batch h w, k k C_out)
+        y = col2im_channels_last(cols, y_shape, self.kernel_size, self.stride, self.padding)
+        y += self.params["b"][:, None, None]
+        return y, (x_rows, x.shape)
+
+    def backward(self, dy, cache):
+        """dy: (batch, C_out, H_out, W_out) -> dx: (batch, C_in, H, W) (eq. CV7)."""
+        x_rows, (batch, _, height, width) = cache
+        dcols = im2col_channels_last(dy, self.kernel_size, self.stride, self.padding)
+        kernel = _kernel_channels_last(self.params["W"])                  # (C_in, k k C_out)
+        _write_kernel_gradient(self.grads["W"], x_rows.T @ dcols)
+        self.grads["b"][...] = dy.sum(axis=(0, 2, 3))
+        dx_rows = dcols @ kernel.T                                        # (batch h w, C_in)
+        return dx_rows.reshape(batch, height, width, self.in_channels).transpose(0, 3, 1, 2)

@@ -5,7 +5,8 @@ import itertools
 import numpy as np
 import pytest
 
-from numvae.conv import (Conv2d, ConvTranspose2d, Flatten, Reshape, col2im, im2col,
+from numvae.conv import (Conv2d, ConvTranspose2d, FastConv2d, FastConvTranspose2d, Flatten,
+                         Reshape, col2im, col2im_channels_last, im2col, im2col_channels_last,
                          output_size)
 from numvae.gradcheck import check_arrays
 
@@ -225,7 +226,8 @@ def test_initialisation_follows_pytorch(layer_class, fan_in):
     assert all(layer.grads[name].shape == layer.params[name].shape for name in layer.params)
 
 
-@pytest.mark.parametrize("layer_class", [Conv2d, ConvTranspose2d])
+@pytest.mark.parametrize("layer_class",
+                         [Conv2d, ConvTranspose2d, FastConv2d, FastConvTranspose2d])
 def test_backward_writes_into_the_gradient_arrays(layer_class):
     """The model may turn grads into views of one flat buffer: they must be written, not
     rebound."""
@@ -296,6 +298,64 @@ def test_reshape_names_the_sizes():
         Reshape((1, 7, 7)).forward(np.zeros((2, 10)))
     with pytest.raises(ValueError, match="shape entries"):
         Reshape((0, 7))
+
+
+# --- the fast path (channels last) agrees with the textbook path ---------------------------
+
+def run_both(layer, fast_layer, x, seed):
+    """Forward and backward of both layers with the same g; their y, dx, dW, db."""
+    results = []
+    for one in (layer, fast_layer):
+        y, cache = one.forward(x)
+        g = np.random.default_rng(seed).standard_normal(y.shape)
+        dx = one.backward(g, cache)
+        results.append((y, dx, one.grads["W"].copy(), one.grads["b"].copy()))
+    return results
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=geometry_id)
+def test_fast_layers_equal_the_textbook_layers(geometry):
+    stride, padding, kernel = geometry
+    c_in, c_out = channels_for(GEOMETRIES.index(geometry) + 2)
+    rng = np.random.default_rng(200 + GEOMETRIES.index(geometry))
+    for textbook_class, fast_class, x_shape, extra in [
+            (Conv2d, FastConv2d, (3, c_in, 7, 6), {}),
+            (ConvTranspose2d, FastConvTranspose2d, (3, c_in, 5, 4 + padding),
+             dict(output_padding=stride - 1))]:
+        layer = textbook_class(c_in, c_out, kernel, stride=stride, padding=padding, rng=rng,
+                               dtype=np.float64, **extra)
+        fast_layer = fast_class(c_in, c_out, kernel, stride=stride, padding=padding,
+                                dtype=np.float64, **extra)
+        for name in layer.params:
+            fast_layer.params[name][...] = layer.params[name]
+        textbook, fast = run_both(layer, fast_layer, rng.standard_normal(x_shape), seed=1)
+        for name, ours, theirs in zip(("y", "dx", "dW", "db"), fast, textbook):
+            assert ours.shape == theirs.shape, name
+            np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("geometry", [(1, 0, 1), (1, 2, 3), (2, 1, 4), (3, 2, 5)],
+                         ids=geometry_id)
+def test_channels_last_im2col_permutes_the_columns_and_has_its_adjoint(geometry):
+    stride, padding, kernel = geometry
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 3, 8, 7))
+    cols = im2col_channels_last(x, kernel, stride, padding)
+    rows = cols.shape[0]
+    np.testing.assert_array_equal(  # columns (p, q, c) against the textbook's (c, p, q)
+        cols.reshape(rows, kernel, kernel, 3).transpose(0, 3, 1, 2).reshape(rows, -1),
+        im2col(x, kernel, stride, padding))
+    other = rng.standard_normal(cols.shape)
+    assert np.vdot(cols, other) == pytest.approx(
+        np.vdot(x, col2im_channels_last(other, x.shape, kernel, stride, padding)), rel=1e-12)
+
+
+@pytest.mark.parametrize("layer_class", [FastConv2d, FastConvTranspose2d])
+def test_fast_layers_pass_the_gradient_check(layer_class):
+    rng = np.random.default_rng(10)
+    layer = layer_class(2, 3, 4, stride=2, padding=1, rng=rng, dtype=np.float64)
+    errors = check_layer_new_api(layer, rng.standard_normal((2, 2, 6, 5)))
+    assert max(errors.values()) < TOL, errors
 
 
 # --- PyTorch, an optional second opinion ---------------------------------------------------
