@@ -320,7 +320,8 @@ def col2im_channels_last(cols, x_shape, kernel_size, stride, padding):
     x_pad = np.zeros((batch, height + 2 * padding, width + 2 * padding, channels), cols.dtype)
     for p in range(kernel_size):
         for q in range(kernel_size):
-            x_pad[:, p:p + stride * h_out:stride, q:q + stride * w_out:stride] += cols[:, :, :, p, q]
+            window = x_pad[:, p:p + stride * h_out:stride, q:q + stride * w_out:stride]
+            window += cols[:, :, :, p, q]  # (batch, h, w, C)
     return x_pad[:, padding:padding + height, padding:padding + width].transpose(0, 3, 1, 2)
 
 

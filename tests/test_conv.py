@@ -382,3 +382,20 @@ def test_values_and_gradients_match_pytorch(geometry):
         np.testing.assert_allclose(y, y_torch.detach().numpy(), rtol=1e-10, atol=1e-12)
         for ours, theirs in zip((dx, layer.grads["W"], layer.grads["b"]), tensors):
             np.testing.assert_allclose(ours, theirs.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+# --- the benchmark still runs (its figures are never asserted on) --------------------------
+
+def test_conv_speed_benchmark_runs_on_a_tiny_batch():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "conv_speed.py"
+    spec = importlib.util.spec_from_file_location("numvae_bench_conv_speed", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.measure(batch=2, steps=1, repeats=1, use_torch=False)
+    assert set(result["ms"]) == {"numvae textbook", "numvae fast", "im2col", "col2im", "GEMM"}
+    assert all(np.isfinite(value) and value > 0 for value in result["ms"].values())
+    # 2 flops per multiply-add, 3 products per layer, each size in the encoder and decoder
+    macs_per_image = 196 * 16 * 32 + 49 * 512 * 64  # (rows, C_in k^2, C_out) of each conv
+    assert result["gflop"] == pytest.approx(2 * 3 * 2 * 2 * macs_per_image / 1e9)
