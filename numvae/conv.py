@@ -264,6 +264,7 @@ class Reshape(Layer):
 
     def __init__(self, shape):
         super().__init__()
+        shape = (shape,) if isinstance(shape, numbers.Integral) else shape
         self.shape = tuple(check_positive_int(size, "shape entries") for size in shape)
 
     def forward(self, x):

@@ -256,6 +256,7 @@ def test_flatten_and_reshape_round_trip():
     image, cache = Reshape((3, 4, 5)).forward(flat)
     np.testing.assert_array_equal(image, x)
     assert Reshape((3, 4, 5)).backward(image, cache).shape == (2, 60)
+    assert Reshape(60).forward(x)[0].shape == (2, 60)  # an int is a 1-tuple
 
 
 # --- errors --------------------------------------------------------------------------------
