@@ -144,17 +144,20 @@ class Conv2d(Layer):
         y = y.reshape(batch, h_out, w_out, self.out_channels).transpose(0, 3, 1, 2)
         return y, (cols, x.shape)
 
-    def backward(self, dy, cache):
+    def backward(self, dy, cache, need_input_grad=True):
         """dy: (batch, C_out, H_out, W_out) -> dx: (batch, C_in, H, W) (eqs. CV4-CV6).
 
         The Dense gradients (eq. D2) of the patch matrix: dW = dY^T cols, db = the sum of
-        dY's rows, dcols = dY W; then col2im sends dcols back to the image.
+        dY's rows, dcols = dY W; then col2im sends dcols back to the image. As for Dense,
+        ``need_input_grad=False`` (a network's first layer) skips dx and returns None.
         """
         cols, x_shape = cache
         dy_rows = dy.transpose(0, 2, 3, 1).reshape(-1, self.out_channels)  # (batch h w, C_out)
         kernel = self.params["W"].reshape(self.out_channels, -1)          # (C_out, C_in k k)
         self.grads["W"][...] = (dy_rows.T @ cols).reshape(self.grads["W"].shape)  # in place
         self.grads["b"][...] = dy_rows.sum(axis=0)
+        if not need_input_grad:
+            return None
         dcols = dy_rows @ kernel                                          # (batch h w, C_in k k)
         return col2im(dcols, x_shape, self.kernel_size, self.stride, self.padding)
 
@@ -225,17 +228,20 @@ class ConvTranspose2d(Layer):
         y += self.params["b"][:, None, None]
         return y, (x_rows, x.shape)
 
-    def backward(self, dy, cache):
+    def backward(self, dy, cache, need_input_grad=True):
         """dy: (batch, C_out, H_out, W_out) -> dx: (batch, C_in, H, W) (eq. CV7).
 
         The forward pass of the Conv2d whose backward this layer is: dcols = im2col(dy),
         dx = dcols W^T (no bias), and the Dense gradients dW = x_rows^T dcols, db = sum dy.
+        ``need_input_grad=False`` skips dx and returns None.
         """
         x_rows, (batch, _, height, width) = cache
         dcols = im2col(dy, self.kernel_size, self.stride, self.padding)  # (batch h w, C_out k k)
         kernel = self.params["W"].reshape(self.in_channels, -1)           # (C_in, C_out k k)
         self.grads["W"][...] = (x_rows.T @ dcols).reshape(self.grads["W"].shape)  # in place
         self.grads["b"][...] = dy.sum(axis=(0, 2, 3))
+        if not need_input_grad:
+            return None
         dx_rows = dcols @ kernel.T                                        # (batch h w, C_in)
         return dx_rows.reshape(batch, height, width, self.in_channels).transpose(0, 3, 1, 2)
 
@@ -352,12 +358,14 @@ class FastConv2d(Conv2d):
         y = y.reshape(batch, h_out, w_out, self.out_channels).transpose(0, 3, 1, 2)
         return y, (cols, x.shape)
 
-    def backward(self, dy, cache):
+    def backward(self, dy, cache, need_input_grad=True):
         """dy: (batch, C_out, H_out, W_out) -> dx: (batch, C_in, H, W) (eqs. CV4-CV6)."""
         cols, x_shape = cache
         dy_rows = dy.transpose(0, 2, 3, 1).reshape(-1, self.out_channels)  # (batch h w, C_out)
         _write_kernel_gradient(self.grads["W"], dy_rows.T @ cols)
         self.grads["b"][...] = dy_rows.sum(axis=0)
+        if not need_input_grad:
+            return None
         dcols = dy_rows @ _kernel_channels_last(self.params["W"])
         return col2im_channels_last(dcols, x_shape, self.kernel_size, self.stride, self.padding)
 
@@ -374,12 +382,14 @@ class FastConvTranspose2d(ConvTranspose2d):
         y += self.params["b"][:, None, None]
         return y, (x_rows, x.shape)
 
-    def backward(self, dy, cache):
+    def backward(self, dy, cache, need_input_grad=True):
         """dy: (batch, C_out, H_out, W_out) -> dx: (batch, C_in, H, W) (eq. CV7)."""
         x_rows, (batch, _, height, width) = cache
         dcols = im2col_channels_last(dy, self.kernel_size, self.stride, self.padding)
         kernel = _kernel_channels_last(self.params["W"])                  # (C_in, k k C_out)
         _write_kernel_gradient(self.grads["W"], x_rows.T @ dcols)
         self.grads["b"][...] = dy.sum(axis=(0, 2, 3))
+        if not need_input_grad:
+            return None
         dx_rows = dcols @ kernel.T                                        # (batch h w, C_in)
         return dx_rows.reshape(batch, height, width, self.in_channels).transpose(0, 3, 1, 2)

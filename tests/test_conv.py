@@ -245,6 +245,22 @@ def test_backward_writes_into_the_gradient_arrays(layer_class):
     assert np.any(buffer[:-3] != 0)  # dW reached the buffer too
 
 
+@pytest.mark.parametrize("layer_class",
+                         [Conv2d, ConvTranspose2d, FastConv2d, FastConvTranspose2d])
+def test_backward_can_skip_the_input_gradient(layer_class):
+    """As Dense: a network's first layer has no use for dx; the parameters' gradients stay."""
+    rng = np.random.default_rng(11)
+    layer = layer_class(2, 3, 3, stride=2, padding=1, rng=rng, dtype=np.float64)
+    y, cache = layer.forward(rng.standard_normal((2, 2, 5, 6)))
+    dy = rng.standard_normal(y.shape)
+    assert layer.backward(dy, cache) is not None
+    expected = {name: grad.copy() for name, grad in layer.grads.items()}
+    layer.grads["W"][...] = 0
+    assert layer.backward(dy, cache, need_input_grad=False) is None
+    for name, grad in layer.grads.items():
+        np.testing.assert_array_equal(grad, expected[name])
+
+
 # --- Flatten and Reshape -------------------------------------------------------------------
 
 def test_flatten_and_reshape_round_trip():
