@@ -19,12 +19,14 @@ PACKAGE = ROOT / "numvae"
 LINK = re.compile(r"\[`(numvae(?:\.\w+)+)`\]\((\.\./numvae/[\w/]+\.py)\)")
 # Anything that looks like such a link, to catch malformed ones (wrong path, extra text).
 LOOSE_LINK = re.compile(r"\[`(numvae\.[^`]*)`\]\(([^)]*)\)")
+# A label: one or two capitals and a digit, such as K1 or CV3.
+LABEL = r"[A-Z]{1,2}\d"
 # The anchor of a label: a bold tag such as **(K1)**.
-ANCHOR = re.compile(r"\*\*\(([A-Z]\d)\)\*\*")
+ANCHOR = re.compile(rf"\*\*\(({LABEL})\)\*\*")
 # Citations in docstrings: "eq. K1", "eq. B3 or G1", "eqs. V1-V6".
-CITATION = re.compile(r"eqs?\.\s+([A-Z]\d)((?:\s*(?:-|,|or|and)\s*[A-Z]\d)*)")
+CITATION = re.compile(rf"eqs?\.\s+({LABEL})((?:\s*(?:-|,|or|and)\s*{LABEL})*)")
 # Citations in formulas shown to users (numvae.inspect): "(D2)", "(B4, V2)".
-BRACKETED = re.compile(r"\(([A-Z]\d)((?:,\s*[A-Z]\d)*)\)")
+BRACKETED = re.compile(rf"\(({LABEL})((?:,\s*{LABEL})*)\)")
 MIN_REFERENCES = 25
 
 
@@ -41,12 +43,14 @@ def doc_links():
 def expand(first, rest):
     """Labels of one citation: "V1", "-V6" -> V1..V6; "B3", " or G1" -> B3, G1."""
     labels = [first]
-    for separator, label in re.findall(r"\s*(-|,|or|and)\s*([A-Z]\d)", rest):
+    for separator, label in re.findall(rf"\s*(-|,|or|and)\s*({LABEL})", rest):
         previous = labels[-1]
         if separator == "-":
-            if label[0] != previous[0] or int(label[1]) < int(previous[1]):
+            (letters, end), (previous_letters, start) = (
+                (value[:-1], int(value[-1])) for value in (label, previous))
+            if letters != previous_letters or end < start:
                 raise ValueError(f"bad label range {previous}-{label}")
-            labels += [f"{label[0]}{n}" for n in range(int(previous[1]) + 1, int(label[1]) + 1)]
+            labels += [f"{letters}{n}" for n in range(start + 1, end + 1)]
         else:
             labels.append(label)
     return labels
@@ -96,9 +100,9 @@ def defining_file(obj, owner):
 # --- the parsers themselves -------------------------------------------------------------
 
 def test_citation_parser_expands_ranges_and_lists():
-    text = "see eq. K1, eqs. V1-V3 and (eq. B3 or G1); eqs. D1, D2"
+    text = "see eq. K1, eqs. V1-V3 and (eq. B3 or G1); eqs. D1, D2; eqs. CV4-CV6"
     found = [label for m in CITATION.finditer(text) for label in expand(m.group(1), m.group(2))]
-    assert found == ["K1", "V1", "V2", "V3", "B3", "G1", "D1", "D2"]
+    assert found == ["K1", "V1", "V2", "V3", "B3", "G1", "D1", "D2", "CV4", "CV5", "CV6"]
     text = "dL/da = sigmoid(a) - x  (B4, V2); d x = d y W^T  (D2); f(x) (not a label)"
     found = [label for m in BRACKETED.finditer(text) for label in expand(m.group(1), m.group(2))]
     assert found == ["B4", "V2", "D2"]
