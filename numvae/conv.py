@@ -114,6 +114,8 @@ class Conv2d(Layer):
     PyTorch's ``nn.Conv2d`` by default. Output size floor((H + 2 padding - kernel_size) /
     stride) + 1, likewise for W.
     """
+    skips_input_grad = True
+
 
     def __init__(self, in_channels, out_channels, kernel_size, *, stride=1, padding=0,
                  rng=None, dtype=np.float32):
@@ -179,6 +181,8 @@ class ConvTranspose2d(Layer):
     U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = out_channels * kernel_size**2: PyTorch
     reads fan_in from W's second axis, which here is out_channels.
     """
+    skips_input_grad = True
+
 
     def __init__(self, in_channels, out_channels, kernel_size, *, stride=1, padding=0,
                  output_padding=0, rng=None, dtype=np.float32):

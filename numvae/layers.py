@@ -18,7 +18,12 @@ import numpy as np
 
 
 class Layer:
-    """Base class: a layer without parameters has empty ``params`` and ``grads``."""
+    """Base class: a layer without parameters has empty ``params`` and ``grads``.
+
+    ``skips_input_grad``: its backward takes ``need_input_grad=False`` (Dense, the
+    convolutions), so that a network's first layer skips the gradient nobody needs.
+    """
+    skips_input_grad = False
 
     def __init__(self):
         self.params = {}
@@ -35,6 +40,8 @@ class Dense(Layer):
     initialised as PyTorch's ``nn.Linear`` does by default, uniform(-1/sqrt(in), 1/sqrt(in)),
     so that a numvae model and a PyTorch model start from the same distribution.
     """
+
+    skips_input_grad = True
 
     def __init__(self, in_features, out_features, *, rng=None, dtype=np.float32):
         super().__init__()
@@ -181,7 +188,7 @@ class Sequential(Layer):
         steps = [None] * len(self.layers) + [dy]
         for index in range(len(self.layers) - 1, -1, -1):
             layer, layer_cache = self.layers[index], cache["layers"][index]
-            if index == 0 and isinstance(layer, Dense):
+            if index == 0 and layer.skips_input_grad:
                 dy = layer.backward(dy, layer_cache, need_input_grad=need_input_grad)
             else:
                 dy = layer.backward(dy, layer_cache)

@@ -8,7 +8,8 @@ and its sigmoid ``output`` (the Bernoulli probabilities, or the Gaussian mean), 
   L with dL/dnll = ``dnll`` (rows,), and the named gradients it passed on the way
   (for ``numvae.inspect``);
 * ``check_data(x, name)``: the values it can model; ``sample(output, rng)``;
-* ``settings()``: what a checkpoint stores besides its name; ``from_config(config)``.
+* ``settings()``: what a checkpoint stores besides its name; ``from_config(config, rng,
+  dtype)``, the constructor from the model's settings (the same for every kind of part).
 
 A new likelihood is one class here plus one entry in ``LIKELIHOODS``: the model, the
 evaluation, the inspector, the checkpoint reader and the command line all go through
@@ -32,7 +33,7 @@ class Bernoulli:
         return {}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config, rng, dtype):
         return cls()
 
     def check_data(self, x, name):
@@ -75,7 +76,7 @@ class Gaussian:
         return {"sigma": self.sigma}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config, rng, dtype):
         return cls(config.get("sigma", 1.0))
 
     def check_data(self, x, name):

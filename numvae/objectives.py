@@ -92,7 +92,7 @@ class ELBO:
         return {"kl_weight": self.kl_weight, "n_samples": self.n_samples}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config, rng, dtype):
         return cls(config.get("n_samples", 1), config.get("kl_weight", 1.0))
 
     def forward(self, nll, z, posterior_cache, posterior, prior, kl_weight):

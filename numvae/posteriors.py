@@ -1,7 +1,9 @@
 """The encoder's distribution q_phi(z|x): one class per posterior, one registry.
 
-A posterior names the encoder ``heads`` it needs (each a Dense layer on the shared
-features, named ``encoder.<head>`` like the slides' modules) and has
+A posterior names the encoder ``heads`` it needs and their widths (``head_widths``; each
+a Dense layer on the shared features, named ``encoder.<head>`` like the slides' modules;
+its own parameters, if any, in ``params``/``grads`` join the model's as
+``posterior.<name>``) and has
 
 * ``rsample(heads, eps)``: z drawn by reparameterisation, (S * batch, latent_dim), and
   a cache; ``rsample_backward(dz, cache)``: the gradient of each head from dL/dz;
@@ -34,8 +36,12 @@ class DiagonalGaussian:
     def settings(self):
         return {}
 
+    def head_widths(self, latent_dim):
+        """{head: width} of the encoder heads this posterior reads."""
+        return {name: latent_dim for name in self.heads}
+
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config, rng, dtype):
         return cls()
 
     def rsample(self, heads, eps):

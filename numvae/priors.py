@@ -26,7 +26,7 @@ class StandardNormal:
         return {}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config, rng, dtype):
         return cls(config["latent_dim"])
 
     def log_prob(self, z):

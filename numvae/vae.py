@@ -33,13 +33,13 @@ def _mlp(sizes, activation, rng, dtype):
 
 class Encoder:
     """compressor: Dense(input_dim, 256) - ReLU - Dense(256, shared_dim) - ReLU, then one
-    head Dense(shared_dim, latent_dim) per head of the posterior (slides: "Setting up the
-    encoder": ``mean`` and ``log_var``)."""
+    head Dense(shared_dim, width) per head of the posterior (slides: "Setting up the
+    encoder": ``mean`` and ``log_var``, each of width latent_dim)."""
 
-    def __init__(self, sizes, head_names, latent_dim, activation, rng, dtype):
+    def __init__(self, sizes, head_widths, activation, rng, dtype):
         self.compressor = Sequential(*_mlp(sizes, activation, rng, dtype))
-        self.heads = {name: Dense(sizes[-1], latent_dim, rng=rng, dtype=dtype)
-                      for name in head_names}
+        self.heads = {name: Dense(sizes[-1], width, rng=rng, dtype=dtype)
+                      for name, width in head_widths.items()}
 
     def forward(self, x):
         """x: (batch, input_dim) -> {head: (batch, latent_dim)}, cache."""
@@ -127,10 +127,13 @@ class VAE:
         settings = dict(input_dim=int(input_dim), shared_dim=int(shared_dim),
                         latent_dim=int(latent_dim), sigma=float(sigma),
                         kl_weight=float(kl_weight), n_samples=int(n_samples))
-        self.likelihood = LIKELIHOODS[likelihood].from_config(settings)
-        self.posterior = POSTERIORS[posterior].from_config(settings)
-        self.prior = PRIORS[prior].from_config(settings)
-        self.objective = OBJECTIVES[objective].from_config(settings)
+        self.dtype = np.dtype(dtype)
+        self.rng = np.random.default_rng(seed)
+        # each part reads its own settings; parts with parameters draw them from self.rng
+        self.likelihood, self.posterior, self.prior, self.objective = (
+            registry[name].from_config(settings, self.rng, self.dtype)
+            for registry, name in [(LIKELIHOODS, likelihood), (POSTERIORS, posterior),
+                                   (PRIORS, prior), (OBJECTIVES, objective)])
         self.config = dict(input_dim=int(input_dim), shared_dim=int(shared_dim),
                            latent_dim=int(latent_dim),
                            encoder_hidden=encoder_hidden, decoder_hidden=decoder_hidden,
@@ -138,12 +141,10 @@ class VAE:
         for kind in ("likelihood", "posterior", "prior", "objective"):
             part = getattr(self, kind)
             self.config.update({kind: part.name, **part.settings()})
-        self.dtype = np.dtype(dtype)
-        self.rng = np.random.default_rng(seed)
         c = self.config
         self.encoder = Encoder([c["input_dim"], *c["encoder_hidden"], c["shared_dim"]],
-                               self.posterior.heads, c["latent_dim"], activation, self.rng,
-                               self.dtype)
+                               self.posterior.head_widths(c["latent_dim"]), activation,
+                               self.rng, self.dtype)
         self.decoder = Decoder([c["latent_dim"], *c["decoder_hidden"], c["input_dim"]],
                                activation, self.rng, self.dtype)
         self._gather_parameters()
@@ -170,8 +171,11 @@ class VAE:
         for index, layer in enumerate(self.decoder.decompressor.layers):
             if layer.params:
                 yield f"decoder.decompressor.{index}", layer
-        if self.prior.params:
-            yield "prior", self.prior
+        # parts with parameters of their own (a flow posterior, a mixture prior)
+        for kind in ("posterior", "prior"):
+            part = getattr(self, kind)
+            if getattr(part, "params", None):
+                yield kind, part
 
     def _gather_parameters(self):
         """Move every parameter and gradient into one flat array each, ``flat_params`` and
