@@ -2,13 +2,18 @@
 round trip numvae -> file -> numvae, inference of the architecture from the shapes, and
 every kind of bad file. (The comparisons with PyTorch are in test_interop_torch.py.)"""
 import json
+import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import numvae
+from numvae.checkpoint import load_checkpoint, save_checkpoint
+from numvae.cli import main
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 from numvae.interop import InteropError, load_safetensors, save_safetensors  # noqa: E402
@@ -217,7 +222,99 @@ def test_bad_metadata_and_config_type(tmp_path):
 
 
 def test_without_safetensors_says_how_to_install(tmp_path, monkeypatch):
-    monkeypatch.setitem(__import__("sys").modules, "safetensors", None)
+    monkeypatch.setitem(sys.modules, "safetensors", None)
     with pytest.raises(ImportError, match=r'pip install "numvae\[interop\]"'):
         save_safetensors(small(), tmp_path / "m.safetensors")
     assert not (tmp_path / "m.safetensors").exists()
+
+
+# --- the command line: numvae export / numvae import ------------------------------------
+
+def run(argv, capsys):
+    code = main([str(arg) for arg in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def narrow_784(**kwargs):
+    """A small float32 model of MNIST's width, so that inspect and evaluate have data."""
+    return numvae.VAE(784, 16, 2, encoder_hidden=(8,), decoder_hidden=(8,), seed=3, **kwargs)
+
+
+def test_export_writes_what_load_safetensors_reads(tmp_path, capsys):
+    model = narrow_784(likelihood="gaussian", sigma=0.4)
+    checkpoint = save_checkpoint(tmp_path / "c.npz", model)
+    out = tmp_path / "m.safetensors"
+    code, stdout, _ = run(["export", checkpoint, out], capsys)
+    assert code == 0 and "wrote 12 tensors" in stdout and "strict=True" in stdout
+    loaded = load_safetensors(out, announce=pytest.fail)
+    assert loaded.config == model.config
+    assert np.array_equal(loaded.flat_params, model.flat_params)
+
+    code, _, err = run(["export", checkpoint, out], capsys)              # never overwrites silently
+    assert code == 1 and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    assert run(["export", checkpoint, out, "--overwrite"], capsys)[0] == 0
+    code, _, err = run(["export", checkpoint, tmp_path / "m.pt"], capsys)
+    assert code == 2 and "must end in .safetensors" in err
+
+
+def test_import_then_inspect_and_evaluate(tmp_path, capsys):
+    model = narrow_784()
+    source = torch_style_file(tmp_path / "t.safetensors", model)      # as PyTorch writes it
+    checkpoint = tmp_path / "c.npz"
+    code, stdout, err = run(["import", source, "--out", checkpoint], capsys)
+    assert code == 0, err
+    assert "assumed likelihood='bernoulli'" in err and "--likelihood" in err
+    imported = load_checkpoint(checkpoint).model
+    assert imported.config == model.config
+    assert np.array_equal(imported.flat_params, model.flat_params)
+
+    code, stdout, _ = run(["inspect", checkpoint, "--batch-size", "2", "--check"], capsys)
+    assert code == 0 and "decoder.decompressor.2.W (grad)" in stdout and "fd error" in stdout
+    code, stdout, _ = run(["evaluate", checkpoint, "--dataset", "mnist-mini", "--n", "20",
+                           "--iwae-k", "0"], capsys)
+    assert code == 0 and "20 test images: -ELBO" in stdout
+
+    code, _, err = run(["import", source, "--out", checkpoint], capsys)
+    assert code == 1 and "--overwrite" in err
+
+
+def test_import_with_architecture_options(tmp_path, capsys):
+    source = torch_style_file(tmp_path / "t.safetensors", narrow_784())
+    out = tmp_path / "g.npz"
+    code, _, err = run(["import", source, "--out", out, "--likelihood", "gaussian", "--sigma",
+                        "0.3", "--kl-weight", "1", "--n-samples", "2", "--decoder-hidden", "8"],
+                       capsys)
+    assert code == 0 and err == ""                                      # nothing left to assume
+    config = load_checkpoint(out).model.config
+    assert (config["likelihood"], config["sigma"], config["n_samples"]) == ("gaussian", 0.3, 2)
+
+    code, _, err = run(["import", source, "--out", tmp_path / "x.npz", "--latent-dim", "3"], capsys)
+    assert code == 1 and "encoder.mean.weight has shape (2, 16); expected (3, 16)" in err
+    assert not (tmp_path / "x.npz").exists()
+    code, _, err = run(["import", source, "--out", tmp_path / "x.npz", "--decoder-hidden", "8,x"],
+                       capsys)
+    assert code == 2 and "expected comma-separated positive integers" in err
+    code, _, err = run(["import", tmp_path / "nope.safetensors", "--out", tmp_path / "x.npz"], capsys)
+    assert code == 1 and "does not exist" in err and len(err.strip().splitlines()) == 1
+
+
+def test_commands_without_safetensors_say_how_to_install(tmp_path, capsys, monkeypatch):
+    checkpoint = save_checkpoint(tmp_path / "c.npz", small())
+    monkeypatch.setitem(sys.modules, "safetensors", None)
+    code, _, err = run(["export", checkpoint, tmp_path / "m.safetensors"], capsys)
+    assert code == 1 and 'pip install "numvae[interop]"' in err and len(err.strip().splitlines()) == 1
+
+
+def test_python_dash_m_numvae_export_and_import(tmp_path):
+    """The real commands, in a fresh process that finds this checkout first."""
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    checkpoint = save_checkpoint(tmp_path / "c.npz", small())
+    for argv in (["export", checkpoint, tmp_path / "m.safetensors"],
+                 ["import", tmp_path / "m.safetensors", "--out", tmp_path / "back.npz"]):
+        done = subprocess.run([sys.executable, "-m", "numvae", *map(str, argv)], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    assert np.array_equal(load_checkpoint(tmp_path / "back.npz").model.flat_params,
+                          small().flat_params)
