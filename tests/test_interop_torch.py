@@ -120,3 +120,14 @@ def test_round_trip_through_torch_training_is_bit_for_bit(tmp_path):
         changed += not np.array_equal(held, model.params[prefix + (".W" if last == "weight"
                                                                    else ".b")])
     assert changed == 14                                  # training moved every tensor
+
+
+def test_tutorial_module_has_the_reference_names_and_shapes(monkeypatch):
+    """Tutorial 13's own PyTorch module (built for DDP) is the reference one, name for name."""
+    from pathlib import Path
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "tutorials"))
+    from _torch_vae import SlidesVAE
+    for config in (SLIDES, EXAMPLES):
+        theirs = {name: tuple(t.shape) for name, t in SlidesVAE(**config).state_dict().items()}
+        ours = {name: tuple(t.shape) for name, t in from_config(config).state_dict().items()}
+        assert theirs == ours
