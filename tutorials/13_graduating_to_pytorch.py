@@ -16,7 +16,8 @@
 # 2. build the slides' modules in PyTorch (`_torch_vae.SlidesVAE`) and load the file with
 #    `load_state_dict(..., strict=True)`: on the same x and eps, the same loss;
 # 3. continue training with `torch.nn.parallel.DistributedDataParallel` on two CPU processes
-#    (the gloo backend, on the loopback address 127.0.0.1 only): each process draws batches
+#    (the gloo backend, on the loopback address 127.0.0.1 only; the processes meet through a
+#    file, so nothing listens on the network): each process draws batches
 #    from its own half of the images, and DDP averages the gradients, so both processes
 #    hold the same parameters after every step;
 # 4. bring the result back with `numvae.interop.load_safetensors` (the command
@@ -27,7 +28,6 @@
 
 # %%
 import json
-import socket
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -86,19 +86,15 @@ def same_loss(model, path):
 # ## 3. DistributedDataParallel on two processes
 
 # %%
-def free_loopback_port():
-    """A TCP port that is free on 127.0.0.1, for the processes to meet."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def train_with_ddp(model, source, out, quick):
     """Two processes train the exported model; returns their loss curves (steps,) each."""
+    rendezvous = out / "ddp_rendezvous"           # where the processes meet (a FileStore)
+    rendezvous.unlink(missing_ok=True)             # a file left by an earlier run would mislead them
     job = dict(config=model.config, source=str(source), out=str(out), seed=0, lr=1e-3,
-               n_images=2000 if quick else 10000, steps=30 if quick else 400, batch_size=64)
-    torch.multiprocessing.spawn(ddp_worker, args=(2, free_loopback_port(), job), nprocs=2,
-                                join=True)
+               rendezvous=str(rendezvous), n_images=2000 if quick else 10000,
+               steps=30 if quick else 400, batch_size=64)
+    torch.multiprocessing.spawn(ddp_worker, args=(2, job), nprocs=2, join=True)
+    rendezvous.unlink(missing_ok=True)
     return [json.loads((out / f"losses_rank{rank}.json").read_text()) for rank in (0, 1)]
 
 

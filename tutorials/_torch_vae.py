@@ -63,16 +63,20 @@ def loopback_interface():
     return "lo0" if sys.platform == "darwin" else "lo"
 
 
-def ddp_worker(rank, world_size, port, job):
+def ddp_worker(rank, world_size, job):
     """One of ``world_size`` processes: load ``job["source"]``, train with DDP on its shard
     of the images, write ``rank<r>.safetensors`` and ``losses_rank<r>.json`` to ``job["out"]``.
 
-    job: dict with config (numvae's), source, out, n_images, steps, batch_size, lr, seed.
+    job: dict with config (numvae's), source, out, rendezvous (a file path that does not
+    exist yet), n_images, steps, batch_size, lr, seed.
     """
     torch.set_num_threads(1)                       # one core per process
-    os.environ["GLOO_SOCKET_IFNAME"] = loopback_interface()   # never a public interface
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=world_size)
+    # gloo connects the processes over the loopback interface, 127.0.0.1 only; they meet
+    # through a file, so nothing listens on the network (across machines you would give
+    # init_method="tcp://HOST:PORT" and the interface of the cluster's network)
+    os.environ["GLOO_SOCKET_IFNAME"] = loopback_interface()
+    dist.init_process_group("gloo", init_method=Path(job["rendezvous"]).resolve().as_uri(),
+                            rank=rank, world_size=world_size)
     try:
         module = SlidesVAE(**job["config"])
         module.load_state_dict(load_file(job["source"]), strict=True)
