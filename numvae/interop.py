@@ -34,11 +34,11 @@ from .vae import VAE
 __all__ = ["save_safetensors", "load_safetensors", "to_state_dict", "infer_config",
            "torch_name", "InteropError"]
 
-# numvae's last name part -> (PyTorch's, whether the array is transposed on the way)
+# numvae's last name part -> (PyTorch's, whether the array is transposed on the way). A new
+# kind of parameter (a flow's, a mixture prior's, a convolution's) gets its rule here, with
+# the name and layout of the PyTorch module that holds it (or of a reference module in tests/).
 RULES = {"W": ("weight", True), "b": ("bias", False)}
 CONFIG_KEY = "numvae.config"
-# the constructor arguments that the shapes of the tensors determine
-SHAPE_KEYS = ("input_dim", "shared_dim", "latent_dim", "encoder_hidden", "decoder_hidden")
 DTYPES = {"F32": np.float32, "F64": np.float64}
 
 

@@ -212,6 +212,14 @@ def test_a_pickle_is_refused_without_running_it(tmp_path):
     assert marker.exists()
 
 
+def test_names_without_a_rule_are_refused_by_name():
+    from numvae.interop import torch_name
+    assert torch_name("decoder.decompressor.4.b") == "decoder.decompressor.4.bias"
+    with pytest.raises(InteropError, match=r"parameter encoder.flow.0.u: no PyTorch name is "
+                                           r"known for '.u' \(known: .W, .b\)"):
+        torch_name("encoder.flow.0.u")
+
+
 def test_bad_metadata_and_config_type(tmp_path):
     path = tmp_path / "m.safetensors"
     path.write_bytes(safetensors_numpy.save({"a": np.zeros(1)}, metadata={"numvae.config": "{"}))
