@@ -83,9 +83,13 @@ def test_metadata_holds_the_configuration(tmp_path):
     with safe_open(str(path), framework="np") as file:
         metadata = file.metadata()
     assert metadata["format"] == "pt"
-    assert json.loads(metadata["numvae.config"]) == dict(
-        input_dim=12, shared_dim=5, latent_dim=3, encoder_hidden=[7], decoder_hidden=[4, 6],
-        likelihood="gaussian", sigma=0.3, kl_weight=0.5, n_samples=2, dtype="float64")
+    stored = json.loads(metadata["numvae.config"])
+    expected = dict(input_dim=12, shared_dim=5, latent_dim=3, encoder_hidden=[7],
+                    decoder_hidden=[4, 6], likelihood="gaussian", sigma=0.3, kl_weight=0.5,
+                    n_samples=2, dtype="float64")
+    assert {key: stored.get(key) for key in expected} == expected
+    # and every other key of model.config (names of parts, ...), as JSON
+    assert stored == json.loads(json.dumps({**model.config, "dtype": "float64"}))
 
 
 @pytest.mark.parametrize("kwargs", [dict(), dict(dtype=np.float32), dict(encoder_hidden=()),
@@ -120,8 +124,9 @@ def test_given_config_overrides_and_silences_what_it_sets(tmp_path):
     loaded = load_safetensors(torch_style_file(tmp_path / "t.safetensors", model),
                               config=dict(likelihood="gaussian", sigma=0.5, kl_weight=1.0,
                                           n_samples=4), announce=lines.append)
-    assert (loaded.likelihood, loaded.sigma, loaded.n_samples) == ("gaussian", 0.5, 4)
-    assert loaded.config["encoder_hidden"] == (7,) and lines == []
+    config = loaded.config
+    assert (config["likelihood"], config["sigma"], config["n_samples"]) == ("gaussian", 0.5, 4)
+    assert config["encoder_hidden"] == (7,) and lines == []
     assert np.array_equal(loaded.flat_params, model.flat_params)
 
 
