@@ -109,3 +109,17 @@ def save_figures(model, history, data, folder):
     from .. import plots  # imported late: matplotlib is slow to import, --help should not wait
     paths = plots.save_all(model, history, data.images, data.labels, folder)
     print("figures: " + ", ".join(path.name for path in paths.values()))
+
+
+def output_file(path, suffix, overwrite):
+    """``path`` as a Path for a new file ending in ``suffix``: refused (one line) if it
+    exists and ``overwrite`` is false, or if its folder does not exist."""
+    path = Path(path)
+    if path.suffix != suffix:
+        raise UsageError(f"numvae: error: the output file must end in {suffix}; got {path.name}",
+                         code=2)
+    if path.exists() and not overwrite:
+        raise UsageError(f"numvae: error: {path} exists; give --overwrite to replace it")
+    if not path.parent.is_dir():
+        raise UsageError(f"numvae: error: cannot write {path}: folder {path.parent} does not exist")
+    return path

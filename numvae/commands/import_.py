@@ -1,0 +1,66 @@
+"""``numvae import``: a safetensors file (written by ``numvae export`` or by PyTorch) as a
+numvae checkpoint, which ``numvae inspect``, ``evaluate``, ``sample`` and ``plot`` read."""
+import argparse
+import sys
+
+from ..checkpoint import save_checkpoint
+from ..vae import LIKELIHOODS
+from .common import (UsageError, nonnegative_float, output_file, positive_float, positive_int)
+
+# the architecture options, in the order of numvae.VAE's arguments
+ARCHITECTURE = ("input_dim", "shared_dim", "latent_dim", "encoder_hidden", "decoder_hidden",
+                "likelihood", "sigma", "kl_weight", "n_samples")
+
+
+def widths(text):
+    """An argparse type: comma-separated positive integers ("32,256"), or "" for none."""
+    try:
+        values = tuple(int(part) for part in text.split(",")) if text.strip() else ()
+    except ValueError:
+        values = None
+    if values is None or any(value < 1 for value in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers such "
+                                         f"as 32,256 (or '' for none), got {text!r}")
+    return values
+
+
+def add_parser(commands):
+    p = commands.add_parser("import", help="read a safetensors file (from PyTorch) into a "
+                            "numvae checkpoint",
+                            description="Read FILE (.safetensors, PyTorch's names and layouts) "
+                            "into a checkpoint. The architecture comes from the file's numvae "
+                            "metadata or is inferred from the tensor shapes; the options below "
+                            "override it. What the shapes cannot tell (likelihood, sigma, ...) "
+                            "takes its default and is named as assumed.")
+    p.add_argument("file", metavar="FILE.safetensors")
+    p.add_argument("--out", required=True, metavar="CHECKPOINT.npz")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--input-dim", type=positive_int)
+    p.add_argument("--shared-dim", type=positive_int)
+    p.add_argument("--latent-dim", type=positive_int)
+    p.add_argument("--encoder-hidden", type=widths, help="e.g. 256 (the slides'), '' for none")
+    p.add_argument("--decoder-hidden", type=widths, help="e.g. 32,256 (the slides')")
+    p.add_argument("--likelihood", choices=sorted(LIKELIHOODS))
+    p.add_argument("--sigma", type=positive_float)
+    p.add_argument("--kl-weight", type=nonnegative_float)
+    p.add_argument("--n-samples", type=positive_int)
+    return p
+
+
+def run(args):
+    out = output_file(args.out, ".npz", args.overwrite)
+    config = {key: getattr(args, key) for key in ARCHITECTURE if getattr(args, key) is not None}
+    try:
+        from ..interop import load_safetensors
+        model = load_safetensors(args.file, config=config or None, announce=_announce)
+    except ImportError as err:
+        raise UsageError(f"numvae: error: {err}") from None
+    save_checkpoint(out, model)
+    print(f"wrote {out}: {model!r}")
+    print(f"next: numvae inspect {out} --check; numvae evaluate {out}")
+    return 0
+
+
+def _announce(line):
+    print(f"numvae: {line} (options --likelihood, --sigma, --kl-weight, --n-samples set them)",
+          file=sys.stderr)

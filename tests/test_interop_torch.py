@@ -1,0 +1,133 @@
+"""PyTorch as a second, independent oracle: the same model in numvae and in torch (built
+from the formulas in torch_reference.py) gives the same loss and, by torch autograd, the
+same gradients as numvae's hand-written backward pass; and the round trip numvae -> torch
+-> trained -> numvae is bit for bit. Skipped where torch is not installed."""
+import numpy as np
+import pytest
+
+import numvae
+
+torch = pytest.importorskip("torch")
+safetensors_torch = pytest.importorskip("safetensors.torch")
+from numvae.interop import load_safetensors, save_safetensors  # noqa: E402
+from torch_reference import from_config  # noqa: E402
+
+torch.set_num_threads(1)  # tiny products: threads only cost (and the cores are shared)
+
+SLIDES = dict(input_dim=784, shared_dim=128, latent_dim=2)
+EXAMPLES = dict(input_dim=784, shared_dim=400, latent_dim=20, encoder_hidden=(),
+                decoder_hidden=(400,))
+CASES = {
+    "slides": dict(SLIDES),
+    "examples": dict(EXAMPLES),
+    "gaussian": dict(SLIDES, likelihood="gaussian", sigma=0.5, kl_weight=0.7),
+    "monte-carlo-samples": dict(SLIDES, n_samples=3),
+}
+
+
+def relative_error(ours, theirs):
+    """max |ours - theirs| / max |theirs|, over a whole array."""
+    return np.max(np.abs(ours - theirs)) / np.max(np.abs(theirs))
+
+
+def to_torch(model, path):
+    """Export ``model``, build the reference module and load the file, strictly."""
+    save_safetensors(model, path)
+    module = from_config(model.config).to(torch.float64 if model.dtype == np.float64
+                                          else torch.float32)
+    module.load_state_dict(safetensors_torch.load_file(str(path)), strict=True)
+    return module
+
+
+def batch(model, size=8, seed=0):
+    """x (size, input_dim) in [0, 1] and eps (n_samples, size, latent_dim), in the model's dtype."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(size=(size, model.input_dim)).astype(model.dtype)
+    eps = rng.standard_normal((model.n_samples, size, model.latent_dim)).astype(model.dtype)
+    return x, eps
+
+
+def torch_grads(module, x, eps):
+    """torch's loss and {numvae name: gradient in numvae's layout} by autograd."""
+    module.zero_grad()
+    loss = module.loss(torch.from_numpy(x), torch.from_numpy(eps))
+    loss.backward()
+    grads = {}
+    for name, param in module.named_parameters():
+        prefix, last = name.rsplit(".", 1)
+        grad = param.grad.numpy()
+        grads[prefix + (".W" if last == "weight" else ".b")] = grad.T if last == "weight" else grad
+    return loss.item(), grads
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_same_loss_in_float32(case, tmp_path):
+    model = numvae.VAE(**CASES[case], seed=0)
+    module = to_torch(model, tmp_path / "m.safetensors")
+    x, eps = batch(model, size=16)
+    ours = model.loss_and_grad(x, eps)
+    with torch.no_grad():
+        theirs = module.loss(torch.from_numpy(x), torch.from_numpy(eps)).item()
+    assert abs(ours - theirs) / abs(theirs) < 1e-6, (ours, theirs)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_gradient_equals_torch_autograd_in_float64(case, tmp_path):
+    model = numvae.VAE(**CASES[case], dtype=np.float64, seed=1)
+    module = to_torch(model, tmp_path / "m.safetensors")
+    x, eps = batch(model)
+    ours = model.loss_and_grad(x, eps)
+    theirs, grads = torch_grads(module, x, eps)
+    assert abs(ours - theirs) / abs(theirs) < 1e-12
+    assert set(grads) == set(model.grads)
+    errors = {name: relative_error(model.grads[name], grads[name]) for name in grads}
+    assert max(errors.values()) < 1e-10, errors
+
+
+def test_a_wrong_gradient_is_caught(tmp_path):
+    """The oracle can fail: halve one gradient (a lost factor) and the comparison sees it."""
+    model = numvae.VAE(**SLIDES, dtype=np.float64, seed=1)
+    module = to_torch(model, tmp_path / "m.safetensors")
+    x, eps = batch(model)
+    model.loss_and_grad(x, eps)
+    model.grads["encoder.log_var.b"] *= 0.5
+    _, grads = torch_grads(module, x, eps)
+    assert relative_error(model.grads["encoder.log_var.b"], grads["encoder.log_var.b"]) > 0.1
+
+
+def test_round_trip_through_torch_training_is_bit_for_bit(tmp_path):
+    model = numvae.VAE(**SLIDES, seed=0)
+    module = to_torch(model, tmp_path / "from_numvae.safetensors")
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        x = torch.rand(32, 784, generator=generator)
+        eps = torch.randn(32, 2, generator=generator)
+        optimizer.zero_grad()
+        module.loss(x, eps).backward()
+        optimizer.step()
+    path = tmp_path / "from_torch.safetensors"
+    safetensors_torch.save_file(module.state_dict(), str(path))     # PyTorch's own writer
+    lines = []
+    back = load_safetensors(path, announce=lines.append)            # no numvae metadata
+    assert back.config == model.config and "assumed likelihood='bernoulli'" in lines[0]
+    changed = 0
+    for name, tensor in module.state_dict().items():
+        prefix, last = name.rsplit(".", 1)
+        held = back.params[prefix + (".W" if last == "weight" else ".b")]
+        expected = tensor.numpy().T if last == "weight" else tensor.numpy()
+        assert held.dtype == expected.dtype and held.tobytes() == expected.tobytes(), name
+        changed += not np.array_equal(held, model.params[prefix + (".W" if last == "weight"
+                                                                   else ".b")])
+    assert changed == 14                                  # training moved every tensor
+
+
+def test_tutorial_module_has_the_reference_names_and_shapes(monkeypatch):
+    """Tutorial 13's own PyTorch module (built for DDP) is the reference one, name for name."""
+    from pathlib import Path
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "tutorials"))
+    from _torch_vae import SlidesVAE
+    for config in (SLIDES, EXAMPLES):
+        theirs = {name: tuple(t.shape) for name, t in SlidesVAE(**config).state_dict().items()}
+        ours = {name: tuple(t.shape) for name, t in from_config(config).state_dict().items()}
+        assert theirs == ours

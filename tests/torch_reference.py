@@ -1,0 +1,86 @@
+"""The slides' VAE as a PyTorch module, written from the formulas (not from numvae's code).
+
+It fixes the names and layouts that ``numvae.interop`` writes: ``encoder.compressor``
+(nn.Sequential of Linear and ReLU), the heads ``encoder.mean`` and ``encoder.log_var``,
+``decoder.decompressor`` (nn.Sequential of Linear and ReLU ending in Linear and Sigmoid).
+torch autograd then gives a second, independent oracle for numvae's hand-written gradients.
+Import it only after ``pytest.importorskip("torch")``.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def mlp(widths):
+    """Linear-ReLU pairs through ``widths``, as a flat list (nn.Sequential numbering)."""
+    layers = []
+    for n_in, n_out in zip(widths[:-1], widths[1:]):
+        layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+    return layers
+
+
+class Encoder(nn.Module):
+    def __init__(self, input_dim, shared_dim, latent_dim, hidden):
+        super().__init__()
+        self.compressor = nn.Sequential(*mlp([input_dim, *hidden, shared_dim]))
+        self.mean = nn.Linear(shared_dim, latent_dim)
+        self.log_var = nn.Linear(shared_dim, latent_dim)
+
+    def forward(self, x):
+        """x (batch, input_dim) -> mean, log_var (batch, latent_dim)."""
+        shared = self.compressor(x)
+        return self.mean(shared), self.log_var(shared)
+
+
+class Decoder(nn.Module):
+    def __init__(self, latent_dim, input_dim, hidden):
+        super().__init__()
+        widths = [latent_dim, *hidden]
+        self.decompressor = nn.Sequential(*mlp(widths), nn.Linear(widths[-1], input_dim),
+                                          nn.Sigmoid())
+
+    def logits(self, z):
+        """z (rows, latent_dim) -> the last Linear's output a (rows, input_dim), before the Sigmoid."""
+        return self.decompressor[:-1](z)
+
+    def forward(self, z):
+        return self.decompressor(z)
+
+
+class VAE(nn.Module):
+    """Encoder, reparameterisation z = mean + exp(0.5 log_var) eps, decoder; ``loss`` is
+    the mean over the batch of (1/S) sum_s -log p(x|z_s) + kl_weight * KL."""
+
+    def __init__(self, input_dim, shared_dim, latent_dim, encoder_hidden=(256,),
+                 decoder_hidden=(32, 256), likelihood="bernoulli", sigma=1.0, kl_weight=1.0):
+        super().__init__()
+        self.encoder = Encoder(input_dim, shared_dim, latent_dim, encoder_hidden)
+        self.decoder = Decoder(latent_dim, input_dim, decoder_hidden)
+        self.likelihood, self.sigma, self.kl_weight = likelihood, sigma, kl_weight
+
+    def loss(self, x, eps):
+        """x (batch, input_dim); eps (batch, latent_dim) or (S, batch, latent_dim) -> scalar."""
+        mean, log_var = self.encoder(x)
+        eps = eps if eps.dim() == 3 else eps.unsqueeze(0)          # (S, batch, latent_dim)
+        n_samples, batch, latent_dim = eps.shape
+        z = mean + torch.exp(0.5 * log_var) * eps                  # (S, batch, latent_dim)
+        logits = self.decoder.logits(z.reshape(-1, latent_dim))    # (S * batch, input_dim)
+        x_rows = x.repeat(n_samples, 1)
+        if self.likelihood == "bernoulli":
+            nll = F.binary_cross_entropy_with_logits(logits, x_rows, reduction="none").sum(1)
+        else:
+            variance = self.sigma ** 2
+            nll = (((x_rows - torch.sigmoid(logits)) ** 2).sum(1) / (2 * variance)
+                   + x.shape[1] / 2 * math.log(2 * math.pi * variance))
+        reconstruction = nll.reshape(n_samples, batch).mean(0)
+        kl = 0.5 * (mean ** 2 + torch.exp(log_var) - 1 - log_var).sum(1)
+        return (reconstruction + self.kl_weight * kl).mean()
+
+
+def from_config(config):
+    """The module for a numvae configuration (a dict like ``model.config``)."""
+    keys = ("input_dim", "shared_dim", "latent_dim", "encoder_hidden", "decoder_hidden",
+            "likelihood", "sigma", "kl_weight")
+    return VAE(**{key: config[key] for key in keys if key in config})
