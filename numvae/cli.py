@@ -1,4 +1,4 @@
-"""The ``numvae`` command: train, evaluate, sample, plot, inspect.
+"""The ``numvae`` command: train, evaluate, sample, plot, inspect, exercise.
 
 Each sub-command lives in its own module of ``numvae.commands`` (its options and its
 ``run``); this module only assembles the parser and turns every failure the user can
@@ -9,11 +9,11 @@ import sys
 
 from . import datasets
 from .checkpoint import CheckpointError
-from .commands import evaluate, inspect, plot, sample, train
+from .commands import evaluate, exercise, inspect, plot, sample, train
 from .commands.common import Parser, UsageError
 
 COMMANDS = {"train": train, "evaluate": evaluate, "sample": sample, "plot": plot,
-            "inspect": inspect}
+            "inspect": inspect, "exercise": exercise}
 
 
 def build_parser():

@@ -51,20 +51,27 @@ def stub_path(name):
     return STUB_DIR / f"{name}.py"
 
 
+class StubsExist(FileExistsError):
+    """``start`` found stubs in the folder already; ``existing``: their file names."""
+
+    def __init__(self, folder, existing):
+        super().__init__(f"{folder} already has {', '.join(existing)}; your work there is "
+                         f"kept (overwrite=True replaces it with fresh stubs)")
+        self.existing = existing
+
+
 def start(folder, overwrite=False):
     """Copy fresh stubs of every exercise into ``folder`` (created if needed).
 
-    An existing file of the same name is never replaced unless ``overwrite`` is true: then
-    FileExistsError names the files that are already there (nothing is copied). Returns the
-    list of the Paths written.
+    An existing file of the same name is never replaced unless ``overwrite`` is true: else
+    StubsExist (a FileExistsError) names the files already there, and nothing is copied.
+    Returns the list of the Paths written.
     """
     folder = Path(folder)
     targets = [folder / f"{exercise.name}.py" for exercise in EXERCISES]
     existing = [target.name for target in targets if target.exists()]
     if existing and not overwrite:
-        raise FileExistsError(f"{folder} already has {', '.join(existing)}; "
-                              f"your work there is kept (pass overwrite=True, or --overwrite, "
-                              f"to replace it with fresh stubs)")
+        raise StubsExist(folder, existing)
     folder.mkdir(parents=True, exist_ok=True)
     for exercise, target in zip(EXERCISES, targets):
         shutil.copyfile(stub_path(exercise.name), target)

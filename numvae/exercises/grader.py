@@ -161,7 +161,7 @@ def diagnose(function, spec, name, value, case):
         except Exception:  # noqa: BLE001 -- a variant that does not apply to these inputs
             continue
         if guess.shape == value.shape and np.isfinite(value).all() and close(value, guess):
-            return hint
+            return hint.split(":")[0]  # "adam_bias:m only" is a variant of "adam_bias"
     return None
 
 
@@ -214,8 +214,9 @@ def check_function(function, fn, module, path):
             try:
                 compare(function, spec, got, want, case)
             except Wrong as wrong:
-                if spec.forward and wrong.hint is None or spec.forward == function:
-                    wrong.text += _backward_sentence(*fd_check(spec, module, case, got), spec.forward)
+                if spec.forward:
+                    sentence = _backward_sentence(*fd_check(spec, module, case, got), spec.forward)
+                    wrong.text += "." + sentence if sentence else ""
                 raise
         if spec.forward and spec.forward != function:
             verdict, sentence = fd_check(spec, module, case, got)
@@ -229,7 +230,8 @@ def check_function(function, fn, module, path):
         return Result(function, WRONG, str(err))
     except Wrong as wrong:
         hint = f" Hint: {HINTS[wrong.hint]}." if wrong.hint else ""
-        return Result(function, WRONG, wrong.text + hint)
+        text = wrong.text if wrong.text.endswith(".") else wrong.text + "."
+        return Result(function, WRONG, text + hint)
 
 
 def known_functions():

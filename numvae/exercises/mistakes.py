@@ -27,7 +27,7 @@ HINTS = {
                 "log1p(exp(-|a|)), whose exp never overflows (eq. B3)",
     "logits_not_probs": "output is the decoder's sigmoid(logits), not the logits",
     "slides_kl": "that is the exact KL; the slides' loss_fn has no -1 and no 1/2 in its KL (eq. S1)",
-    "kl_weight": "kl_weight multiplies the KL part only, not the squared error",
+    "kl_weight": "kl_weight multiplies the KL part, and only that part",
     "adam_bias": "a bias correction is missing: m_hat = m / (1 - beta1**t) and "
                  "v_hat = v / (1 - beta2**t) (eq. O2)",
     "in_place": "param, m and v must be updated in place (param -= ..., m[...] = ...): "
@@ -74,7 +74,7 @@ def _adam(param, grad, m, v, t, lr, beta1, beta2, eps, correct_m, correct_v, sig
 
 def _adam_variant(**switches):
     def step(param, grad, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
-        options = dict(correct_m=True, correct_v=True, **switches)
+        options = {**dict(correct_m=True, correct_v=True), **switches}
         _adam(param, grad, m, v, t, lr, beta1, beta2, eps, **options)
     return step
 
@@ -102,18 +102,21 @@ def _relu_heads(x, params):
 
 
 def _loss_fn_variant(kind):
+    """The slides' loss_fn with one mistake (``kind``: a hint, ":" and which variant)."""
     def variant(prediction, target, mean, log_var, kl_weight=1.0):
-        squared = np.sum((prediction - target) ** 2)
+        squared = (prediction - target) ** 2
         var = np.exp(0.5 * log_var) if kind == "std_vs_var" else np.exp(log_var)
-        kl = np.sum(mean**2 + var - log_var)
+        kl = mean**2 + var - log_var
         if kind == "slides_kl":
-            kl = 0.5 * np.sum(mean**2 + var - 1 - log_var)
-        if kind == "mean_vs_sum":
-            return float(np.mean((prediction - target) ** 2)
-                         + kl_weight * np.mean(mean**2 + var - log_var))
-        if kind == "kl_weight":
-            return float(kl_weight * squared + kl)
-        return float(squared + kl_weight * kl)
+            kl = 0.5 * (mean**2 + var - 1 - log_var)
+        reconstruction, kl = np.sum(squared), np.sum(kl)
+        if kind == "mean_vs_sum":  # nnf_mse_loss's default reduction is "mean"
+            reconstruction = np.mean(squared)
+        if kind == "mean_vs_sum:both":
+            reconstruction, kl = np.mean(squared), np.mean(mean**2 + var - log_var)
+        weights = {"kl_weight": (1.0, 1.0), "kl_weight:swapped": (kl_weight, 1.0),
+                   "kl_weight:both": (kl_weight, kl_weight)}.get(kind, (1.0, kl_weight))
+        return float(weights[0] * reconstruction + weights[1] * kl)
     return variant
 
 
@@ -156,14 +159,14 @@ MISTAKES = {
         "logits_not_probs": _with_output(
             "output", lambda x, params, eps, out: np.log(out["output"] / (1 - out["output"])))},
     "loss_fn": {kind: _loss_fn_variant(kind)
-                for kind in ("slides_kl", "std_vs_var", "mean_vs_sum", "kl_weight")},
+                for kind in ("slides_kl", "std_vs_var", "mean_vs_sum", "mean_vs_sum:both",
+                             "kl_weight", "kl_weight:swapped", "kl_weight:both")},
     "adam_step": {"adam_bias": _adam_variant(correct_m=False, correct_v=False),
-                  "adam_bias_m": _adam_variant(correct_m=False),
-                  "adam_bias_v": _adam_variant(correct_v=False),
+                  "adam_bias:m only": _adam_variant(correct_m=False),
+                  "adam_bias:v only": _adam_variant(correct_v=False),
                   "sign": _adam_variant(sign=-1.0)},
     "iwae_bound": {"mean_vs_sum": lambda lw: ref.iwae_bound(lw) + np.log(lw.shape[1])},
 }
-HINTS["adam_bias_m"] = HINTS["adam_bias_v"] = HINTS["adam_bias"]
 
 
 def _vae_loss_variant(kind):

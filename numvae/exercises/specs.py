@@ -149,14 +149,16 @@ def call_loss_and_grad(fn, case):
 
 
 def call_in_place(fn, case):
-    """Call adam_step on copies; the results are the arrays after the call."""
+    """Call adam_step on copies of param, m, v; the results are the step taken,
+    ``param_after - param_before``, and m, v after the call (compared as they are, a step of
+    1e-3 would hide its own errors behind the rounding of a param of size 1)."""
     state = {name: case.args[name].copy() for name in ("param", "m", "v")}
-    args = dict(case.args, **state)
-    fn(*args.values())
+    fn(*dict(case.args, **state).values())
     unchanged = [name for name in state if np.array_equal(state[name], case.args[name])]
     if unchanged:
         raise Wrong(f"{', '.join(unchanged)} unchanged after the call", "in_place")
-    return state
+    return {"the step (param after - param before)": state["param"] - case.args["param"],
+            "m": state["m"], "v": state["v"]}
 
 
 # --- finite differences of the student's forward ----------------------------------------
