@@ -140,12 +140,15 @@ def _iwae_cases(rng):
 # --- calls ------------------------------------------------------------------------------
 
 def call_loss_and_grad(fn, case):
-    """(loss, grads) -> a dict {"loss": loss, "grads[<name>]": gradient, ...}."""
+    """(loss, grads) -> a dict {"loss": loss, "grads[<name>]": gradient, ...}, the gradients
+    in the order of the backward pass (decoder's last layer first), so that the first wrong
+    one the grader reports is where the student's backward pass goes wrong."""
     out = fn(*case.args.values())
     if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)):
         raise Wrong(f"should return (loss, grads) with grads a dict; got {type(out).__name__}")
     loss, grads = out
-    return {"loss": loss, **{f"grads[{name}]": grads.get(name) for name in case.args["params"]}}
+    return {"loss": loss, **{f"grads[{name}]": grads.get(name)
+                             for name in reversed(list(case.args["params"]))}}
 
 
 def call_in_place(fn, case):
@@ -187,8 +190,8 @@ def _fd_bernoulli(forward, case):
 def _fd_vae(forward, case):
     params = {name: value.copy() for name, value in case.args["params"].items()}
     x, eps = case.args["x"], case.args["eps"]
-    return ((lambda: forward(x, params, eps)[0]),
-            {f"grads[{name}]": value for name, value in params.items()})
+    return ((lambda: forward(x, params, eps)[0]),  # the backward pass's order, as in the call
+            {f"grads[{name}]": params[name] for name in reversed(list(params))})
 
 
 def shape_hint(function, name, shape, case):
