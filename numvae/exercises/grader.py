@@ -121,6 +121,7 @@ def named(spec, out, keys=None):
 
 
 def as_array(value, name):
+    """``value`` as a float64 array, or Wrong naming ``name`` if it is missing or not numbers."""
     if value is None:
         raise Wrong(f"{name} is missing from what you return")
     try:
@@ -275,4 +276,5 @@ def format_results(results):
 
 
 def all_passed(results):
+    """True when there is at least one result and every one passed (exit code 0)."""
     return bool(results) and all(r.status == PASSED for r in results)
