@@ -227,6 +227,8 @@ MUTATIONS = [
                                 "m = beta1 * m + (1 - beta1) * grad")]),
     ("iwae_bound", "lse_overflow", [("top = log_weights.max(axis=1, keepdims=True)",
                                      "top = 0 * log_weights.max(axis=1, keepdims=True)")]),
+    ("iwae_bound", "lse_overflow", [("top = log_weights.max(axis=1, keepdims=True)",
+                                     "top = np.minimum(log_weights.max(axis=1, keepdims=True), 0)")]),
     ("iwae_bound", "mean_vs_sum", [("np.log(np.mean(np.exp(log_weights - top)",
                                     "np.log(np.sum(np.exp(log_weights - top)")]),
 ]
@@ -324,6 +326,15 @@ def test_a_file_that_cannot_be_imported_is_reported_not_raised(tmp_path):
     assert "IndexError" in results["other.py"].message and "line 2" in results["other.py"].message
 
 
+def test_a_wrong_signature_or_sys_exit_is_reported_not_raised(tmp_path):
+    source = "import sys\ndef relu_backward(dy):\n    return dy\ndef iwae_bound(w):\n    sys.exit(3)\n"
+    results = grade(write(tmp_path, source))
+    assert results["relu_backward"].message == ("your code raised TypeError: relu_backward() takes "
+                                                "1 positional argument but 2 were given")
+    assert results["iwae_bound"].message.startswith("your code raised SystemExit: 3 (student.py, line 5")
+    assert "SystemExit" in grade(write(tmp_path, "exit()\n", "quits.py"))["quits.py"].message
+
+
 def test_a_file_without_exercise_functions_fails(tmp_path, capsys):
     path = write(tmp_path, "def helper():\n    return 1\n")
     assert "defines none of the exercise functions" in grade(path)["student.py"].message
@@ -334,7 +345,7 @@ def test_not_done_yet_also_through_a_helper_and_an_edited_file_is_read_again(tmp
     source = ("import numpy as np\ndef softplus(a):\n    raise NotImplementedError\n"
               "def bernoulli_nll(logits, x):\n    return np.sum(softplus(logits) - x * logits, axis=1)\n")
     path = write(tmp_path, source)
-    assert grade(path)["bernoulli_nll"].status == grader.NOT_DONE
+    assert grade(path)["bernoulli_nll"] == ("bernoulli_nll", grader.NOT_DONE, "it calls softplus")
     path.write_text(source.replace("raise NotImplementedError",
                                    "return np.logaddexp(0, a)"))
     assert grade(path)["bernoulli_nll"].status == grader.PASSED

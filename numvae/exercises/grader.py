@@ -58,7 +58,7 @@ def load_student(path):
             spec.loader.exec_module(module)
     except SyntaxError as err:
         raise StudentError(f"SyntaxError: {err.msg} ({path.name}, line {err.lineno})") from None
-    except Exception as err:  # noqa: BLE001 -- any error in the student's file is theirs
+    except (Exception, SystemExit) as err:  # noqa: BLE001 -- any error in the file is theirs
         raise StudentError(describe(err, path)) from None
     finally:
         sys.path.remove(str(path.parent))
@@ -73,15 +73,21 @@ def _quiet():
         yield
 
 
-def describe(err, path):
-    """"ValueError: ... (01_dense.py, line 12, in dense_backward: return dy @ W)": the
-    error and the last frame of the traceback that lies in the student's file."""
+def _student_frame(err, path):
+    """The last frame of the error's traceback that lies in the student's file, or None."""
     frames = traceback.extract_tb(err.__traceback__)
     mine = [frame for frame in frames if Path(frame.filename).resolve() == Path(path).resolve()]
+    return mine[-1] if mine else None
+
+
+def describe(err, path):
+    """"ValueError: ... (01_dense.py, line 12, in dense_backward: return dy @ W)": the
+    error and where it happened in the student's file (nothing more if it happened outside
+    it, as when the function does not take the arguments of its signature)."""
     text = f"{type(err).__name__}: {err}"
-    if not (mine or frames):
+    frame = _student_frame(err, path)
+    if frame is None:
         return text
-    frame = (mine or frames)[-1]
     code = f": {frame.line.strip()}" if frame.line else ""
     return f"{text} ({Path(frame.filename).name}, line {frame.lineno}, in {frame.name}{code})"
 
@@ -99,8 +105,9 @@ def run_student(call, fn, case, path):
         except Wrong:
             raise
         except NotImplementedError as err:
-            raise NotDone(describe(err, path)) from None
-        except Exception as err:  # noqa: BLE001 -- the student's error, shown as theirs
+            frame = _student_frame(err, path)
+            raise NotDone(frame.name if frame else "") from None
+        except (Exception, SystemExit) as err:  # noqa: BLE001 -- the student's, shown as theirs
             raise StudentError(f"your code raised {describe(err, path)}") from None
 
 
@@ -239,8 +246,9 @@ def check_function(function, fn, module, path):
                 return Result(function, PASSED, f"but it disagrees with {sentence}, "
                               f"so {spec.forward} is wrong")
         return Result(function, PASSED, "")
-    except NotDone:
-        return Result(function, NOT_DONE, "")
+    except NotDone as err:
+        where = str(err)  # the function that raised NotImplementedError
+        return Result(function, NOT_DONE, f"it calls {where}" if where not in ("", function) else "")
     except StudentError as err:
         return Result(function, WRONG, str(err))
     except Wrong as wrong:

@@ -135,6 +135,7 @@ def _iwae_cases(rng):
     return [_case("log_weights (4, 5)", log_weights=3 * rng.normal(size=(4, 5))),
             _case("log_weights (3, 10) near -10,000",
                   log_weights=-10_000 + rng.normal(size=(3, 10))),
+            _case("log_weights (2, 3) near +1,000", log_weights=1_000 + rng.normal(size=(2, 3))),
             _case("log_weights (2, 1), K = 1", log_weights=rng.normal(size=(2, 1)))]
 
 
