@@ -197,6 +197,10 @@ MUTATIONS = [
      [("dmean = mean\n", "dmean = mean / len(mean)\n")]),
     ("bernoulli_nll", "softplus",
      [("return np.maximum(a, 0) + np.log1p(np.exp(-np.abs(a)))", "return np.log(1 + np.exp(a))")]),
+    ("bernoulli_nll", "softplus",  # finite, but wrong at +-1000: clipped probabilities
+     [("np.sum(softplus(logits) - x * logits, axis=1)",
+       "-np.sum(x * np.log(np.clip(sigmoid(logits), 1e-12, 1 - 1e-12)) + (1 - x) * "
+       "np.log(np.clip(1 - sigmoid(logits), 1e-12, 1)), axis=1)")]),
     ("bernoulli_nll", "sign", [("softplus(logits) - x * logits", "x * logits - softplus(logits)")]),
     ("bernoulli_nll", "mean_vs_sum", [("np.sum(softplus(logits) - x * logits, axis=1)",
                                        "np.mean(softplus(logits) - x * logits, axis=1)")]),
@@ -251,6 +255,19 @@ def test_a_classic_mistake_fails_with_its_hint(tmp_path, function, hint, replace
     assert result.status == grader.WRONG
     assert HINTS[hint] in result.message, result.message
     assert not caught, [str(w.message) for w in caught]  # overflow is a hint, not a warning
+
+
+def test_each_exercise_lists_every_hint_its_functions_can_give():
+    from numvae.exercises.mistakes import MISTAKES
+    from numvae.exercises.specs import SPECS
+    for exercise in exercises.EXERCISES:
+        possible = set()
+        for function in exercise.functions:
+            possible |= {key.split(":")[0] for key in MISTAKES.get(function, {})}
+            possible.add(SPECS[function].overflow_hint)
+        possible |= {"dW_transposed", "db_not_summed"} if exercise.name == "01_dense" else set()
+        possible |= {"in_place"} if exercise.name == "09_adam" else set()
+        assert possible - {"not_finite"} == set(exercise.hints), exercise.name
 
 
 def test_every_hint_an_exercise_lists_has_a_wrong_file_that_shows_it():

@@ -158,7 +158,7 @@ def compare(function, spec, got, want, case):
             error = np.max(np.abs(value - expected)) / max(np.max(np.abs(expected)), 1e-300)
             raise Wrong(f"{name} differs from numvae's by up to {error:.2g} (relative) "
                         f"({case.text}{_where(name, want)})",
-                        diagnose(function, spec, name, value, case))
+                        diagnose(function, spec, name, value, case) or case.extra.get("hint"))
 
 
 def _where(name, want):

@@ -18,7 +18,9 @@ import numpy as np
 from ..layers import sigmoid
 from ..vae import VAE
 
-Case = namedtuple("Case", "args extra text")  # args: dict in the signature's order
+# args: dict in the signature's order; extra: what else the checks need, and "hint": the
+# mistake to suspect when only these (extreme) inputs fail; text: the inputs, for messages
+Case = namedtuple("Case", "args extra text")
 
 
 class Wrong(Exception):
@@ -81,7 +83,7 @@ def _bernoulli_cases(rng):
             logits[:, :2] = [1000.0, -1000.0]
             x[:, 0] = rng.integers(0, 2, size=shape[0])
         cases.append(_case(f"logits {shape}" + (" with +-1000" if extreme else ""),
-                           logits=logits, x=x))
+                           {"hint": "softplus"} if extreme else None, logits=logits, x=x))
     return cases
 
 
@@ -133,9 +135,10 @@ def _adam_cases(rng):
 
 def _iwae_cases(rng):
     return [_case("log_weights (4, 5)", log_weights=3 * rng.normal(size=(4, 5))),
-            _case("log_weights (3, 10) near -10,000",
+            _case("log_weights (3, 10) near -10,000", {"hint": "lse_overflow"},
                   log_weights=-10_000 + rng.normal(size=(3, 10))),
-            _case("log_weights (2, 3) near +1,000", log_weights=1_000 + rng.normal(size=(2, 3))),
+            _case("log_weights (2, 3) near +1,000", {"hint": "lse_overflow"},
+                  log_weights=1_000 + rng.normal(size=(2, 3))),
             _case("log_weights (2, 1), K = 1", log_weights=rng.normal(size=(2, 1)))]
 
 
