@@ -4,8 +4,8 @@ Every function has the signature of its exercise, so this file itself passes
 ``numvae exercise check`` (the tests do that). Where numvae has the quantity as a public
 function (the losses, the VAE, Adam), the reference calls it; where numvae keeps it inside
 a layer, ``_layer_forward_backward`` is the one adapter to the layers' interface; the few
-lines written out here (reparameterisation, log-sum-exp) are tested against numvae in
-tests/test_exercises.py.
+lines written out here (sigmoid backward, reparameterisation, log-sum-exp) are tested
+against numvae in tests/test_exercises.py.
 """
 import numpy as np
 
@@ -16,16 +16,19 @@ from ..vae import VAE
 
 
 def _layer_forward_backward(layer, x, dy):
-    """(y, dx) of one numvae layer: the only place that knows the layers' interface.
-
-    Written for both interfaces: ``forward(x) -> y`` with ``backward(dy)`` reading what
-    forward stored, and ``forward(x) -> (y, cache)`` with ``backward(dy, cache)``.
+    """(y, dx, parameter gradients) of one numvae layer: the only place that knows the
+    layers' interface, written for both of its forms: ``forward(x) -> y`` with
+    ``backward(dy)`` reading what forward stored, and ``forward(x) -> (y, cache)`` with
+    ``backward(dy, cache)``; the gradients either returned with dx or left in ``layer.grads``.
     """
     out = layer.forward(x)
     if isinstance(out, tuple):
         y, cache = out
-        return y, layer.backward(dy, cache)
-    return out, layer.backward(dy)
+        back = layer.backward(dy, cache)
+    else:
+        y, back = out, layer.backward(dy)
+    dx, grads = back if isinstance(back, tuple) else (back, layer.grads)
+    return y, dx, {name: grad.copy() for name, grad in grads.items()}
 
 
 def _dense(x, W, b, dy):
@@ -33,8 +36,8 @@ def _dense(x, W, b, dy):
     layer = Dense(*W.shape, dtype=np.float64)
     layer.params["W"][...] = W
     layer.params["b"][...] = b
-    y, dx = _layer_forward_backward(layer, x, dy)
-    return y, dx, layer.grads["W"].copy(), layer.grads["b"].copy()
+    y, dx, grads = _layer_forward_backward(layer, x, dy)
+    return y, dx, grads["W"], grads["b"]
 
 
 # --- 01 -------------------------------------------------------------------------------
@@ -57,7 +60,8 @@ def relu_backward(dy, x):
 
 def sigmoid_backward(dy, y):
     """dx = dy * y * (1 - y) (eq. D4), y the sigmoid's output. Written out: numvae's
-    Sigmoid layer starts from the input, which this signature does not give."""
+    Sigmoid layer starts from the input, which this signature does not give (the tests
+    compare the two)."""
     return dy * y * (1.0 - y)
 
 
