@@ -148,7 +148,9 @@ def loss_fn(prediction, target, mean, log_var, kl_weight=1.0):
 def adam_step(param, grad, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
     """One step of numvae's Adam (eq. O2) from the state (m, v, t - 1), in place."""
     optimiser = Adam({"param": param}, lr=lr, betas=(beta1, beta2), eps=eps, flush_every=0)
-    optimiser.load_state_dict({"t": t - 1, "m.param": m, "v.param": v})
+    optimiser.t = t - 1  # the state after t - 1 steps: step() counts this one
+    optimiser.m["param"][...] = m
+    optimiser.v["param"][...] = v
     optimiser.step({"param": grad})
     m[...] = optimiser.m["param"]
     v[...] = optimiser.v["param"]
