@@ -134,13 +134,27 @@ def test_reference_adam_by_hand_and_against_numvae_over_steps():
     np.testing.assert_allclose(param, [1.0 - 0.1, -2.0 + 0.1], rtol=1e-7)
     rng = np.random.default_rng(4)
     start, grads = rng.normal(size=(3, 2)), rng.normal(size=(5, 3, 2))
-    optimiser = numvae.Adam({"w": start.copy()}, lr=0.01, betas=(0.8, 0.99), flush_every=0)
+    optimiser = numvae.Adam({"w": start.copy()}, lr=0.01, betas=(0.8, 0.99))
     param, m, v = start.copy(), np.zeros((3, 2)), np.zeros((3, 2))
     for t, g in enumerate(grads, start=1):
         optimiser.step({"w": g})
         ref.adam_step(param, g, m, v, t, lr=0.01, beta1=0.8, beta2=0.99)
     np.testing.assert_allclose(param, optimiser.params["w"], rtol=1e-12)
     np.testing.assert_allclose(m, optimiser.m["w"], rtol=1e-12)
+    np.testing.assert_allclose(v, optimiser.v["w"], rtol=1e-12)
+
+
+def test_reference_adam_at_a_large_t_against_numvae():
+    rng = np.random.default_rng(7)
+    start, g = rng.normal(size=4), rng.normal(size=4)
+    m, v = 0.1 * rng.normal(size=4), rng.uniform(0.001, 0.01, size=4)
+    optimiser = numvae.Adam({"w": start.copy()})
+    optimiser.t = 9_999  # the state after 9,999 steps, set through Adam's attributes
+    optimiser.m["w"][...], optimiser.v["w"][...] = m, v
+    optimiser.step({"w": g})
+    param = start.copy()
+    ref.adam_step(param, g, m, v, 10_000)
+    np.testing.assert_allclose(param - start, optimiser.params["w"] - start, rtol=1e-10)
 
 
 def test_reference_iwae_bound_by_hand_and_against_numvae():

@@ -2,16 +2,15 @@
 
 Every function has the signature of its exercise, so this file itself passes
 ``numvae exercise check`` (the tests do that). Where numvae has the quantity as a public
-function (the losses, the VAE, Adam), the reference calls it; where numvae keeps it inside
+function (the losses, the VAE), the reference calls it; where numvae keeps it inside
 a layer, ``_layer_forward_backward`` is the one adapter to the layers' interface; the few
-lines written out here (sigmoid backward, reparameterisation, log-sum-exp) are tested
-against numvae in tests/test_exercises.py.
+lines written out here (sigmoid backward, reparameterisation, Adam's step, log-sum-exp) are
+tested against numvae in tests/test_exercises.py.
 """
 import numpy as np
 
 from .. import losses
 from ..layers import Dense, ReLU
-from ..optim import Adam
 from ..vae import VAE
 
 
@@ -146,14 +145,18 @@ def loss_fn(prediction, target, mean, log_var, kl_weight=1.0):
 # --- 09 -------------------------------------------------------------------------------
 
 def adam_step(param, grad, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
-    """One step of numvae's Adam (eq. O2) from the state (m, v, t - 1), in place."""
-    optimiser = Adam({"param": param}, lr=lr, betas=(beta1, beta2), eps=eps, flush_every=0)
-    optimiser.t = t - 1  # the state after t - 1 steps: step() counts this one
-    optimiser.m["param"][...] = m
-    optimiser.v["param"][...] = v
-    optimiser.step({"param": grad})
-    m[...] = optimiser.m["param"]
-    v[...] = optimiser.v["param"]
+    """One step of Adam, Kingma & Ba's Algorithm 1 (eq. O2), updating param, m, v in place.
+
+    Written out (numvae.Adam keeps its state inside, for a whole dict of parameters); the
+    tests check it against numvae.Adam over several steps.
+    """
+    m *= beta1
+    m += (1 - beta1) * grad                      # m <- beta1 m + (1 - beta1) g
+    v *= beta2
+    v += (1 - beta2) * grad * grad               # v <- beta2 v + (1 - beta2) g^2
+    m_hat = m / (1 - beta1**t)                   # bias corrections
+    v_hat = v / (1 - beta2**t)
+    param -= lr * m_hat / (np.sqrt(v_hat) + eps)
 
 
 # --- 10 -------------------------------------------------------------------------------
