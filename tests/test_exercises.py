@@ -175,7 +175,7 @@ from numvae.exercises._reference import (dense_forward, dense_backward, relu_bac
     sigmoid_backward, encoder_forward, reparameterise, reparameterise_backward, vae_forward,
     vae_loss_and_grad, adam_step, iwae_bound)
 from numvae.losses import (kl_divergence, kl_divergence_backward, bernoulli_nll,
-    bernoulli_nll_backward, seed_loss as loss_fn)
+    bernoulli_nll_backward, seed_loss as loss_fn, gaussian_nll, gaussian_nll_backward)
 """
 
 
@@ -185,12 +185,12 @@ def test_numvae_functions_pass_as_a_students_file(tmp_path, capsys):
     assert list(results) == grader.known_functions()
     assert all(r.status == grader.PASSED and r.message == "" for r in results.values()), results
     assert main(["exercise", "check", str(path)]) == 0
-    assert "16 of 16 passed" in capsys.readouterr().out
+    assert "18 of 18 passed" in capsys.readouterr().out
 
 
 def test_a_plain_numpy_solution_passes():
     results = grade(SOLUTION)
-    assert len(results) == 16 and all(r.status == grader.PASSED for r in results.values()), results
+    assert len(results) == 18 and all(r.status == grader.PASSED for r in results.values()), results
 
 
 # --- the grader: each classic mistake, named --------------------------------------------
@@ -268,6 +268,14 @@ MUTATIONS = [
                                      "top = 0 * log_weights.max(axis=1, keepdims=True)")]),
     ("iwae_bound", "lse_overflow", [("top = log_weights.max(axis=1, keepdims=True)",
                                      "top = np.minimum(log_weights.max(axis=1, keepdims=True), 0)")]),
+    ("gaussian_nll", "gaussian_constant", [("squared / (2 * sigma**2) + 0.5 * n_pixels * np.log(2 * np.pi * sigma**2)", "squared / (2 * sigma**2)")]),
+    ("gaussian_nll", "sigma_squared", [("squared / (2 * sigma**2) + 0.5 * n_pixels * np.log(2 * np.pi * sigma**2)", "squared / (2 * sigma) + 0.5 * n_pixels * np.log(2 * np.pi * sigma)")]),
+    ("gaussian_nll", "half", [("squared / (2 * sigma**2) + 0.5 * n_pixels * np.log(2 * np.pi * sigma**2)", "squared / sigma**2 + 0.5 * n_pixels * np.log(2 * np.pi * sigma**2)")]),
+    ("gaussian_nll", "mean_vs_sum", [("np.sum((x - prediction) ** 2, axis=1)", "np.mean((x - prediction) ** 2, axis=1)")]),
+    ("gaussian_nll_backward", "sigma_squared", [("return (prediction - x) / sigma**2", "return (prediction - x) / sigma")]),
+    ("gaussian_nll_backward", "half", [("return (prediction - x) / sigma**2", "return (prediction - x) / (2 * sigma**2)")]),
+    ("gaussian_nll_backward", "sign", [("return (prediction - x) / sigma**2", "return (x - prediction) / sigma**2")]),
+    ("gaussian_nll_backward", "mean_vs_sum", [("return (prediction - x) / sigma**2", "return (prediction - x) / sigma**2 / len(x)")]),
     ("iwae_bound", "mean_vs_sum", [("np.log(np.mean(np.exp(log_weights - top)",
                                     "np.log(np.sum(np.exp(log_weights - top)")]),
 ]
@@ -424,6 +432,8 @@ SIGNATURES = {  # from issue 12, independent of numvae/exercises/__init__.py
     "08_vae_backward": {"vae_loss_and_grad": "(x, params, eps)"},
     "09_adam": {"adam_step": "(param, grad, m, v, t, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-08)"},
     "10_iwae": {"iwae_bound": "(log_weights)"},
+    "11_gaussian": {"gaussian_nll": "(prediction, x, sigma=1.0)",
+                    "gaussian_nll_backward": "(prediction, x, sigma=1.0)"},
 }
 
 
@@ -479,7 +489,7 @@ def test_start_copies_fresh_stubs_and_refuses_to_replace_them(tmp_path):
     written[3].write_text("# my work\n")
     with pytest.raises(exercises.StubsExist) as error:
         exercises.start(tmp_path / "mine")
-    assert len(error.value.existing) == 10
+    assert len(error.value.existing) == len(exercises.EXERCISES)
     assert written[3].read_text() == "# my work\n"
     exercises.start(tmp_path / "mine", overwrite=True)
     assert written[3].read_bytes() == exercises.stub_path("04_kl").read_bytes()

@@ -43,6 +43,9 @@ EXERCISES = [
              ("adam_step",), ("adam_bias", "sign", "in_place")),
     Exercise("10_iwae", "the importance-weighted bound by log-sum-exp (I2)",
              ("iwae_bound",), ("lse_overflow", "mean_vs_sum")),
+    Exercise("11_gaussian", "the Gaussian negative log-likelihood and its gradient (G1, G2)",
+             ("gaussian_nll", "gaussian_nll_backward"),
+             ("gaussian_constant", "sigma_squared", "half", "sign", "mean_vs_sum")),
 ]
 
 

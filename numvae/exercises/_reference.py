@@ -115,7 +115,7 @@ def reparameterise_backward(dz, mean, log_var, eps):
     return dz.copy(), dz * 0.5 * std * eps
 
 
-# --- 04, 05, 07: numvae.losses as they are ----------------------------------------------
+# --- 04, 05, 07, 11: numvae.losses as they are ----------------------------------------------
 
 def kl_divergence(mean, log_var):
     """eq. K1, per example: (batch,)."""
@@ -140,6 +140,16 @@ def bernoulli_nll_backward(logits, x):
 def loss_fn(prediction, target, mean, log_var, kl_weight=1.0):
     """The slides' loss_fn (eq. S1), a float."""
     return losses.seed_loss(prediction, target, mean, log_var, kl_weight)
+
+
+def gaussian_nll(prediction, x, sigma=1.0):
+    """eq. G1, per example: (batch,)."""
+    return losses.gaussian_nll(prediction, x, sigma)
+
+
+def gaussian_nll_backward(prediction, x, sigma=1.0):
+    """eq. G2, for the sum over the batch."""
+    return losses.gaussian_nll_backward(prediction, x, sigma)
 
 
 # --- 09 -------------------------------------------------------------------------------

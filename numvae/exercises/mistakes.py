@@ -34,6 +34,9 @@ HINTS = {
                 "assigning to the name inside the function leaves the caller's array unchanged",
     "lse_overflow": "exp overflowed or underflowed: subtract each row's max before exp and add "
                     "it back after the log (log-sum-exp, eq. I2)",
+    "sigma_squared": "sigma is the standard deviation; the Gaussian divides by the variance "
+                     "sigma^2 (std vs variance, eq. G1)",
+    "gaussian_constant": "the constant (input_dim / 2) log(2 pi sigma^2) is missing (eq. G1)",
     "not_finite": "your result has NaN or infinite values where numvae's is finite",
 }
 
@@ -120,8 +123,16 @@ def _loss_fn_variant(kind):
     return variant
 
 
-def _exp_sum_exp(log_weights):
-    return np.log(np.mean(np.exp(log_weights), axis=1))
+def _gaussian_variant(kind):
+    """(G1) with one mistake: "gaussian_constant", "sigma_squared", "half" or "mean_vs_sum"."""
+    def variant(prediction, x, sigma=1.0):
+        squared, n_pixels = (x - prediction) ** 2, x.shape[1]
+        var = sigma if kind == "sigma_squared" else sigma**2
+        scale = 1.0 if kind == "half" else 0.5
+        constant = 0.0 if kind == "gaussian_constant" else 0.5 * n_pixels * np.log(2 * np.pi * var)
+        total = (np.mean if kind == "mean_vs_sum" else np.sum)(squared, axis=1)
+        return scale * total / var + constant
+    return variant
 
 
 MISTAKES = {
@@ -166,6 +177,13 @@ MISTAKES = {
                   "adam_bias:v only": _adam_variant(correct_v=False),
                   "sign": _adam_variant(sign=-1.0)},
     "iwae_bound": {"mean_vs_sum": lambda lw: ref.iwae_bound(lw) + np.log(lw.shape[1])},
+    "gaussian_nll": {kind: _gaussian_variant(kind) for kind in
+                     ("gaussian_constant", "sigma_squared", "half", "mean_vs_sum")},
+    "gaussian_nll_backward": {
+        "sigma_squared": lambda p, x, sigma=1.0: (p - x) / sigma,
+        "half": lambda p, x, sigma=1.0: 0.5 * (p - x) / sigma**2,
+        "sign": lambda p, x, sigma=1.0: (x - p) / sigma**2,
+        "mean_vs_sum": lambda p, x, sigma=1.0: (p - x) / sigma**2 / len(x)},
 }
 
 

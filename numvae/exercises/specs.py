@@ -142,6 +142,13 @@ def _iwae_cases(rng):
             _case("log_weights (2, 1), K = 1", log_weights=rng.normal(size=(2, 1)))]
 
 
+def _gaussian_cases(rng):
+    """Three values of sigma (one below 1, where sigma and sigma^2 differ the other way)."""
+    return [_case(f"prediction {shape}, sigma {sigma}", prediction=rng.uniform(size=shape),
+                  x=rng.uniform(size=shape), sigma=sigma)
+            for shape, sigma in [((4, 6), 1.0), ((2, 5), 0.3), ((3, 3), 2.0)]]
+
+
 # --- calls ------------------------------------------------------------------------------
 
 def call_loss_and_grad(fn, case):
@@ -199,6 +206,11 @@ def _fd_vae(forward, case):
             {f"grads[{name}]": params[name] for name in reversed(list(params))})
 
 
+def _fd_gaussian(forward, case):
+    prediction, x, sigma = case.args["prediction"].copy(), case.args["x"], case.args["sigma"]
+    return (lambda: np.sum(forward(prediction, x, sigma))), {"dprediction": prediction}
+
+
 def shape_hint(function, name, shape, case):
     """The hint for a result of the wrong shape, if there is a classic one."""
     if function == "dense_backward" and name == "dW" and shape == case.args["W"].T.shape:
@@ -231,4 +243,6 @@ SPECS = {
                               call_loss_and_grad),
     "adam_step": Spec("dict", _adam_cases, call=call_in_place),
     "iwae_bound": Spec(("bound",), _iwae_cases, overflow_hint="lse_overflow"),
+    "gaussian_nll": Spec(("nll",), _gaussian_cases),
+    "gaussian_nll_backward": Spec(("dprediction",), _gaussian_cases, "gaussian_nll", _fd_gaussian),
 }
