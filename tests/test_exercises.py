@@ -106,7 +106,8 @@ def test_reference_reparameterisation_by_hand_and_in_the_vae():
                                                   np.log([[4.0]]), np.array([[0.5]]))
     assert (dmean[0, 0], dlog_var[0, 0]) == (1.0, pytest.approx(0.5, rel=1e-14))
     rng = np.random.default_rng(2)
-    params, x, eps = vae_params(rng, (8, 6, 5, 3, 4, 7)), rng.uniform(size=(4, 8)), rng.normal(size=(4, 3))
+    params = vae_params(rng, (8, 6, 5, 3, 4, 7))
+    x, eps = rng.uniform(size=(4, 8)), rng.normal(size=(4, 3))
     out = ref.vae_forward(x, params, eps)
     np.testing.assert_allclose(ref.reparameterise(out["mean"], out["log_var"], eps), out["z"],
                                rtol=1e-13)
@@ -114,7 +115,8 @@ def test_reference_reparameterisation_by_hand_and_in_the_vae():
 
 def test_reference_vae_matches_a_plain_numpy_vae_and_finite_differences():
     rng = np.random.default_rng(3)
-    params, x, eps = vae_params(rng, (9, 7, 5, 2, 4, 6)), rng.uniform(size=(3, 9)), rng.normal(size=(3, 2))
+    params = vae_params(rng, (9, 7, 5, 2, 4, 6))
+    x, eps = rng.uniform(size=(3, 9)), rng.normal(size=(3, 2))
     mine, theirs = ref.vae_forward(x, params, eps), solution.vae_forward(x, params, eps)
     for name in ("mean", "log_var", "z", "output"):
         np.testing.assert_allclose(mine[name], theirs[name], rtol=1e-12)
@@ -201,6 +203,8 @@ STD_AS_VAR = ("std = np.exp(0.5 * log_var)\n    return", "std = np.exp(log_var)\
 KL = "0.5 * np.sum(mean**2 + np.exp(log_var) - 1 - log_var, axis=1)"
 NO_MINUS_ONE = (KL, "0.5 * np.sum(mean**2 + np.exp(log_var) - log_var, axis=1)")
 NO_HALF = (KL, "np.sum(mean**2 + np.exp(log_var) - 1 - log_var, axis=1)")
+GAUSSIAN = "squared / (2 * sigma**2) + 0.5 * n_pixels * np.log(2 * np.pi * sigma**2)"
+DGAUSSIAN = "return (prediction - x) / sigma**2"
 # (function checked, hint expected, replacements in exercise_solution.py)
 MUTATIONS = [
     ("dense_backward", "sign", [("return dx, dW, db", "return -dx, -dW, -db")]),
@@ -239,7 +243,8 @@ MUTATIONS = [
     ("bernoulli_nll", "sign", [("softplus(logits) - x * logits", "x * logits - softplus(logits)")]),
     ("bernoulli_nll", "mean_vs_sum", [("np.sum(softplus(logits) - x * logits, axis=1)",
                                        "np.mean(softplus(logits) - x * logits, axis=1)")]),
-    ("bernoulli_nll_backward", "sign", [("return sigmoid(logits) - x", "return x - sigmoid(logits)")]),
+    ("bernoulli_nll_backward", "sign",
+     [("return sigmoid(logits) - x", "return x - sigmoid(logits)")]),
     ("bernoulli_nll_backward", "mean_vs_sum",
      [("return sigmoid(logits) - x", "return (sigmoid(logits) - x) / len(x)")]),
     ("vae_forward", "std_vs_var", [STD_AS_VAR]),
@@ -252,12 +257,14 @@ MUTATIONS = [
                                  "np.mean((prediction - target) ** 2)")]),
     ("loss_fn", "kl_weight", [("reconstruction + kl_weight * np.sum(kl_div)",
                                "kl_weight * reconstruction + np.sum(kl_div)")]),
-    ("vae_loss_and_grad", "mean_vs_sum", [("loss = np.mean(bernoulli_nll", "loss = np.sum(bernoulli_nll")]),
+    ("vae_loss_and_grad", "mean_vs_sum", [("loss = np.mean(bernoulli_nll",
+                                           "loss = np.sum(bernoulli_nll")]),
     ("vae_loss_and_grad", "std_vs_var", [("std = np.exp(0.5 * log_var)\n    z =",
                                           "std = np.exp(log_var)\n    z =")]),
     ("vae_loss_and_grad", "kl_minus_one", [NO_MINUS_ONE]),
     ("vae_loss_and_grad", "half", [NO_HALF]),
-    ("vae_loss_and_grad", "sign", [("return float(loss), g", "return float(loss), {k: -d for k, d in g.items()}")]),
+    ("vae_loss_and_grad", "sign", [("return float(loss), g",
+                                    "return float(loss), {k: -d for k, d in g.items()}")]),
     ("adam_step", "adam_bias", [("m_hat = m / (1 - beta1**t)", "m_hat = m"),
                                 ("v_hat = v / (1 - beta2**t)", "v_hat = v")]),
     ("adam_step", "adam_bias", [("v_hat = v / (1 - beta2**t)", "v_hat = v")]),
@@ -268,14 +275,15 @@ MUTATIONS = [
                                      "top = 0 * log_weights.max(axis=1, keepdims=True)")]),
     ("iwae_bound", "lse_overflow", [("top = log_weights.max(axis=1, keepdims=True)",
                                      "top = np.minimum(log_weights.max(axis=1, keepdims=True), 0)")]),
-    ("gaussian_nll", "gaussian_constant", [("squared / (2 * sigma**2) + 0.5 * n_pixels * np.log(2 * np.pi * sigma**2)", "squared / (2 * sigma**2)")]),
-    ("gaussian_nll", "sigma_squared", [("squared / (2 * sigma**2) + 0.5 * n_pixels * np.log(2 * np.pi * sigma**2)", "squared / (2 * sigma) + 0.5 * n_pixels * np.log(2 * np.pi * sigma)")]),
-    ("gaussian_nll", "half", [("squared / (2 * sigma**2) + 0.5 * n_pixels * np.log(2 * np.pi * sigma**2)", "squared / sigma**2 + 0.5 * n_pixels * np.log(2 * np.pi * sigma**2)")]),
-    ("gaussian_nll", "mean_vs_sum", [("np.sum((x - prediction) ** 2, axis=1)", "np.mean((x - prediction) ** 2, axis=1)")]),
-    ("gaussian_nll_backward", "sigma_squared", [("return (prediction - x) / sigma**2", "return (prediction - x) / sigma")]),
-    ("gaussian_nll_backward", "half", [("return (prediction - x) / sigma**2", "return (prediction - x) / (2 * sigma**2)")]),
-    ("gaussian_nll_backward", "sign", [("return (prediction - x) / sigma**2", "return (x - prediction) / sigma**2")]),
-    ("gaussian_nll_backward", "mean_vs_sum", [("return (prediction - x) / sigma**2", "return (prediction - x) / sigma**2 / len(x)")]),
+    ("gaussian_nll", "gaussian_constant", [(GAUSSIAN, "squared / (2 * sigma**2)")]),
+    ("gaussian_nll", "sigma_squared", [(GAUSSIAN, GAUSSIAN.replace("sigma**2", "sigma"))]),
+    ("gaussian_nll", "half", [(GAUSSIAN, GAUSSIAN.replace("(2 * sigma**2)", "sigma**2"))]),
+    ("gaussian_nll", "mean_vs_sum", [("np.sum((x - prediction) ** 2, axis=1)",
+                                      "np.mean((x - prediction) ** 2, axis=1)")]),
+    ("gaussian_nll_backward", "sigma_squared", [(DGAUSSIAN, "return (prediction - x) / sigma")]),
+    ("gaussian_nll_backward", "half", [(DGAUSSIAN, "return (prediction - x) / (2 * sigma**2)")]),
+    ("gaussian_nll_backward", "sign", [(DGAUSSIAN, "return (x - prediction) / sigma**2")]),
+    ("gaussian_nll_backward", "mean_vs_sum", [(DGAUSSIAN, DGAUSSIAN + " / len(x)")]),
     ("iwae_bound", "mean_vs_sum", [("np.log(np.mean(np.exp(log_weights - top)",
                                     "np.log(np.sum(np.exp(log_weights - top)")]),
 ]

@@ -36,7 +36,8 @@ def run_start(args):
         written = exercises.start(args.dir, overwrite=args.overwrite)
     except exercises.StubsExist as err:
         raise UsageError(f"numvae: error: {args.dir} already has {', '.join(err.existing)}; "
-                         f"your work there is kept (--overwrite replaces it with fresh stubs)") from None
+                         f"your work there is kept (--overwrite replaces it with fresh stubs)"
+                         ) from None
     print(f"wrote {len(written)} exercise stubs into {args.dir}; edit one, then run "
           f"numvae exercise check {Path(args.dir) / written[0].name}")
     return 0

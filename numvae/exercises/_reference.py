@@ -89,7 +89,8 @@ def encoder_forward(x, params):
 
 
 def vae_forward(x, params, eps):
-    """The slides' vae_gen: dict of mean, log_var, z (batch, latent_dim), output (batch, input_dim)."""
+    """The slides' vae_gen: a dict of mean, log_var, z (batch, latent_dim) and output
+    (batch, input_dim)."""
     out = _model(params).forward(x, eps)
     return {name: out[name].reshape(-1, out[name].shape[-1]).copy()
             for name in ("mean", "log_var", "z", "output")}

@@ -247,8 +247,9 @@ def check_function(function, fn, module, path):
                               f"so {spec.forward} is wrong")
         return Result(function, PASSED, "")
     except NotDone as err:
-        where = str(err)  # the function that raised NotImplementedError
-        return Result(function, NOT_DONE, f"it calls {where}" if where not in ("", function) else "")
+        where = str(err)  # the student's function that raised NotImplementedError
+        helper = where not in ("", function)
+        return Result(function, NOT_DONE, f"it calls {where}" if helper else "")
     except StudentError as err:
         return Result(function, WRONG, str(err))
     except Wrong as wrong:

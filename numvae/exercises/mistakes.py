@@ -26,7 +26,8 @@ HINTS = {
     "softplus": "not finite for logits of +-1000: write softplus(a) = max(a, 0) + "
                 "log1p(exp(-|a|)), whose exp never overflows (eq. B3)",
     "logits_not_probs": "output is the decoder's sigmoid(logits), not the logits",
-    "slides_kl": "that is the exact KL; the slides' loss_fn has no -1 and no 1/2 in its KL (eq. S1)",
+    "slides_kl": "that is the exact KL; the slides' loss_fn has no -1 and no 1/2 in its KL "
+                 "(eq. S1)",
     "kl_weight": "kl_weight multiplies the KL part, and only that part",
     "adam_bias": "a bias correction is missing: m_hat = m / (1 - beta1**t) and "
                  "v_hat = v / (1 - beta2**t) (eq. O2)",

@@ -93,7 +93,8 @@ def vae_params(rng, sizes):
     input_dim, hidden, shared, latent, h1, h2 = sizes
     model = VAE(input_dim, shared, latent, encoder_hidden=(hidden,), decoder_hidden=(h1, h2),
                 dtype=np.float64, seed=int(rng.integers(1 << 30)))
-    return {name: value + 0.2 * rng.normal(size=value.shape) for name, value in model.params.items()}
+    return {name: value + 0.2 * rng.normal(size=value.shape)
+            for name, value in model.params.items()}
 
 
 def _vae_cases(rng, with_eps=True):
