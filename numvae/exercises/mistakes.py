@@ -57,8 +57,7 @@ def _vae_loss_variants(x, params, eps):
     """{hint: loss} for the losses of exercise 08's mistakes (no gradients)."""
     model = ref._model(params)
     terms = model.loss_terms(x, eps)
-    recon, kl, batch = terms["reconstruction"], terms["kl"], x.shape[0]
-    latent_dim = eps.shape[-1]
+    recon, kl, latent_dim = terms["reconstruction"], terms["kl"], eps.shape[-1]
     scaled = model.loss(x, _vae_with_eps_scaled(x, params, eps))
     return {"mean_vs_sum": float(np.sum(recon + kl)),
             "std_vs_var": scaled,
@@ -77,8 +76,10 @@ def _adam(param, grad, m, v, t, lr, beta1, beta2, eps, correct_m, correct_v, sig
 
 
 def _adam_variant(**switches):
+    """adam_step with some of ``_adam``'s switches changed (correct_m, correct_v, sign)."""
     def step(param, grad, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
-        options = {**dict(correct_m=True, correct_v=True), **switches}
+        options = dict(correct_m=True, correct_v=True)
+        options.update(switches)
         _adam(param, grad, m, v, t, lr, beta1, beta2, eps, **options)
     return step
 
@@ -93,10 +94,12 @@ def _with_output(name, value_of):
 
 
 def _scaled_eps_forward(x, params, eps):
+    """vae_forward with exp(log_var) as the standard deviation."""
     return ref.vae_forward(x, params, _vae_with_eps_scaled(x, params, eps))
 
 
 def _kl_variant(inside):
+    """A KL summed over the latent dimensions from a wrong ``inside(mean, log_var)``."""
     return lambda mean, log_var: np.sum(inside(mean, log_var), axis=1)
 
 
