@@ -518,4 +518,9 @@ def test_the_command_lists_starts_and_refuses(tmp_path, capsys):
     assert main(["exercise", "start", str(folder), "--overwrite"]) == 0
     assert "NotImplementedError" in (folder / "01_dense.py").read_text()
     assert main(["exercise", "check", str(folder / "missing.py")]) == 1
+    capsys.readouterr()
+    assert main(["exercise", "check", str(folder)]) == 1  # a whole folder: nothing done yet
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "01_dense.py:" and lines[1] == "dense_forward: not done yet"
+    assert lines[-1] == f"0 of {len(grader.known_functions())} passed"
     assert main(["exercise", "frobnicate"]) == 2

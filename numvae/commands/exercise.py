@@ -16,8 +16,9 @@ def add_parser(commands):
     start.add_argument("dir")
     start.add_argument("--overwrite", action="store_true",
                        help="replace stubs already in DIR (your work there is lost)")
-    check = actions.add_parser("check", help="check the exercise functions in FILE")
-    check.add_argument("file")
+    check = actions.add_parser("check", help="check the exercise functions in FILE "
+                               "(or in every .py file of a folder)")
+    check.add_argument("file", metavar="FILE")
     return p
 
 
@@ -45,10 +46,21 @@ def run_start(args):
 
 def run_check(args):
     path = Path(args.file)
-    if not path.is_file():
-        raise UsageError(f"numvae: error: {path} is not a file")
-    results = grader.check_file(path)
-    print(grader.format_results(results))
+    if path.is_dir():  # every exercise file of a folder, e.g. the one ``start`` filled
+        files = sorted(path.glob("*.py"))
+    elif path.is_file():
+        files = [path]
+    else:
+        raise UsageError(f"numvae: error: {path} is not a file or a folder")
+    if not files:
+        raise UsageError(f"numvae: error: {path} has no .py file to check")
+    results = []
+    for file in files:
+        file_results = grader.check_file(file)
+        if len(files) > 1:
+            print(f"{file.name}:")
+        print(grader.format_results(file_results))
+        results += file_results
     passed = sum(result.status == grader.PASSED for result in results)
     print(f"{passed} of {len(results)} passed")
     return 0 if grader.all_passed(results) else 1
