@@ -184,13 +184,18 @@ def diagnose(function, spec, name, value, case):
 
 # --- finite differences of the student's own forward ----------------------------------
 
+def _forward_label(function, spec):
+    """"your loss" for exercise 08 (its own first value), else "your <forward>"."""
+    return "your loss" if spec.forward == function else f"your {spec.forward}"
+
+
 def fd_check(function, spec, module, case, got):
     """Compare the student's backward outputs ``got`` with central differences of their own
-    forward. Returns (verdict, sentence), verdict one of "agrees", "disagrees", "unknown"."""
-    forward = getattr(module, spec.forward, None)
-    label = "your own loss" if spec.forward == function else f"your own {spec.forward}"
+    forward. Returns (verdict, detail): "agrees", "disagrees" (detail: the first output that
+    does, in the backward pass's order) or "unknown" (detail: why)."""
+    forward, label = getattr(module, spec.forward, None), _forward_label(function, spec)
     if forward is None:
-        return "unknown", f"(no {spec.forward} in your file to compare it with)"
+        return "unknown", f"no {spec.forward} in your file to compare it with"
     f, arrays = spec.fd(forward, _copy_case(case))
     try:
         analytic = {name: as_array(got.get(name), name) for name in arrays}
@@ -199,27 +204,27 @@ def fd_check(function, spec, module, case, got):
         with _quiet():
             errors = check_arrays(f, arrays, analytic, n_entries=3 if len(arrays) > 4 else None)
     except NotImplementedError:
-        return "unknown", f"({spec.forward} is not done yet, so it cannot be compared)"
+        return "unknown", f"{spec.forward} is not done yet, so it cannot be compared"
     except Exception as err:  # noqa: BLE001 -- the student's forward failed
-        return "unknown", f"(central differences of {label} failed: {describe(err, '')})"
+        return "unknown", f"central differences of {label} failed: {describe(err, module.__file__)}"
     if not all(np.isfinite(error) for error in errors.values()):
-        return "unknown", f"({label} is not finite here)"
+        return "unknown", f"{label} is not finite here"
     failing = [name for name, error in errors.items() if error >= FD_AGREES]
     if not failing:
-        return "agrees", f"central differences of {label}"
-    first = failing[0]  # in the order of the backward pass: where it first goes wrong
-    return "disagrees", (f"central differences of {label} ({first}: relative error "
-                         f"{errors[first]:.2g})")
+        return "agrees", ""
+    return "disagrees", f"{failing[0]}: relative error {errors[failing[0]]:.2g}"
 
 
-def _backward_sentence(function, spec, verdict, sentence):
+def _backward_sentence(function, spec, verdict, detail):
     """What the finite differences of the student's forward add to a wrong backward."""
-    label = "your loss" if spec.forward == function else f"your {spec.forward}"
+    label = _forward_label(function, spec)
     if verdict == "agrees":
-        return f" It agrees with {sentence}: so {label} is wrong too; fix it first."
+        return (f" It agrees with central differences of {label}: so {label} is wrong too; "
+                f"fix it first.")
     if verdict == "disagrees":
-        return f" It disagrees with {sentence} as well: the mistake is in the gradient."
-    return f" {sentence}" if sentence else ""
+        return (f" It disagrees with central differences of {label} as well ({detail}): "
+                f"the mistake is in the gradient.")
+    return f" ({detail})" if detail else ""
 
 
 # --- one function, one file ------------------------------------------------------------
@@ -243,8 +248,8 @@ def check_function(function, fn, module, path):
         if spec.forward and spec.forward != function:
             verdict, sentence = fd_check(function, spec, module, case, got)
             if verdict == "disagrees":
-                return Result(function, PASSED, f"but it disagrees with {sentence}, "
-                              f"so {spec.forward} is wrong")
+                return Result(function, PASSED, f"but central differences of your "
+                              f"{spec.forward} disagree with it ({sentence}): fix {spec.forward}")
         return Result(function, PASSED, "")
     except NotDone as err:
         where = str(err)  # the student's function that raised NotImplementedError
@@ -279,9 +284,14 @@ def check_file(path):
 
 
 def format_results(results):
-    """One line per function: "name: status" and, if any, why."""
-    return "\n".join(f"{r.function}: {r.status}" + (f": {r.message}" if r.message else "")
-                     for r in results)
+    """One line per function: "name: status" and, if any, why ("name: passed (note)")."""
+    def line(result):
+        if not result.message:
+            return f"{result.function}: {result.status}"
+        if result.status == PASSED:
+            return f"{result.function}: {result.status} ({result.message})"
+        return f"{result.function}: {result.status}: {result.message}"
+    return "\n".join(line(result) for result in results)
 
 
 def all_passed(results):
