@@ -1,4 +1,4 @@
-"""The ``numvae`` command: train, evaluate, sample, plot, inspect, export, import.
+"""The ``numvae`` command: train, evaluate, sample, plot, inspect, export, import, exercise.
 
 Each sub-command lives in its own module of ``numvae.commands`` (its options and its
 ``run``); this module only assembles the parser and turns every failure the user can
@@ -9,11 +9,11 @@ import sys
 
 from . import datasets
 from .checkpoint import CheckpointError
-from .commands import evaluate, export, import_, inspect, plot, sample, train
+from .commands import evaluate, exercise, export, import_, inspect, plot, sample, train
 from .commands.common import Parser, UsageError
 
 COMMANDS = {"train": train, "evaluate": evaluate, "sample": sample, "plot": plot,
-            "inspect": inspect, "export": export, "import": import_}
+            "inspect": inspect, "export": export, "import": import_, "exercise": exercise}
 
 
 def build_parser():

@@ -23,6 +23,44 @@ def relative_error(analytic, numeric):
     return float(np.max(np.abs(analytic - numeric)) / scale)
 
 
+class GradientError(float):
+    """The relative error of one array's gradient (a float, compared and printed as one),
+    saying what it rests on: ``checked``, the number of entries (or directions) compared,
+    and ``zero_everywhere``, true when the analytic gradient is 0 in every entry of the
+    array. Then a small error only says that the numeric gradient is 0 too where it was
+    looked at: a check that may pass vacuously, so the printed value says so."""
+
+    def __new__(cls, value, checked, zero_everywhere):
+        error = super().__new__(cls, value)
+        error.checked, error.zero_everywhere = int(checked), bool(zero_everywhere)
+        return error
+
+    def __repr__(self):
+        text = float.__repr__(self)
+        if self.zero_everywhere:
+            text += " (analytic gradient zero everywhere: nothing non-zero was checked)"
+        return text
+
+
+def _entries_to_check(exact, n_entries, rng, nonzero_only):
+    """The flat indices of ``exact`` to compare, or None for all of them.
+
+    With ``nonzero_only``, ``n_entries`` are drawn among the entries whose analytic gradient
+    is non-zero (all of them if there are fewer): entries that are 0 both ways (a dead ReLU,
+    an always-black pixel) would let a check pass without testing anything. If the analytic
+    gradient is 0 everywhere, the draw is among all entries, so that a gradient wrongly 0
+    still meets a non-zero numeric one.
+    """
+    if n_entries is None:
+        return None
+    candidates = np.flatnonzero(exact) if nonzero_only else np.arange(exact.size)
+    if candidates.size == 0:
+        candidates = np.arange(exact.size)
+    if n_entries >= candidates.size:
+        return None if candidates.size == exact.size else candidates
+    return rng.choice(candidates, size=n_entries, replace=False)
+
+
 def _require_float64(array, name):
     if not isinstance(array, np.ndarray) or array.dtype != np.float64:
         dtype = getattr(array, "dtype", type(array).__name__)
@@ -62,12 +100,15 @@ def numerical_gradient(f, x, h=1e-5, indices=None):
     return grad
 
 
-def check_arrays(f, arrays, analytic, h=1e-5, n_entries=None, seed=0):
+def check_arrays(f, arrays, analytic, h=1e-5, n_entries=None, seed=0, nonzero_only=True):
     """Compare ``analytic[name]`` with the central difference of ``f()`` w.r.t. ``arrays[name]``.
 
     arrays, analytic: dicts name -> float64 array of the same shape; ``f()`` reads the
     arrays (which are perturbed in place). With ``n_entries``, a random subset of that
-    many entries per array is checked. Returns {name: maximum relative error}.
+    many entries per array is checked, drawn among the entries whose analytic gradient is
+    non-zero unless ``nonzero_only`` is false. Returns {name: maximum relative error}, each
+    a ``GradientError`` that says how many entries were checked and whether the analytic
+    gradient is zero everywhere.
     """
     h = check_positive_float(h, "h")
     if n_entries is not None:
@@ -77,14 +118,13 @@ def check_arrays(f, arrays, analytic, h=1e-5, n_entries=None, seed=0):
     for name, array in arrays.items():
         _require_float64(array, name)
         exact = _analytic_for(analytic, name, array).reshape(-1)
-        indices = None
-        if n_entries is not None and n_entries < array.size:
-            indices = rng.choice(array.size, size=n_entries, replace=False)
-        numeric = numerical_gradient(f, array, h, indices)
+        indices = _entries_to_check(exact, n_entries, rng, nonzero_only)
+        numeric = numerical_gradient(f, array, h, indices).reshape(-1)
         if indices is None:
-            errors[name] = relative_error(exact, numeric.reshape(-1))
+            error, checked = relative_error(exact, numeric), exact.size
         else:
-            errors[name] = relative_error(exact[indices], numeric.reshape(-1)[indices])
+            error, checked = relative_error(exact[indices], numeric[indices]), len(indices)
+        errors[name] = GradientError(error, checked, not exact.any())
     return errors
 
 
@@ -137,7 +177,8 @@ def directional_check(f, arrays, analytic, h=1e-5, n_directions=8, seed=0):
                 numeric[k] = (f_plus - f_minus) / (2 * h)
         finally:  # the caller's parameters: never leave them perturbed
             array[...] = original
-        errors[name] = relative_error(projected, numeric)
+        errors[name] = GradientError(relative_error(projected, numeric), n_directions,
+                                     not exact.any())
     return errors
 
 
@@ -154,16 +195,18 @@ def _float64_loss(model, x, eps, seed):
     return model, x, eps, analytic
 
 
-def check_model(model, x, eps=None, h=1e-5, n_entries=None, seed=0):
+def check_model(model, x, eps=None, h=1e-5, n_entries=None, seed=0, nonzero_only=True):
     """Check ``model.loss_and_grad`` against central differences, per parameter.
 
     A float32 model is first copied to float64. ``eps`` is fixed (drawn once from
     ``seed`` if not given) so the loss is a deterministic function of the parameters.
-    ``n_entries`` checks that many random entries of each parameter (None: all).
-    Returns {parameter name: maximum relative error}.
+    ``n_entries`` checks that many random entries of each parameter (None: all), among
+    those whose analytic gradient is non-zero unless ``nonzero_only`` is false.
+    Returns {parameter name: maximum relative error}, as ``check_arrays`` does.
     """
     model, x, eps, analytic = _float64_loss(model, x, eps, seed)
-    return check_arrays(lambda: model.loss(x, eps), model.params, analytic, h, n_entries, seed)
+    return check_arrays(lambda: model.loss(x, eps), model.params, analytic, h, n_entries, seed,
+                        nonzero_only)
 
 
 def check_model_directions(model, x, eps=None, h=1e-5, n_directions=8, seed=0):

@@ -119,3 +119,44 @@ def test_gradcheck_names_a_missing_or_misshapen_analytic_gradient_and_restores_o
         with pytest.raises(RuntimeError):
             check(failing, {"w": w}, {"w": 2 * w})
         assert np.array_equal(w, [1.0, 2.0, 3.0])  # not left perturbed
+
+
+# --- a check cannot pass vacuously --------------------------------------------------------
+
+def test_sampled_entries_are_drawn_where_the_analytic_gradient_is_not_zero():
+    """Two of 200 entries matter, and their gradient is wrong by a factor 1/2: drawn among
+    all entries, a few samples miss them and the check passes; drawn among the non-zero
+    entries (the default), it fails every time."""
+    w = np.random.default_rng(0).normal(size=200)
+    f = lambda: float(np.sum(w[:2] ** 2))  # noqa: E731
+    wrong = np.zeros(200)
+    wrong[:2] = w[:2]  # 2 w without its 2
+    uniform = [check_arrays(f, {"w": w}, {"w": wrong}, n_entries=3, seed=s, nonzero_only=False)["w"]
+               for s in range(5)]
+    assert min(uniform) == 0.0  # the vacuous pass the default prevents
+    for seed in range(5):
+        error = check_arrays(f, {"w": w}, {"w": wrong}, n_entries=3, seed=seed)["w"]
+        assert abs(error - 0.5) < 1e-6 and error.checked == 2 and not error.zero_everywhere
+
+
+def test_a_gradient_zero_everywhere_is_said_so_in_the_result():
+    w = np.random.default_rng(1).normal(size=(4, 5))
+    constant = check_arrays(lambda: 3.0, {"w": w}, {"w": np.zeros((4, 5))}, n_entries=3)["w"]
+    assert constant == 0.0 and constant.zero_everywhere and constant.checked == 3
+    assert "zero everywhere" in repr(constant) and "zero everywhere" in str(constant)
+    # a gradient wrongly zero everywhere still meets the non-zero numeric one
+    wrongly_zero = check_arrays(lambda: float(np.sum(w**2)), {"w": w}, {"w": np.zeros((4, 5))},
+                                n_entries=3)["w"]
+    assert wrongly_zero == 1.0 and wrongly_zero.zero_everywhere
+
+
+def test_check_model_says_which_parameters_have_a_gradient_zero_everywhere():
+    model = tiny_model(seed=2)
+    model.params["encoder.compressor.0.b"][...] = -100.0  # every first-layer ReLU is dead
+    x = np.random.default_rng(0).uniform(size=(3, 10))
+    errors = check_model(model, x, n_entries=2)
+    dead = {name for name, error in errors.items() if error.zero_everywhere}
+    assert dead == {"encoder.compressor.0.W", "encoder.compressor.0.b", "encoder.compressor.2.W"}
+    assert max(errors.values()) < 1e-6
+    assert "zero everywhere" in repr(errors["encoder.compressor.0.W"])
+    assert "zero everywhere" not in repr(errors["encoder.mean.W"])
