@@ -64,20 +64,6 @@ def test_reference_sigmoid_backward_matches_numvaes_sigmoid_layer():
     np.testing.assert_allclose(ref.sigmoid_backward(dy, y), dx, rtol=1e-14)
 
 
-def test_the_layer_adapter_reads_the_cache_interface_too():
-    """The layers are moving to forward(x) -> (y, cache), backward(dy, cache): the one
-    adapter of the reference reads both forms."""
-    class CacheScale:  # y = x * s, the gradient of s returned with dx
-        def forward(self, x):
-            return 3.0 * x, {"x": x}
-
-        def backward(self, dy, cache):
-            return 3.0 * dy, {"s": np.array([np.sum(dy * cache["x"])])}
-
-    y, dx, grads = ref._layer_forward_backward(CacheScale(), np.array([1.0, 2.0]), np.ones(2))
-    assert y.tolist() == [3.0, 6.0] and dx.tolist() == [3.0, 3.0] and grads["s"].tolist() == [3.0]
-
-
 def test_reference_dense_on_non_square_batches():
     rng = np.random.default_rng(1)
     x, W, b, dy = (rng.normal(size=s) for s in [(5, 3), (3, 7), (7,), (5, 7)])

@@ -15,19 +15,11 @@ from ..vae import VAE
 
 
 def _layer_forward_backward(layer, x, dy):
-    """(y, dx, parameter gradients) of one numvae layer: the only place that knows the
-    layers' interface, written for both of its forms: ``forward(x) -> y`` with
-    ``backward(dy)`` reading what forward stored, and ``forward(x) -> (y, cache)`` with
-    ``backward(dy, cache)``; the gradients either returned with dx or left in ``layer.grads``.
-    """
-    out = layer.forward(x)
-    if isinstance(out, tuple):
-        y, cache = out
-        back = layer.backward(dy, cache)
-    else:
-        y, back = out, layer.backward(dy)
-    dx, grads = back if isinstance(back, tuple) else (back, layer.grads)
-    return y, dx, {name: grad.copy() for name, grad in grads.items()}
+    """(y, dx, parameter gradients) of one numvae layer: ``y, cache = forward(x)``, then
+    ``dx = backward(dy, cache)``, the parameter gradients left in ``layer.grads``."""
+    y, cache = layer.forward(x)
+    dx = layer.backward(dy, cache)
+    return y, dx, {name: grad.copy() for name, grad in layer.grads.items()}
 
 
 def _dense(x, W, b, dy):
