@@ -7,7 +7,6 @@ order and the position in it go into ``TrainState`` so that a resumed run contin
 bit for bit as if it had not stopped.
 """
 import contextlib
-import numbers
 import signal
 import sys
 import threading
@@ -18,7 +17,7 @@ import numpy as np
 from . import datasets
 from .evaluate import evaluate_elbo
 from .losses import NumericalError
-from .validation import check_positive_int
+from .validation import check_nonnegative_int, check_positive_int
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -134,8 +133,7 @@ def kl_weight_at(global_step, base_kl_weight, warmup_steps):
 
 
 def _check_fit_options(epochs, batch_size, kl_warmup_epochs, grad_norm_every):
-    if not isinstance(kl_warmup_epochs, numbers.Integral) or kl_warmup_epochs < 0:
-        raise ValueError(f"kl_warmup_epochs must be an integer >= 0; got {kl_warmup_epochs!r}")
+    check_nonnegative_int(kl_warmup_epochs, "kl_warmup_epochs")
     return (check_positive_int(epochs, "epochs"), check_positive_int(batch_size, "batch_size"),
             check_positive_int(grad_norm_every, "grad_norm_every"))
 

@@ -17,6 +17,12 @@ def check_positive_int(value, name):
     return int(value)
 
 
+def check_nonnegative_int(value, name):
+    if not _is_int(value) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0; got {value!r}")
+    return int(value)
+
+
 def check_positive_float(value, name):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a positive finite number; got {value!r}")

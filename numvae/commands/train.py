@@ -8,7 +8,9 @@ from .. import datasets, evaluate, train
 from .._io import atomic_write_bytes
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..optim_fast import FastAdam
-from ..vae import LIKELIHOODS, VAE
+from ..layers import ACTIVATIONS
+from ..likelihoods import LIKELIHOODS
+from ..vae import VAE
 from .common import (Parser, UsageError, load_data, make_out_dir, nonnegative_float, nonnegative_int,
                      positive_float, positive_int, save_figures)
 
@@ -31,7 +33,9 @@ def add_parser(commands):
                    help="default: 10 on mnist, 30 on mnist-mini, 50 on toy")
     p.add_argument("--latent-dim", type=positive_int, default=2)
     p.add_argument("--shared-dim", type=positive_int, default=128)
-    p.add_argument("--likelihood", choices=sorted(LIKELIHOODS), default="bernoulli")
+    p.add_argument("--likelihood", choices=list(LIKELIHOODS), default="bernoulli")
+    p.add_argument("--activation", choices=list(ACTIVATIONS), default="relu",
+                   help="the hidden layers' activation (default: relu, the slides')")
     p.add_argument("--sigma", type=positive_float, default=1.0,
                    help="standard deviation of the Gaussian likelihood")
     p.add_argument("--kl-weight", type=nonnegative_float, default=1.0)
@@ -63,7 +67,7 @@ def _new_run(args):
                 kl_warmup_epochs=args.kl_warmup_epochs)
     model = VAE(train_data.images.shape[1], args.shared_dim, args.latent_dim,
                 likelihood=args.likelihood, sigma=args.sigma, kl_weight=args.kl_weight,
-                seed=args.seed)
+                activation=args.activation, seed=args.seed)
     run = dict(model=model, optimizer=FastAdam(model.params, lr=args.lr), history=None,
                train_state=None, train_permutation=None)
     return folder, meta, run, (train_data, test_data)
