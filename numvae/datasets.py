@@ -284,47 +284,6 @@ def load_mnist_mini():
     return _load_folder(_DATA_DIR, prefix=_MINI_PREFIX)
 
 
-def make_mnist_mini(source_dir, out_dir, n_train=10000, n_test=2000, seed=0):
-    """Draw the embedded subset from the official MNIST files in ``source_dir``.
-
-    With one ``rng = np.random.default_rng(seed)``: for each digit 0..9 in turn,
-    ``rng.choice(<indices of that digit>, n_train // 10, replace=False)`` in the
-    official training set; then the same with ``n_test // 10`` in the official
-    test set. The images keep their original order (sorted indices). Writes
-    ``out_dir/mnist-mini-<official name>`` (gzip level 9, creating ``out_dir``);
-    returns the four paths.
-    """
-    source, out = as_path(source_dir, "source_dir"), as_path(out_dir, "out_dir")
-    for name, value in (("n_train", n_train), ("n_test", n_test)):
-        _check_int(value, name, low=10)
-        if value % 10:
-            raise ValueError(f"{name}: expected a multiple of 10 (as many of each digit), got {value}")
-    missing = _missing_files(source, MNIST_FILES)
-    if missing:
-        raise DataUnavailableError(f"source_dir {source}: missing {', '.join(missing)}")
-    images, labels, test_images, test_labels = (read_idx(_find_file(source, name)) for name in MNIST_FILES)
-    rng = np.random.default_rng(seed)
-    out.mkdir(parents=True, exist_ok=True)
-    train = _stratified_indices(labels, n_train // 10, rng, "training")
-    test = _stratified_indices(test_labels, n_test // 10, rng, "test")
-    paths = [out / (_MINI_PREFIX + name) for name in MNIST_FILES]
-    for path, array in zip(paths, (images[train], labels[train], test_images[test], test_labels[test])):
-        write_idx(path, array)
-    return paths
-
-
-def _stratified_indices(labels, per_digit, rng, which):
-    """Sorted indices of ``per_digit`` images of each digit, drawn without replacement."""
-    chosen = []
-    for digit in range(10):
-        candidates = np.flatnonzero(labels == digit)
-        if len(candidates) < per_digit:
-            raise ValueError(f"the {which} set has {len(candidates)} images of digit {digit}, "
-                             f"fewer than the {per_digit} requested")
-        chosen.append(rng.choice(candidates, size=per_digit, replace=False))
-    return np.sort(np.concatenate(chosen))
-
-
 # ---------------------------------------------------------------- choosing by name
 
 def load_dataset(name="auto", data_dir=None, *, download=True, timeout=30.0, announce=print):

@@ -7,8 +7,10 @@ folder and removes NUMVAE_DATA_DIR.
 import gzip
 import hashlib
 import http.client
+import importlib.util
 import io
 import os
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -21,11 +23,12 @@ from hypothesis.extra.numpy import array_shapes, arrays
 
 from numvae import datasets
 from numvae.datasets import (DataUnavailableError, Dataset, IDXError, binarize, load_dataset,
-                             load_mnist, load_mnist_mini, make_mnist_mini, make_toy,
+                             load_mnist, load_mnist_mini, make_toy,
                              mnist_cache_dir, read_idx, train_val_split, write_idx)
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "mnist"
 PACKAGE_DATA = Path(datasets.__file__).parent / "data"
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_mnist_mini.py"
 MNIST_FILES = datasets.MNIST_FILES
 FIRST_MIRROR, SECOND_MIRROR = datasets.MNIST_MIRRORS
 # The autouse fixture gives every test a fresh tmp_path, so Hypothesis examples
@@ -449,7 +452,24 @@ def test_mnist_mini_readme_lists_the_hashes():
         data = (PACKAGE_DATA / f"mnist-mini-{name}").read_bytes()
         assert hashlib.sha256(data).hexdigest() in readme
         assert hashlib.sha256(gzip.decompress(data)).hexdigest() in readme
-    assert "make_mnist_mini('../shared/mnist', 'numvae/data')" in readme
+    assert "python scripts/make_mnist_mini.py ../shared/mnist numvae/data" in readme
+
+
+def load_script():
+    """scripts/make_mnist_mini.py as a module (it is a tool, not part of the package)."""
+    spec = importlib.util.spec_from_file_location("make_mnist_mini", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_mnist_mini(*args, **kwargs):
+    return load_script().make_mnist_mini(*args, **kwargs)
+
+
+def test_make_mnist_mini_is_not_in_the_package():
+    assert not hasattr(datasets, "make_mnist_mini")
+    assert len(Path(datasets.__file__).read_text(encoding="utf-8").splitlines()) < 400
 
 
 @pytest.fixture(scope="module")
@@ -507,12 +527,30 @@ def test_make_mnist_mini_on_small_files(tmp_path):
     again = make_mnist_mini(tmp_path / "src", tmp_path / "again", n_train=50, n_test=20)
     other = make_mnist_mini(tmp_path / "src", tmp_path / "other", n_train=50, n_test=20, seed=1)
     assert paths[0].read_bytes() == again[0].read_bytes() != other[0].read_bytes()
-    with pytest.raises(ValueError, match="n_train: expected a multiple of 10"):
+    with pytest.raises(ValueError, match="n_train: expected a positive multiple of 10"):
         make_mnist_mini(tmp_path / "src", tmp_path / "out", n_train=55)
     with pytest.raises(ValueError, match="training set has 10 images of digit 0, fewer than the 20"):
         make_mnist_mini(tmp_path / "src", tmp_path / "out", n_train=200)
     with pytest.raises(DataUnavailableError, match="source_dir"):
         make_mnist_mini(tmp_path / "nothing", tmp_path / "out")
+
+
+def test_make_mnist_mini_script_runs_from_a_checkout(tmp_path):
+    # No PYTHONPATH: the script finds the numvae beside it by itself.
+    for name, array in zip(MNIST_FILES, [np.zeros((20, 28, 28), np.uint8), np.arange(20, dtype=np.uint8) % 10,
+                                         np.ones((10, 28, 28), np.uint8), np.arange(10, dtype=np.uint8)]):
+        write_idx(tmp_path / name, array)
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    def run(*args):
+        return subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), *args], capture_output=True,
+                              text=True, env=environment, cwd=tmp_path, timeout=60)
+    process = run(str(tmp_path / "out"), "--n-train", "20", "--n-test", "10")
+    assert process.returncode == 0, process.stderr
+    assert process.stdout.split() == [str(tmp_path / "out" / f"mnist-mini-{name}") for name in MNIST_FILES]
+    np.testing.assert_array_equal(read_idx(tmp_path / "out" / f"mnist-mini-{MNIST_FILES[3]}"), np.arange(10))
+    refused = run(str(tmp_path / "big"))  # 1,000 of each digit wanted, 2 available
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "fewer than the 1000 requested" in refused.stderr and not (tmp_path / "big").exists()
 
 
 # ---------------------------------------------------------------- load_dataset
