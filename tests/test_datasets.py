@@ -135,14 +135,16 @@ RANDOM_GZ = gzip.compress(RANDOM_RAW)
     (RAW[:3] + b"\x00" + RAW[4:], "0 dimensions"),
     (RAW[:10], r"10 bytes, too short for an IDX header with 3 dimensions \(16 bytes\)"),
     (RAW[:-1], r"file is 75 bytes, expected 76 for 3 x 4 x 5 uint8 items \(truncated\?\)"),
-    (RAW + b"\x00", r"file is longer than the 76 bytes expected for 3 x 4 x 5 uint8 items \(trailing bytes\?\)"),
+    (RAW + b"\x00", r"file is longer than the 76 bytes expected for 3 x 4 x 5 uint8 items "
+                    r"\(trailing bytes\?\)"),
     (gzip.compress(RAW + bytes(1000)), r"decompressed file is longer than the 76 bytes expected .*trailing"),
     (RAW[:3] + b"\xff" + bytes(4 * 255), r"IDX header says 255 dimensions, expected 1 to 4$"),
     (RAW[:3] + b"\x05", r"IDX header says 5 dimensions"),
     # the header is checked before anything is allocated or read
     (bytes([0, 0, 8, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 3, 0]),
      r"promises 65536 x 65536 x 768 = 3,298,534,883,328 items, more than the 50,000,000"),
-    (gzip.compress(bytes([0, 0, 8, 1, 2, 250, 240, 129])), r"promises 50000001 items, more than the 50,000,000"),
+    (gzip.compress(bytes([0, 0, 8, 1, 2, 250, 240, 129])),
+     r"promises 50000001 items, more than the 50,000,000"),
     (gzip.compress(RAW[:-3]), r"decompressed file is 73 bytes, expected 76 .*truncated"),
     (gzip.compress(b""), "decompressed file is empty"),
     (GZ[:len(GZ) // 2], "corrupt gzip stream"),
