@@ -13,11 +13,21 @@ and the next save of the same file removes those whose process no longer runs.
 import contextlib
 import os
 import re
+import stat
 import sys
 import uuid
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_write_bytes", "as_path", "remove_stale_temporaries"]
+__all__ = ["atomic_write", "atomic_write_bytes", "as_path", "open_regular", "NotRegularFileError",
+           "remove_stale_temporaries"]
+
+
+class NotRegularFileError(OSError):
+    """A path to read names a folder, a named pipe, a device...: ``kind`` says which."""
+
+    def __init__(self, path, kind):
+        super().__init__(f"{path} is {kind}, expected a file")
+        self.kind = kind
 
 
 def as_path(value, name):
@@ -123,6 +133,35 @@ def _create(temp, folder):
         return os.open(temp, flags, 0o666)
     except PermissionError as err:
         raise PermissionError(f"cannot write in folder {folder}: permission denied") from err
+
+
+def open_regular(path):
+    """Open ``path`` for reading in binary mode, if it is a regular file.
+
+    Opening a named pipe waits for a writer, maybe forever, and a device may never
+    end, so anything but a regular file is refused from ``os.stat`` alone, with a
+    NotRegularFileError; FileNotFoundError if nothing is there. ``O_NONBLOCK``
+    keeps the open from waiting should the path be swapped between stat and
+    open, and ``fstat`` then checks what was actually opened.
+    """
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise NotRegularFileError(path, _file_kind(mode))
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    file = os.fdopen(fd, "rb")
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        file.close()
+        raise NotRegularFileError(path, _file_kind(mode))
+    return file
+
+
+def _file_kind(mode):
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
 
 
 def atomic_write_bytes(path, data):

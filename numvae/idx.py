@@ -13,7 +13,7 @@ import zlib
 
 import numpy as np
 
-from numvae._io import as_path, atomic_write_bytes
+from numvae._io import NotRegularFileError, as_path, atomic_write_bytes, open_regular
 
 __all__ = ["IDXError", "read_idx", "read_gzipped_idx", "write_idx"]
 
@@ -35,14 +35,19 @@ def read_idx(path):
     An IDX file is two zero bytes, a type code (0x08 = unsigned byte), the number
     of dimensions, each dimension as a big-endian uint32, then the items in C
     order, e.g. (60000, 28, 28). Gzip is recognised by its first two bytes
-    (1f 8b), not by the name. Raises IDXError for anything malformed.
+    (1f 8b), not by the name. Raises IDXError for anything malformed, or for a
+    path that is not a regular file; FileNotFoundError if there is nothing there.
 
     Memory stays bounded whatever the file holds: the header is read first, a
     header promising more than ``_MAX_IDX_ITEMS`` items is refused, then exactly
     the bytes it promises are decompressed, plus one to check that nothing follows.
     """
     path = as_path(path, "path")
-    with open(path, "rb") as file:
+    try:
+        file = open_regular(path)  # a named pipe would make open() wait forever
+    except NotRegularFileError as err:
+        raise IDXError(f"{path}: is {err.kind}, expected an IDX file") from None
+    with file:
         if file.read(2) != b"\x1f\x8b":
             file.seek(0)
             return _read_idx_stream(file, path, "file")[1]

@@ -7,7 +7,7 @@ believes the shape its header declares. A file that is damaged, or made to harm
 pickled object, a named pipe in place of a file), should instead give one clear
 error naming the file and the member. ``read_npz`` therefore
 
-1. opens only a regular file, of bounded size, without blocking;
+1. opens only a regular file (see ``numvae._io.open_regular``), of bounded size;
 2. reads the zip directory, then only the members the caller expects: others are
    named in the error (or ignored), never inflated;
 3. parses each member's .npy header itself and checks the dtype (no objects, so
@@ -23,7 +23,6 @@ import ast
 import math
 import os
 import re
-import stat
 import struct
 import warnings
 import zipfile
@@ -32,7 +31,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from numvae._io import as_path
+from numvae._io import NotRegularFileError, as_path, open_regular
 
 __all__ = ["Member", "NpzError", "read_npz", "npz_names"]
 
@@ -152,39 +151,20 @@ def _check_expected(expected):
 
 
 def _open_regular(path, max_file_bytes):
-    """Open ``path`` for reading if it is a regular file of at most ``max_file_bytes`` bytes.
-
-    Opening a named pipe for reading waits for a writer, maybe forever, and a device
-    may never end: such paths are refused from ``os.stat`` alone. ``O_NONBLOCK``
-    keeps the open from waiting should the path be swapped between stat and open;
-    ``fstat`` then checks what was actually opened.
-    """
+    """``open_regular(path)``, then refuse a file larger than ``max_file_bytes``."""
     try:
-        mode = os.stat(path).st_mode
-        if stat.S_ISREG(mode):
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        file = open_regular(path)
     except FileNotFoundError:
         raise _Bad("does not exist") from None
+    except NotRegularFileError as err:
+        raise _Bad(f"is {err.kind}, expected a .npz file") from None
     except OSError as err:
         raise _Bad(f"cannot be opened ({err.strerror or err})") from None
-    if not stat.S_ISREG(mode):
-        raise _Bad(f"is {_file_kind(mode)}, expected a .npz file")
-    file = os.fdopen(fd, "rb")
-    opened = os.fstat(fd)
-    if not stat.S_ISREG(opened.st_mode) or opened.st_size > max_file_bytes:
+    size = os.fstat(file.fileno()).st_size
+    if size > max_file_bytes:
         file.close()
-        if not stat.S_ISREG(opened.st_mode):
-            raise _Bad(f"is {_file_kind(opened.st_mode)}, expected a .npz file")
-        raise _Bad(f"is {opened.st_size:,} bytes, more than the {max_file_bytes:,} allowed")
+        raise _Bad(f"is {size:,} bytes, more than the {max_file_bytes:,} allowed")
     return file
-
-
-def _file_kind(mode):
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe"
-    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
 
 
 def _zip(file):

@@ -13,6 +13,7 @@ import os
 import struct
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 import zlib
@@ -169,6 +170,23 @@ def test_idx_error_messages_stay_short(tmp_path):
         with pytest.raises(IDXError) as info:
             read_idx(path)
         assert len(str(info.value)) < len(str(path)) + 200, str(info.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_idx_paths_that_are_not_files(tmp_path):
+    with pytest.raises(IDXError, match=f"^{tmp_path}: is a folder, expected an IDX file$"):
+        read_idx(tmp_path)
+    os.mkfifo(tmp_path / "pipe")  # open() would wait for a writer; read_idx must not
+    outcome = []
+    thread = threading.Thread(target=lambda: outcome.append(read_or_idx_error(tmp_path / "pipe")),
+                              daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    if thread.is_alive():
+        with open(tmp_path / "pipe", "wb"):  # let it go, so that the test run can end
+            pass
+        pytest.fail("read_idx waited on a named pipe")
+    assert outcome == [None]
 
 
 ROOT = Path(__file__).resolve().parents[1]

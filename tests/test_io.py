@@ -3,11 +3,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from numvae._io import atomic_write, atomic_write_bytes, remove_stale_temporaries
+from numvae._io import (NotRegularFileError, atomic_write, atomic_write_bytes, open_regular,
+                        remove_stale_temporaries)
 
 
 def leftovers(folder, keep):
@@ -191,3 +193,39 @@ def test_stale_temporaries_of_a_dead_process_are_removed(tmp_path):
     assert remove_stale_temporaries(target) == []
     atomic_write_bytes(target, b"data")
     assert leftovers(tmp_path, {"out.bin"}) == [mine]
+
+
+# ---------------------------------------------------------------- opening only regular files
+
+def test_open_regular(tmp_path):
+    (tmp_path / "file").write_bytes(b"content")
+    with open_regular(tmp_path / "file") as file:
+        assert file.read() == b"content"
+    with pytest.raises(FileNotFoundError):
+        open_regular(tmp_path / "missing")
+    with pytest.raises(NotRegularFileError, match="is a folder, expected a file") as info:
+        open_regular(tmp_path)
+    assert info.value.kind == "a folder" and isinstance(info.value, OSError)
+    if os.path.exists("/dev/null"):
+        with pytest.raises(NotRegularFileError, match="is a device"):
+            open_regular("/dev/null")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_open_regular_refuses_a_named_pipe_without_waiting(tmp_path):
+    os.mkfifo(tmp_path / "pipe")
+    outcome = []
+
+    def attempt():
+        try:
+            open_regular(tmp_path / "pipe").close()
+        except NotRegularFileError as err:
+            outcome.append(err.kind)
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    if thread.is_alive():
+        with open(tmp_path / "pipe", "wb"):  # let it go, so that the test run can end
+            pass
+        pytest.fail("open_regular waited on a named pipe")
+    assert outcome == ["a named pipe"]
