@@ -36,7 +36,8 @@ from numvae._io import NotRegularFileError, as_path, open_regular
 __all__ = ["Member", "NpzError", "read_npz", "npz_names"]
 
 _ZIP_OVERHEAD = 2**20        # the file may exceed the data budget by this much (zip and .npy headers)
-_MAX_MEMBERS = 10_000        # entries in the zip directory
+_MAX_MEMBERS = 10_000        # entries in the zip directory ...
+_MAX_DIRECTORY = 2**20       # ... and its bytes (a checkpoint's takes a few kB)
 _MAX_HEADER = 10_000         # bytes of a .npy header dict (numpy's own limit)
 _MAX_NDIM = 8
 _CHUNK = 2**20               # data is read (and inflated) at most this much at a time
@@ -169,10 +170,32 @@ def _open_regular(path, max_file_bytes):
 
 def _zip(file):
     """``file`` as a ZipFile (which leaves closing ``file`` to the caller); _Bad if not a zip."""
+    _check_end_record(file)
     try:
         return zipfile.ZipFile(file)
     except _LOW_LEVEL as err:
         raise _Bad(f"is not a .npz (zip) archive, or its directory is damaged ({_reason(err)})") from None
+
+
+def _check_end_record(file):
+    """Refuse a zip directory too large to parse, judged from the archive's end record alone.
+
+    zipfile parses the whole directory into objects ten times its size; a small
+    archive of many tiny entries would take much memory. (The file size bounds the
+    directory too; this check is cheaper and stricter.)
+    """
+    size = file.seek(0, os.SEEK_END)
+    file.seek(max(0, size - 22 - 65535))  # the end record: 22 bytes and a comment of up to 64 KiB
+    tail = file.read()
+    file.seek(0)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) < at + 22:
+        return  # not a zip archive: zipfile says so
+    if tail[max(0, at - 20):at - 16] == b"PK\x06\x07":
+        raise _Bad("is a zip64 archive (over 65,535 members or 4 GiB), more than numvae reads")
+    directory_size = struct.unpack("<I", tail[at + 12:at + 16])[0]
+    if directory_size > _MAX_DIRECTORY:
+        raise _Bad(f"has a {directory_size:,}-byte zip directory, more than the {_MAX_DIRECTORY:,} allowed")
 
 
 def _infolist(archive):

@@ -132,6 +132,23 @@ def test_byte_budgets(tmp_path):
         read(tmp_path / "a.npz", expected, max_total_bytes=1000, max_member_bytes=79)
 
 
+def test_zip_directory_too_large_or_zip64(tmp_path):
+    # 25,000 entries of 46 bytes and an 11-byte name: a directory of 1,425,000 bytes
+    write_zip(tmp_path / "many.npz", {f"x{i:06}.npy": b"" for i in range(25_000)})
+    with pytest.raises(NpzError, match=r"many.npz: has a 1,425,000-byte zip directory, more than the 1,048,576"):
+        read(tmp_path / "many.npz", max_total_bytes=10 * MIB)
+    write_zip(tmp_path / "few.npz", {f"x{i:06}.npy": b"" for i in range(10_001)})
+    with pytest.raises(NpzError, match=r"few.npz: has 10,001 members, more than the 10,000 allowed$"):
+        npz_names(tmp_path / "few.npz", max_file_bytes=10 * MIB)
+    with zipfile.ZipFile(tmp_path / "64.npz", "w") as archive:
+        archive.writestr("x.npy", npy_of("<f8", (1,), bytes(8)))
+    data = (tmp_path / "64.npz").read_bytes()
+    end = data.rindex(b"PK\x05\x06")  # put a zip64 locator before the end record
+    (tmp_path / "64.npz").write_bytes(data[:end] + b"PK\x06\x07" + bytes(16) + data[end:])
+    with pytest.raises(NpzError, match="64.npz: is a zip64 archive"):
+        read(tmp_path / "64.npz", {"x": Member("f")})
+
+
 def test_file_larger_than_the_budget_is_not_opened_as_zip(tmp_path):
     with open(tmp_path / "large.npz", "wb") as file:
         file.truncate(3 * MIB)  # sparse: no disk space used
