@@ -170,8 +170,8 @@ def _open_regular(path, max_file_bytes):
 
 def _zip(file):
     """``file`` as a ZipFile (which leaves closing ``file`` to the caller); _Bad if not a zip."""
-    _check_end_record(file)
     try:
+        _check_end_record(file)
         return zipfile.ZipFile(file)
     except _LOW_LEVEL as err:
         raise _Bad(f"is not a .npz (zip) archive, or its directory is damaged ({_reason(err)})") from None
@@ -199,6 +199,7 @@ def _check_end_record(file):
 
 
 def _infolist(archive):
+    """The entries of the zip directory, at most ``_MAX_MEMBERS`` of them."""
     infos = archive.infolist()
     if len(infos) > _MAX_MEMBERS:
         raise _Bad(f"has {len(infos):,} members, more than the {_MAX_MEMBERS:,} allowed")
@@ -319,6 +320,7 @@ def _read_exact(stream, size):
 
 
 def _read_exact_bytes(stream, size):
+    """``size`` bytes of a .npy header from ``stream``; _Bad if it ends first."""
     data = stream.read(size)
     if len(data) < size:
         raise _Bad("has a truncated .npy header")
@@ -332,6 +334,7 @@ def _short(value, width=40):
 
 
 def _listing(names, most=5):
+    """The first ``most`` of ``names``, shortened, and how many more: messages stay one short line."""
     shown = ", ".join(_short(name) for name in names[:most])
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
