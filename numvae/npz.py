@@ -20,6 +20,7 @@ the header length (uint16 for 1.0, uint32 after), then a Python dict literal suc
 as ``{'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), }``, then the items.
 """
 import ast
+import contextlib
 import math
 import os
 import re
@@ -33,7 +34,7 @@ import numpy as np
 
 from numvae._io import NotRegularFileError, as_path, open_regular
 
-__all__ = ["Member", "NpzError", "read_npz", "npz_names"]
+__all__ = ["Member", "NpzError", "NpzReader", "read_npz"]
 
 _ZIP_OVERHEAD = 2**20        # the file may exceed the data budget by this much (zip and .npy headers)
 _MAX_MEMBERS = 10_000        # entries in the zip directory ...
@@ -71,65 +72,113 @@ def read_npz(path, expected, *, max_total_bytes, max_member_bytes=None, unexpect
              error=NpzError):
     """Read the arrays named in ``expected`` from the .npz file ``path``, checking each.
 
-    Parameters
-    ----------
-    path : str or os.PathLike
-    expected : dict
-        Array name (as given to ``np.savez``, without ``.npy``) -> ``Member`` (or a
-        tuple ``(kinds, shape, required)`` with the same defaults).
-    max_total_bytes : int
-        The most data bytes all arrays read may declare together. The file itself may
-        be at most ``max_total_bytes`` + 1 MiB.
-    max_member_bytes : int, optional
-        The most one array may declare (default ``max_total_bytes``).
-    unexpected : "error" or "ignore"
-        What to do with members not in ``expected``; they are never inflated.
-    error : callable
-        Called with a one-line message to make the exception raised, e.g.
-        ``CheckpointError``; by default ``NpzError`` (a ValueError).
+    ``expected``: array name (as given to ``np.savez``, without ``.npy``) -> ``Member``
+    (or a tuple ``(kinds, shape, required)``). ``max_total_bytes``: the most data bytes
+    all arrays read may declare together (the file may be 1 MiB larger);
+    ``max_member_bytes``: the most one array may declare (default: the total).
+    ``unexpected``: "error" or "ignore" for members not in ``expected``, which are
+    never inflated. ``error``: called with a one-line message to make the exception
+    raised, e.g. ``CheckpointError``; by default ``NpzError`` (a ValueError).
 
-    Returns
-    -------
-    dict
-        Name -> array for each expected member present: writable, of the declared dtype
-        (one of the allowed kinds) and shape. Raises ``error(message)`` for every way
-        the file can be bad; the message names the file and, where it applies, the member.
+    Returns a dict name -> array for each expected member present: writable, of the
+    declared dtype (one of the allowed kinds) and shape. Raises ``error(message)``
+    for every way the file can be bad, naming the file and, where it applies, the member.
     """
-    path = as_path(path, "path")
     specs = _check_expected(expected)
-    max_member_bytes = max_total_bytes if max_member_bytes is None else max_member_bytes
-    for name, value in (("max_total_bytes", max_total_bytes), ("max_member_bytes", max_member_bytes)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name}: expected a number of bytes (int), got {value!r}")
-        if value < 0:
-            raise ValueError(f"{name}: expected a number of bytes >= 0, got {value}")
-    if unexpected not in ("error", "ignore"):
-        raise ValueError(f"unexpected: expected 'error' or 'ignore', got {unexpected!r}")
-    try:
-        with _open_regular(path, max_total_bytes + _ZIP_OVERHEAD) as file, _zip(file) as archive:
-            found = _select_members(archive, specs, unexpected)
-            arrays, left = {}, max_total_bytes
-            for name, info in found.items():
-                arrays[name] = _read_member(archive, info, specs[name], min(left, max_member_bytes))
-                left -= arrays[name].nbytes
-            return arrays
-    except _Bad as bad:
-        raise error(f"{path}: {bad}") from None
+    with NpzReader(path, max_total_bytes=max_total_bytes, max_member_bytes=max_member_bytes,
+                   error=error) as npz:
+        npz.check_names(specs, unexpected)
+        return {name: npz.read(name, spec) for name, spec in specs.items() if name in npz.names}
 
 
-def npz_names(path, *, max_file_bytes, error=NpzError):
-    """The array names in the .npz file ``path``, read from the zip directory alone.
+class NpzReader:
+    """An open .npz file, its arrays read one at a time, each checked as by ``read_npz``.
 
-    Nothing is inflated. Members whose name does not end in ``.npy`` are listed as
-    they are. Raises ``error(message)`` as ``read_npz`` does, or if the file is
-    larger than ``max_file_bytes``.
+    For files whose expected content depends on what they hold: a checkpoint's
+    parameter shapes follow from the configuration stored in it. Every array comes
+    from the one open file, hence from one version of it::
+
+        with NpzReader(path, max_total_bytes=2**28, error=CheckpointError) as npz:
+            config = json.loads(str(npz.read("config", Member("U", ()))))
+            npz.check_names({...every member the configuration implies...})
+            weights = npz.read("param/encoder.mean.W", Member("f", (256, 2)))
+
+    ``max_total_bytes``, ``max_member_bytes`` and ``error`` are as for ``read_npz``;
+    the budget counts every array read. ``names``: the arrays in the file, from the
+    zip directory alone (nothing is inflated to list them).
     """
-    path = as_path(path, "path")
-    try:
-        with _open_regular(path, max_file_bytes) as file, _zip(file) as archive:
-            return [_key(info.filename) or info.filename for info in _infolist(archive)]
-    except _Bad as bad:
-        raise error(f"{path}: {bad}") from None
+
+    def __init__(self, path, *, max_total_bytes, max_member_bytes=None, error=NpzError):
+        self.path, self.error = as_path(path, "path"), error
+        self.left = _check_bytes(max_total_bytes, "max_total_bytes")
+        self.max_member_bytes = _check_bytes(
+            max_total_bytes if max_member_bytes is None else max_member_bytes, "max_member_bytes")
+        self._file = self._archive = None
+        with self._reporting():
+            self._file = _open_regular(self.path, max_total_bytes + _ZIP_OVERHEAD)
+            try:
+                self._archive = _zip(self._file)
+                self._entries, self._others = _entries(self._archive)
+            except BaseException:
+                self.close()
+                raise
+        self.names = list(self._entries)
+
+    def check_names(self, expected, unexpected="error"):
+        """Raise ``error`` if a required member of ``expected`` (as for ``read_npz``) is
+        missing, or, with ``unexpected="error"``, if the file holds one not in it."""
+        specs = _check_expected(expected)
+        if unexpected not in ("error", "ignore"):
+            raise ValueError(f"unexpected: expected 'error' or 'ignore', got {unexpected!r}")
+        missing = [name for name, spec in specs.items() if spec.required and name not in self._entries]
+        extra = [name for name in self._entries if name not in specs] + self._others
+        with self._reporting():
+            if missing:
+                raise _Bad(f"has no member {_listing(missing)}")
+            if extra and unexpected == "error":
+                raise _Bad(f"has unexpected member{'s' * (len(extra) > 1)} {_listing(extra)}")
+
+    def read(self, name, member):
+        """The array ``name``, checked against ``member`` (a Member or a tuple) before its data
+        is read; its declared bytes count against the budget. ``error`` if it is absent."""
+        spec = _check_expected({name: member})[name]
+        with self._reporting():
+            if name not in self._entries:
+                raise _Bad(f"has no member {_short(name)}")
+            limit = min(self.left, self.max_member_bytes)
+            array = _read_member(self._archive, self._entries[name], spec, limit)
+        self.left -= array.nbytes
+        return array
+
+    def close(self):
+        """Close the file (also done on leaving a ``with`` block)."""
+        if self._archive is not None:
+            self._archive.close()
+        if self._file is not None:
+            self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    @contextlib.contextmanager
+    def _reporting(self):
+        """Turn a _Bad into the caller's error, naming the file."""
+        try:
+            yield
+        except _Bad as bad:
+            raise self.error(f"{self.path}: {bad}") from None
+
+
+def _check_bytes(value, name):
+    """``value`` if it is a number of bytes; a TypeError or ValueError naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}: expected a number of bytes (int), got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name}: expected a number of bytes >= 0, got {value}")
+    return value
 
 
 def _check_expected(expected):
@@ -211,23 +260,18 @@ def _key(filename):
     return filename[:-4] if filename.endswith(".npy") else None
 
 
-def _select_members(archive, specs, unexpected):
-    """The zip entries of the expected arrays, by name, after checking names only."""
-    found, extra = {}, []
+def _entries(archive):
+    """({array name: zip entry}, [names of the other entries]), checking names only."""
+    entries, others = {}, []
     for info in _infolist(archive):
         name = _key(info.filename)
-        if name in found:  # two entries, one name: which one np.load would read is unclear
+        if name in entries:  # two entries, one name: which one np.load would read is unclear
             raise _Bad(f"member {_short(name)} appears twice")
-        if name in specs:
-            found[name] = info
+        if name is None:
+            others.append(info.filename)
         else:
-            extra.append(name if name is not None else info.filename)
-    missing = [name for name, spec in specs.items() if spec.required and name not in found]
-    if missing:
-        raise _Bad(f"has no member {_listing(missing)}")
-    if extra and unexpected == "error":
-        raise _Bad(f"has unexpected member{'s' * (len(extra) > 1)} {_listing(extra)}")
-    return found
+            entries[name] = info
+    return entries, others
 
 
 def _read_member(archive, info, spec, limit):

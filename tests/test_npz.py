@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from numvae.npz import Member, NpzError, npz_names, read_npz
+from numvae.npz import Member, NpzError, NpzReader, read_npz
 
 ROOT = Path(__file__).resolve().parents[1]
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -76,7 +76,8 @@ def test_reads_what_numpy_writes(tmp_path, save):
         np.testing.assert_array_equal(arrays[name], array)
     np.testing.assert_array_equal(arrays["fortran"], [[0, 1, 2], [3, 4, 5]])
     arrays["weights"][...] = 0  # ordinary writable arrays
-    assert npz_names(tmp_path / "a.npz", max_file_bytes=MIB) == [*ARRAYS, "fortran"]
+    with NpzReader(tmp_path / "a.npz", max_total_bytes=MIB) as npz:
+        assert npz.names == [*ARRAYS, "fortran"]
 
 
 @pytest.mark.parametrize("version", [(1, 0), (2, 0), (3, 0)])
@@ -112,6 +113,29 @@ def test_wrong_dtype_or_shape(tmp_path, expected, message):
         read(tmp_path / "a.npz", expected, unexpected="ignore")
 
 
+def test_reader_reads_in_phases_from_one_open_file(tmp_path):
+    np.savez(tmp_path / "c.npz", **ARRAYS)
+    np.savez(tmp_path / "other.npz", weights=np.zeros((5, 5)))
+    with NpzReader(tmp_path / "c.npz", max_total_bytes=120) as npz:
+        assert npz.names == ["weights", "step", "config", "mask"]
+        config = npz.read("config", Member("U", ()))  # 17 characters of 4 bytes: 68 of the 120
+        assert str(config) == '{"latent_dim": 2}'
+        if sys.platform != "win32":  # a save replacing the file now does not mix two versions
+            os.replace(tmp_path / "other.npz", tmp_path / "c.npz")
+        npz.check_names(EXPECTED)
+        without_mask = {name: spec for name, spec in EXPECTED.items() if name != "mask"}
+        with pytest.raises(NpzError, match="c.npz: has unexpected member 'mask'$"):
+            npz.check_names(without_mask)
+        npz.check_names(without_mask, unexpected="ignore")
+        np.testing.assert_array_equal(npz.read("weights", ("f", (3, 4))), ARRAYS["weights"])  # 48 more
+        with pytest.raises(NpzError, match=r"c.npz: member 'step' declares \(\) items of <i8, 8 bytes, "
+                                           r"more than the 4 allowed$"):
+            npz.read("step", Member("i", ()))
+        with pytest.raises(NpzError, match="c.npz: has no member 'nothing'$"):
+            npz.read("nothing", Member("f"))
+    assert npz._file.closed
+
+
 # ---------------------------------------------------------------- sizes and budgets
 
 def test_huge_declared_shape_is_refused_before_allocation(tmp_path):
@@ -139,7 +163,7 @@ def test_zip_directory_too_large_or_zip64(tmp_path):
         read(tmp_path / "many.npz", max_total_bytes=10 * MIB)
     write_zip(tmp_path / "few.npz", {f"x{i:06}.npy": b"" for i in range(10_001)})
     with pytest.raises(NpzError, match=r"few.npz: has 10,001 members, more than the 10,000 allowed$"):
-        npz_names(tmp_path / "few.npz", max_file_bytes=10 * MIB)
+        NpzReader(tmp_path / "few.npz", max_total_bytes=10 * MIB)
     with zipfile.ZipFile(tmp_path / "64.npz", "w") as archive:
         archive.writestr("x.npy", npy_of("<f8", (1,), bytes(8)))
     data = (tmp_path / "64.npz").read_bytes()
@@ -269,7 +293,7 @@ def test_not_a_zip_archive(tmp_path, content, message):
     with pytest.raises(NpzError, match=message):
         read(tmp_path / "n.npz")
     with pytest.raises(NpzError, match=message):
-        npz_names(tmp_path / "n.npz", max_file_bytes=MIB)
+        NpzReader(tmp_path / "n.npz", max_total_bytes=MIB)
 
 
 def test_paths_that_are_not_regular_files(tmp_path):
