@@ -136,6 +136,25 @@ def test_reader_reads_in_phases_from_one_open_file(tmp_path):
     assert npz._file.closed
 
 
+def test_reads_a_numvae_checkpoint_as_np_load_does():
+    # tests/data/checkpoint_v1.npz was written by numvae 0.1.0's save_checkpoint
+    path = ROOT / "tests" / "data" / "checkpoint_v1.npz"
+    text = {name: Member("U", ()) for name in ("config", "model_rng", "history", "train_state", "optimizer")}
+    with NpzReader(path, max_total_bytes=MIB) as npz:
+        assert npz.read("format_version", Member("iu", ())) == 1
+        arrays = {name: npz.read(name, spec) for name, spec in text.items()}
+        expected = {**text, "format_version": Member("iu", ()), "optimizer/t": Member("iu", ()),
+                    **{name: Member("f") for name in npz.names if name.startswith(("param/", "optimizer/m.",
+                                                                                  "optimizer/v."))}}
+        npz.check_names(expected)
+        arrays.update({name: npz.read(name, expected[name]) for name in npz.names if name not in arrays})
+    with np.load(path, allow_pickle=False) as reference:
+        assert sorted(reference.files) == sorted(arrays) and len(arrays) == 49  # 5 + 14 + 2 + 28
+        for name in reference.files:
+            assert arrays[name].dtype == reference[name].dtype
+            np.testing.assert_array_equal(arrays[name], reference[name])
+
+
 # ---------------------------------------------------------------- sizes and budgets
 
 def test_huge_declared_shape_is_refused_before_allocation(tmp_path):
