@@ -1,4 +1,5 @@
-"""Write files atomically: a reader sees the old file or the new one, never half.
+"""Files: written atomically (a reader sees the old file or the new one, never half),
+read only if they are regular files (``open_regular``).
 
 Writing straight onto a file and failing half way (a crash, a full disk,
 Ctrl-C) leaves a truncated file that still looks valid by its name. Instead we
@@ -101,8 +102,8 @@ def remove_stale_temporaries(path):
         return []
     pattern = re.compile(re.escape(f".{path.name}.") + r"(\d+)\.[0-9a-f]{12}\.tmp")
     removed = []
-    with contextlib.suppress(OSError):  # an unreadable folder: nothing to clean, the save reports it
-        for entry in os.scandir(path.parent):
+    with contextlib.suppress(OSError), os.scandir(path.parent) as entries:  # unreadable: the save says so
+        for entry in entries:
             match = pattern.fullmatch(entry.name)
             if match and entry.is_file(follow_symlinks=False) and not _running(int(match.group(1))):
                 with contextlib.suppress(OSError):  # e.g. another save removed it first
