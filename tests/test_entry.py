@@ -68,6 +68,7 @@ def test_lazy_names_still_work():
     import numvae
     from numvae.layers import Dense
     assert numvae.Dense is Dense and numvae.VAE.__name__ == "VAE" and numvae.losses.kl_divergence
+    assert numvae.gradcheck.check_model and numvae.datasets.make_toy  # any submodule, on first use
     assert set(numvae.__all__) <= set(dir(numvae))
     with pytest.raises(AttributeError, match="module 'numvae' has no attribute 'nothing'"):
         numvae.nothing
