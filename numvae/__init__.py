@@ -2,11 +2,30 @@
 
     >>> import numvae
     >>> model = numvae.VAE(784, shared_dim=128, latent_dim=2, seed=0)
+
+The names below and the submodules (``numvae.losses``, ...) are imported on first
+use (PEP 562's module ``__getattr__``): ``import numvae`` alone imports nothing
+heavy, so that the ``numvae`` command can catch Ctrl-C from its very start.
 """
-from .layers import Dense, ReLU, Sequential, Sigmoid, Tanh
-from .optim import SGD, Adam
-from .optim_fast import FastAdam
-from .vae import VAE
+import importlib
+import importlib.util
 
 __version__ = "0.2.0"
 __all__ = ["VAE", "Adam", "FastAdam", "SGD", "Dense", "ReLU", "Sigmoid", "Tanh", "Sequential"]
+_HOME = {"VAE": "vae", "Adam": "optim", "FastAdam": "optim_fast", "SGD": "optim",
+         "Dense": "layers", "ReLU": "layers", "Sigmoid": "layers", "Tanh": "layers",
+         "Sequential": "layers"}  # name -> its module
+
+
+def __getattr__(name):
+    """``numvae.VAE`` and the others, or a submodule, imported when first asked for."""
+    if name in _HOME:
+        return getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+    # dunder names (asked for by tools such as doctest) are never modules: skip the search
+    if not name.startswith("__") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *__all__])

@@ -1,17 +1,34 @@
-"""Write files atomically: a reader sees the old file or the new one, never half.
+"""Files: written atomically (a reader sees the old file or the new one, never half),
+read only if they are regular files (``open_regular``).
 
 Writing straight onto a file and failing half way (a crash, a full disk,
 Ctrl-C) leaves a truncated file that still looks valid by its name. Instead we
 write a temporary file in the same folder, flush it to disk, and rename it over
 the target. ``os.replace`` is atomic when both names are on the same file
 system, which is why the temporary file sits next to the target and not in /tmp.
+
+A process killed outright (``kill -9``, a power cut) cannot delete its temporary
+file. Each name therefore carries the writer's process id, ``.<name>.<pid>.<random>.tmp``,
+and the next save of the same file removes those whose process no longer runs.
 """
 import contextlib
 import os
+import re
+import stat
+import sys
 import uuid
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_write_bytes", "as_path"]
+__all__ = ["atomic_write", "atomic_write_bytes", "as_path", "open_regular", "NotRegularFileError",
+           "remove_stale_temporaries"]
+
+
+class NotRegularFileError(OSError):
+    """A path to read names a folder, a named pipe, a device...: ``kind`` says which."""
+
+    def __init__(self, path, kind):
+        super().__init__(f"{path} is {kind}, expected a file")
+        self.kind = kind
 
 
 def as_path(value, name):
@@ -33,10 +50,11 @@ def atomic_write(path):
     Yields
     ------
     file : binary file object
-        A temporary file ``.<name>.<random>.tmp`` in the same folder. On normal
+        A temporary file ``.<name>.<pid>.<random>.tmp`` in the same folder. On normal
         exit it is flushed, fsynced and renamed onto ``path``. If the body raises
         anything (even KeyboardInterrupt) it is deleted and ``path`` is left as
-        it was.
+        it was. Before it is created, temporary files of ``path`` left by processes
+        that no longer run are deleted (see ``remove_stale_temporaries``).
 
     Raises
     ------
@@ -53,7 +71,8 @@ def atomic_write(path):
         raise NotADirectoryError(f"cannot write {path.name}: {folder} is not a folder")
     if path.is_dir():
         raise IsADirectoryError(f"path: {path} is a folder, expected a file name")
-    temp = folder / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+    remove_stale_temporaries(path)
+    temp = folder / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
     fd = _create(temp, folder)
     try:
         with os.fdopen(fd, "wb") as file:
@@ -68,6 +87,44 @@ def atomic_write(path):
         raise
 
 
+def remove_stale_temporaries(path):
+    """Delete the temporary files of ``path`` whose writing process no longer runs.
+
+    Only names ``.<name>.<pid>.<12 hex digits>.tmp`` for this very ``path`` are
+    considered, and only if process ``pid`` does not exist: files of running
+    processes (a save in progress) and every other file are left alone; a process id
+    since reused by a new process keeps its file until that one ends. Returns the
+    names removed. Does nothing on Windows, where there is no harmless way to ask
+    whether a process exists (``os.kill(pid, 0)`` would stop it).
+    """
+    path = Path(path)
+    if sys.platform == "win32":
+        return []
+    pattern = re.compile(re.escape(f".{path.name}.") + r"(\d+)\.[0-9a-f]{12}\.tmp")
+    removed = []
+    with contextlib.suppress(OSError), os.scandir(path.parent) as entries:  # unreadable: the save says so
+        for entry in entries:
+            match = pattern.fullmatch(entry.name)
+            if match and entry.is_file(follow_symlinks=False) and not _running(int(match.group(1))):
+                with contextlib.suppress(OSError):  # e.g. another save removed it first
+                    os.remove(entry.path)
+                    removed.append(entry.name)
+    return removed
+
+
+def _running(pid):
+    """Whether process ``pid`` exists; when in doubt, yes (so that its file is kept)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except (OverflowError, OSError):  # PermissionError: it exists, run by another user
+        return True
+    return True
+
+
 def _create(temp, folder):
     """Create the new file ``temp`` and return its descriptor."""
     # O_EXCL: never reuse an existing file. Mode 0o666 is reduced by the umask,
@@ -77,6 +134,35 @@ def _create(temp, folder):
         return os.open(temp, flags, 0o666)
     except PermissionError as err:
         raise PermissionError(f"cannot write in folder {folder}: permission denied") from err
+
+
+def open_regular(path):
+    """Open ``path`` for reading in binary mode, if it is a regular file.
+
+    Opening a named pipe waits for a writer, maybe forever, and a device may never
+    end, so anything but a regular file is refused from ``os.stat`` alone, with a
+    NotRegularFileError; FileNotFoundError if nothing is there. ``O_NONBLOCK``
+    keeps the open from waiting should the path be swapped between stat and
+    open, and ``fstat`` then checks what was actually opened.
+    """
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise NotRegularFileError(path, _file_kind(mode))
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    file = os.fdopen(fd, "rb")
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        file.close()
+        raise NotRegularFileError(path, _file_kind(mode))
+    return file
+
+
+def _file_kind(mode):
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
 
 
 def atomic_write_bytes(path, data):

@@ -2,26 +2,26 @@
 
 Images are float32 arrays of shape (n, d), one flattened image per row, grey
 levels in [0, 1]; labels are int64 arrays of shape (n,). MNIST comes as four IDX
-files (see ``read_idx``): ``load_mnist`` finds them in a folder you name, in
+files (see ``numvae.idx``): ``load_mnist`` finds them in a folder you name, in
 ``$NUMVAE_DATA_DIR`` or in a cache folder it downloads them into, while
 ``load_mnist_mini`` reads the subset shipped in the package, so tutorials work offline.
 """
-import gzip
 import hashlib
 import http.client
 import io
-import math
 import os
-import struct
 import sys
 import urllib.request
-import zlib
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
 from numvae._io import as_path, atomic_write_bytes
+from numvae.idx import IDXError, read_gzipped_idx, read_idx, write_idx
+
+__all__ = ["Dataset", "DataUnavailableError", "IDXError", "binarize", "load_dataset", "load_mnist",
+           "load_mnist_mini", "make_toy", "mnist_cache_dir", "read_idx", "train_val_split", "write_idx"]
 
 MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
@@ -37,16 +37,9 @@ MNIST_SHA256 = {
     "t10k-labels-idx1-ubyte.gz": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
 DATASET_NAMES = ("auto", "mnist", "mnist-mini", "toy")
-_MAX_DOWNLOAD_BYTES = 20_000_000  # the largest MNIST .gz is 9.9 MB ...
-_MAX_CONTENT_BYTES = 50_000_000   # ... and 47 MB once decompressed
+_MAX_DOWNLOAD_BYTES = 20_000_000  # the largest MNIST .gz is 9.9 MB
 _DATA_DIR = Path(__file__).parent / "data"
 _MINI_PREFIX = "mnist-mini-"
-_IDX_TYPES = {0x08: "unsigned byte", 0x09: "signed byte", 0x0B: "int16",
-              0x0C: "int32", 0x0D: "float32", 0x0E: "float64"}
-
-
-class IDXError(ValueError):
-    """A file is not a well-formed uint8 IDX file."""
 
 
 class DataUnavailableError(RuntimeError):
@@ -58,78 +51,6 @@ class Dataset(NamedTuple):
     ``labels``: int64 (n,), the class of each image (the digit, for MNIST)."""
     images: np.ndarray
     labels: np.ndarray
-
-
-# ---------------------------------------------------------------- IDX files
-
-def read_idx(path):
-    """Read an IDX file, gzipped or raw, into a uint8 array shaped as its header says.
-
-    An IDX file is two zero bytes, a type code (0x08 = unsigned byte), the number
-    of dimensions, each dimension as a big-endian uint32, then the items in C
-    order, e.g. (60000, 28, 28). Gzip is recognised by its first two bytes
-    (1f 8b), not by the name. Raises IDXError for anything malformed.
-    """
-    path = as_path(path, "path")
-    data, what = path.read_bytes(), "file"
-    if data[:2] == b"\x1f\x8b":
-        data, what = _gunzip(data, path), "decompressed file"
-    dims = _parse_idx_header(data, path, what)
-    header_size = 4 + 4 * len(dims)
-    expected = header_size + math.prod(dims)
-    if len(data) != expected:
-        hint = "truncated?" if len(data) < expected else "trailing bytes?"
-        shape = " x ".join(str(d) for d in dims)
-        raise IDXError(f"{path}: {what} is {len(data)} bytes, expected {expected} "
-                       f"for {shape} uint8 items ({hint})")
-    items = np.frombuffer(data, dtype=np.uint8, offset=header_size)
-    return items.reshape(dims).copy()  # copy: an array viewing bytes is read-only
-
-
-def _gunzip(data, name, max_bytes=-1):
-    """Decompress gzip ``data`` (at most ``max_bytes``); corrupt data is an IDXError."""
-    try:
-        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-            return stream.read(max_bytes)
-    except (OSError, EOFError, zlib.error) as err:
-        raise IDXError(f"{name}: corrupt gzip stream ({err})") from err
-
-
-def _parse_idx_header(data, name, what):
-    """The dimensions in the IDX header of ``data``, after checking the magic number."""
-    if len(data) < 4:
-        size = "empty" if not data else f"{len(data)} bytes, too short"
-        raise IDXError(f"{name}: {what} is {size}, expected an IDX file (at least a 4-byte header)")
-    if data[0] != 0 or data[1] != 0:
-        raise IDXError(f"{name}: not an IDX file: it starts with bytes "
-                       f"{data[0]:02x} {data[1]:02x}, expected 00 00")
-    type_code, ndim = data[2], data[3]
-    if type_code != 0x08:
-        kind = _IDX_TYPES.get(type_code, "unknown type")
-        raise IDXError(f"{name}: IDX type code is 0x{type_code:02x} ({kind}), "
-                       f"expected 0x08 (unsigned byte), the only type supported")
-    if ndim == 0:
-        raise IDXError(f"{name}: IDX header says 0 dimensions, expected at least 1")
-    if len(data) < 4 + 4 * ndim:
-        raise IDXError(f"{name}: {what} is {len(data)} bytes, too short for an IDX header "
-                       f"with {ndim} dimensions ({4 + 4 * ndim} bytes) (truncated?)")
-    return struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
-
-
-def write_idx(path, array):
-    """Write ``array`` (uint8, at least 1-D) as an IDX file, atomically;
-    gzipped (level 9) if ``path`` ends in .gz."""
-    path = as_path(path, "path")
-    if not isinstance(array, np.ndarray) or array.dtype != np.uint8:
-        got = getattr(array, "dtype", type(array).__name__)
-        raise TypeError(f"array: expected a numpy array of dtype uint8, got {got}")
-    if array.ndim == 0:
-        raise ValueError("array: expected at least 1 dimension, got a 0-d array")
-    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    data = header + np.ascontiguousarray(array).tobytes()
-    if path.suffix == ".gz":
-        data = gzip.compress(data, compresslevel=9, mtime=0)  # mtime=0: same array, same bytes
-    atomic_write_bytes(path, data)
 
 
 # ---------------------------------------------------------------- full MNIST
@@ -259,13 +180,15 @@ def _download(name, timeout):
 
 
 def _verify_download(name, data):
-    """Check that downloaded ``data`` decompresses to the content in MNIST_SHA256."""
+    """Check that downloaded ``data`` decompresses to the content in MNIST_SHA256.
+
+    The content is read as an IDX file, so a "gzip bomb" is refused as soon as it
+    inflates beyond what its header promises (see ``numvae.idx.read_idx``)."""
     if len(data) > _MAX_DOWNLOAD_BYTES:
         raise ValueError(f"larger than {_MAX_DOWNLOAD_BYTES} bytes")
-    # Capped, so that a malicious "gzip bomb" cannot fill the memory.
-    content = _gunzip(data, "download", max_bytes=_MAX_CONTENT_BYTES + 1)
-    digest, expected = hashlib.sha256(content).hexdigest(), MNIST_SHA256[name]
-    if len(content) > _MAX_CONTENT_BYTES or digest != expected:
+    header, items = read_gzipped_idx(io.BytesIO(data), "download")
+    digest, expected = hashlib.sha256(header + items.data).hexdigest(), MNIST_SHA256[name]
+    if digest != expected:
         raise ValueError(f"SHA-256 of the content is {digest[:16]}..., expected {expected[:16]}...")
 
 
@@ -282,47 +205,6 @@ def load_mnist_mini():
     in [0, 1], labels int64; 1,000 (train) and 200 (test) images of each digit.
     """
     return _load_folder(_DATA_DIR, prefix=_MINI_PREFIX)
-
-
-def make_mnist_mini(source_dir, out_dir, n_train=10000, n_test=2000, seed=0):
-    """Draw the embedded subset from the official MNIST files in ``source_dir``.
-
-    With one ``rng = np.random.default_rng(seed)``: for each digit 0..9 in turn,
-    ``rng.choice(<indices of that digit>, n_train // 10, replace=False)`` in the
-    official training set; then the same with ``n_test // 10`` in the official
-    test set. The images keep their original order (sorted indices). Writes
-    ``out_dir/mnist-mini-<official name>`` (gzip level 9, creating ``out_dir``);
-    returns the four paths.
-    """
-    source, out = as_path(source_dir, "source_dir"), as_path(out_dir, "out_dir")
-    for name, value in (("n_train", n_train), ("n_test", n_test)):
-        _check_int(value, name, low=10)
-        if value % 10:
-            raise ValueError(f"{name}: expected a multiple of 10 (as many of each digit), got {value}")
-    missing = _missing_files(source, MNIST_FILES)
-    if missing:
-        raise DataUnavailableError(f"source_dir {source}: missing {', '.join(missing)}")
-    images, labels, test_images, test_labels = (read_idx(_find_file(source, name)) for name in MNIST_FILES)
-    rng = np.random.default_rng(seed)
-    out.mkdir(parents=True, exist_ok=True)
-    train = _stratified_indices(labels, n_train // 10, rng, "training")
-    test = _stratified_indices(test_labels, n_test // 10, rng, "test")
-    paths = [out / (_MINI_PREFIX + name) for name in MNIST_FILES]
-    for path, array in zip(paths, (images[train], labels[train], test_images[test], test_labels[test])):
-        write_idx(path, array)
-    return paths
-
-
-def _stratified_indices(labels, per_digit, rng, which):
-    """Sorted indices of ``per_digit`` images of each digit, drawn without replacement."""
-    chosen = []
-    for digit in range(10):
-        candidates = np.flatnonzero(labels == digit)
-        if len(candidates) < per_digit:
-            raise ValueError(f"the {which} set has {len(candidates)} images of digit {digit}, "
-                             f"fewer than the {per_digit} requested")
-        chosen.append(rng.choice(candidates, size=per_digit, replace=False))
-    return np.sort(np.concatenate(chosen))
 
 
 # ---------------------------------------------------------------- choosing by name

@@ -7,11 +7,16 @@ folder and removes NUMVAE_DATA_DIR.
 import gzip
 import hashlib
 import http.client
+import importlib.util
 import io
 import os
+import struct
+import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +26,12 @@ from hypothesis.extra.numpy import array_shapes, arrays
 
 from numvae import datasets
 from numvae.datasets import (DataUnavailableError, Dataset, IDXError, binarize, load_dataset,
-                             load_mnist, load_mnist_mini, make_mnist_mini, make_toy,
+                             load_mnist, load_mnist_mini, make_toy,
                              mnist_cache_dir, read_idx, train_val_split, write_idx)
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "mnist"
 PACKAGE_DATA = Path(datasets.__file__).parent / "data"
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_mnist_mini.py"
 MNIST_FILES = datasets.MNIST_FILES
 FIRST_MIRROR, SECOND_MIRROR = datasets.MNIST_MIRRORS
 # The autouse fixture gives every test a fresh tmp_path, so Hypothesis examples
@@ -130,7 +136,16 @@ RANDOM_GZ = gzip.compress(RANDOM_RAW)
     (RAW[:3] + b"\x00" + RAW[4:], "0 dimensions"),
     (RAW[:10], r"10 bytes, too short for an IDX header with 3 dimensions \(16 bytes\)"),
     (RAW[:-1], r"file is 75 bytes, expected 76 for 3 x 4 x 5 uint8 items \(truncated\?\)"),
-    (RAW + b"\x00", r"file is 77 bytes, expected 76 for 3 x 4 x 5 uint8 items \(trailing bytes\?\)"),
+    (RAW + b"\x00", r"file is longer than the 76 bytes expected for 3 x 4 x 5 uint8 items "
+                    r"\(trailing bytes\?\)"),
+    (gzip.compress(RAW + bytes(1000)), r"decompressed file is longer than the 76 bytes expected .*trailing"),
+    (RAW[:3] + b"\xff" + bytes(4 * 255), r"IDX header says 255 dimensions, expected 1 to 4$"),
+    (RAW[:3] + b"\x05", r"IDX header says 5 dimensions"),
+    # the header is checked before anything is allocated or read
+    (bytes([0, 0, 8, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 3, 0]),
+     r"promises 65536 x 65536 x 768 = 3,298,534,883,328 items, more than the 50,000,000"),
+    (gzip.compress(bytes([0, 0, 8, 1, 2, 250, 240, 129])),
+     r"promises 50000001 items, more than the 50,000,000"),
     (gzip.compress(RAW[:-3]), r"decompressed file is 73 bytes, expected 76 .*truncated"),
     (gzip.compress(b""), "decompressed file is empty"),
     (GZ[:len(GZ) // 2], "corrupt gzip stream"),
@@ -146,6 +161,95 @@ def test_corrupt_idx_files(tmp_path, data, message):
         read_idx(path)
     assert str(path) in str(info.value)  # the message names the file
     assert isinstance(info.value, ValueError)
+
+
+def test_idx_error_messages_stay_short(tmp_path):
+    path = tmp_path / "many-dims"
+    for ndim in (4, 5, 200, 255):
+        path.write_bytes(bytes([0, 0, 8, ndim]) + b"\xff\xff\xff\xff" * ndim)
+        with pytest.raises(IDXError) as info:
+            read_idx(path)
+        assert len(str(info.value)) < len(str(path)) + 200, str(info.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_idx_paths_that_are_not_files(tmp_path):
+    with pytest.raises(IDXError, match=f"^{tmp_path}: is a folder, expected an IDX file$"):
+        read_idx(tmp_path)
+    os.mkfifo(tmp_path / "pipe")  # open() would wait for a writer; read_idx must not
+    outcome = []
+    thread = threading.Thread(target=lambda: outcome.append(read_or_idx_error(tmp_path / "pipe")),
+                              daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    if thread.is_alive():
+        with open(tmp_path / "pipe", "wb"):  # let it go, so that the test run can end
+            pass
+        pytest.fail("read_idx waited on a named pipe")
+    assert outcome == [None]
+
+
+ROOT = Path(__file__).resolve().parents[1]
+MEMORY_LIMIT = 400 * 2**20  # Python with NumPy needs about 110 MB of address space
+
+
+def write_gzip_bomb(path, header, zeros_mib=1024):
+    """A gzip file of ``header`` followed by ``zeros_mib`` MiB of zeros: about 1 MB for 1 GiB.
+
+    Built without holding the content: a full flush after each MiB of zeros resets
+    the compressor, so every MiB compresses to the same bytes, written again and again.
+    """
+    compressor, mib = zlib.compressobj(9, zlib.DEFLATED, -15), bytes(2**20)  # raw deflate
+    start = compressor.compress(header) + compressor.flush(zlib.Z_FULL_FLUSH)
+    piece = compressor.compress(mib) + compressor.flush(zlib.Z_FULL_FLUSH)
+    assert piece == compressor.compress(mib) + compressor.flush(zlib.Z_FULL_FLUSH)
+    crc = zlib.crc32(header)
+    for _ in range(zeros_mib):
+        crc = zlib.crc32(mib, crc)
+    with open(path, "wb") as file:
+        file.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff")  # gzip, deflate, no name, mtime 0
+        file.write(start)
+        for _ in range(zeros_mib):
+            file.write(piece)
+        file.write(compressor.flush())  # the final block ...
+        file.write(struct.pack("<II", crc, (len(header) + zeros_mib * 2**20) % 2**32))  # ... the trailer
+
+
+def run_with_memory_limit(code, limit=MEMORY_LIMIT):
+    """Run ``code`` in a child Python limited to ``limit`` bytes of address space; its stdout."""
+    prelude = f"import resource; resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))\n"
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True,
+                             env=environment, timeout=120)
+    assert process.returncode == 0, process.stderr
+    return process.stdout
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS is enforced on Linux")
+def test_gzip_bomb_is_refused_within_a_memory_limit(tmp_path):
+    bomb = tmp_path / "train-images-idx3-ubyte.gz"
+    write_gzip_bomb(bomb, bytes([0, 0, 8, 3, 0, 0, 0xEA, 0x60, 0, 0, 0, 28, 0, 0, 0, 28]))  # 60000 x 28 x 28
+    assert bomb.stat().st_size < 2 * 2**20
+    output = run_with_memory_limit(f"""
+import gzip
+from numvae import datasets
+path = {str(bomb)!r}
+try:  # what read_idx used to do: the bomb must be real, or this test proves nothing
+    gzip.decompress(open(path, "rb").read())
+except MemoryError:
+    print("naive: MemoryError")
+for read in (lambda: datasets.read_idx(path),
+             lambda: datasets._verify_download("train-images-idx3-ubyte.gz", open(path, "rb").read())):
+    try:
+        read()
+    except datasets.IDXError as err:
+        print("numvae:", err)
+""")
+    lines = output.splitlines()
+    assert lines[0] == "naive: MemoryError"
+    expected = "decompressed file is longer than the 47040016 bytes expected for 60000 x 28 x 28"
+    assert lines[1] == f"numvae: {bomb}: {expected} uint8 items (trailing bytes?)"
+    assert lines[2].startswith(f"numvae: download: {expected}") and len(lines) == 3
 
 
 def test_idx_bad_arguments(tmp_path):
@@ -449,7 +553,24 @@ def test_mnist_mini_readme_lists_the_hashes():
         data = (PACKAGE_DATA / f"mnist-mini-{name}").read_bytes()
         assert hashlib.sha256(data).hexdigest() in readme
         assert hashlib.sha256(gzip.decompress(data)).hexdigest() in readme
-    assert "make_mnist_mini('../shared/mnist', 'numvae/data')" in readme
+    assert "python scripts/make_mnist_mini.py ../shared/mnist numvae/data" in readme
+
+
+def load_script():
+    """scripts/make_mnist_mini.py as a module (it is a tool, not part of the package)."""
+    spec = importlib.util.spec_from_file_location("make_mnist_mini", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_mnist_mini(*args, **kwargs):
+    return load_script().make_mnist_mini(*args, **kwargs)
+
+
+def test_make_mnist_mini_is_not_in_the_package():
+    assert not hasattr(datasets, "make_mnist_mini")
+    assert len(Path(datasets.__file__).read_text(encoding="utf-8").splitlines()) < 400
 
 
 @pytest.fixture(scope="module")
@@ -507,12 +628,30 @@ def test_make_mnist_mini_on_small_files(tmp_path):
     again = make_mnist_mini(tmp_path / "src", tmp_path / "again", n_train=50, n_test=20)
     other = make_mnist_mini(tmp_path / "src", tmp_path / "other", n_train=50, n_test=20, seed=1)
     assert paths[0].read_bytes() == again[0].read_bytes() != other[0].read_bytes()
-    with pytest.raises(ValueError, match="n_train: expected a multiple of 10"):
+    with pytest.raises(ValueError, match="n_train: expected a positive multiple of 10"):
         make_mnist_mini(tmp_path / "src", tmp_path / "out", n_train=55)
     with pytest.raises(ValueError, match="training set has 10 images of digit 0, fewer than the 20"):
         make_mnist_mini(tmp_path / "src", tmp_path / "out", n_train=200)
     with pytest.raises(DataUnavailableError, match="source_dir"):
         make_mnist_mini(tmp_path / "nothing", tmp_path / "out")
+
+
+def test_make_mnist_mini_script_runs_from_a_checkout(tmp_path):
+    # No PYTHONPATH: the script finds the numvae beside it by itself.
+    for name, array in zip(MNIST_FILES, [np.zeros((20, 28, 28), np.uint8), np.arange(20, dtype=np.uint8) % 10,
+                                         np.ones((10, 28, 28), np.uint8), np.arange(10, dtype=np.uint8)]):
+        write_idx(tmp_path / name, array)
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    def run(*args):
+        return subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), *args], capture_output=True,
+                              text=True, env=environment, cwd=tmp_path, timeout=60)
+    process = run(str(tmp_path / "out"), "--n-train", "20", "--n-test", "10")
+    assert process.returncode == 0, process.stderr
+    assert process.stdout.split() == [str(tmp_path / "out" / f"mnist-mini-{name}") for name in MNIST_FILES]
+    np.testing.assert_array_equal(read_idx(tmp_path / "out" / f"mnist-mini-{MNIST_FILES[3]}"), np.arange(10))
+    refused = run(str(tmp_path / "big"))  # 1,000 of each digit wanted, 2 available
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "fewer than the 1000 requested" in refused.stderr and not (tmp_path / "big").exists()
 
 
 # ---------------------------------------------------------------- load_dataset

@@ -1,10 +1,15 @@
 """Tests for numvae._io: atomic file writes."""
 import os
+import signal
+import subprocess
 import sys
+import threading
+from pathlib import Path
 
 import pytest
 
-from numvae._io import atomic_write, atomic_write_bytes
+from numvae._io import (NotRegularFileError, atomic_write, atomic_write_bytes, open_regular,
+                        remove_stale_temporaries)
 
 
 def leftovers(folder, keep):
@@ -118,3 +123,109 @@ def test_bad_arguments():
         atomic_write_bytes("x.bin", "text")
     with pytest.raises(TypeError, match="path: expected a path"):
         atomic_write_bytes(42, b"data")
+
+
+# ---------------------------------------------------------------- temporary files of killed saves
+
+ROOT = Path(__file__).resolve().parents[1]
+SAVE_AND_HANG = """
+import sys, time
+from numvae._io import atomic_write
+with atomic_write(sys.argv[1]) as file:
+    file.write(b"half a save")
+    file.flush()
+    print("writing", flush=True)
+    time.sleep(60)
+"""
+
+
+def start_hanging_save(target):
+    """A child process half way through saving ``target``, returned once its temporary file exists."""
+    child = subprocess.Popen([sys.executable, "-c", SAVE_AND_HANG, str(target)], stdout=subprocess.PIPE,
+                             text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert child.stdout.readline() == "writing\n"
+    return child
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="kill -9 and os.kill(pid, 0) are POSIX")
+def test_next_save_removes_temporaries_of_killed_saves_only(tmp_path):
+    target = tmp_path / "c.npz"
+    target.write_bytes(b"previous")
+    killed, alive = start_hanging_save(target), start_hanging_save(target)
+    try:
+        killed.send_signal(signal.SIGKILL)  # kill -9: no chance to clean up
+        killed.wait(timeout=30)
+        temps = leftovers(tmp_path, {"c.npz"})
+        assert len(temps) == 2 and all(name.startswith(".c.npz.") for name in temps)
+        killed_temp = [name for name in temps if f".{killed.pid}." in name]
+        alive_temp = [name for name in temps if f".{alive.pid}." in name]
+        assert len(killed_temp) == 1 and len(alive_temp) == 1
+        # Look-alikes that must survive: another target's, an old unnamed one, a folder.
+        others = [".c.npz.bak", ".c.npz.tmp", f".d.npz.{killed.pid}.0123456789ab.tmp",
+                  f".c.npz.{killed.pid}.0123456789ab.tmp.keep", f".c.npz.{killed.pid}.XYZ456789abc.tmp",
+                  ".c.npz.0123456789ab.tmp", "c.npz.tmp"]
+        for name in others:
+            (tmp_path / name).write_bytes(b"not ours")
+        (tmp_path / f".c.npz.{killed.pid}.aaaaaaaaaaaa.tmp").mkdir()
+        atomic_write_bytes(target, b"new")
+        assert target.read_bytes() == b"new"
+        assert leftovers(tmp_path, {"c.npz"}) == sorted(
+            alive_temp + others + [f".c.npz.{killed.pid}.aaaaaaaaaaaa.tmp"])
+    finally:
+        alive.kill()
+        alive.wait(timeout=30)
+        alive.stdout.close()
+        killed.stdout.close()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="os.kill(pid, 0) is POSIX")
+def test_stale_temporaries_of_a_dead_process_are_removed(tmp_path):
+    target = tmp_path / "out.bin"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    pid = int(dead.stdout)  # a process that has ended (and, almost surely, whose id is free)
+    stale = [f".out.bin.{pid}.{i:012x}.tmp" for i in range(3)]
+    for name in stale:
+        (tmp_path / name).write_bytes(b"x" * 1000)
+    mine = f".out.bin.{os.getpid()}.ffffffffffff.tmp"  # this very process: still running
+    (tmp_path / mine).write_bytes(b"in progress")
+    assert sorted(remove_stale_temporaries(target)) == stale
+    assert remove_stale_temporaries(target) == []
+    atomic_write_bytes(target, b"data")
+    assert leftovers(tmp_path, {"out.bin"}) == [mine]
+
+
+# ---------------------------------------------------------------- opening only regular files
+
+def test_open_regular(tmp_path):
+    (tmp_path / "file").write_bytes(b"content")
+    with open_regular(tmp_path / "file") as file:
+        assert file.read() == b"content"
+    with pytest.raises(FileNotFoundError):
+        open_regular(tmp_path / "missing")
+    with pytest.raises(NotRegularFileError, match="is a folder, expected a file") as info:
+        open_regular(tmp_path)
+    assert info.value.kind == "a folder" and isinstance(info.value, OSError)
+    if os.path.exists("/dev/null"):
+        with pytest.raises(NotRegularFileError, match="is a device"):
+            open_regular("/dev/null")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_open_regular_refuses_a_named_pipe_without_waiting(tmp_path):
+    os.mkfifo(tmp_path / "pipe")
+    outcome = []
+
+    def attempt():
+        try:
+            open_regular(tmp_path / "pipe").close()
+        except NotRegularFileError as err:
+            outcome.append(err.kind)
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    if thread.is_alive():
+        with open(tmp_path / "pipe", "wb"):  # let it go, so that the test run can end
+            pass
+        pytest.fail("open_regular waited on a named pipe")
+    assert outcome == ["a named pipe"]
