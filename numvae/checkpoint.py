@@ -21,16 +21,18 @@ Files are written atomically (``numvae._io.atomic_write``) and read with
 """
 import io
 import json
-import zipfile
 
 import numpy as np
 
 from ._io import as_path, atomic_write_bytes
+from .checkpoint_fields import check_generator_state, check_history, check_train_state
+from .npz import Member, NpzReader
 from .optim import SGD, Adam
 from .optim_fast import FastAdam
 from .vae import VAE
 
 FORMAT_VERSION = 2
+MAX_CHECKPOINT_BYTES = 2**30  # 1 GiB: a hundred times the largest model here, with Adam's moments
 READABLE_VERSIONS = (1, 2)
 PART_KINDS = ("likelihood", "posterior", "prior", "objective")
 ARCHITECTURE_KEYS = ("input_dim", "shared_dim", "latent_dim", "encoder_hidden",
@@ -118,39 +120,20 @@ def _optimizer_config(optimizer):
     return dict(type=kind, **optimizer.settings())
 
 
-def _read_npz(path):
-    """All arrays of the file, as a dict; CheckpointError for anything unreadable."""
+def _json(npz, key, check=None):
+    """The JSON text stored in ``key``, parsed (and checked by ``check``, which raises a
+    ValueError naming the field)."""
+    text = str(npz.read(key, Member("U", ())))
     try:
-        # we open the file ourselves: np.load leaks its handle when the archive is corrupt
-        with open(path, "rb") as file:
-            if file.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
-                raise CheckpointError(f"checkpoint {path} is not a .npz archive "
-                                      f"(empty, truncated or another kind of file)")
-            file.seek(0)
-            with np.load(file, allow_pickle=False) as npz:
-                return {key: npz[key] for key in npz.files}
-    except CheckpointError:
-        raise
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {path} does not exist") from None
-    except IsADirectoryError:
-        raise CheckpointError(f"checkpoint {path} is a folder, expected a .npz file") from None
+        value = json.loads(text)
     except ValueError as err:
-        if "pickle" in str(err):
-            raise CheckpointError(f"checkpoint {path} contains a pickled object; numvae "
-                                  f"never unpickles (it could run code), so it is refused") from None
-        raise CheckpointError(f"checkpoint {path} is not a readable .npz file ({err})") from None
-    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as err:
-        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({err})") from None
-
-
-def _json(arrays, key, path):
-    try:
-        return json.loads(str(arrays[key]))
-    except KeyError:
-        raise CheckpointError(f"checkpoint {path} has no '{key}' entry") from None
-    except (ValueError, TypeError) as err:
-        raise CheckpointError(f"checkpoint {path}: entry '{key}' is not valid JSON ({err})") from None
+        raise npz.error(f"{npz.path}: entry '{key}' is not valid JSON ({err})") from None
+    if check is not None:
+        try:
+            check(value)
+        except ValueError as err:
+            raise npz.error(f"{npz.path}: {err}") from None
+    return value
 
 
 class Checkpoint:
@@ -166,45 +149,71 @@ class Checkpoint:
 def load_checkpoint(path, *, expect_config=None):
     """Read a checkpoint and rebuild the model and optimiser it holds.
 
-    ``expect_config`` (a dict of VAE constructor arguments, e.g. ``model.config``): when
-    given, every key must match the file's, otherwise a CheckpointError names the keys
-    that differ (loading weights into another architecture).
+    The file is read with ``numvae.npz.NpzReader``: only the arrays the configuration
+    implies, each checked (dtype, shape, size) before its data is read, the whole within
+    ``MAX_CHECKPOINT_BYTES``; every field is validated. Any fault is a CheckpointError
+    naming the file and the field. ``expect_config`` (a dict of VAE constructor
+    arguments, e.g. ``model.config``): when given, every key must match the file's.
     """
     path = as_path(path, "path")
-    arrays = _read_npz(path)
-    if "format_version" not in arrays:
-        raise CheckpointError(f"{path} is not a numvae checkpoint (no format_version)")
-    version = _version(arrays["format_version"], path)
+    with NpzReader(path, max_total_bytes=MAX_CHECKPOINT_BYTES,
+                   error=lambda message: CheckpointError(f"checkpoint {message}")) as npz:
+        if "format_version" not in npz.names:
+            raise CheckpointError(f"{path} is not a numvae checkpoint (no format_version)")
+        version = _version(npz.read("format_version", Member("iu", ())), path)
+        model = _build_model(_json(npz, "config"), version, expect_config, path)
+        settings = _json(npz, "optimizer") if "optimizer" in npz.names else None
+        optimizer = None if settings is None else _new_optimizer(settings, model, path, version)
+        npz.check_names(_expected_members(model, optimizer))
+        _read_parameters(npz, model)
+        model.rng.bit_generator.state = _json(
+            npz, "model_rng", lambda s: check_generator_state(s, "model_rng"))
+        if optimizer is not None:
+            _read_optimizer_state(npz, optimizer)
+        permutation = (npz.read("train_permutation", Member("iu", None))
+                       if "train_permutation" in npz.names else None)
+        if permutation is not None and permutation.ndim != 1:
+            raise CheckpointError(f"checkpoint {path}: train_permutation has shape "
+                                  f"{permutation.shape}; expected one dimension")
+        return Checkpoint(model, optimizer, _json(npz, "history", check_history),
+                          _json(npz, "train_state", check_train_state), permutation)
+
+
+def _build_model(config, version, expect_config, path):
     try:
-        arguments = vae_arguments(_json(arrays, "config", path), version)
+        arguments = vae_arguments(config, version)
         if expect_config is not None:
             _compare_configs(arguments, expect_config, path)
-        model = VAE(**arguments)
+        return VAE(**arguments)
+    except CheckpointError:
+        raise
     except (KeyError, TypeError, ValueError, AttributeError) as err:
-        if isinstance(err, CheckpointError):
-            raise
         raise CheckpointError(f"checkpoint {path} has an invalid model configuration "
                               f"({type(err).__name__}: {err})") from None
+
+
+def _expected_members(model, optimizer):
+    """Every array the file must (or may) hold, with its dtype kinds and exact shape."""
+    expected = {"format_version": Member("iu", ()), "config": Member("U", ()),
+                "model_rng": Member("U", ()), "history": Member("U", ()),
+                "train_state": Member("U", ()),
+                "train_permutation": Member("iu", None, required=False)}
+    expected.update({f"param/{name}": Member("f", p.shape) for name, p in model.params.items()})
+    if optimizer is not None:
+        expected["optimizer"] = Member("U", ())
+        expected.update({f"optimizer/{key}": Member("fiu", np.shape(value))
+                         for key, value in optimizer.state_dict().items()})
+    return expected
+
+
+def _read_parameters(npz, model):
     for name, param in model.params.items():
-        stored = arrays.get(f"param/{name}")
-        if stored is None or stored.shape != param.shape:
-            got = "missing" if stored is None else f"shape {stored.shape}"
-            raise CheckpointError(f"checkpoint {path}: parameter {name} is {got}; the "
-                                  f"configuration needs shape {param.shape}")
-        if stored.dtype.kind != "f":
-            raise CheckpointError(f"checkpoint {path}: parameter {name} has dtype {stored.dtype}; "
-                                  f"expected a real float array")
+        stored = npz.read(f"param/{name}", Member("f", param.shape))
         with np.errstate(over="ignore", invalid="ignore"):
             param[...] = stored  # cast to the model's dtype first: 1e300 is finite in float64 only
         if not np.isfinite(param).all():
-            raise CheckpointError(f"checkpoint {path}: parameter {name} is not finite in "
+            raise CheckpointError(f"checkpoint {npz.path}: parameter {name} is not finite in "
                                   f"{model.dtype.name} (a diverged or damaged model)")
-    model.rng.bit_generator.state = _json(arrays, "model_rng", path)
-    optimizer = None
-    if "optimizer" in arrays:
-        optimizer = _load_optimizer(arrays, model, path, version)
-    return Checkpoint(model, optimizer, _json(arrays, "history", path),
-                      _json(arrays, "train_state", path), arrays.get("train_permutation"))
 
 
 def _version(stored, path):
@@ -228,23 +237,27 @@ def _normalise(value):
     return list(value) if isinstance(value, (tuple, list)) else value
 
 
-def _load_optimizer(arrays, model, path, version):
-    settings = _json(arrays, "optimizer", path)
+def _new_optimizer(settings, model, path, version):
+    """The optimiser the settings describe, on the model's parameters (its state comes next)."""
     if not isinstance(settings, dict):
         raise CheckpointError(f"checkpoint {path}: entry 'optimizer' is not a JSON object")
+    settings = dict(settings)
     kind = settings.pop("type", None)
     if version == 1 and kind == "Adam":
         kind = "FastAdam"  # version 1's Adam was the one-sweep path with the denormal flush
-    if kind not in OPTIMIZERS:
+    if not isinstance(kind, str) or kind not in OPTIMIZERS:
         raise CheckpointError(f"checkpoint {path} has an unknown optimizer {kind!r}; "
                               f"expected one of {', '.join(OPTIMIZERS)}")
-    state = {key[len("optimizer/"):]: value for key, value in arrays.items()
-             if key.startswith("optimizer/")}
     try:
-        optimizer = OPTIMIZERS[kind](model.params, **settings)
+        return OPTIMIZERS[kind](model.params, **settings)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"checkpoint {path}: invalid optimizer settings ({err})") from None
+
+
+def _read_optimizer_state(npz, optimizer):
+    state = {key: npz.read(f"optimizer/{key}", Member("fiu", np.shape(value)))
+             for key, value in optimizer.state_dict().items()}
+    try:
         optimizer.load_state_dict(state)
     except (KeyError, ValueError, TypeError) as err:
-        if isinstance(err, CheckpointError):
-            raise
-        raise CheckpointError(f"checkpoint {path} has an incomplete optimizer state ({err})") from None
-    return optimizer
+        raise CheckpointError(f"checkpoint {npz.path}: invalid optimizer state ({err})") from None

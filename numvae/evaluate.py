@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from .losses import NumericalError
 from .objectives import kl_term
 from .validation import check_positive_int
 
@@ -15,6 +16,15 @@ from .validation import check_positive_int
 def _batches(n, batch_size):
     for start in range(0, n, batch_size):
         yield slice(start, min(start + batch_size, n))
+
+
+def _finite(values, quantity):
+    """``values``, or a NumericalError naming ``quantity`` if any is NaN or infinite: no
+    figure that is not finite is ever reported as a result."""
+    if not np.isfinite(values).all():
+        raise NumericalError(f"{quantity} is not finite ({np.sum(~np.isfinite(values))} of "
+                             f"{np.size(values)} values); the model is diverged or damaged")
+    return values
 
 
 def evaluate_elbo(model, images, *, batch_size=1000, seed=0):
@@ -35,15 +45,18 @@ def evaluate_elbo(model, images, *, batch_size=1000, seed=0):
         c = model.forward(x, eps, kl_weight=1.0)
         reconstruction.append(c["reconstruction"])
         kl.append(c["kl"])
-        kl_per_dim += kl_part.per_dimension(c).sum(axis=0)
-    reconstruction = np.concatenate(reconstruction).astype(np.float64)
-    kl = np.concatenate(kl).astype(np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked below, by name
+            kl_per_dim += kl_part.per_dimension(c).sum(axis=0)
+    reconstruction = _finite(np.concatenate(reconstruction).astype(np.float64),
+                             "the reconstruction term")
+    kl = _finite(np.concatenate(kl).astype(np.float64), "the KL term")
     negative_elbo = reconstruction + kl
     return dict(loss=float(negative_elbo.mean()),
                 loss_se=float(negative_elbo.std(ddof=1) / math.sqrt(len(images)))
                 if len(images) > 1 else float("nan"),
                 reconstruction=float(reconstruction.mean()), kl=float(kl.mean()),
-                kl_per_dim=kl_per_dim / len(images), n=len(images))
+                kl_per_dim=_finite(kl_per_dim / len(images), "the KL per latent dimension"),
+                n=len(images))
 
 
 def kl_per_dimension(model, images, *, batch_size=1000):
@@ -53,9 +66,10 @@ def kl_per_dimension(model, images, *, batch_size=1000):
     kl_part = kl_term(model.posterior, model.prior)
     total = np.zeros(model.latent_dim)
     for rows in _batches(len(images), batch_size):
-        heads, _ = model.encoder.forward(images[rows])
-        total += kl_part.per_dimension(heads).sum(axis=0)
-    return total / len(images)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked below, by name
+            heads, _ = model.encoder.forward(images[rows])
+            total += kl_part.per_dimension(heads).sum(axis=0)
+    return _finite(total / len(images), "the KL per latent dimension")
 
 
 def active_units(model, images, *, threshold=0.01, batch_size=1000):
@@ -64,9 +78,11 @@ def active_units(model, images, *, threshold=0.01, batch_size=1000):
     Returns (number of active units, the variance of each dimension's mean: (latent_dim,)).
     """
     images = model.check_data(images, "images")
-    means = np.concatenate([model.encoder.forward(images[rows])[0]["mean"]
-                            for rows in _batches(len(images), batch_size)])
-    variance = means.astype(np.float64).var(axis=0)
+    with np.errstate(over="ignore", invalid="ignore"):  # checked below, by name
+        means = np.concatenate([model.encoder.forward(images[rows])[0]["mean"]
+                                for rows in _batches(len(images), batch_size)])
+        variance = means.astype(np.float64).var(axis=0)
+    variance = _finite(variance, "the variance of the encoder means")
     return int(np.sum(variance > threshold)), variance
 
 
@@ -113,12 +129,15 @@ def iwae_log_likelihood(model, images, *, k=5000, batch_size=None, max_rows=2000
         running_sum = np.zeros(len(x))  # sum_k exp(log w_k - running_max)
         for start in range(0, k, chunk):
             eps = rng.standard_normal((min(chunk, k - start), len(x), model.latent_dim))
-            log_w = log_weights(model, x, eps.astype(model.dtype)).astype(np.float64)
-            new_max = np.maximum(running_max, log_w.max(axis=0))
-            running_sum = (running_sum * np.exp(running_max - new_max)
-                           + np.exp(log_w - new_max).sum(axis=0))
+            # a damaged or diverged model overflows in here: reported by name below
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                log_w = log_weights(model, x, eps.astype(model.dtype)).astype(np.float64)
+                new_max = np.maximum(running_max, log_w.max(axis=0))
+                running_sum = (running_sum * np.exp(running_max - new_max)
+                               + np.exp(log_w - new_max).sum(axis=0))
             running_max = new_max
-        per_example.append(running_max + np.log(running_sum) - math.log(k))
-    per_example = np.concatenate(per_example)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per_example.append(running_max + np.log(running_sum) - math.log(k))
+    per_example = _finite(np.concatenate(per_example), "the importance-weighted log p(x)")
     se = per_example.std(ddof=1) / math.sqrt(len(per_example)) if len(per_example) > 1 else float("nan")
     return dict(log_px=float(per_example.mean()), log_px_se=float(se), per_example=per_example, k=k)

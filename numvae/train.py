@@ -16,6 +16,7 @@ import numpy as np
 
 from . import datasets
 from .evaluate import evaluate_elbo
+from .checkpoint_fields import check_history, check_resume_position, check_train_state
 from .losses import NumericalError
 from .validation import check_nonnegative_int, check_positive_int
 
@@ -132,8 +133,22 @@ def kl_weight_at(global_step, base_kl_weight, warmup_steps):
     return base_kl_weight * min(1.0, global_step / warmup_steps)
 
 
-def _check_fit_options(epochs, batch_size, kl_warmup_epochs, grad_norm_every):
+def _check_optimizer_holds(model, optimizer):
+    """The optimiser must update the model's own arrays: one built on another model's
+    (or on copies) would train nothing, silently."""
+    held = getattr(optimizer, "params", None)
+    if not isinstance(held, dict) or held.keys() != model.params.keys() or not all(
+            held[name] is array for name, array in model.params.items()):
+        raise ValueError("optimizer must hold the model's own parameter arrays: build it as "
+                         "Adam(model.params) with this model")
+
+
+def _check_fit_options(epochs, batch_size, kl_warmup_epochs, grad_norm_every, binarize, seed):
     check_nonnegative_int(kl_warmup_epochs, "kl_warmup_epochs")
+    if not isinstance(binarize, (bool, np.bool_)):
+        raise TypeError(f"binarize must be True or False; got {binarize!r}")
+    if seed is not None:
+        check_nonnegative_int(seed, "seed")
     return (check_positive_int(epochs, "epochs"), check_positive_int(batch_size, "batch_size"),
             check_positive_int(grad_norm_every, "grad_norm_every"))
 
@@ -156,8 +171,9 @@ def fit(model, optimizer, train_data, *, epochs, batch_size=128, val_data=None,
     """
     images = _as_images(train_data, model, "train_data")
     val_images = None if val_data is None else _as_images(val_data, model, "val_data")
-    epochs, batch_size, grad_norm_every = _check_fit_options(epochs, batch_size,
-                                                             kl_warmup_epochs, grad_norm_every)
+    _check_optimizer_holds(model, optimizer)
+    epochs, batch_size, grad_norm_every = _check_fit_options(
+        epochs, batch_size, kl_warmup_epochs, grad_norm_every, binarize, seed)
     run = _Run(model, optimizer, images, batch_size, seed, history, train_state, train_permutation)
     run.warmup_steps = kl_warmup_epochs * run.steps_per_epoch
     run.binarize, run.grad_norm_every = binarize, grad_norm_every
@@ -189,6 +205,11 @@ class _Run:
         self.model, self.optimizer, self.images = model, optimizer, images
         self.batch_size = batch_size
         self.steps_per_epoch = -(-len(images) // batch_size)
+        if history:
+            check_history(history, complete=True)
+        if train_state:
+            check_train_state(train_state, complete=True)
+            check_resume_position(train_state, permutation, len(images), batch_size)
         self.history = new_history() if not history else history
         self.rng = np.random.default_rng(seed)
         self.state = dict(epoch=0, step=0, train_reconstruction_sum=0.0, train_kl_sum=0.0,

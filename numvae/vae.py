@@ -20,7 +20,8 @@ from .objectives import OBJECTIVES
 from .posteriors import POSTERIORS
 from .priors import PRIORS
 from .validation import (check_choice, check_data, check_eps, check_latent,
-                         check_nonnegative_float, check_vae_config, check_widths)
+                         check_nonnegative_float, check_positive_int, check_vae_config,
+                         check_widths)
 
 
 def _mlp(sizes, activation, rng, dtype):
@@ -225,7 +226,7 @@ class VAE:
     def sample(self, n, rng=None):
         """n draws of the decoder output for z ~ p(z): (n, input_dim)."""
         rng = self.rng if rng is None else rng
-        return self.decode(self.prior.sample(n, rng))
+        return self.decode(self.prior.sample(check_positive_int(n, "n"), rng))
 
     def draw_eps(self, batch_size, n_samples=None):
         """eps ~ N(0, I) of shape (n_samples, batch, latent_dim), from ``self.rng``."""

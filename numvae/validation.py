@@ -67,12 +67,17 @@ def check_vae_config(input_dim, shared_dim, latent_dim, sigma, kl_weight, n_samp
     check_nonnegative_float(kl_weight, "kl_weight")
     if seed is not None and (not _is_int(seed) or seed < 0):
         raise ValueError(f"seed must be None or an integer >= 0; got {seed!r}")
+    if dtype is None:  # np.dtype(None) would silently be float64
+        raise TypeError("dtype must be float32 or float64; got None")
     if np.dtype(dtype) not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64; got {np.dtype(dtype).name}")
 
 
 def _as_float_array(value, name):
     """``value`` as an array, refusing strings, objects, bools mixed in as text, etc."""
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(f"{name} is a masked array; numvae would ignore its mask: fill or drop "
+                        f"the masked entries first (np.ma.filled, np.ma.compress_rows)")
     array = np.asarray(value)
     if array.dtype.kind not in "fiub":
         raise TypeError(f"{name} must be a numeric array; got dtype {array.dtype}")

@@ -86,7 +86,7 @@ def test_pickled_object_is_refused_and_never_run(tmp_path):
     with zipfile.ZipFile(path, "w") as archive:
         for name, data in entries.items():
             archive.writestr(name, data)
-    with pytest.raises(CheckpointError, match="pickled object"):
+    with pytest.raises(CheckpointError, match="holds pickled Python objects; numvae never unpickles"):
         load_checkpoint(path)
     assert not marker.exists()
 
@@ -177,7 +177,7 @@ def test_float64_parameters_beyond_float32_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("optimizer/m.encoder.mean.b", np.float32(0.0), r"m.encoder.mean.b has shape \(\)"),
+    ("optimizer/m.encoder.mean.b", np.float32(0.0), r"'optimizer/m.encoder.mean.b' has shape \(\)"),
     ("optimizer/v.encoder.mean.b", np.full(2, np.nan, np.float32), "v.encoder.mean.b is not finite"),
     ("optimizer/t", np.array(-3), "t must be an integer >= 0"),
     ("optimizer/t", np.array(2.5), "t must be an integer >= 0"),

@@ -52,8 +52,12 @@ def test_resume_continues_exactly(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--bogus"], "unrecognized arguments: --bogus"),
-    (["train", "--epochs", "0"], "--epochs: expected a positive integer, got '0'"),
-    (["train", "--lr", "nan"], "--lr: expected a positive finite number"),
+    (["train", "--epochs", "0"], "--epochs: expected an integer from 1 to 100,000, got '0'"),
+    (["train", "--lr", "nan"], "--lr: expected a finite number in (0, 10], got 'nan'"),
+    (["train", "--epochs", "99999999999999999999999"], "--epochs: expected an integer from 1 to"),
+    (["train", "--sigma", "1e300"], "--sigma: expected a finite number in [0.001, 1000]"),
+    (["sample", "c.npz", "--n", "100000000000"], "--n: expected an integer from 1 to 10,000"),
+    (["evaluate", "c.npz", "--iwae-k", "-1"], "--iwae-k: expected an integer from 0 to 100,000"),
     (["train", "--dataset", "cifar"], "invalid choice: 'cifar'"),
     (["evaluate"], "the following arguments are required: checkpoint"),
 ])
@@ -123,3 +127,10 @@ def test_resume_says_which_options_it_ignores(tmp_path, capsys):
                         "--lr", "0.5", "--no-plots"], capsys)
     assert code == 0 and "ignoring --lr" in err
     assert load_checkpoint(out / "checkpoint.npz").optimizer.lr == 1e-3
+
+
+def test_ranges_still_allow_a_paper_s_schedule_and_k_5000():
+    from numvae.cli import build_parser
+    args = build_parser().parse_args(["train", "--epochs", "3280"])
+    assert args.epochs == 3280
+    assert build_parser().parse_args(["evaluate", "c.npz", "--iwae-k", "5000"]).iwae_k == 5000

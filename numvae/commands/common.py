@@ -3,6 +3,7 @@ option types (each with its range), and opening a checkpoint or an output folder
 import argparse
 import math
 import sys
+import time
 from pathlib import Path
 
 from .. import datasets
@@ -24,41 +25,50 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)", code=2)
 
 
-def int_at_least(low, what):
-    """An argparse type: an integer >= ``low``, described as ``what`` in the error."""
+def int_in(low, high):
+    """An argparse type: an integer in [low, high]. Every option has a range, checked up
+    front, so that an absurd value is one line naming the option (argparse prefixes the
+    option's name), never an allocation of terabytes or a loop of 10**20 epochs."""
     def parse(text):
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text[:40]!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer from {low:,} to {high:,}, "
+                                             f"got {text[:40]!r}")
         return value
     return parse
 
 
-positive_int = int_at_least(1, "a positive integer")
-nonnegative_int = int_at_least(0, "an integer >= 0")
+def float_in(low, high, *, low_open=False):
+    """An argparse type: a finite number in [low, high] (or (low, high] with ``low_open``)."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text[:40]!r}") from None
+        above_low = value > low if low_open else value >= low
+        if not (math.isfinite(value) and above_low and value <= high):
+            bracket = "(" if low_open else "["
+            raise argparse.ArgumentTypeError(f"expected a finite number in {bracket}{low:g}, "
+                                             f"{high:g}], got {text[:40]!r}")
+        return value
+    return parse
 
 
-def positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return value
-
-
-def nonnegative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
+# the ranges of the options (a paper's 3,280 epochs and K = 5000 fit comfortably)
+positive_int = int_in(1, 10_000_000)
+nonnegative_int = int_in(0, 10_000_000)
+epochs_option = int_in(1, 100_000)
+width_option = int_in(1, 100_000)          # layer widths, latent sizes, batch sizes
+images_option = int_in(1, 10_000)          # images drawn at once (sample --n)
+samples_option = int_in(0, 100_000)        # importance samples K
+seed_option = int_in(0, 2**63 - 1)
+positive_float = float_in(0.0, 1e6, low_open=True)
+nonnegative_float = float_in(0.0, 1e6)
+sigma_option = float_in(1e-3, 1e3)
+lr_option = float_in(0.0, 10.0, low_open=True)
 
 
 def add_data_options(parser):
@@ -91,6 +101,30 @@ def test_data(checkpoint, args):
     return data
 
 
+def new_run_folder(out, overwrite):
+    """The folder a new training run writes into: ``out``, refused if it holds files
+    unless ``overwrite`` (a run never silently replaces another's checkpoint); or a new
+    ``runs/<timestamp>`` folder, created exclusively (``-2``, ``-3``, ... on collision, so
+    that two runs started in the same second never share one)."""
+    if out:
+        folder = Path(out)
+        if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+            raise UsageError(f"numvae: error: output folder {folder} is not empty; give "
+                             f"--overwrite to replace its files, or --resume {folder / 'checkpoint.npz'} "
+                             f"to continue that run")
+        return make_out_dir(folder, None)
+    stem = Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, 1000):
+        folder = stem if attempt == 1 else stem.with_name(f"{stem.name}-{attempt}")
+        try:
+            folder.mkdir()  # exclusive: fails if another run made it first
+        except FileExistsError:
+            continue
+        return make_out_dir(folder, None)
+    raise UsageError(f"numvae: error: cannot find a free run folder next to {stem}")
+
+
 def make_out_dir(out, default):
     """The folder ``out`` (or ``default``), created if needed and checked writable."""
     folder = Path(out) if out else Path(default)
@@ -112,12 +146,14 @@ def save_figures(model, history, data, folder):
 
 
 def output_file(path, suffix, overwrite):
-    """``path`` as a Path for a new file ending in ``suffix``: refused (one line) if it
-    exists and ``overwrite`` is false, or if its folder does not exist."""
+    """``path`` as a Path for a new file ending in ``suffix`` (or one of the tuple
+    ``suffix``): refused (one line) if it exists and ``overwrite`` is false, or if its
+    folder does not exist."""
     path = Path(path)
-    if path.suffix != suffix:
-        raise UsageError(f"numvae: error: the output file must end in {suffix}; got {path.name}",
-                         code=2)
+    suffixes = (suffix,) if isinstance(suffix, str) else tuple(suffix)
+    if path.suffix not in suffixes:
+        raise UsageError(f"numvae: error: the output file must end in {' or '.join(suffixes)}; "
+                         f"got {path.name}", code=2)
     if path.exists() and not overwrite:
         raise UsageError(f"numvae: error: {path} exists; give --overwrite to replace it")
     if not path.parent.is_dir():

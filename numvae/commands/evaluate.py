@@ -1,13 +1,13 @@
 """``numvae evaluate``: test-set negative ELBO, KL per dimension, active units and the
 importance-weighted estimate of log p(x)."""
 from .. import evaluate
-from .common import add_data_options, nonnegative_int, open_checkpoint, positive_int, test_data
+from .common import add_data_options, open_checkpoint, positive_int, samples_option, test_data
 
 
 def add_parser(commands):
     p = commands.add_parser("evaluate", help="test-set negative ELBO and importance-weighted log p(x)")
     p.add_argument("checkpoint")
-    p.add_argument("--iwae-k", type=nonnegative_int, default=100,
+    p.add_argument("--iwae-k", type=samples_option, default=100,
                    help="importance samples K (0: skip; default 100)")
     p.add_argument("--n", type=positive_int, help="evaluate only the first N test images")
     add_data_options(p)

@@ -7,18 +7,18 @@ from .. import datasets
 from ..checkpoint import load_checkpoint
 from ..inspect import trace_step
 from ..vae import VAE
-from .common import UsageError, nonnegative_int, positive_int
+from .common import UsageError, int_in, seed_option
 
 
 def add_parser(commands):
     p = commands.add_parser("inspect", help="trace one training step, forward and backward")
     p.add_argument("checkpoint", nargs="?",
                    help="a checkpoint (default: a fresh slides' VAE on the embedded subset)")
-    p.add_argument("--batch-size", type=positive_int, default=4)
+    p.add_argument("--batch-size", type=int_in(1, 1000), default=4)
     p.add_argument("--check", action="store_true",
                    help="add finite-difference estimates of each parameter gradient (float64)")
     p.add_argument("--show", metavar="NAME", help="print the full array of one quantity")
-    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--seed", type=seed_option, default=0)
     return p
 
 

@@ -4,26 +4,24 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_write
-from .common import UsageError, nonnegative_int, open_checkpoint, positive_int
+from .common import images_option, open_checkpoint, output_file, seed_option
 
 
 def add_parser(commands):
     p = commands.add_parser("sample", help="decode samples z ~ N(0, I) into images")
     p.add_argument("checkpoint")
-    p.add_argument("--n", type=positive_int, default=64)
-    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--n", type=images_option, default=64)
+    p.add_argument("--seed", type=seed_option, default=0)
     p.add_argument("--out", help="a .png picture or a .npy array (default: samples.png next "
-                   "to the checkpoint)")
+                   "to the checkpoint); an existing file is refused unless --overwrite")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     return p
 
 
 def run(args):
     checkpoint = open_checkpoint(args.checkpoint)
-    out = Path(args.out) if args.out else Path(args.checkpoint).parent / "samples.png"
-    if out.suffix not in (".png", ".npy"):
-        raise UsageError(f"numvae: error: --out must end in .png or .npy; got {out.name}", code=2)
-    if not out.parent.is_dir():
-        raise UsageError(f"numvae: error: cannot write {out}: folder {out.parent} does not exist")
+    out = output_file(args.out or Path(args.checkpoint).parent / "samples.png",
+                      (".png", ".npy"), args.overwrite)
     rng = np.random.default_rng(args.seed)
     if out.suffix == ".npy":
         samples = checkpoint.model.sample(args.n, rng)

@@ -1,23 +1,24 @@
 """``numvae train``: train a VAE and write its checkpoint, history, metrics and figures."""
 import json
 import sys
-import time
 from pathlib import Path
 
 from .. import datasets, evaluate, train
 from .._io import atomic_write_bytes
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..optim_fast import FastAdam
 from ..layers import ACTIVATIONS
 from ..likelihoods import LIKELIHOODS
 from ..vae import VAE
-from .common import (Parser, UsageError, load_data, make_out_dir, nonnegative_float, nonnegative_int,
-                     positive_float, positive_int, save_figures)
+from .common import (Parser, UsageError, epochs_option, int_in, load_data, lr_option,
+                     make_out_dir, new_run_folder, nonnegative_float, nonnegative_int, save_figures,
+                     seed_option,
+                     sigma_option, width_option)
 
 DEFAULT_EPOCHS = {"mnist": 10, "mnist-mini": 30, "toy": 50}
 DEFAULT_VAL_SIZE = {"mnist": 5000, "mnist-mini": 1000, "toy": 200}
 # options that a resumed run may change; every other training option comes from the checkpoint
-RESUME_KEEPS = ("command", "resume", "epochs", "out", "no_progress", "no_plots")
+RESUME_KEEPS = ("command", "resume", "epochs", "out", "overwrite", "no_progress", "no_plots")
 
 
 def add_parser(commands):
@@ -29,26 +30,29 @@ def add_parser(commands):
                    help="auto (default): full MNIST if it can be found or downloaded, else the "
                    "embedded 10,000-image subset")
     p.add_argument("--data-dir", help="folder holding the four MNIST IDX files")
-    p.add_argument("--epochs", type=positive_int,
+    p.add_argument("--epochs", type=epochs_option,
                    help="default: 10 on mnist, 30 on mnist-mini, 50 on toy")
-    p.add_argument("--latent-dim", type=positive_int, default=2)
-    p.add_argument("--shared-dim", type=positive_int, default=128)
+    p.add_argument("--latent-dim", type=width_option, default=2)
+    p.add_argument("--shared-dim", type=width_option, default=128)
     p.add_argument("--likelihood", choices=list(LIKELIHOODS), default="bernoulli")
     p.add_argument("--activation", choices=list(ACTIVATIONS), default="relu",
                    help="the hidden layers' activation (default: relu, the slides')")
-    p.add_argument("--sigma", type=positive_float, default=1.0,
+    p.add_argument("--sigma", type=sigma_option, default=1.0,
                    help="standard deviation of the Gaussian likelihood")
     p.add_argument("--kl-weight", type=nonnegative_float, default=1.0)
-    p.add_argument("--kl-warmup-epochs", type=nonnegative_int, default=0)
-    p.add_argument("--batch-size", type=positive_int, default=128)
-    p.add_argument("--lr", type=positive_float, default=1e-3)
-    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--kl-warmup-epochs", type=int_in(0, 100_000), default=0)
+    p.add_argument("--batch-size", type=width_option, default=128)
+    p.add_argument("--lr", type=lr_option, default=1e-3)
+    p.add_argument("--seed", type=seed_option, default=0)
     p.add_argument("--binarize", action="store_true",
                    help="dynamic binarisation: a fresh Bernoulli draw of each pixel every epoch")
     p.add_argument("--val-size", type=nonnegative_int,
                    help="training images held out for validation (default: 5000 on mnist, "
                    "1000 on mnist-mini, 200 on toy)")
-    p.add_argument("--out", help="output folder (default: runs/<timestamp>)")
+    p.add_argument("--out", help="output folder (default: a new runs/<timestamp>); an existing "
+                   "folder that holds files is refused unless --overwrite")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the files of a previous run in --out")
     p.add_argument("--resume", metavar="CHECKPOINT",
                    help="continue the run saved in CHECKPOINT exactly where it stopped")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -58,7 +62,7 @@ def add_parser(commands):
 
 def _new_run(args):
     """A fresh model and optimiser from the options; what the run needs to resume later."""
-    folder = make_out_dir(args.out, Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+    folder = new_run_folder(args.out, args.overwrite)
     train_data, test_data, used = load_data(args.dataset, args.data_dir)
     data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None  # usable from anywhere
     meta = dict(dataset=used, data_dir=data_dir, epochs=args.epochs or DEFAULT_EPOCHS[used],
@@ -79,6 +83,7 @@ def _resumed_run(args):
     meta = checkpoint.train_state.get("meta")
     if not meta or checkpoint.optimizer is None:
         raise UsageError(f"numvae: error: {args.resume} holds no training state to resume")
+    _check_meta(meta, args.resume)
     folder = make_out_dir(args.out, Path(args.resume).parent)
     ignored = _options_given(args, RESUME_KEEPS)
     if ignored:
@@ -91,6 +96,29 @@ def _resumed_run(args):
                train_state=checkpoint.train_state,
                train_permutation=checkpoint.train_permutation)
     return folder, meta, run, (train_data, test_data)
+
+
+# what the command line stores in a checkpoint's train_state["meta"], and the check of each
+META_FIELDS = {
+    "dataset": lambda v: v in datasets.DATASET_NAMES and v != "auto",
+    "data_dir": lambda v: v is None or isinstance(v, str),
+    "epochs": lambda v: _is_count(v, 1), "val_size": lambda v: _is_count(v, 0),
+    "batch_size": lambda v: _is_count(v, 1), "seed": lambda v: _is_count(v, 0),
+    "binarize": lambda v: isinstance(v, bool), "kl_warmup_epochs": lambda v: _is_count(v, 0)}
+
+
+def _is_count(value, low):
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= 10**9
+
+
+def _check_meta(meta, path):
+    """Every field of the run's settings, as ``_new_run`` wrote them."""
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"checkpoint {path}: train_state['meta'] is not a JSON object")
+    for field, valid in META_FIELDS.items():
+        if field not in meta or not valid(meta[field]):
+            raise CheckpointError(f"checkpoint {path}: train_state['meta'][{field!r}] is "
+                                  f"{meta.get(field, 'missing')!r}, not a valid setting")
 
 
 def _options_given(args, keep):
@@ -139,12 +167,13 @@ def _fit(args, run, meta, fit_data, val_data, save, checkpoint_path):
         raise UsageError(f"numvae: error: {err}{kept}") from None
 
 
-def _write_metrics(folder, model, test_data, meta):
+def _write_metrics(folder, model, test_data, meta, history):
     result = evaluate.evaluate_elbo(model, test_data.images)
     metrics = dict(dataset=meta["dataset"], test_negative_elbo=result["loss"],
                    test_negative_elbo_se=result["loss_se"],
                    test_reconstruction=result["reconstruction"], test_kl=result["kl"],
-                   kl_per_dim=result["kl_per_dim"].tolist(), epochs=meta["epochs"])
+                   kl_per_dim=result["kl_per_dim"].tolist(),
+                   epochs=len(history["epoch"]))  # trained for in all, never what was asked
     atomic_write_bytes(folder / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
     print(f"test -ELBO {result['loss']:.2f} +- {result['loss_se']:.2f} nats per example "
           f"(reconstruction {result['reconstruction']:.2f}, KL {result['kl']:.2f})")
@@ -157,14 +186,20 @@ def run(args):
     checkpoint_path = folder / "checkpoint.npz"
     save = _saver(checkpoint_path, folder, run_state, meta)
     model = run_state["model"]
+    done = (run_state["train_state"] or {}).get("epoch", 0)
+    if done >= meta["epochs"]:
+        print(f"numvae: {args.resume} has been trained for {done} epochs already; --epochs "
+              f"counts epochs from the start, so there is nothing to do (give --epochs "
+              f"{done + 1} or more to train on)")
+        return 0
     print(f"numvae: training {model!r} on {meta['dataset']} ({len(fit_data.images)} images"
-          f"{', validation ' + str(len(val_data.images)) if val_data else ''}) for "
-          f"{meta['epochs']} epochs; writing to {folder}")
+          f"{', validation ' + str(len(val_data.images)) if val_data else ''}) up to epoch "
+          f"{meta['epochs']} (epochs count from the start; {done} done); writing to {folder}")
     try:
         history = _fit(args, run_state, meta, fit_data, val_data, save, checkpoint_path)
     except KeyboardInterrupt:
         return 130
-    _write_metrics(folder, model, test_data, meta)
+    _write_metrics(folder, model, test_data, meta, history)
     if not args.no_plots:
         save_figures(model, history, test_data, folder)
     print(f"wrote {folder}")

@@ -1,0 +1,199 @@
+"""Issue 16's classes of failure, each with a test that would have caught it: no silent
+overwrite, no record of what did not happen, no non-finite figure reported as a result,
+no silent mistake in the Python API, every damaged checkpoint field a CheckpointError."""
+import json
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import numvae
+from numvae import evaluate, train
+from numvae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from numvae.cli import main
+from numvae.losses import NumericalError
+
+TOY = ["--dataset", "toy", "--latent-dim", "2", "--shared-dim", "16", "--no-plots",
+       "--batch-size", "64", "--no-progress"]
+
+
+def run(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# --- nothing lost ---------------------------------------------------------------------
+
+def test_train_refuses_a_folder_that_holds_a_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(["train", *TOY, "--epochs", "1", "--out", str(out)], capsys)[0] == 0
+    before = (out / "checkpoint.npz").read_bytes()
+    code, _, err = run(["train", *TOY, "--epochs", "1", "--seed", "5", "--out", str(out)], capsys)
+    assert code == 1 and "--overwrite" in err and "--resume" in err and len(err.splitlines()) == 1
+    assert (out / "checkpoint.npz").read_bytes() == before
+    code, _, _ = run(["train", *TOY, "--epochs", "1", "--seed", "5", "--out", str(out),
+                      "--overwrite"], capsys)
+    assert code == 0 and (out / "checkpoint.npz").read_bytes() != before
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("time.strftime", lambda fmt, *a: "20261130-120000")
+    for _ in range(3):
+        assert run(["train", *TOY, "--epochs", "1"], capsys)[0] == 0
+    folders = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert folders == ["20261130-120000", "20261130-120000-2", "20261130-120000-3"]
+    assert all((tmp_path / "runs" / name / "checkpoint.npz").exists() for name in folders)
+
+
+def test_sample_refuses_to_replace_a_file(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(["train", *TOY, "--epochs", "1", "--out", str(out)], capsys)[0] == 0
+    target = tmp_path / "mine.npy"
+    target.write_bytes(b"precious")
+    code, _, err = run(["sample", str(out / "checkpoint.npz"), "--out", str(target)], capsys)
+    assert code == 1 and "--overwrite" in err and target.read_bytes() == b"precious"
+    assert run(["sample", str(out / "checkpoint.npz"), "--out", str(target), "--overwrite"],
+               capsys)[0] == 0
+    assert np.load(target).shape == (64, 64)
+
+
+def test_resume_with_fewer_epochs_trains_nothing_and_records_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(["train", *TOY, "--epochs", "3", "--out", str(out)], capsys)[0] == 0
+    metrics = (out / "metrics.json").read_bytes()
+    checkpoint = (out / "checkpoint.npz").read_bytes()
+    code, stdout, _ = run(["train", "--resume", str(out / "checkpoint.npz"), "--epochs", "2"],
+                          capsys)
+    assert code == 0 and "trained for 3 epochs already" in stdout and "nothing to do" in stdout
+    assert (out / "metrics.json").read_bytes() == metrics
+    assert (out / "checkpoint.npz").read_bytes() == checkpoint
+    assert run(["train", "--resume", str(out / "checkpoint.npz"), "--epochs", "4"], capsys)[0] == 0
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 4
+
+
+# --- no non-finite figure reported as a result -------------------------------------------
+
+def test_a_damaged_model_gets_numerical_errors_not_nan(tmp_path, capsys):
+    model = numvae.VAE(64, 16, 2, encoder_hidden=(32,), decoder_hidden=(32,), seed=0)
+    model.params["encoder.mean.W"][:] = 3e38  # finite in float32; mean**2 is not
+    x = numvae.datasets.make_toy(40, seed=1).images
+    for quantity, call in [("loss", lambda: evaluate.evaluate_elbo(model, x)),
+                           ("importance-weighted", lambda: evaluate.iwae_log_likelihood(model, x, k=5)),
+                           ("KL per latent dimension", lambda: evaluate.kl_per_dimension(model, x))]:
+        with pytest.raises(NumericalError, match=quantity):
+            call()
+    path = save_checkpoint(tmp_path / "c.npz", model)
+    code, stdout, err = run(["evaluate", str(path), "--dataset", "toy", "--iwae-k", "5"], capsys)
+    assert code == 1 and "nan" not in stdout.lower() and len(err.splitlines()) == 1
+
+
+# --- silent mistakes in the Python API ------------------------------------------------------
+
+def small_model(seed=0):
+    return numvae.VAE(64, 16, 2, encoder_hidden=(32,), decoder_hidden=(32,), seed=seed)
+
+
+@pytest.mark.parametrize("options, error, message", [
+    (dict(binarize="no"), TypeError, "binarize must be True or False"),
+    (dict(seed=-1), ValueError, "seed must be an integer >= 0; got -1"),
+])
+def test_fit_names_bad_options(options, error, message):
+    model = small_model()
+    with pytest.raises(error, match=message):
+        train.fit(model, numvae.Adam(model.params), np.zeros((10, 64)), epochs=1, log=None,
+                  progress=False, **options)
+
+
+def test_fit_refuses_an_optimiser_of_another_model():
+    model, other = small_model(), small_model(1)
+    with pytest.raises(ValueError, match="optimizer must hold the model's own parameter arrays"):
+        train.fit(model, numvae.Adam(other.params), np.zeros((10, 64)), epochs=1, log=None,
+                  progress=False)
+
+
+def test_model_arguments_that_used_to_pass_silently():
+    with pytest.raises(TypeError, match="dtype must be float32 or float64; got None"):
+        numvae.VAE(16, 4, 2, dtype=None)
+    model = numvae.VAE(16, 4, 2)
+    with pytest.raises(TypeError, match="x is a masked array"):
+        model.loss(np.ma.masked_array(np.zeros((2, 16)), mask=np.eye(2, 16)))
+    with pytest.raises(ValueError, match="n must be a positive integer; got -1"):
+        model.sample(-1)
+
+
+# --- a damaged checkpoint is always a CheckpointError ----------------------------------------
+
+FIELDS = ["config", "optimizer", "model_rng", "history", "train_state"]
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8), children, max_size=4), max_leaves=12)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    model = small_model()
+    optimizer = numvae.FastAdam(model.params)
+    data = numvae.datasets.make_toy(100, seed=0).images
+    states = []
+    train.fit(model, optimizer, data, epochs=1, batch_size=32, seed=0, log=None, progress=False,
+              callbacks=[states.append])
+    path = tmp_path_factory.mktemp("ck") / "c.npz"
+    state = states[-1]
+    save_checkpoint(path, model, optimizer, state["history"], state["train_state"],
+                    state["train_permutation"])
+    with np.load(path) as npz:
+        return {key: npz[key] for key in npz.files}
+
+
+def rewrite(tmp_path, arrays, **changes):
+    path = tmp_path / f"damaged-{os.getpid()}.npz"
+    np.savez(path, **{**arrays, **changes})
+    return path
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(FIELDS), json_values)
+def test_fuzzed_json_fields_are_checkpoint_errors(tmp_path, saved, field, value):
+    path = rewrite(tmp_path, saved, **{field: np.array(json.dumps(value))})
+    try:
+        checkpoint = load_checkpoint(path)
+    except CheckpointError as err:
+        assert str(path) in str(err)
+        return
+    # what loads either resumes, or fit names the field it cannot resume from
+    try:
+        train.fit(checkpoint.model, checkpoint.optimizer, np.zeros((100, 64)), epochs=2,
+                  batch_size=32, log=None, progress=False, history=checkpoint.history,
+                  train_state=checkpoint.train_state,
+                  train_permutation=checkpoint.train_permutation)
+    except ValueError as err:
+        assert any(name in str(err) for name in ("train_state", "history", "train_permutation"))
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(format_version=np.array(2.5)), "format_version"),
+    (dict(format_version=np.array("2")), "format_version"),
+    (dict(train_permutation=np.array([[1, 2]])), "train_permutation"),
+    (dict(config=np.arange(3)), "config"),
+])
+def test_damaged_members_are_checkpoint_errors(tmp_path, saved, changes, message):
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(rewrite(tmp_path, saved, **changes))
+
+
+def test_a_permutation_out_of_range_or_a_step_beyond_the_epoch_is_refused_on_resume(tmp_path, saved):
+    state = json.loads(str(saved["train_state"]))
+    for bad_state, permutation in [({**state, "step": 1}, np.arange(100) + 5),
+                                   ({**state, "step": 99}, np.arange(100))]:
+        checkpoint = load_checkpoint(rewrite(tmp_path, saved, train_state=np.array(
+            json.dumps(bad_state)), train_permutation=permutation))
+        with pytest.raises(ValueError, match="train_permutation|beyond"):
+            train.fit(checkpoint.model, checkpoint.optimizer, np.zeros((100, 64)), epochs=2,
+                      batch_size=32, log=None, progress=False, history=checkpoint.history,
+                      train_state=checkpoint.train_state,
+                      train_permutation=checkpoint.train_permutation)
