@@ -45,8 +45,12 @@ class MonteCarloKL:
     backward_formulas = {}  # filled per head: the explicit partials of log q (K4)
 
     def per_dimension(self, posterior_cache):
-        raise ValueError("a Monte Carlo KL has no split by latent dimension: its log q and "
-                         "log p do not factorise for every posterior and prior")
+        """NaN, (batch, latent_dim): log q and log p do not factorise over the latent
+        dimensions for every posterior and prior (a mixture prior's log p does not), so
+        there is no KL per dimension to report. Count active units instead
+        (``numvae.evaluate.active_units``, Burda et al.'s criterion, valid for any prior)."""
+        mean = posterior_cache["mean"]
+        return np.full(mean.shape, np.nan)
 
     def forward(self, z, posterior_cache, posterior, prior):
         log_q = posterior.log_prob(posterior_cache)                   # (S, batch)

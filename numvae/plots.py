@@ -313,9 +313,15 @@ def kl_per_dimension(model, images, *, path=None):
     The dashed line marks 0.01 nats: a dimension below it is sent to the prior for
     (almost) every x, so it carries (almost) no information. (``numvae.evaluate.active_units``
     counts "active units" by Burda et al.'s other criterion, the variance of the encoder mean.)
+    With a Monte Carlo KL (a mixture prior) there is no KL per dimension (NaN): the bars
+    are then that variance, Var_x(E_q[z_j]), with Burda et al.'s threshold 0.01.
     """
     images = _check_images(model, images)
     kl = evaluate.kl_per_dimension(model, images)                     # (latent_dim,)
+    what, title, unit = "KL (nats per example)", "KL", " nats"
+    if np.isnan(kl).all():                                            # no split: active units
+        kl = evaluate.active_units(model, images)[1]
+        what, title, unit = "Var_x(E_q[z_j])", "Variance of E_q[z_j]", ""
     used = kl > KL_THRESHOLD
     positions = np.arange(len(kl))
 
@@ -323,14 +329,15 @@ def kl_per_dimension(model, images, *, path=None):
     ax = fig.add_subplot()
     bars = ax.bar(positions, kl, color=np.where(used, "C0", "0.6"))
     ax.axhline(KL_THRESHOLD, color="C3", linestyle="--", linewidth=1,
-               label=f"{KL_THRESHOLD} nats")
+               label=f"{KL_THRESHOLD}{unit}")
     if len(kl) <= 20:  # the values, so that near-zero bars can still be read
         ax.bar_label(bars, labels=[f"{v:.2g}" for v in kl], fontsize="x-small")
     step = max(1, len(kl) // 20)  # at most about 20 tick labels
     ax.set_xticks(positions[::step], [f"z[{d}]" for d in positions[::step]])
     ax.set_xlabel("latent dimension")
-    ax.set_ylabel("KL (nats per example)")
-    ax.set_title(f"KL per latent dimension: {int(used.sum())} of {len(kl)} above {KL_THRESHOLD} nats")
+    ax.set_ylabel(what)
+    ax.set_title(f"{title} per latent dimension: {int(used.sum())} of {len(kl)} above "
+                 f"{KL_THRESHOLD}{unit}")
     ax.legend(fontsize="small")
     return _save(fig, path)
 

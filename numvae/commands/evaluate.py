@@ -22,7 +22,9 @@ def run(args):
     n_active, _ = evaluate.active_units(model, images)
     print(f"{len(images)} test images: -ELBO {result['loss']:.2f} +- {result['loss_se']:.2f} "
           f"nats (reconstruction {result['reconstruction']:.2f}, KL {result['kl']:.2f})")
-    print("KL per latent dimension: " + " ".join(f"{v:.3f}" for v in result["kl_per_dim"])
+    # a Monte Carlo KL (a mixture prior) has no split by dimension: NaN, shown as "n/a"
+    print("KL per latent dimension: " + " ".join("n/a" if v != v else f"{v:.3f}"
+                                                 for v in result["kl_per_dim"])
           + f"  ({n_active} of {model.latent_dim} active units: variance of the encoder mean "
             f"over the data > 0.01)")
     if args.iwae_k:

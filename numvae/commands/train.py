@@ -140,7 +140,7 @@ def _write_metrics(folder, model, test_data, meta):
     metrics = dict(dataset=meta["dataset"], test_negative_elbo=result["loss"],
                    test_negative_elbo_se=result["loss_se"],
                    test_reconstruction=result["reconstruction"], test_kl=result["kl"],
-                   kl_per_dim=result["kl_per_dim"].tolist(), epochs=meta["epochs"])
+                   kl_per_dim=[None if v != v else v for v in result["kl_per_dim"].tolist()], epochs=meta["epochs"])
     atomic_write_bytes(folder / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
     print(f"test -ELBO {result['loss']:.2f} +- {result['loss_se']:.2f} nats per example "
           f"(reconstruction {result['reconstruction']:.2f}, KL {result['kl']:.2f})")
