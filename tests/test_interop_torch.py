@@ -22,6 +22,7 @@ CASES = {
     "examples": dict(EXAMPLES),
     "gaussian": dict(SLIDES, likelihood="gaussian", sigma=0.5, kl_weight=0.7),
     "monte-carlo-samples": dict(SLIDES, n_samples=3),
+    "mixture-prior": dict(SLIDES, prior="mixture", prior_components=4, n_samples=2),
 }
 
 
@@ -56,6 +57,9 @@ def torch_grads(module, x, eps):
     for name, param in module.named_parameters():
         prefix, last = name.rsplit(".", 1)
         grad = param.grad.numpy()
+        if last not in ("weight", "bias"):              # the mixture prior's own names
+            grads[name] = grad
+            continue
         grads[prefix + (".W" if last == "weight" else ".b")] = grad.T if last == "weight" else grad
     return loss.item(), grads
 

@@ -49,15 +49,37 @@ class Decoder(nn.Module):
         return self.decompressor(z)
 
 
+class GaussianMixturePrior(nn.Module):
+    """p(z) = sum_k softmax(logits)_k N(z; means_k, diag(exp(log_var_k))): the parameter
+    names ``logits`` (K,), ``means`` (K, M), ``log_var`` (K, M) are the ones numvae.interop
+    writes for ``prior="mixture"``."""
+
+    def __init__(self, n_components, latent_dim):
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros(n_components))
+        self.means = nn.Parameter(torch.zeros(n_components, latent_dim))
+        self.log_var = nn.Parameter(torch.zeros(n_components, latent_dim))
+
+    def log_prob(self, z):
+        """z (rows, M) -> log p(z) (rows,), by torch's logsumexp."""
+        diff = z[:, None, :] - self.means                              # (rows, K, M)
+        log_normal = -0.5 * ((diff ** 2 / torch.exp(self.log_var)).sum(-1)
+                             + self.log_var.sum(-1) + z.shape[1] * math.log(2 * math.pi))
+        return torch.logsumexp(torch.log_softmax(self.logits, 0) + log_normal, dim=1)
+
+
 class VAE(nn.Module):
     """Encoder, reparameterisation z = mean + exp(0.5 log_var) eps, decoder; ``loss`` is
     the mean over the batch of (1/S) sum_s -log p(x|z_s) + kl_weight * KL."""
 
     def __init__(self, input_dim, shared_dim, latent_dim, encoder_hidden=(256,),
-                 decoder_hidden=(32, 256), likelihood="bernoulli", sigma=1.0, kl_weight=1.0):
+                 decoder_hidden=(32, 256), likelihood="bernoulli", sigma=1.0, kl_weight=1.0,
+                 prior="standard_normal", prior_components=10):
         super().__init__()
         self.encoder = Encoder(input_dim, shared_dim, latent_dim, encoder_hidden)
         self.decoder = Decoder(latent_dim, input_dim, decoder_hidden)
+        if prior == "mixture":
+            self.prior = GaussianMixturePrior(prior_components, latent_dim)
         self.likelihood, self.sigma, self.kl_weight = likelihood, sigma, kl_weight
 
     def loss(self, x, eps):
@@ -75,12 +97,17 @@ class VAE(nn.Module):
             nll = (((x_rows - torch.sigmoid(logits)) ** 2).sum(1) / (2 * variance)
                    + x.shape[1] / 2 * math.log(2 * math.pi * variance))
         reconstruction = nll.reshape(n_samples, batch).mean(0)
-        kl = 0.5 * (mean ** 2 + torch.exp(log_var) - 1 - log_var).sum(1)
+        if hasattr(self, "prior"):  # no closed form: the Monte Carlo KL over the S draws
+            log_q = (-0.5 * eps ** 2 - 0.5 * log_var - 0.5 * math.log(2 * math.pi)).sum(-1)
+            log_p = self.prior.log_prob(z.reshape(-1, latent_dim)).reshape(n_samples, batch)
+            kl = (log_q - log_p).mean(0)
+        else:
+            kl = 0.5 * (mean ** 2 + torch.exp(log_var) - 1 - log_var).sum(1)
         return (reconstruction + self.kl_weight * kl).mean()
 
 
 def from_config(config):
     """The module for a numvae configuration (a dict like ``model.config``)."""
     keys = ("input_dim", "shared_dim", "latent_dim", "encoder_hidden", "decoder_hidden",
-            "likelihood", "sigma", "kl_weight")
+            "likelihood", "sigma", "kl_weight", "prior", "prior_components")
     return VAE(**{key: config[key] for key in keys if key in config})
