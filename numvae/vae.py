@@ -13,6 +13,7 @@ returns every gradient it computed, as the named steps of docs/derivations.md, s
 """
 import numpy as np
 
+from .architectures import ARCHITECTURES
 from .layers import ACTIVATIONS, Dense, Sequential, Sigmoid
 from .likelihoods import LIKELIHOODS
 from .losses import NumericalError
@@ -23,22 +24,15 @@ from .validation import (check_choice, check_data, check_eps, check_latent,
                          check_nonnegative_float, check_vae_config, check_widths)
 
 
-def _mlp(sizes, activation, rng, dtype):
-    """Dense-activation pairs through ``sizes`` (a list of widths), as a flat layer list."""
-    layers = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        layers += [Dense(n_in, n_out, rng=rng, dtype=dtype), ACTIVATIONS[activation]()]
-    return layers
-
-
 class Encoder:
-    """compressor: Dense(input_dim, 256) - ReLU - Dense(256, shared_dim) - ReLU, then one
-    head Dense(shared_dim, width) per head of the posterior (slides: "Setting up the
-    encoder": ``mean`` and ``log_var``, each of width latent_dim)."""
+    """compressor (the architecture's layers; the slides': Dense(input_dim, 256) - ReLU -
+    Dense(256, shared_dim) - ReLU), then one head Dense(shared_dim, width) per head of the
+    posterior (slides: "Setting up the encoder": ``mean`` and ``log_var``, each of width
+    latent_dim)."""
 
-    def __init__(self, sizes, head_widths, activation, rng, dtype):
-        self.compressor = Sequential(*_mlp(sizes, activation, rng, dtype))
-        self.heads = {name: Dense(sizes[-1], width, rng=rng, dtype=dtype)
+    def __init__(self, compressor_layers, shared_dim, head_widths, rng, dtype):
+        self.compressor = Sequential(*compressor_layers)
+        self.heads = {name: Dense(shared_dim, width, rng=rng, dtype=dtype)
                       for name, width in head_widths.items()}
 
     def forward(self, x):
@@ -61,14 +55,13 @@ class Encoder:
 
 
 class Decoder:
-    """decompressor: Dense(latent_dim, 32) - ReLU - Dense(32, 256) - ReLU - Dense(256, input_dim)
-    - Sigmoid (slides: "Setting up the decoder"). The last Dense gives the ``logits`` a, the
-    Sigmoid the ``output`` sigmoid(a), read by the likelihood."""
+    """decompressor: the architecture's layers up to the logits (the slides': Dense(latent_dim,
+    32) - ReLU - Dense(32, 256) - ReLU - Dense(256, input_dim)), then a Sigmoid (slides:
+    "Setting up the decoder"). The last layer gives the ``logits`` a, the Sigmoid the
+    ``output`` sigmoid(a), read by the likelihood."""
 
-    def __init__(self, sizes, activation, rng, dtype):
-        layers = _mlp(sizes[:-1], activation, rng, dtype)
-        layers += [Dense(sizes[-2], sizes[-1], rng=rng, dtype=dtype), Sigmoid()]
-        self.decompressor = Sequential(*layers)
+    def __init__(self, layers):
+        self.decompressor = Sequential(*layers, Sigmoid())
         self.to_logits = self.decompressor[:-1]  # the same layers, without the Sigmoid
         self.sigmoid = self.decompressor[-1]
 
@@ -101,6 +94,8 @@ class VAE:
     n_samples : int
         Monte Carlo samples of z per example in the training loss.
     activation : a name in ``numvae.layers.ACTIVATIONS``: "relu" (the slides') or "tanh"
+    architecture : a name in ``numvae.architectures.ARCHITECTURES``: "mlp" (the slides'
+        Dense layers) or "conv" (convolutions, for square images; hidden widths unused)
     posterior, prior, objective : names in ``POSTERIORS``, ``PRIORS``, ``OBJECTIVES``
     prior_components : int
         Components K of the "mixture" prior (a setting of that part only).
@@ -118,12 +113,13 @@ class VAE:
                  decoder_hidden=(32, 256), likelihood="bernoulli", sigma=1.0, kl_weight=1.0,
                  n_samples=1, activation="relu", posterior="diagonal_gaussian",
                  prior="standard_normal", objective="elbo", prior_components=10,
-                 dtype=np.float32, seed=None):
+                 architecture="mlp", dtype=np.float32, seed=None):
         check_vae_config(input_dim, shared_dim, latent_dim, sigma, kl_weight, n_samples, dtype, seed)
         encoder_hidden = check_widths(encoder_hidden, "encoder_hidden")
         decoder_hidden = check_widths(decoder_hidden, "decoder_hidden")
         for value, name, registry in [(likelihood, "likelihood", LIKELIHOODS),
                                       (activation, "activation", ACTIVATIONS),
+                                      (architecture, "architecture", ARCHITECTURES),
                                       (posterior, "posterior", POSTERIORS),
                                       (prior, "prior", PRIORS), (objective, "objective", OBJECTIVES)]:
             check_choice(value, name, registry)
@@ -138,19 +134,21 @@ class VAE:
             registry[name].from_config(settings, self.rng, self.dtype)
             for registry, name in [(LIKELIHOODS, likelihood), (POSTERIORS, posterior),
                                    (PRIORS, prior), (OBJECTIVES, objective)])
+        network = ARCHITECTURES[architecture].from_config(
+            dict(encoder_hidden=encoder_hidden, decoder_hidden=decoder_hidden))
         self.config = dict(input_dim=int(input_dim), shared_dim=int(shared_dim),
-                           latent_dim=int(latent_dim),
-                           encoder_hidden=encoder_hidden, decoder_hidden=decoder_hidden,
-                           activation=activation)
+                           latent_dim=int(latent_dim), architecture=architecture,
+                           **network.settings(), activation=activation)
         for kind in ("likelihood", "posterior", "prior", "objective"):
             part = getattr(self, kind)
             self.config.update({kind: part.name, **part.settings()})
-        c = self.config
-        self.encoder = Encoder([c["input_dim"], *c["encoder_hidden"], c["shared_dim"]],
-                               self.posterior.head_widths(c["latent_dim"]), activation,
-                               self.rng, self.dtype)
-        self.decoder = Decoder([c["latent_dim"], *c["decoder_hidden"], c["input_dim"]],
-                               activation, self.rng, self.dtype)
+        c, rng, dtype = self.config, self.rng, self.dtype
+        self.encoder = Encoder(network.compressor(c["input_dim"], c["shared_dim"], activation,
+                                                  rng, dtype),
+                               c["shared_dim"], self.posterior.head_widths(c["latent_dim"]),
+                               rng, dtype)
+        self.decoder = Decoder(network.decompressor(c["latent_dim"], c["input_dim"], activation,
+                                                    rng, dtype))
         self._gather_parameters()
 
     @property

@@ -23,6 +23,7 @@ CASES = {
     "gaussian": dict(SLIDES, likelihood="gaussian", sigma=0.5, kl_weight=0.7),
     "monte-carlo-samples": dict(SLIDES, n_samples=3),
     "mixture-prior": dict(SLIDES, prior="mixture", prior_components=4, n_samples=2),
+    "conv": dict(SLIDES, architecture="conv"),
 }
 
 
@@ -60,7 +61,8 @@ def torch_grads(module, x, eps):
         if last not in ("weight", "bias"):              # the mixture prior's own names
             grads[name] = grad
             continue
-        grads[prefix + (".W" if last == "weight" else ".b")] = grad.T if last == "weight" else grad
+        flip = last == "weight" and grad.ndim == 2    # Dense only: conv weights keep their layout
+        grads[prefix + (".W" if last == "weight" else ".b")] = grad.T if flip else grad
     return loss.item(), grads
 
 

@@ -49,6 +49,24 @@ class Decoder(nn.Module):
         return self.decompressor(z)
 
 
+def conv_compressor(side, shared_dim, channels=(32, 64)):
+    """numvae's "conv" encoder: Unflatten, Conv2d(1, 32, 4, 2, 1), ReLU, Conv2d(32, 64, ...),
+    ReLU, Flatten, Linear(64 (side/4)^2, shared_dim), ReLU: the same indices as numvae's."""
+    c1, c2 = channels
+    return nn.Sequential(nn.Unflatten(1, (1, side, side)), nn.Conv2d(1, c1, 4, 2, 1), nn.ReLU(),
+                         nn.Conv2d(c1, c2, 4, 2, 1), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(c2 * (side // 4) ** 2, shared_dim), nn.ReLU())
+
+
+def conv_decompressor(side, latent_dim, channels=(32, 64)):
+    """The mirror image, ending in Flatten and Sigmoid."""
+    c1, c2 = channels
+    return nn.Sequential(nn.Linear(latent_dim, c2 * (side // 4) ** 2), nn.ReLU(),
+                         nn.Unflatten(1, (c2, side // 4, side // 4)),
+                         nn.ConvTranspose2d(c2, c1, 4, 2, 1), nn.ReLU(),
+                         nn.ConvTranspose2d(c1, 1, 4, 2, 1), nn.Flatten(), nn.Sigmoid())
+
+
 class GaussianMixturePrior(nn.Module):
     """p(z) = sum_k softmax(logits)_k N(z; means_k, diag(exp(log_var_k))): the parameter
     names ``logits`` (K,), ``means`` (K, M), ``log_var`` (K, M) are the ones numvae.interop
@@ -74,10 +92,14 @@ class VAE(nn.Module):
 
     def __init__(self, input_dim, shared_dim, latent_dim, encoder_hidden=(256,),
                  decoder_hidden=(32, 256), likelihood="bernoulli", sigma=1.0, kl_weight=1.0,
-                 prior="standard_normal", prior_components=10):
+                 prior="standard_normal", prior_components=10, architecture="mlp"):
         super().__init__()
         self.encoder = Encoder(input_dim, shared_dim, latent_dim, encoder_hidden)
         self.decoder = Decoder(latent_dim, input_dim, decoder_hidden)
+        if architecture == "conv":
+            side = math.isqrt(input_dim)
+            self.encoder.compressor = conv_compressor(side, shared_dim)
+            self.decoder.decompressor = conv_decompressor(side, latent_dim)
         if prior == "mixture":
             self.prior = GaussianMixturePrior(prior_components, latent_dim)
         self.likelihood, self.sigma, self.kl_weight = likelihood, sigma, kl_weight
@@ -109,5 +131,5 @@ class VAE(nn.Module):
 def from_config(config):
     """The module for a numvae configuration (a dict like ``model.config``)."""
     keys = ("input_dim", "shared_dim", "latent_dim", "encoder_hidden", "decoder_hidden",
-            "likelihood", "sigma", "kl_weight", "prior", "prior_components")
+            "likelihood", "sigma", "kl_weight", "prior", "prior_components", "architecture")
     return VAE(**{key: config[key] for key in keys if key in config})
