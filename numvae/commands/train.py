@@ -8,7 +8,7 @@ from .. import datasets, evaluate, train
 from .._io import atomic_write_bytes
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..optim_fast import FastAdam
-from ..vae import LIKELIHOODS, VAE
+from ..vae import ARCHITECTURES, LIKELIHOODS, PRIORS, VAE
 from .common import (Parser, UsageError, load_data, make_out_dir, nonnegative_float, nonnegative_int,
                      positive_float, positive_int, save_figures)
 
@@ -34,6 +34,13 @@ def add_parser(commands):
     p.add_argument("--likelihood", choices=sorted(LIKELIHOODS), default="bernoulli")
     p.add_argument("--sigma", type=positive_float, default=1.0,
                    help="standard deviation of the Gaussian likelihood")
+    p.add_argument("--architecture", choices=sorted(ARCHITECTURES), default="mlp",
+                   help="mlp (default): the slides' Dense layers; conv: two convolutions down "
+                   "and two transposed convolutions up (square images)")
+    p.add_argument("--prior", choices=sorted(PRIORS), default="standard_normal",
+                   help="standard_normal (default) or mixture (a learnt Gaussian mixture)")
+    p.add_argument("--prior-components", type=positive_int, default=10,
+                   help="components of the mixture prior (default 10)")
     p.add_argument("--kl-weight", type=nonnegative_float, default=1.0)
     p.add_argument("--kl-warmup-epochs", type=nonnegative_int, default=0)
     p.add_argument("--batch-size", type=positive_int, default=128)
@@ -61,9 +68,13 @@ def _new_run(args):
                 val_size=DEFAULT_VAL_SIZE[used] if args.val_size is None else args.val_size,
                 batch_size=args.batch_size, seed=args.seed, binarize=args.binarize,
                 kl_warmup_epochs=args.kl_warmup_epochs)
-    model = VAE(train_data.images.shape[1], args.shared_dim, args.latent_dim,
-                likelihood=args.likelihood, sigma=args.sigma, kl_weight=args.kl_weight,
-                seed=args.seed)
+    try:
+        model = VAE(train_data.images.shape[1], args.shared_dim, args.latent_dim,
+                    likelihood=args.likelihood, sigma=args.sigma, kl_weight=args.kl_weight,
+                    architecture=args.architecture, prior=args.prior,
+                    prior_components=args.prior_components, seed=args.seed)
+    except ValueError as err:  # e.g. --architecture conv on images it cannot take
+        raise UsageError(f"numvae: error: {err}", code=2) from None
     run = dict(model=model, optimizer=FastAdam(model.params, lr=args.lr), history=None,
                train_state=None, train_permutation=None)
     return folder, meta, run, (train_data, test_data)
