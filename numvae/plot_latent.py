@@ -1,0 +1,81 @@
+"""Figures for structure in the latent space: a mixture prior's components over the latent
+space, samples from each component, and a conditional model's digits in one style.
+
+Like ``numvae.plots``, each function builds a ``matplotlib.figure.Figure``, returns it and
+saves a PNG only when given ``path``.
+"""
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Ellipse
+
+from .matching import clustering_accuracy
+from .plot_save import save as _save
+from .plots import _encoder_means, _label_colours, _tile, default_image_shape
+
+
+def mixture_clusters(model, images, labels):
+    """The most responsible component at each encoder mean, argmax_k r_k(E_q[z|x]) (eq. GM2),
+    and its clustering accuracy against ``labels`` (best one-to-one matching, by the
+    Hungarian algorithm). Returns (components (n,), accuracy, {component: label})."""
+    means = _encoder_means(model, images).astype(np.float64)
+    components = model.prior.responsibilities(means).argmax(axis=1)
+    accuracy, mapping = clustering_accuracy(components, np.asarray(labels))
+    return components, accuracy, mapping
+
+
+def latent_space_with_components(model, images, labels, *, max_points=5000, seed=0, ax=None,
+                                 path=None):
+    """The encoder means of a 2-D latent space coloured by label, with each mixture
+    component's mean (its index) and 1-sigma ellipse; for the standard normal prior, its
+    1-sigma circle. Returns the figure (or the given ``ax``'s)."""
+    if model.latent_dim != 2:
+        raise ValueError(f"this figure needs latent_dim 2; the model has {model.latent_dim}")
+    rng = np.random.default_rng(seed)
+    keep = rng.permutation(len(images))[:max_points]
+    means = _encoder_means(model, images[keep]).astype(np.float64)
+    labels = np.asarray(labels)[keep]
+    fig = Figure(figsize=(7.5, 6.5), layout="constrained") if ax is None else ax.figure
+    ax = fig.add_subplot() if ax is None else ax
+    colours = _label_colours(10 if labels.max() < 10 else labels.max() + 1)
+    ax.scatter(means[:, 0], means[:, 1], c=colours[labels], s=3, alpha=0.5, linewidths=0)
+    params = model.prior.params
+    if "means" in params:  # a mixture: its components
+        weights = np.exp(params["logits"] - params["logits"].max())
+        weights /= weights.sum()
+        for k, (centre, log_var) in enumerate(zip(params["means"], params["log_var"])):
+            std = np.exp(0.5 * log_var.astype(np.float64))
+            ax.add_patch(Ellipse(centre, 2 * std[0], 2 * std[1], fill=False, color="k", lw=1.2))
+            ax.annotate(f"{k}", centre, ha="center", va="center", fontsize=9, weight="bold",
+                        bbox=dict(boxstyle="circle,pad=0.15", fc="white", ec="k", lw=0.6))
+        title = f"mixture prior, K = {len(weights)}: components' means and 1-sigma ellipses"
+    else:
+        ax.add_patch(Ellipse((0, 0), 2, 2, fill=False, color="k", lw=1.2))
+        title = "standard normal prior: its 1-sigma circle"
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xlabel("z[0] (encoder mean)")
+    ax.set_ylabel("z[1] (encoder mean)")
+    ax.set_title(title, fontsize="medium")
+    return _save(fig, path)
+
+
+def component_samples(model, *, n=10, rng=None, image_shape=None, path=None):
+    """One row per mixture component k: ``n`` decoder outputs for z ~ N(mu_k, diag(sigma_k^2)).
+    The components are listed with their weight pi_k."""
+    rng = np.random.default_rng(0) if rng is None else rng
+    image_shape = image_shape or default_image_shape(model.input_dim)
+    n_components = model.prior.n_components
+    rows = [model.decode(model.prior.sample(n, rng, component=k).astype(model.dtype))
+            for k in range(n_components)]
+    logits = model.prior.params["logits"].astype(np.float64)
+    weights = np.exp(logits - logits.max())
+    weights /= weights.sum()
+    fig = Figure(figsize=(n * 0.7 + 1.2, n_components * 0.7 + 0.6), layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(_tile(np.concatenate(rows), n_components, n, image_shape, pad=1), cmap="gray",
+              vmin=0, vmax=1)
+    step = image_shape[0] + 1
+    ax.set_yticks(np.arange(n_components) * step + image_shape[0] / 2,
+                  [f"k={k} ({w:.0%})" for k, w in enumerate(weights)], fontsize="small")
+    ax.set_xticks([])
+    ax.set_title("samples from each component of the prior", fontsize="medium")
+    return _save(fig, path)
