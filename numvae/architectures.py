@@ -40,11 +40,14 @@ class MLP:
     def from_config(cls, config):
         return cls(config["encoder_hidden"], config["decoder_hidden"])
 
-    def compressor(self, input_dim, shared_dim, activation, rng, dtype):
-        return mlp([input_dim, *self.encoder_hidden, shared_dim], activation, rng, dtype)
+    def compressor(self, input_dim, shared_dim, activation, rng, dtype, n_classes=0):
+        """The encoder's layers; a conditional model's input has ``n_classes`` more columns."""
+        return mlp([input_dim + n_classes, *self.encoder_hidden, shared_dim], activation, rng,
+                   dtype)
 
-    def decompressor(self, latent_dim, input_dim, activation, rng, dtype):
-        widths = [latent_dim, *self.decoder_hidden]
+    def decompressor(self, latent_dim, input_dim, activation, rng, dtype, n_classes=0):
+        """The decoder's layers up to the logits; input [z, onehot(y)] of a conditional model."""
+        widths = [latent_dim + n_classes, *self.decoder_hidden]
         return mlp(widths, activation, rng, dtype) + [Dense(widths[-1], input_dim, rng=rng,
                                                             dtype=dtype)]
 
@@ -84,7 +87,14 @@ class Conv:
     def from_config(cls, config):
         return cls()
 
-    def compressor(self, input_dim, shared_dim, activation, rng, dtype):
+    @staticmethod
+    def _no_labels(n_classes):
+        if n_classes:
+            raise ValueError("the conv architecture takes no labels: a conditional model "
+                             "(n_classes) needs architecture='mlp'")
+
+    def compressor(self, input_dim, shared_dim, activation, rng, dtype, n_classes=0):
+        self._no_labels(n_classes)
         side = square_side(input_dim, 4)
         (c1, c2), act = self.CHANNELS, ACTIVATIONS[activation]
         return [Reshape((1, side, side)),
@@ -92,7 +102,8 @@ class Conv:
                 FastConv2d(c1, c2, **self.KERNEL, rng=rng, dtype=dtype), act(), Flatten(),
                 Dense(c2 * (side // 4) ** 2, shared_dim, rng=rng, dtype=dtype), act()]
 
-    def decompressor(self, latent_dim, input_dim, activation, rng, dtype):
+    def decompressor(self, latent_dim, input_dim, activation, rng, dtype, n_classes=0):
+        self._no_labels(n_classes)
         side = square_side(input_dim, 4)
         (c1, c2), act = self.CHANNELS, ACTIVATIONS[activation]
         return [Dense(latent_dim, c2 * (side // 4) ** 2, rng=rng, dtype=dtype), act(),
