@@ -17,7 +17,7 @@ def mixture_clusters(model, images, labels):
     """The most responsible component at each encoder mean, argmax_k r_k(E_q[z|x]) (eq. GM2),
     and its clustering accuracy against ``labels`` (best one-to-one matching, by the
     Hungarian algorithm). Returns (components (n,), accuracy, {component: label})."""
-    means = _encoder_means(model, images).astype(np.float64)
+    means = _encoder_means(model, images, labels).astype(np.float64)
     components = model.prior.responsibilities(means).argmax(axis=1)
     accuracy, mapping = clustering_accuracy(components, np.asarray(labels))
     return components, accuracy, mapping
@@ -78,4 +78,28 @@ def component_samples(model, *, n=10, rng=None, image_shape=None, path=None):
                   [f"k={k} ({w:.0%})" for k, w in enumerate(weights)], fontsize="small")
     ax.set_xticks([])
     ax.set_title("samples from each component of the prior", fontsize="medium")
+    return _save(fig, path)
+
+
+def conditional_grid(model, *, n_styles=10, rng=None, image_shape=None, path=None):
+    """A conditional model's digits in shared styles: row c is the class c = 0 .. C-1, and
+    column s decodes the same draw z_s ~ p(z) for every class, so that what z encodes (the
+    "style": slant, thickness) is shared along a column while the label sets the digit."""
+    rng = np.random.default_rng(0) if rng is None else rng
+    image_shape = image_shape or default_image_shape(model.input_dim)
+    if not model.n_classes:
+        raise ValueError("conditional_grid needs a conditional model (n_classes)")
+    z = model.prior.sample(n_styles, rng).astype(model.dtype)               # (n_styles, M)
+    rows = [model.decode(z, np.full(n_styles, c)) for c in range(model.n_classes)]
+    fig = Figure(figsize=(n_styles * 0.7 + 1.0, model.n_classes * 0.7 + 0.8),
+                 layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(_tile(np.concatenate(rows), model.n_classes, n_styles, image_shape, pad=1),
+              cmap="gray", vmin=0, vmax=1)
+    step = image_shape[0] + 1
+    ax.set_yticks(np.arange(model.n_classes) * step + image_shape[0] / 2,
+                  [f"y={c}" for c in range(model.n_classes)], fontsize="small")
+    ax.set_xticks(np.arange(n_styles) * (image_shape[1] + 1) + image_shape[1] / 2,
+                  [f"z{s}" for s in range(n_styles)], fontsize="small")
+    ax.set_title("one z per column, one label per row", fontsize="medium")
     return _save(fig, path)

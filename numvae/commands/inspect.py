@@ -29,20 +29,21 @@ def _model_and_batch(args):
         model = VAE(784, 128, 2, seed=args.seed)
         source = "a freshly initialised slides' VAE (seed %d)" % args.seed
     if model.input_dim == 784:
-        images = datasets.load_mnist_mini()[1].images
+        data = datasets.load_mnist_mini()[1]
     else:
-        images = datasets.make_toy(args.batch_size, side=int(np.sqrt(model.input_dim)),
-                                   seed=args.seed).images
-        if images.shape[1] != model.input_dim:
+        data = datasets.make_toy(args.batch_size, side=int(np.sqrt(model.input_dim)),
+                                 seed=args.seed)
+        if data.images.shape[1] != model.input_dim:
             raise UsageError(f"numvae: error: no built-in data of width {model.input_dim} to inspect")
-    return model, source, images[: args.batch_size]
+    return model, source, data.images[: args.batch_size], data.labels[: args.batch_size]
 
 
 def run(args):
-    model, source, x = _model_and_batch(args)
+    model, source, x, labels = _model_and_batch(args)
     model.rng = np.random.default_rng(args.seed)
     n_entries = None if model.n_params() < 5000 else 20
-    trace = trace_step(model, x, check=args.check, n_entries=n_entries)
+    trace = trace_step(model, x, y=labels if model.n_classes else None, check=args.check,
+                       n_entries=n_entries)
     if args.show:
         try:
             row = trace[args.show]

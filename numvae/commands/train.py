@@ -41,6 +41,8 @@ def add_parser(commands):
                    help="standard_normal (default) or mixture (a learnt Gaussian mixture)")
     p.add_argument("--prior-components", type=positive_int, default=10,
                    help="components of the mixture prior (default 10)")
+    p.add_argument("--conditional", action="store_true",
+                   help="a conditional VAE: the one-hot label goes to the encoder and the decoder")
     p.add_argument("--kl-weight", type=nonnegative_float, default=1.0)
     p.add_argument("--kl-warmup-epochs", type=nonnegative_int, default=0)
     p.add_argument("--batch-size", type=positive_int, default=128)
@@ -72,7 +74,8 @@ def _new_run(args):
         model = VAE(train_data.images.shape[1], args.shared_dim, args.latent_dim,
                     likelihood=args.likelihood, sigma=args.sigma, kl_weight=args.kl_weight,
                     architecture=args.architecture, prior=args.prior,
-                    prior_components=args.prior_components, seed=args.seed)
+                    prior_components=args.prior_components, seed=args.seed,
+                    n_classes=int(train_data.labels.max()) + 1 if args.conditional else None)
     except ValueError as err:  # e.g. --architecture conv on images it cannot take
         raise UsageError(f"numvae: error: {err}", code=2) from None
     run = dict(model=model, optimizer=FastAdam(model.params, lr=args.lr), history=None,
@@ -147,7 +150,7 @@ def _fit(args, run, meta, fit_data, val_data, save, checkpoint_path):
 
 
 def _write_metrics(folder, model, test_data, meta):
-    result = evaluate.evaluate_elbo(model, test_data.images)
+    result = evaluate.evaluate_elbo(model, test_data.images, labels=test_data.labels)
     metrics = dict(dataset=meta["dataset"], test_negative_elbo=result["loss"],
                    test_negative_elbo_se=result["loss_se"],
                    test_reconstruction=result["reconstruction"], test_kl=result["kl"],
