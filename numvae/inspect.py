@@ -124,7 +124,7 @@ def _sequence_backward_rows(sequence, steps, prefix, input_name):
     for index in range(len(sequence.layers) - 1, -1, -1):
         layer, name = sequence.layers[index], f"{prefix}.{index}"
         previous = f"{prefix}.{index - 1}" if index > 0 else input_name
-        if index + 1 < len(sequence.layers):
+        if index + 1 < len(sequence.layers) and steps[index + 1] is not None:
             following = sequence.layers[index + 1]
             formula = _formula(_BACKWARD_FORMULA, following).format(
                 inp=name, out=f"{prefix}.{index + 1}")

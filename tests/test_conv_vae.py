@@ -109,3 +109,12 @@ def test_command_line_trains_a_conv_model_with_a_mixture_prior(tmp_path, capsys)
     assert metrics["kl_per_dim"] == [None, None]          # a Monte Carlo KL: no split
     assert main(["evaluate", str(out / "checkpoint.npz"), "--iwae-k", "5"]) == 0
     assert "KL per latent dimension: n/a n/a" in capsys.readouterr().out
+
+
+def test_no_gradient_is_computed_for_the_images():
+    """The encoder stops at its first convolution: neither it nor the Reshape before it
+    computes a gradient for the data (col2im would cost time for nothing)."""
+    model = tiny_conv()
+    cache = model.forward(np.random.default_rng(3).uniform(size=(2, 64)))
+    steps = model.backward(cache)["encoder_steps"]["compressor"]
+    assert steps[0] is None and steps[1] is None and steps[2].shape == (2, 32, 4, 4)
