@@ -6,6 +6,7 @@ saves a PNG only when given ``path``.
 """
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Ellipse
 
 from .matching import clustering_accuracy
@@ -23,38 +24,44 @@ def mixture_clusters(model, images, labels):
     return components, accuracy, mapping
 
 
+def draw_components(ax, prior):
+    """Each mixture component's mean (its index, in a circle) and 1-sigma ellipse on ``ax``;
+    for a prior without components (the standard normal), its 1-sigma circle."""
+    params = prior.params
+    if "means" not in params:
+        ax.add_patch(Ellipse((0, 0), 2, 2, fill=False, color="k", lw=1.2))
+        return
+    for k, (centre, log_var) in enumerate(zip(params["means"], params["log_var"])):
+        std = np.exp(0.5 * np.asarray(log_var, np.float64))
+        ax.add_patch(Ellipse(centre, 2 * std[0], 2 * std[1], fill=False, color="k", lw=1.2))
+        ax.annotate(f"{k}", centre, ha="center", va="center", fontsize=9, weight="bold",
+                    bbox=dict(boxstyle="circle,pad=0.15", fc="white", ec="k", lw=0.6))
+
+
 def latent_space_with_components(model, images, labels, *, max_points=5000, seed=0, ax=None,
                                  path=None):
     """The encoder means of a 2-D latent space coloured by label, with each mixture
     component's mean (its index) and 1-sigma ellipse; for the standard normal prior, its
-    1-sigma circle. Returns the figure (or the given ``ax``'s)."""
+    1-sigma circle. Returns the figure (of the given ``ax``, if any)."""
     if model.latent_dim != 2:
         raise ValueError(f"this figure needs latent_dim 2; the model has {model.latent_dim}")
-    rng = np.random.default_rng(seed)
-    keep = rng.permutation(len(images))[:max_points]
-    means = _encoder_means(model, images[keep]).astype(np.float64)
-    labels = np.asarray(labels)[keep]
+    labels = np.asarray(labels)
+    keep = np.random.default_rng(seed).permutation(len(images))[:max_points]
+    means = _encoder_means(model, images[keep], labels[keep]).astype(np.float64)
     fig = Figure(figsize=(7.5, 6.5), layout="constrained") if ax is None else ax.figure
     ax = fig.add_subplot() if ax is None else ax
-    colours = _label_colours(10 if labels.max() < 10 else labels.max() + 1)
-    ax.scatter(means[:, 0], means[:, 1], c=colours[labels], s=3, alpha=0.5, linewidths=0)
-    params = model.prior.params
-    if "means" in params:  # a mixture: its components
-        weights = np.exp(params["logits"] - params["logits"].max())
-        weights /= weights.sum()
-        for k, (centre, log_var) in enumerate(zip(params["means"], params["log_var"])):
-            std = np.exp(0.5 * log_var.astype(np.float64))
-            ax.add_patch(Ellipse(centre, 2 * std[0], 2 * std[1], fill=False, color="k", lw=1.2))
-            ax.annotate(f"{k}", centre, ha="center", va="center", fontsize=9, weight="bold",
-                        bbox=dict(boxstyle="circle,pad=0.15", fc="white", ec="k", lw=0.6))
-        title = f"mixture prior, K = {len(weights)}: components' means and 1-sigma ellipses"
-    else:
-        ax.add_patch(Ellipse((0, 0), 2, 2, fill=False, color="k", lw=1.2))
-        title = "standard normal prior: its 1-sigma circle"
+    colours = _label_colours(max(10, int(labels.max()) + 1))
+    ax.scatter(means[:, 0], means[:, 1], c=colours[labels[keep]], s=3, alpha=0.5, linewidths=0)
+    draw_components(ax, model.prior)
+    ax.legend(handles=[Line2D([], [], linestyle="", marker="o", color=colours[c], label=str(c))
+                       for c in np.unique(labels)], title="label", fontsize="x-small",
+              loc="upper right", ncol=2)
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xlabel("z[0] (encoder mean)")
     ax.set_ylabel("z[1] (encoder mean)")
-    ax.set_title(title, fontsize="medium")
+    ax.set_title("mixture prior: components' means and 1-sigma ellipses" if "means" in
+                 model.prior.params else "standard normal prior: its 1-sigma circle",
+                 fontsize="medium")
     return _save(fig, path)
 
 

@@ -152,3 +152,23 @@ def test_evaluation_reports_no_kl_per_dimension_but_active_units():
     assert variance.shape == (3,) and 0 <= n_active <= 3
     iwae = evaluate.iwae_log_likelihood(model, x, k=20)
     assert iwae["log_px"] >= -result["loss"] - 3 * result["loss_se"]
+
+
+def test_mixture_figures_and_clusters(tmp_path):
+    from numvae import datasets, plot_latent
+    data = datasets.make_toy(60, side=4, seed=0)
+    model = numvae.VAE(16, 8, 2, encoder_hidden=(8,), decoder_hidden=(8,), prior="mixture",
+                       prior_components=4, seed=0)
+    components, accuracy, mapping = plot_latent.mixture_clusters(model, data.images, data.labels)
+    assert components.shape == (60,) and 0.25 <= accuracy <= 1.0   # >= the largest class
+    assert set(mapping) <= set(range(4)) and set(mapping.values()) <= set(range(4))
+    fig = plot_latent.latent_space_with_components(model, data.images, data.labels,
+                                                   path=tmp_path / "latent.png")
+    assert len(fig.axes[0].patches) == 4                              # one ellipse each
+    plot_latent.component_samples(model, n=3, image_shape=(4, 4), path=tmp_path / "samples.png")
+    assert (tmp_path / "latent.png").exists() and (tmp_path / "samples.png").exists()
+    standard = numvae.VAE(16, 8, 2, encoder_hidden=(8,), decoder_hidden=(8,), seed=0)
+    fig = plot_latent.latent_space_with_components(standard, data.images, data.labels)
+    assert len(fig.axes[0].patches) == 1                              # the 1-sigma circle
+    with pytest.raises(ValueError, match="latent_dim 2"):
+        plot_latent.latent_space_with_components(tiny_model(), np.zeros((2, 10)), [0, 1])
