@@ -3,6 +3,7 @@ dense model.
 
     PYTHONPATH=. python benchmarks/conv_vae.py speed   [--rounds 3] [--steps 20]
     PYTHONPATH=. python benchmarks/conv_vae.py quality [--epochs 10] [--dataset mnist-mini]
+        [--data-dir ../shared/mnist]
 
 speed: training throughput (forward, backward and Adam; batch 128, float32, one BLAS and
 one torch thread) of numvae's conv VAE and of the same architecture in PyTorch
@@ -172,7 +173,7 @@ def quality(args):
     import numvae
     from numvae import datasets, evaluate
     from numvae.train import fit
-    train_data, test, used = datasets.load_dataset(args.dataset, announce=print)
+    train_data, test, used = datasets.load_dataset(args.dataset, args.data_dir, announce=print)
     out = {}
     for arch, options in (("dense (slides)", {}), ("conv", dict(architecture="conv"))):
         model = numvae.VAE(784, 128, 2, seed=args.seed, **options)
@@ -210,6 +211,7 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--dataset", default="mnist-mini")
+    parser.add_argument("--data-dir", help="the MNIST IDX files (e.g. ../shared/mnist)")
     parser.add_argument("--iwae-k", type=int, default=500)
     parser.add_argument("--iwae-n", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
