@@ -118,3 +118,12 @@ def test_no_gradient_is_computed_for_the_images():
     cache = model.forward(np.random.default_rng(3).uniform(size=(2, 64)))
     steps = model.backward(cache)["encoder_steps"]["compressor"]
     assert steps[0] is None and steps[1] is None and steps[2].shape == (2, 32, 4, 4)
+
+
+def test_inspect_a_fresh_conv_model_shows_each_convolution(capsys):
+    from numvae.cli import main
+    assert main(["inspect", "--architecture", "conv", "--prior", "mixture"]) == 0
+    out = capsys.readouterr().out
+    for formula in ("(CV1, CV2)", "(CV4)", "(CV5)", "(CV6)", "(CV7)", "reshaped back"):
+        assert formula in out, formula
+    assert "conv, mixture prior" in out

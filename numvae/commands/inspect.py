@@ -6,7 +6,7 @@ import numpy as np
 from .. import datasets
 from ..checkpoint import load_checkpoint
 from ..inspect import trace_step
-from ..vae import VAE
+from ..vae import ARCHITECTURES, PRIORS, VAE
 from .common import UsageError, nonnegative_int, positive_int
 
 
@@ -19,6 +19,12 @@ def add_parser(commands):
                    help="add finite-difference estimates of each parameter gradient (float64)")
     p.add_argument("--show", metavar="NAME", help="print the full array of one quantity")
     p.add_argument("--seed", type=nonnegative_int, default=0)
+    fresh = p.add_argument_group("a fresh model (without CHECKPOINT)")
+    fresh.add_argument("--architecture", choices=sorted(ARCHITECTURES), default="mlp",
+                       help="conv: rows for each convolution's forward and backward step")
+    fresh.add_argument("--prior", choices=sorted(PRIORS), default="standard_normal")
+    fresh.add_argument("--conditional", action="store_true",
+                       help="a conditional VAE: rows for the one-hot labels")
     return p
 
 
@@ -26,8 +32,12 @@ def _model_and_batch(args):
     if args.checkpoint:
         model, source = load_checkpoint(args.checkpoint).model, args.checkpoint
     else:
-        model = VAE(784, 128, 2, seed=args.seed)
+        model = VAE(784, 128, 2, architecture=args.architecture, prior=args.prior,
+                    n_classes=10 if args.conditional else None, seed=args.seed)
         source = "a freshly initialised slides' VAE (seed %d)" % args.seed
+        if (args.architecture, args.prior, args.conditional) != ("mlp", "standard_normal", False):
+            source = (f"a freshly initialised VAE ({args.architecture}, {args.prior} prior"
+                      f"{', conditional' if args.conditional else ''}; seed {args.seed})")
     if model.input_dim == 784:
         data = datasets.load_mnist_mini()[1]
     else:
