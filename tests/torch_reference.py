@@ -92,10 +92,12 @@ class VAE(nn.Module):
 
     def __init__(self, input_dim, shared_dim, latent_dim, encoder_hidden=(256,),
                  decoder_hidden=(32, 256), likelihood="bernoulli", sigma=1.0, kl_weight=1.0,
-                 prior="standard_normal", prior_components=10, architecture="mlp"):
+                 prior="standard_normal", prior_components=10, architecture="mlp",
+                 n_classes=None):
         super().__init__()
-        self.encoder = Encoder(input_dim, shared_dim, latent_dim, encoder_hidden)
-        self.decoder = Decoder(latent_dim, input_dim, decoder_hidden)
+        self.n_classes = n_classes or 0   # a conditional VAE reads [x, onehot(y)], [z, onehot(y)]
+        self.encoder = Encoder(input_dim + self.n_classes, shared_dim, latent_dim, encoder_hidden)
+        self.decoder = Decoder(latent_dim + self.n_classes, input_dim, decoder_hidden)
         if architecture == "conv":
             side = math.isqrt(input_dim)
             self.encoder.compressor = conv_compressor(side, shared_dim)
@@ -104,13 +106,16 @@ class VAE(nn.Module):
             self.prior = GaussianMixturePrior(prior_components, latent_dim)
         self.likelihood, self.sigma, self.kl_weight = likelihood, sigma, kl_weight
 
-    def loss(self, x, eps):
-        """x (batch, input_dim); eps (batch, latent_dim) or (S, batch, latent_dim) -> scalar."""
-        mean, log_var = self.encoder(x)
+    def loss(self, x, eps, y=None):
+        """x (batch, input_dim); eps (batch, latent_dim) or (S, batch, latent_dim); y (batch,)
+        the labels of a conditional model -> scalar."""
+        onehot = F.one_hot(y, self.n_classes).to(x.dtype) if self.n_classes else x[:, :0]
+        mean, log_var = self.encoder(torch.cat([x, onehot], 1))
         eps = eps if eps.dim() == 3 else eps.unsqueeze(0)          # (S, batch, latent_dim)
         n_samples, batch, latent_dim = eps.shape
         z = mean + torch.exp(0.5 * log_var) * eps                  # (S, batch, latent_dim)
-        logits = self.decoder.logits(z.reshape(-1, latent_dim))    # (S * batch, input_dim)
+        z_in = torch.cat([z.reshape(-1, latent_dim), onehot.repeat(n_samples, 1)], 1)
+        logits = self.decoder.logits(z_in)                         # (S * batch, input_dim)
         x_rows = x.repeat(n_samples, 1)
         if self.likelihood == "bernoulli":
             nll = F.binary_cross_entropy_with_logits(logits, x_rows, reduction="none").sum(1)
@@ -131,5 +136,6 @@ class VAE(nn.Module):
 def from_config(config):
     """The module for a numvae configuration (a dict like ``model.config``)."""
     keys = ("input_dim", "shared_dim", "latent_dim", "encoder_hidden", "decoder_hidden",
-            "likelihood", "sigma", "kl_weight", "prior", "prior_components", "architecture")
+            "likelihood", "sigma", "kl_weight", "prior", "prior_components", "architecture",
+            "n_classes")
     return VAE(**{key: config[key] for key in keys if key in config})
