@@ -74,6 +74,9 @@ def kl_per_dimension(model, images, *, labels=None, batch_size=1000):
 def active_units(model, images, *, labels=None, threshold=0.01, batch_size=1000):
     """Burda et al.'s active units: dimensions u with Cov_x(E_q[z_u | x]) > threshold.
 
+    It reads the posterior only (E_q[z | x] is the encoder's mean), so it holds for any
+    prior; with a Monte Carlo KL (a mixture prior), where ``kl_per_dimension`` is NaN, it
+    is the measure of which dimensions are used.
     Returns (number of active units, the variance of each dimension's mean: (latent_dim,)).
     """
     images = model.check_data(images, "images")
