@@ -172,3 +172,14 @@ def test_mixture_figures_and_clusters(tmp_path):
     assert len(fig.axes[0].patches) == 1                              # the 1-sigma circle
     with pytest.raises(ValueError, match="latent_dim 2"):
         plot_latent.latent_space_with_components(tiny_model(), np.zeros((2, 10)), [0, 1])
+
+
+def test_kl_per_dimension_figure_shows_active_unit_variances_instead():
+    from numvae import plots
+    model = tiny_model(prior="mixture", prior_components=3)
+    x = np.random.default_rng(11).uniform(size=(30, 10))
+    fig = plots.kl_per_dimension(model, x)
+    ax = fig.axes[0]
+    assert ax.get_title().startswith("Variance of E_q[z_j] per latent dimension")
+    heights = [bar.get_height() for bar in ax.patches]
+    np.testing.assert_allclose(heights, evaluate.active_units(model, x)[1])
