@@ -25,6 +25,7 @@ import json
 import numpy as np
 
 from ._io import as_path, atomic_write_bytes
+from .architectures import ARCHITECTURES as _ARCHITECTURES
 from .checkpoint_fields import check_generator_state, check_history, check_train_state
 from .npz import Member, NpzReader
 from .optim import SGD, Adam
@@ -35,9 +36,11 @@ FORMAT_VERSION = 2
 MAX_CHECKPOINT_BYTES = 2**30  # 1 GiB: a hundred times the largest model here, with Adam's moments
 READABLE_VERSIONS = (1, 2)
 PART_KINDS = ("likelihood", "posterior", "prior", "objective")
+# the architecture entry: these keys of model.config, where the model has them (a conv
+# model has no hidden widths, an unconditional one no n_classes)
 ARCHITECTURE_KEYS = ("input_dim", "shared_dim", "latent_dim", "encoder_hidden",
-                     "decoder_hidden", "activation")
-ARCHITECTURES = ("mlp",)  # the next issues add a convolutional one
+                     "decoder_hidden", "activation", "n_classes")
+ARCHITECTURES = tuple(_ARCHITECTURES)  # "mlp", "conv": numvae.architectures
 OPTIMIZERS = {cls.__name__: cls for cls in (Adam, FastAdam, SGD)}
 
 
@@ -82,7 +85,9 @@ def config_schema(model):
          "posterior": {"name": "diagonal_gaussian"}, "prior": {"name": "standard_normal"},
          "objective": {"name": "elbo", "kl_weight": 1.0, "n_samples": 1}, "dtype": "float32"}
     """
-    schema = {"architecture": {"name": "mlp", **{k: model.config[k] for k in ARCHITECTURE_KEYS}}}
+    schema = {"architecture": {"name": model.config["architecture"],
+                               **{k: model.config[k] for k in ARCHITECTURE_KEYS
+                                  if k in model.config}}}
     for kind in PART_KINDS:
         part = getattr(model, kind)
         schema[kind] = {"name": part.name, **part.settings()}
@@ -102,7 +107,8 @@ def vae_arguments(config, version):
     if version == 1:
         return dict(config)
     arguments = dict(config["architecture"])
-    if arguments.pop("name") not in ARCHITECTURES:
+    arguments["architecture"] = arguments.pop("name")
+    if arguments["architecture"] not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}")
     for kind in PART_KINDS:
         entry = dict(config[kind])

@@ -27,8 +27,28 @@ def _finite(values, quantity):
     return values
 
 
-def evaluate_elbo(model, images, *, batch_size=1000, seed=0):
-    """Mean negative ELBO over ``images`` (n, input_dim), one z sample per example.
+def _per_dimension_result(kl_part, values):
+    """The KL per latent dimension, checked finite; a Monte Carlo KL has no such split and
+    reports NaN for every dimension by design (``MonteCarloKL.per_dimension``): that NaN
+    means "not defined", never a computed figure, and the callers print it so."""
+    if not kl_part.has_per_dimension:
+        return values
+    return _finite(values, "the KL per latent dimension")
+
+
+def _labels(model, labels, n):
+    """The labels of a conditional model's images, checked once: (n,); None otherwise."""
+    return model.check_labels(labels, n)
+
+
+def _encode(model, x, y):
+    """The encoder's heads for x (batch, input_dim) with labels y (checked, or None)."""
+    return model.encoder.forward(model.condition(x, y))[0]
+
+
+def evaluate_elbo(model, images, *, labels=None, batch_size=1000, seed=0):
+    """Mean negative ELBO over ``images`` (n, input_dim), one z sample per example
+    (``labels`` (n,): a conditional model's labels; every function here takes them).
 
     Returns a dict: ``loss`` (mean negative ELBO), ``loss_se`` (its standard error over
     examples), ``reconstruction`` and ``kl`` (means of the two parts), ``kl_per_dim``
@@ -36,13 +56,14 @@ def evaluate_elbo(model, images, *, batch_size=1000, seed=0):
     """
     images = model.check_data(images, "images")
     batch_size = check_positive_int(batch_size, "batch_size")
+    labels = _labels(model, labels, len(images))
     rng = np.random.default_rng(seed)
     reconstruction, kl, kl_per_dim = [], [], np.zeros(model.latent_dim)
     kl_part = kl_term(model.posterior, model.prior)
     for rows in _batches(len(images), batch_size):
         x = images[rows]
         eps = rng.standard_normal((1, len(x), model.latent_dim)).astype(model.dtype)
-        c = model.forward(x, eps, kl_weight=1.0)
+        c = model.forward(x, eps, y=None if labels is None else labels[rows], kl_weight=1.0)
         reconstruction.append(c["reconstruction"])
         kl.append(c["kl"])
         with np.errstate(over="ignore", invalid="ignore"):  # checked below, by name
@@ -55,47 +76,54 @@ def evaluate_elbo(model, images, *, batch_size=1000, seed=0):
                 loss_se=float(negative_elbo.std(ddof=1) / math.sqrt(len(images)))
                 if len(images) > 1 else float("nan"),
                 reconstruction=float(reconstruction.mean()), kl=float(kl.mean()),
-                kl_per_dim=_finite(kl_per_dim / len(images), "the KL per latent dimension"),
+                kl_per_dim=_per_dimension_result(kl_part, kl_per_dim / len(images)),
                 n=len(images))
 
 
-def kl_per_dimension(model, images, *, batch_size=1000):
+def kl_per_dimension(model, images, *, labels=None, batch_size=1000):
     """Mean KL of each latent dimension over the data: (latent_dim,). Dimensions with KL
     near 0 are unused ("inactive"): the encoder sends them to the prior for every x."""
     images = model.check_data(images, "images")
+    labels = _labels(model, labels, len(images))
     kl_part = kl_term(model.posterior, model.prior)
     total = np.zeros(model.latent_dim)
     for rows in _batches(len(images), batch_size):
         with np.errstate(over="ignore", invalid="ignore"):  # checked below, by name
-            heads, _ = model.encoder.forward(images[rows])
+            heads = _encode(model, images[rows], None if labels is None else labels[rows])
             total += kl_part.per_dimension(heads).sum(axis=0)
-    return _finite(total / len(images), "the KL per latent dimension")
+    return _per_dimension_result(kl_part, total / len(images))
 
 
-def active_units(model, images, *, threshold=0.01, batch_size=1000):
+def active_units(model, images, *, labels=None, threshold=0.01, batch_size=1000):
     """Burda et al.'s active units: dimensions u with Cov_x(E_q[z_u | x]) > threshold.
 
+    It reads the posterior only (E_q[z | x] is the encoder's mean), so it holds for any
+    prior; with a Monte Carlo KL (a mixture prior), where ``kl_per_dimension`` is NaN, it
+    is the measure of which dimensions are used.
     Returns (number of active units, the variance of each dimension's mean: (latent_dim,)).
     """
     images = model.check_data(images, "images")
+    labels = _labels(model, labels, len(images))
     with np.errstate(over="ignore", invalid="ignore"):  # checked below, by name
-        means = np.concatenate([model.encoder.forward(images[rows])[0]["mean"]
+        means = np.concatenate([_encode(model, images[rows],
+                                        None if labels is None else labels[rows])["mean"]
                                 for rows in _batches(len(images), batch_size)])
         variance = means.astype(np.float64).var(axis=0)
     variance = _finite(variance, "the variance of the encoder means")
     return int(np.sum(variance > threshold)), variance
 
 
-def log_weights(model, x, eps):
+def log_weights(model, x, eps, y=None):
     """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) for z_k drawn from q (eq. I1),
     each term from the model's own parts (likelihood, prior, posterior).
 
-    x: (batch, input_dim), eps: (K, batch, latent_dim) -> (K, batch).
+    x: (batch, input_dim), eps: (K, batch, latent_dim), y: checked labels (batch,) of a
+    conditional model, or None -> (K, batch).
     """
-    heads, _ = model.encoder.forward(x)                           # each (batch, latent_dim)
+    heads = _encode(model, x, y)                                  # each (batch, latent_dim)
     z, posterior_cache = model.posterior.rsample(heads, eps)      # (K * batch, latent_dim)
     n_samples, batch = eps.shape[:2]
-    logits, _ = model.decoder.to_logits.forward(z)
+    logits, _ = model.decoder.to_logits.forward(model.condition(z, y))
     logits = logits.reshape(n_samples, batch, -1)                 # (K, batch, input_dim)
     # -log p(x|z) sums over the last axis, so x (batch, input_dim) broadcasts over K
     log_px_given_z = -model.likelihood.nll(logits, x)
@@ -104,7 +132,8 @@ def log_weights(model, x, eps):
     return log_px_given_z + log_pz - log_qz
 
 
-def iwae_log_likelihood(model, images, *, k=5000, batch_size=None, max_rows=2000, seed=0):
+def iwae_log_likelihood(model, images, *, labels=None, k=5000, batch_size=None, max_rows=2000,
+                        seed=0):
     """Importance-weighted estimate of log p(x) with K samples (eq. I2), per example:
 
         log p(x) >= log (1/K) sum_k w_k,   w_k = p(x, z_k) / q(z_k | x),  z_k ~ q(z|x).
@@ -115,6 +144,7 @@ def iwae_log_likelihood(model, images, *, k=5000, batch_size=None, max_rows=2000
     Returns a dict with ``log_px`` (mean over examples), ``log_px_se``, ``per_example`` (n,).
     """
     images = model.check_data(images, "images")
+    labels = _labels(model, labels, len(images))
     k = check_positive_int(k, "k")
     max_rows = check_positive_int(max_rows, "max_rows")
     rng = np.random.default_rng(seed)
@@ -131,7 +161,8 @@ def iwae_log_likelihood(model, images, *, k=5000, batch_size=None, max_rows=2000
             eps = rng.standard_normal((min(chunk, k - start), len(x), model.latent_dim))
             # a damaged or diverged model overflows in here: reported by name below
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                log_w = log_weights(model, x, eps.astype(model.dtype)).astype(np.float64)
+                log_w = log_weights(model, x, eps.astype(model.dtype),
+                                    None if labels is None else labels[rows]).astype(np.float64)
                 new_max = np.maximum(running_max, log_w.max(axis=0))
                 running_sum = (running_sum * np.exp(running_max - new_max)
                                + np.exp(log_w - new_max).sum(axis=0))

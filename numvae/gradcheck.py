@@ -182,7 +182,7 @@ def directional_check(f, arrays, analytic, h=1e-5, n_directions=8, seed=0):
     return errors
 
 
-def _float64_loss(model, x, eps, seed):
+def _float64_loss(model, x, eps, seed, y=None):
     """A float64 copy of ``model`` (or the model itself), x and a fixed eps; its gradient."""
     model = model if model.dtype == np.float64 else model.copy(np.float64)
     x = np.asarray(x, np.float64)
@@ -190,26 +190,28 @@ def _float64_loss(model, x, eps, seed):
         eps = np.random.default_rng(seed).standard_normal(
             (model.n_samples, x.shape[0], model.latent_dim))
     eps = np.asarray(eps, np.float64)
-    model.loss_and_grad(x, eps)
+    model.loss_and_grad(x, eps, y=y)
     analytic = {name: grad.copy() for name, grad in model.grads.items()}
     return model, x, eps, analytic
 
 
-def check_model(model, x, eps=None, h=1e-5, n_entries=None, seed=0, nonzero_only=True):
+def check_model(model, x, eps=None, h=1e-5, n_entries=None, seed=0, nonzero_only=True, *,
+                y=None):
     """Check ``model.loss_and_grad`` against central differences, per parameter.
 
     A float32 model is first copied to float64. ``eps`` is fixed (drawn once from
     ``seed`` if not given) so the loss is a deterministic function of the parameters.
     ``n_entries`` checks that many random entries of each parameter (None: all), among
     those whose analytic gradient is non-zero unless ``nonzero_only`` is false.
+    ``y``: the labels (batch,) of a conditional model.
     Returns {parameter name: maximum relative error}, as ``check_arrays`` does.
     """
-    model, x, eps, analytic = _float64_loss(model, x, eps, seed)
-    return check_arrays(lambda: model.loss(x, eps), model.params, analytic, h, n_entries, seed,
-                        nonzero_only)
+    model, x, eps, analytic = _float64_loss(model, x, eps, seed, y)
+    return check_arrays(lambda: model.loss(x, eps, y=y), model.params, analytic, h, n_entries,
+                        seed, nonzero_only)
 
 
-def check_model_directions(model, x, eps=None, h=1e-5, n_directions=8, seed=0):
+def check_model_directions(model, x, eps=None, h=1e-5, n_directions=8, seed=0, *, y=None):
     """Like ``check_model``, but every entry of every parameter at once, along
     ``n_directions`` random directions per parameter (``directional_check``, eq. C2).
 
@@ -217,6 +219,6 @@ def check_model_directions(model, x, eps=None, h=1e-5, n_directions=8, seed=0):
     fraction of a second, where entry by entry would take minutes.
     Returns {parameter name: relative error of the projections}.
     """
-    model, x, eps, analytic = _float64_loss(model, x, eps, seed)
-    return directional_check(lambda: model.loss(x, eps), model.params, analytic, h,
+    model, x, eps, analytic = _float64_loss(model, x, eps, seed, y)
+    return directional_check(lambda: model.loss(x, eps, y=y), model.params, analytic, h,
                              n_directions, seed)

@@ -12,16 +12,38 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .conv import Conv2d, ConvTranspose2d, Flatten, Reshape
 from .gradcheck import check_model
+from .labels import one_hot
 from .layers import Dense, ReLU, Sigmoid, Tanh
 
+# formulas by layer class (a subclass, such as the fast FastConv2d, uses its parent's)
 _FORWARD_FORMULA = {Dense: "{out} = {inp} W + b  (D1)", ReLU: "{out} = max({inp}, 0)  (D3)",
-                    Sigmoid: "{out} = sigmoid({inp})  (D4)", Tanh: "{out} = tanh({inp})  (D5)"}
+                    Sigmoid: "{out} = sigmoid({inp})  (D4)", Tanh: "{out} = tanh({inp})  (D5)",
+                    Conv2d: "{out} = im2col({inp}) W^T + b, per position  (CV1, CV2)",
+                    ConvTranspose2d: "{out} = col2im({inp} W) + b  (CV7)",
+                    Reshape: "{out} = {inp} as (batch, C, H, W)",
+                    Flatten: "{out} = {inp} as (batch, C H W)"}
 # the gradient arriving at a layer's output, from the backward of the layer after it
 _BACKWARD_FORMULA = {ReLU: "d {inp} = d {out} * 1[{inp} > 0]  (D3)",
                      Sigmoid: "d {inp} = d {out} * {out} (1 - {out})  (D4)",
                      Tanh: "d {inp} = d {out} * (1 - {out}^2)  (D5)",
-                     Dense: "d {inp} = d {out} W^T  (D2)"}
+                     Dense: "d {inp} = d {out} W^T  (D2)",
+                     Conv2d: "d {inp} = col2im(d {out} W)  (CV6)",
+                     ConvTranspose2d: "d {inp} = im2col(d {out}) W^T  (CV7)",
+                     Reshape: "d {inp} = d {out} reshaped back", Flatten: "d {inp} = d {out} "
+                     "reshaped back"}
+# each parameter gradient of a layer with parameters
+_PARAMETER_FORMULA = {Dense: {"W": "dW = {inp}^T d {out}  (D2)", "b": "db = sum_batch d {out}  (D2)"},
+                      Conv2d: {"W": "dW = d {out}^T im2col({inp})  (CV4)",
+                               "b": "db = sum over batch and positions of d {out}  (CV5)"},
+                      ConvTranspose2d: {"W": "dW = {inp}^T im2col(d {out})  (CV7)",
+                                        "b": "db = sum over batch and positions of d {out}  (CV5)"}}
+
+
+def _formula(table, layer):
+    """The entry of ``table`` for the layer's class or the nearest parent class in it."""
+    return next(table[cls] for cls in type(layer).__mro__ if cls in table)
 
 
 @dataclass
@@ -88,7 +110,7 @@ def _sequence_forward_rows(sequence, cache, prefix, input_name):
     rows, previous = [], input_name
     for index, (layer, output) in enumerate(zip(sequence.layers, cache["outputs"])):
         name = f"{prefix}.{index}"
-        rows.append(Row("forward", name, _FORWARD_FORMULA[type(layer)].format(
+        rows.append(Row("forward", name, _formula(_FORWARD_FORMULA, layer).format(
             out=name, inp=previous), output))
         previous = name
     return rows
@@ -102,15 +124,14 @@ def _sequence_backward_rows(sequence, steps, prefix, input_name):
     for index in range(len(sequence.layers) - 1, -1, -1):
         layer, name = sequence.layers[index], f"{prefix}.{index}"
         previous = f"{prefix}.{index - 1}" if index > 0 else input_name
-        if index + 1 < len(sequence.layers):
+        if index + 1 < len(sequence.layers) and steps[index + 1] is not None:
             following = sequence.layers[index + 1]
-            formula = _BACKWARD_FORMULA[type(following)].format(inp=name, out=f"{prefix}.{index + 1}")
+            formula = _formula(_BACKWARD_FORMULA, following).format(
+                inp=name, out=f"{prefix}.{index + 1}")
             rows.append(Row("backward", f"d {name}", formula, steps[index + 1]))
-        if isinstance(layer, Dense):
-            rows.append(Row("backward", f"{name}.W (grad)", f"dW = {previous}^T d {name}  (D2)",
-                            layer.grads["W"]))
-            rows.append(Row("backward", f"{name}.b (grad)", f"db = sum_batch d {name}  (D2)",
-                            layer.grads["b"]))
+        for key, formula in (_formula(_PARAMETER_FORMULA, layer).items() if layer.params else ()):
+            rows.append(Row("backward", f"{name}.{key} (grad)",
+                            formula.format(inp=previous, out=name), layer.grads[key]))
     return rows
 
 
@@ -120,14 +141,19 @@ def _forward_rows(model, cache):
     shared = f"encoder.compressor.{len(enc.compressor) - 1}"
     caches = cache["caches"]
     rows = [Row("forward", "x", "the data batch", cache["x"])]
+    # a conditional model's encoder reads [x, onehot(y)] and its decoder [z, onehot(y)]
+    x_in, z_in = ("x", "z") if cache["y"] is None else ("[x, onehot(y)]", "[z, onehot(y)]")
+    if cache["y"] is not None:
+        rows.append(Row("forward", "onehot(y)", "the labels, one-hot  (CD1)",
+                        one_hot(cache["y"], model.n_classes, model.dtype)))
     rows += _sequence_forward_rows(enc.compressor, caches["encoder"]["compressor"],
-                                   "encoder.compressor", "x")
+                                   "encoder.compressor", x_in)
     rows += [Row("forward", head, f"{head} = {shared} W_{head} + b_{head}  (D1)", cache[head])
              for head in model.posterior.heads]
     rows += [Row("forward", name, formula, cache[name])
              for name, formula in model.posterior.formulas.items()]
     rows += _sequence_forward_rows(dec.decompressor, _with_sigmoid(caches["decoder"], cache),
-                                   "decoder.decompressor", "z")
+                                   "decoder.decompressor", z_in)
     kl_part = caches["objective"]["kl_part"]
     return rows + [Row("forward", "reconstruction", model.likelihood.nll_formula
                        + ", mean over S samples", cache["reconstruction"]),
@@ -149,8 +175,11 @@ def _backward_rows(model, grads):
     for (name, formula), value in zip(model.likelihood.backward_formulas(),
                                       [*grads["likelihood"].values(), grads["dlogits"]]):
         rows.append(Row("backward", name, formula, value))
-    rows += _sequence_backward_rows(dec.to_logits, grads["decoder_steps"], "decoder.decompressor", "z")
-    rows.append(Row("backward", "d z", "d z = d decoder.decompressor.0 W^T  (D2)", grads["dz"]))
+    x_in, z_in = ("[x, onehot(y)]", "[z, onehot(y)]") if model.n_classes else ("x", "z")
+    rows += _sequence_backward_rows(dec.to_logits, grads["decoder_steps"], "decoder.decompressor",
+                                    z_in)
+    rows.append(Row("backward", "d z", "d z = d decoder.decompressor.0 W^T  (D2)" + (
+        ", its first latent_dim columns  (CD1)" if model.n_classes else ""), grads["dz"]))
     kl_formulas = getattr(grads["kl_part"], "backward_formulas", {})
     for head in model.posterior.heads:
         rows += [Row("backward", f"d {head} (from z)", model.posterior.backward_formulas[head],
@@ -167,13 +196,14 @@ def _backward_rows(model, grads):
     rows.append(Row("backward", f"d {shared}", "sum over heads of d head W_head^T: the heads "
                     "add  (D2, V6)", grads["encoder_steps"]["shared"]))
     rows += _sequence_backward_rows(enc.compressor, grads["encoder_steps"]["compressor"],
-                                    "encoder.compressor", "x")
+                                    "encoder.compressor", x_in)
     return rows
 
 
-def trace_step(model, x, eps=None, *, check=False, n_entries=None):
+def trace_step(model, x, eps=None, *, y=None, check=False, n_entries=None):
     """Run one training step (``model.forward`` then ``model.backward``) on ``x``
-    (batch, input_dim) and return its ``Trace``.
+    (batch, input_dim), with the labels ``y`` (batch,) of a conditional model, and return
+    its ``Trace``.
 
     With ``check=True`` the step is traced on a float64 copy of the model, and each
     parameter gradient gets its finite-difference relative error (``n_entries`` random
@@ -184,12 +214,12 @@ def trace_step(model, x, eps=None, *, check=False, n_entries=None):
     x = np.asarray(x)
     if eps is None:
         eps = model.draw_eps(len(x))
-    cache = model.forward(x, eps)
+    cache = model.forward(x, eps, y=y)
     grads = model.backward(cache)
     grads["kl_part"] = cache["caches"]["objective"]["kl_part"]
     rows = _forward_rows(model, cache) + _backward_rows(model, grads)
     if check:
-        errors = check_model(model, cache["x"], cache["eps"], n_entries=n_entries)
+        errors = check_model(model, cache["x"], cache["eps"], n_entries=n_entries, y=cache["y"])
         for row in rows:
             if row.name.endswith(" (grad)"):
                 row.fd_error = errors[row.name[: -len(" (grad)")]]

@@ -37,7 +37,12 @@ __all__ = ["save_safetensors", "load_safetensors", "to_state_dict", "infer_confi
 # numvae's last name part -> (PyTorch's, whether the array is transposed on the way). A new
 # kind of parameter (a flow's, a mixture prior's, a convolution's) gets its rule here, with
 # the name and layout of the PyTorch module that holds it (or of a reference module in tests/).
-RULES = {"W": ("weight", True), "b": ("bias", False)}
+# A Dense ``W`` (in, out) is transposed; a convolution's ``W`` is already in PyTorch's layout
+# (out, in, k, k) for Conv2d, (in, out, k, k) for ConvTranspose2d): only 2-D ``W`` turn over.
+# The mixture prior's arrays keep their names and layouts (tests/torch_reference.py's
+# GaussianMixturePrior holds them as nn.Parameters of those names).
+RULES = {"W": ("weight", True), "b": ("bias", False), "logits": ("logits", False),
+         "means": ("means", False), "log_var": ("log_var", False)}
 CONFIG_KEY = "numvae.config"
 DTYPES = {"F32": np.float32, "F64": np.float64}
 
@@ -78,7 +83,7 @@ def to_state_dict(model):
 
 def _to_torch_layout(name, value):
     """numvae's array ``value`` of parameter ``name`` in PyTorch's layout (a view)."""
-    transpose = RULES[name.rpartition(".")[2]][1]
+    transpose = RULES[name.rpartition(".")[2]][1] and value.ndim == 2   # Dense, not conv
     return value.T if transpose else value
 
 
@@ -157,10 +162,13 @@ def infer_config(specs, path="the file"):
         raise InteropError(f"{path}: tensor decoder.decompressor.0.weight has shape "
                            f"{decompressor[0]}; expected input width {mean_shape[0]} "
                            f"(latent_dim, from encoder.mean.weight)")
-    return dict(input_dim=compressor[0][1], shared_dim=compressor[-1][0],
-                latent_dim=mean_shape[0],
-                encoder_hidden=tuple(shape[0] for shape in compressor[:-1]),
-                decoder_hidden=tuple(shape[0] for shape in decompressor[:-1]))
+    inferred = dict(input_dim=compressor[0][1], shared_dim=compressor[-1][0],
+                    latent_dim=mean_shape[0],
+                    encoder_hidden=tuple(shape[0] for shape in compressor[:-1]),
+                    decoder_hidden=tuple(shape[0] for shape in decompressor[:-1]))
+    if "prior.logits" in specs:  # a mixture prior: K from its logits (K,)
+        inferred.update(prior="mixture", prior_components=specs["prior.logits"][1][0])
+    return inferred
 
 
 def _assumed_defaults(config):

@@ -184,11 +184,16 @@ class Sequential(Layer):
     def backward_steps(self, dy, cache, need_input_grad=True):
         """The same backward pass, returning every gradient it computes: a list whose
         entry i is dL/d(input of layer i), entry 0 being dL/d(input of the network)
-        (None with ``need_input_grad=False``) and the last entry dy itself."""
+        and the last entry dy itself. With ``need_input_grad=False`` the pass stops at the
+        first layer with parameters (a Reshape before a convolution needs no gradient):
+        the entries up to it are None."""
         steps = [None] * len(self.layers) + [dy]
+        first = next((i for i, layer in enumerate(self.layers) if layer.params), 0)
         for index in range(len(self.layers) - 1, -1, -1):
             layer, layer_cache = self.layers[index], cache["layers"][index]
-            if index == 0 and layer.skips_input_grad:
+            if index < first and not need_input_grad:
+                break
+            if index == first and layer.skips_input_grad:
                 dy = layer.backward(dy, layer_cache, need_input_grad=need_input_grad)
             else:
                 dy = layer.backward(dy, layer_cache)

@@ -27,6 +27,8 @@ class GaussianKL:
         return losses.kl_divergence(posterior_cache["mean"], posterior_cache["log_var"]), \
             posterior_cache
 
+    has_per_dimension = True
+
     def per_dimension(self, posterior_cache):
         """The terms of K1 before the sum over j: (batch, latent_dim)."""
         return losses.kl_divergence_per_dim(posterior_cache["mean"], posterior_cache["log_var"])
@@ -44,9 +46,15 @@ class MonteCarloKL:
     formula = "KL ~ mean_s [log q(z_s|x) - log p(z_s)]  (K3)"
     backward_formulas = {}  # filled per head: the explicit partials of log q (K4)
 
+    has_per_dimension = False
+
     def per_dimension(self, posterior_cache):
-        raise ValueError("a Monte Carlo KL has no split by latent dimension: its log q and "
-                         "log p do not factorise for every posterior and prior")
+        """NaN, (batch, latent_dim): log q and log p do not factorise over the latent
+        dimensions for every posterior and prior (a mixture prior's log p does not), so
+        there is no KL per dimension to report. Count active units instead
+        (``numvae.evaluate.active_units``, Burda et al.'s criterion, valid for any prior)."""
+        mean = posterior_cache["mean"]
+        return np.full(mean.shape, np.nan)
 
     def forward(self, z, posterior_cache, posterior, prior):
         log_q = posterior.log_prob(posterior_cache)                   # (S, batch)

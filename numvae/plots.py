@@ -58,9 +58,13 @@ def _check_images(model, images):
     return model.check_data(images, "images")
 
 
-def _encoder_means(model, images):
-    """Encoder means of q(z|x) for every row, ENCODE_BATCH rows at a time: (n, latent_dim)."""
-    return np.concatenate([model.encode(images[start:start + ENCODE_BATCH])[0]
+def _encoder_means(model, images, labels=None):
+    """Encoder means of q(z|x) for every row, ENCODE_BATCH rows at a time: (n, latent_dim).
+    ``labels`` (n,): a conditional model's (an unconditional one ignores them)."""
+    labels = model.check_labels(labels, len(images))
+    return np.concatenate([model.encode(images[start:start + ENCODE_BATCH],
+                                        None if labels is None else
+                                        labels[start:start + ENCODE_BATCH])[0]
                            for start in range(0, len(images), ENCODE_BATCH)])
 
 
@@ -129,7 +133,8 @@ def latent_space(model, images, labels, *, max_points=5000, seed=0, path=None):
                              f"one label per row of images")
     rng = np.random.default_rng(seed)
     keep = rng.permutation(len(images))[:max_points]  # random subset, in random drawing order
-    means = _encoder_means(model, images[keep]).astype(np.float64)  # (k, latent_dim)
+    means = _encoder_means(model, images[keep], None if labels is None else labels[keep])
+    means = means.astype(np.float64)                                  # (k, latent_dim)
 
     if labels is None:
         classes, class_index = np.array(["all"]), np.zeros(len(keep), dtype=int)
@@ -183,7 +188,7 @@ def _latent_coordinates(ax, means, class_index, classes, rng):
     return centred @ components[0], centred @ components[1], title
 
 
-def latent_grid(model, *, n=15, dims=(0, 1), image_shape=None, path=None):
+def latent_grid(model, *, n=15, dims=(0, 1), image_shape=None, label=None, path=None):
     """The decoder's manifold (the slides' "Sampling the latent space for MNIST"; Kingma &
     Welling 2014, fig. 4): decoder outputs on an n x n grid of latent values.
 
@@ -192,7 +197,8 @@ def latent_grid(model, *, n=15, dims=(0, 1), image_shape=None, path=None):
     Columns vary z[dims[0]] (left to right, increasing), rows vary z[dims[1]] (bottom to top,
     increasing, as on a plot); every other latent dimension is held at 0, the prior's mean.
     latent_dim == 1: one row of n images along z[0] (``dims`` is not used).
-    The images are tiled on one canvas and drawn with a single imshow.
+    The images are tiled on one canvas and drawn with a single imshow. ``label``: the
+    digit a conditional model decodes (one style per point of the grid).
     """
     n = check_positive_int(n, "n")
     height, width = _check_image_shape(image_shape, model.input_dim)
@@ -218,7 +224,7 @@ def latent_grid(model, *, n=15, dims=(0, 1), image_shape=None, path=None):
         z[:, :, dims[0]] = values[None, :]          # columns: increasing to the right
         z[:, :, dims[1]] = values[::-1, None]       # rows: the top row has the largest value
         z = z.reshape(n * n, latent_dim)
-    decoded = model.decode(z)                                         # (rows * n, input_dim)
+    decoded = model.decode(z, None if label is None else np.full(len(z), label))
     canvas = _tile(decoded, rows, n, (height, width))
 
     size = min(9.0, 1.0 + 0.5 * n)
@@ -253,7 +259,7 @@ def _image_axes(ax, image, image_shape):
         spine.set_visible(False)
 
 
-def reconstructions(model, images, *, n=10, image_shape=None, path=None):
+def reconstructions(model, images, *, n=10, image_shape=None, labels=None, path=None):
     """The first n images (top row) above their reconstructions (bottom row): 2 * n axes.
 
     The reconstruction is the decoder output at z = the encoder mean, decode(E[z|x]):
@@ -265,8 +271,9 @@ def reconstructions(model, images, *, n=10, image_shape=None, path=None):
         raise ValueError(f"n = {n} but images holds only {len(images)} rows")
     image_shape = _check_image_shape(image_shape, model.input_dim)
     originals = images[:n]
-    mean, _ = model.encode(originals)
-    rebuilt = model.decode(mean)                                      # (n, input_dim)
+    y = None if labels is None else np.asarray(labels)[:n]           # a conditional model's
+    mean, _ = model.encode(originals, y)
+    rebuilt = model.decode(mean, y)                                   # (n, input_dim)
 
     fig = Figure(figsize=(1.0 + 1.0 * n, 2.6), layout="constrained")
     axes = fig.subplots(2, n, squeeze=False)
@@ -279,11 +286,12 @@ def reconstructions(model, images, *, n=10, image_shape=None, path=None):
     return _save(fig, path)
 
 
-def prior_samples(model, *, n=64, rng=None, image_shape=None, path=None):
+def prior_samples(model, *, n=64, rng=None, image_shape=None, label=None, path=None):
     """Decoder outputs for n draws z ~ p(z) = N(0, I), on a square-ish grid (one canvas).
 
     rng: a numpy Generator, an int seed, or None for a fixed seed 0 (the model's own
     ``model.rng`` is left untouched, so plotting does not change later training).
+    label: the digit a conditional model draws (default: every class in turn).
     """
     n = check_positive_int(n, "n")
     image_shape = _check_image_shape(image_shape, model.input_dim)
@@ -291,7 +299,7 @@ def prior_samples(model, *, n=64, rng=None, image_shape=None, path=None):
         rng = np.random.default_rng(0 if rng is None else rng)
     elif not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, an int seed or None; got {rng!r}")
-    samples = model.sample(n, rng)                                    # (n, input_dim)
+    samples = model.sample(n, rng, y=None if label is None else np.full(n, label))
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     canvas = _tile(samples, rows, cols, image_shape, pad=1)  # white 1-pixel gaps
@@ -307,15 +315,21 @@ def prior_samples(model, *, n=64, rng=None, image_shape=None, path=None):
 
 # --- latent usage -------------------------------------------------------------------------
 
-def kl_per_dimension(model, images, *, path=None):
+def kl_per_dimension(model, images, *, labels=None, path=None):
     """Bar chart of the mean KL of each latent dimension over ``images`` (nats per example).
 
     The dashed line marks 0.01 nats: a dimension below it is sent to the prior for
     (almost) every x, so it carries (almost) no information. (``numvae.evaluate.active_units``
     counts "active units" by Burda et al.'s other criterion, the variance of the encoder mean.)
+    With a Monte Carlo KL (a mixture prior) there is no KL per dimension (NaN): the bars
+    are then that variance, Var_x(E_q[z_j]), with Burda et al.'s threshold 0.01.
     """
     images = _check_images(model, images)
-    kl = evaluate.kl_per_dimension(model, images)                     # (latent_dim,)
+    kl = evaluate.kl_per_dimension(model, images, labels=labels)      # (latent_dim,)
+    what, title, unit = "KL (nats per example)", "KL", " nats"
+    if np.isnan(kl).all():                                            # no split: active units
+        kl = evaluate.active_units(model, images, labels=labels)[1]
+        what, title, unit = "Var_x(E_q[z_j])", "Variance of E_q[z_j]", ""
     used = kl > KL_THRESHOLD
     positions = np.arange(len(kl))
 
@@ -323,14 +337,15 @@ def kl_per_dimension(model, images, *, path=None):
     ax = fig.add_subplot()
     bars = ax.bar(positions, kl, color=np.where(used, "C0", "0.6"))
     ax.axhline(KL_THRESHOLD, color="C3", linestyle="--", linewidth=1,
-               label=f"{KL_THRESHOLD} nats")
+               label=f"{KL_THRESHOLD}{unit}")
     if len(kl) <= 20:  # the values, so that near-zero bars can still be read
         ax.bar_label(bars, labels=[f"{v:.2g}" for v in kl], fontsize="x-small")
     step = max(1, len(kl) // 20)  # at most about 20 tick labels
     ax.set_xticks(positions[::step], [f"z[{d}]" for d in positions[::step]])
     ax.set_xlabel("latent dimension")
-    ax.set_ylabel("KL (nats per example)")
-    ax.set_title(f"KL per latent dimension: {int(used.sum())} of {len(kl)} above {KL_THRESHOLD} nats")
+    ax.set_ylabel(what)
+    ax.set_title(f"{title} per latent dimension: {int(used.sum())} of {len(kl)} above "
+                 f"{KL_THRESHOLD}{unit}")
     ax.legend(fontsize="small")
     return _save(fig, path)
 
@@ -353,11 +368,13 @@ def save_all(model, history, images, labels, out_dir, *, image_shape=None):
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {name: out_dir / f"{name}.png" for name in FILE_NAMES}
     latent_space(model, images, labels, path=paths["latent_space"])
-    latent_grid(model, image_shape=image_shape, path=paths["latent_grid"])
+    # a conditional model: the grid of digit 0 (numvae.plot_latent.conditional_grid: all)
+    latent_grid(model, image_shape=image_shape, label=0 if model.n_classes else None,
+                path=paths["latent_grid"])
     reconstructions(model, images, n=min(10, len(images)), image_shape=image_shape,
-                    path=paths["reconstructions"])
+                    labels=labels, path=paths["reconstructions"])
     prior_samples(model, image_shape=image_shape, path=paths["prior_samples"])
-    kl_per_dimension(model, images, path=paths["kl_per_dimension"])
+    kl_per_dimension(model, images, labels=labels, path=paths["kl_per_dimension"])
     if not history or len(history.get("epoch", ())) == 0:
         del paths["training_curves"], paths["gradient_flow"]
     else:

@@ -60,8 +60,12 @@ class Progress:
 
 
 def _as_images(data, model, name):
+    """(images, labels) of a Dataset (labels checked if the model is conditional, else
+    None) or of an array of images (no labels)."""
     images = data.images if isinstance(data, datasets.Dataset) else data
-    return model.check_data(images, name)
+    images = model.check_data(images, name)
+    labels = data.labels if isinstance(data, datasets.Dataset) else None
+    return images, model.check_labels(labels, len(images))
 
 
 def _grad_norms(grads):
@@ -109,14 +113,14 @@ def _deferred_interrupt():
         signal.signal(signal.SIGINT, previous)
 
 
-def train_step(model, optimizer, x, kl_weight, where):
+def train_step(model, optimizer, x, kl_weight, where, y=None):
     """One step: the loss and its gradient, a check that both are finite, the update.
 
-    ``where`` = (epoch, step), to name the step in an error. Returns the forward cache
-    (the loss terms of this batch).
+    ``where`` = (epoch, step), to name the step in an error; ``y``: the batch's labels
+    (a conditional model's). Returns the forward cache (the loss terms of this batch).
     """
     try:
-        cache = model.forward(x, kl_weight=kl_weight)   # loss
+        cache = model.forward(x, y=y, kl_weight=kl_weight)   # loss
         model.backward(cache)                            # and gradient, into model.grads
     except NumericalError as err:
         raise TrainingDivergedError(f"epoch {where[0]}, step {where[1]}: {err}") from None
@@ -159,7 +163,8 @@ def fit(model, optimizer, train_data, *, epochs, batch_size=128, val_data=None,
         grad_norm_every=10):
     """Train ``model`` with ``optimizer`` for ``epochs`` epochs (counted from the start).
 
-    train_data, val_data: a ``numvae.datasets.Dataset`` or an array (n, input_dim).
+    train_data, val_data: a ``numvae.datasets.Dataset`` or an array (n, input_dim); a
+        conditional model needs a Dataset (its ``labels`` go with every batch).
     kl_warmup_epochs: the KL weight rises linearly from 0 to ``model.config["kl_weight"]``
         over this many epochs (step by step), then stays there.
     binarize: a fresh Bernoulli draw of every pixel each time it is used (Burda et al.).
@@ -169,19 +174,20 @@ def fit(model, optimizer, train_data, *, epochs, batch_size=128, val_data=None,
     history, train_state, train_permutation: from a checkpoint, to resume a run.
     Returns the history (see ``new_history``).
     """
-    images = _as_images(train_data, model, "train_data")
-    val_images = None if val_data is None else _as_images(val_data, model, "val_data")
+    images, labels = _as_images(train_data, model, "train_data")
+    val = None if val_data is None else _as_images(val_data, model, "val_data")  # (images, labels)
     _check_optimizer_holds(model, optimizer)
     epochs, batch_size, grad_norm_every = _check_fit_options(
         epochs, batch_size, kl_warmup_epochs, grad_norm_every, binarize, seed)
     run = _Run(model, optimizer, images, batch_size, seed, history, train_state, train_permutation)
+    run.labels = labels
     run.warmup_steps = kl_warmup_epochs * run.steps_per_epoch
     run.binarize, run.grad_norm_every = binarize, grad_norm_every
     with _deferred_interrupt() as interrupt:
         try:
             while run.state["epoch"] < epochs:
                 run.train_epoch(epochs, progress, interrupt)
-                _record_epoch(run.history, run.state, run.epoch_kl_weight, model, val_images,
+                _record_epoch(run.history, run.state, run.epoch_kl_weight, model, val,
                               len(images))
                 run.next_epoch()
                 if log is not None:
@@ -239,12 +245,13 @@ class _Run:
             if interrupt["requested"]:
                 raise KeyboardInterrupt
             step = state["step"] + 1
-            x = self.images[self.permutation[(step - 1) * self.batch_size: step * self.batch_size]]
+            rows = self.permutation[(step - 1) * self.batch_size: step * self.batch_size]
+            x, y = self.images[rows], None if self.labels is None else self.labels[rows]
             if self.binarize:
                 x = datasets.binarize(x, self.rng)
             global_step = (epoch - 1) * self.steps_per_epoch + step
             self.epoch_kl_weight = kl_weight_at(global_step, self.base_kl_weight, self.warmup_steps)
-            cache = train_step(self.model, self.optimizer, x, self.epoch_kl_weight, (epoch, step))
+            cache = train_step(self.model, self.optimizer, x, self.epoch_kl_weight, (epoch, step), y)
             if global_step % self.grad_norm_every == 0:
                 self._record_grad_norms(global_step)
             state["train_reconstruction_sum"] += float(cache["reconstruction"].sum())
@@ -267,7 +274,7 @@ class _Run:
         self.permutation = None
 
 
-def _record_epoch(history, state, kl_weight, model, val_images, n):
+def _record_epoch(history, state, kl_weight, model, val, n):
     seen, seconds, epoch = state["seen"], state["seconds"], state["epoch"] + 1
     history["epoch"].append(epoch)
     history["train_reconstruction"].append(state["train_reconstruction_sum"] / seen)
@@ -277,8 +284,8 @@ def _record_epoch(history, state, kl_weight, model, val_images, n):
     history["kl_weight"].append(kl_weight)
     history["seconds"].append(seconds)
     history["examples_per_second"].append(n / seconds if seconds > 0 else float("inf"))
-    if val_images is not None:
-        result = evaluate_elbo(model, val_images, seed=0)
+    if val is not None:
+        result = evaluate_elbo(model, val[0], labels=val[1], seed=0)
         history["val_loss"].append(result["loss"])
         history["val_reconstruction"].append(result["reconstruction"])
         history["val_kl"].append(result["kl"])

@@ -13,7 +13,9 @@ returns every gradient it computed, as the named steps of docs/derivations.md, s
 """
 import numpy as np
 
+from .architectures import ARCHITECTURES
 from .layers import ACTIVATIONS, Dense, Sequential, Sigmoid
+from .labels import check_labels, one_hot
 from .likelihoods import LIKELIHOODS
 from .losses import NumericalError
 from .objectives import OBJECTIVES
@@ -24,22 +26,15 @@ from .validation import (check_choice, check_data, check_eps, check_latent,
                          check_widths)
 
 
-def _mlp(sizes, activation, rng, dtype):
-    """Dense-activation pairs through ``sizes`` (a list of widths), as a flat layer list."""
-    layers = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        layers += [Dense(n_in, n_out, rng=rng, dtype=dtype), ACTIVATIONS[activation]()]
-    return layers
-
-
 class Encoder:
-    """compressor: Dense(input_dim, 256) - ReLU - Dense(256, shared_dim) - ReLU, then one
-    head Dense(shared_dim, width) per head of the posterior (slides: "Setting up the
-    encoder": ``mean`` and ``log_var``, each of width latent_dim)."""
+    """compressor (the architecture's layers; the slides': Dense(input_dim, 256) - ReLU -
+    Dense(256, shared_dim) - ReLU), then one head Dense(shared_dim, width) per head of the
+    posterior (slides: "Setting up the encoder": ``mean`` and ``log_var``, each of width
+    latent_dim)."""
 
-    def __init__(self, sizes, head_widths, activation, rng, dtype):
-        self.compressor = Sequential(*_mlp(sizes, activation, rng, dtype))
-        self.heads = {name: Dense(sizes[-1], width, rng=rng, dtype=dtype)
+    def __init__(self, compressor_layers, shared_dim, head_widths, rng, dtype):
+        self.compressor = Sequential(*compressor_layers)
+        self.heads = {name: Dense(shared_dim, width, rng=rng, dtype=dtype)
                       for name, width in head_widths.items()}
 
     def forward(self, x):
@@ -62,14 +57,13 @@ class Encoder:
 
 
 class Decoder:
-    """decompressor: Dense(latent_dim, 32) - ReLU - Dense(32, 256) - ReLU - Dense(256, input_dim)
-    - Sigmoid (slides: "Setting up the decoder"). The last Dense gives the ``logits`` a, the
-    Sigmoid the ``output`` sigmoid(a), read by the likelihood."""
+    """decompressor: the architecture's layers up to the logits (the slides': Dense(latent_dim,
+    32) - ReLU - Dense(32, 256) - ReLU - Dense(256, input_dim)), then a Sigmoid (slides:
+    "Setting up the decoder"). The last layer gives the ``logits`` a, the Sigmoid the
+    ``output`` sigmoid(a), read by the likelihood."""
 
-    def __init__(self, sizes, activation, rng, dtype):
-        layers = _mlp(sizes[:-1], activation, rng, dtype)
-        layers += [Dense(sizes[-2], sizes[-1], rng=rng, dtype=dtype), Sigmoid()]
-        self.decompressor = Sequential(*layers)
+    def __init__(self, layers):
+        self.decompressor = Sequential(*layers, Sigmoid())
         self.to_logits = self.decompressor[:-1]  # the same layers, without the Sigmoid
         self.sigmoid = self.decompressor[-1]
 
@@ -102,7 +96,15 @@ class VAE:
     n_samples : int
         Monte Carlo samples of z per example in the training loss.
     activation : a name in ``numvae.layers.ACTIVATIONS``: "relu" (the slides') or "tanh"
+    architecture : a name in ``numvae.architectures.ARCHITECTURES``: "mlp" (the slides'
+        Dense layers) or "conv" (convolutions, for square images; hidden widths unused)
+    n_classes : int or None
+        A conditional VAE with C classes: the encoder reads [x, onehot(y)], the decoder
+        [z, onehot(y)] (eq. CD1), and every batch comes with its labels y. None: the
+        unconditional model (which ignores any labels it is given).
     posterior, prior, objective : names in ``POSTERIORS``, ``PRIORS``, ``OBJECTIVES``
+    prior_components : int
+        Components K of the "mixture" prior (a setting of that part only).
     dtype : numpy float type
         float32 for training (the default); gradient checks use float64.
     seed : int or None
@@ -116,18 +118,21 @@ class VAE:
     def __init__(self, input_dim, shared_dim, latent_dim, *, encoder_hidden=(256,),
                  decoder_hidden=(32, 256), likelihood="bernoulli", sigma=1.0, kl_weight=1.0,
                  n_samples=1, activation="relu", posterior="diagonal_gaussian",
-                 prior="standard_normal", objective="elbo", dtype=np.float32, seed=None):
+                 prior="standard_normal", objective="elbo", prior_components=10,
+                 architecture="mlp", n_classes=None, dtype=np.float32, seed=None):
         check_vae_config(input_dim, shared_dim, latent_dim, sigma, kl_weight, n_samples, dtype, seed)
         encoder_hidden = check_widths(encoder_hidden, "encoder_hidden")
         decoder_hidden = check_widths(decoder_hidden, "decoder_hidden")
         for value, name, registry in [(likelihood, "likelihood", LIKELIHOODS),
                                       (activation, "activation", ACTIVATIONS),
+                                      (architecture, "architecture", ARCHITECTURES),
                                       (posterior, "posterior", POSTERIORS),
                                       (prior, "prior", PRIORS), (objective, "objective", OBJECTIVES)]:
             check_choice(value, name, registry)
         settings = dict(input_dim=int(input_dim), shared_dim=int(shared_dim),
                         latent_dim=int(latent_dim), sigma=float(sigma),
-                        kl_weight=float(kl_weight), n_samples=int(n_samples))
+                        kl_weight=float(kl_weight), n_samples=int(n_samples),
+                        prior_components=prior_components)
         self.dtype = np.dtype(dtype)
         self.rng = np.random.default_rng(seed)
         # each part reads its own settings; parts with parameters draw them from self.rng
@@ -135,19 +140,24 @@ class VAE:
             registry[name].from_config(settings, self.rng, self.dtype)
             for registry, name in [(LIKELIHOODS, likelihood), (POSTERIORS, posterior),
                                    (PRIORS, prior), (OBJECTIVES, objective)])
+        network = ARCHITECTURES[architecture].from_config(
+            dict(encoder_hidden=encoder_hidden, decoder_hidden=decoder_hidden))
         self.config = dict(input_dim=int(input_dim), shared_dim=int(shared_dim),
-                           latent_dim=int(latent_dim),
-                           encoder_hidden=encoder_hidden, decoder_hidden=decoder_hidden,
-                           activation=activation)
+                           latent_dim=int(latent_dim), architecture=architecture,
+                           **network.settings(), activation=activation)
         for kind in ("likelihood", "posterior", "prior", "objective"):
             part = getattr(self, kind)
             self.config.update({kind: part.name, **part.settings()})
-        c = self.config
-        self.encoder = Encoder([c["input_dim"], *c["encoder_hidden"], c["shared_dim"]],
-                               self.posterior.head_widths(c["latent_dim"]), activation,
-                               self.rng, self.dtype)
-        self.decoder = Decoder([c["latent_dim"], *c["decoder_hidden"], c["input_dim"]],
-                               activation, self.rng, self.dtype)
+        self.n_classes = 0 if n_classes is None else check_positive_int(n_classes, "n_classes")
+        if n_classes is not None:  # only a conditional model has the setting
+            self.config["n_classes"] = self.n_classes
+        c, rng, dtype, n_extra = self.config, self.rng, self.dtype, self.n_classes
+        self.encoder = Encoder(network.compressor(c["input_dim"], c["shared_dim"], activation,
+                                                  rng, dtype, n_extra),
+                               c["shared_dim"], self.posterior.head_widths(c["latent_dim"]),
+                               rng, dtype)
+        self.decoder = Decoder(network.decompressor(c["latent_dim"], c["input_dim"], activation,
+                                                    rng, dtype, n_extra))
         self._gather_parameters()
 
     @property
@@ -212,21 +222,42 @@ class VAE:
         """A batch (batch, input_dim) of finite values the likelihood can model, in ``dtype``."""
         return check_data(x, self.input_dim, self.dtype, name, support=self.likelihood.check_data)
 
-    def encode(self, x):
+    def check_labels(self, y, batch):
+        """The labels y (batch,) of a conditional model, checked (integers in [0, n_classes));
+        None for an unconditional model, which ignores them."""
+        return check_labels(y, self.n_classes, batch) if self.n_classes else None
+
+    def condition(self, a, y):
+        """[a, onehot(y)] (eq. CD1): the encoder's input (a = x) or the decoder's (a = z) of a
+        conditional model; a (rows, width), rows = S * batch for S draws per example (the
+        labels repeat). y: checked labels (``check_labels``), or None: ``a`` itself."""
+        if y is None:
+            return a
+        return np.concatenate([a, np.tile(one_hot(y, self.n_classes, a.dtype),
+                                          (len(a) // len(y), 1))], axis=1)
+
+    def encode(self, x, y=None):
         """The heads of q_phi(z|x) (mean, log_var for the slides'): x (batch, input_dim) ->
-        a tuple of (batch, latent_dim) arrays, in the order of ``posterior.heads``."""
-        heads, _ = self.encoder.forward(self.check_data(x))
+        a tuple of (batch, latent_dim) arrays, in the order of ``posterior.heads``. A
+        conditional model needs the labels y (batch,)."""
+        x = self.check_data(x)
+        heads, _ = self.encoder.forward(self.condition(x, self.check_labels(y, len(x))))
         return tuple(heads[name] for name in self.posterior.heads)
 
-    def decode(self, z):
-        """Decoder output sigmoid(a) (Bernoulli probabilities / Gaussian mean) for z (batch, latent_dim)."""
+    def decode(self, z, y=None):
+        """Decoder output sigmoid(a) (Bernoulli probabilities / Gaussian mean) for z (batch,
+        latent_dim); a conditional model needs the labels y (batch,)."""
         z = check_latent(z, self.latent_dim, self.dtype)
-        return self.decoder.forward(z)[0][1]
+        return self.decoder.forward(self.condition(z, self.check_labels(y, len(z))))[0][1]
 
-    def sample(self, n, rng=None):
-        """n draws of the decoder output for z ~ p(z): (n, input_dim)."""
+    def sample(self, n, rng=None, *, y=None):
+        """n draws of the decoder output for z ~ p(z): (n, input_dim). A conditional model
+        draws digit y (n,); by default every class in turn, 0, 1, ..., C - 1, 0, 1, ..."""
         rng = self.rng if rng is None else rng
-        return self.decode(self.prior.sample(check_positive_int(n, "n"), rng))
+        n = check_positive_int(n, "n")
+        if y is None and self.n_classes:
+            y = np.arange(n) % self.n_classes
+        return self.decode(self.prior.sample(n, rng), y)
 
     def draw_eps(self, batch_size, n_samples=None):
         """eps ~ N(0, I) of shape (n_samples, batch, latent_dim), from ``self.rng``."""
@@ -236,12 +267,13 @@ class VAE:
 
     # --- forward and backward ---------------------------------------------------------
 
-    def forward(self, x, eps=None, *, kl_weight=None):
+    def forward(self, x, eps=None, *, y=None, kl_weight=None):
         """The forward pass and the loss terms (eq. V1), with z from the posterior's
         reparameterisation (eq. R1 for the slides').
 
         x: (batch, input_dim). eps: None (drawn from ``self.rng``), (batch, latent_dim) or
-        (S, batch, latent_dim). kl_weight: None for the model's own, or another (KL warm-up).
+        (S, batch, latent_dim). y: the labels (batch,) of a conditional model (eq. CD1).
+        kl_weight: None for the model's own, or another (KL warm-up).
         Returns the cache: the named quantities ``x``, the posterior's (``mean, log_var,
         std, eps`` (S, batch, latent_dim)), ``z`` (S * batch, latent_dim), ``logits,
         output`` (S * batch, input_dim), the terms ``reconstruction, kl`` (batch,) and
@@ -249,6 +281,7 @@ class VAE:
         """
         x = self.check_data(x)
         batch = x.shape[0]
+        y = self.check_labels(y, batch)
         eps = (self.draw_eps(batch) if eps is None
                else check_eps(eps, batch, self.latent_dim, self.dtype))
         kl_weight = (self.objective.kl_weight if kl_weight is None
@@ -257,9 +290,9 @@ class VAE:
         x_rows = x if n_samples == 1 else np.tile(x, (n_samples, 1))  # row s * batch + b
         # a diverging model overflows somewhere in here: reported by name below, not by a warning
         with np.errstate(over="ignore", invalid="ignore"):
-            heads, encoder_cache = self.encoder.forward(x)
+            heads, encoder_cache = self.encoder.forward(self.condition(x, y))
             z, posterior_cache = self.posterior.rsample(heads, eps)
-            (logits, output), decoder_cache = self.decoder.forward(z)
+            (logits, output), decoder_cache = self.decoder.forward(self.condition(z, y))
             nll = self.likelihood.nll(logits, x_rows, output).reshape(n_samples, batch)
             terms, objective_cache = self.objective.forward(nll, z, posterior_cache,
                                                             self.posterior, self.prior, kl_weight)
@@ -269,8 +302,8 @@ class VAE:
                                  f"training has diverged, try a smaller learning rate")
         caches = dict(encoder=encoder_cache, posterior=posterior_cache, decoder=decoder_cache,
                       objective=objective_cache)
-        return dict(x=x, x_rows=x_rows, **posterior_cache, z=z, logits=logits, output=output,
-                    **terms, caches=caches)
+        return dict(x=x, y=y, x_rows=x_rows, **posterior_cache, z=z, logits=logits,
+                    output=output, **terms, caches=caches)
 
     def backward(self, cache):
         """The gradient of ``cache["loss"]``, written into ``self.grads`` (eqs. V2-V6).
@@ -287,7 +320,8 @@ class VAE:
             dlogits, likelihood_steps = self.likelihood.nll_backward(
                 dnll, cache["logits"], cache["x_rows"], cache["output"])
             decoder_steps = self.decoder.backward_from_logits(dlogits, caches["decoder"])
-            dz = decoder_steps[0] if dz_kl is None else decoder_steps[0] + dz_kl
+            dz = decoder_steps[0][:, :self.latent_dim]  # CD1: the labels' columns are data
+            dz = dz if dz_kl is None else dz + dz_kl
             # V3: through the reparameterisation, to the posterior's heads
             dheads_z = self.posterior.rsample_backward(dz, caches["posterior"])
             # V4 (the KL's gradient, above) and V5: the two paths meet at each head and add
@@ -298,23 +332,23 @@ class VAE:
                     dz=dz, dheads_from_z=dheads_z, dheads_from_kl=dheads_kl, dheads=dheads,
                     encoder_steps=encoder_steps)
 
-    def loss_terms(self, x, eps=None, *, kl_weight=None):
+    def loss_terms(self, x, eps=None, *, y=None, kl_weight=None):
         """The forward pass with its loss terms and no gradient: ``reconstruction`` (batch,),
         the Monte Carlo average over the S samples of -log p(x|z); ``kl`` (batch,); ``loss``,
         the float mean over the batch of reconstruction + kl_weight * kl (see ``forward``)."""
-        return self.forward(x, eps, kl_weight=kl_weight)
+        return self.forward(x, eps, y=y, kl_weight=kl_weight)
 
-    def loss(self, x, eps=None):
+    def loss(self, x, eps=None, *, y=None):
         """The training loss (mean negative ELBO per example, in nats, at kl_weight = 1)."""
-        return self.forward(x, eps)["loss"]
+        return self.forward(x, eps, y=y)["loss"]
 
-    def loss_and_grad(self, x, eps=None, *, kl_weight=None):
+    def loss_and_grad(self, x, eps=None, *, y=None, kl_weight=None):
         """Training loss (eq. V1) and its exact gradient, written into ``self.grads``.
 
         loss = (1/B) sum_b [ (1/S) sum_s -log p(x_b | z_bs) + kl_weight * KL_b ].
         Returns the loss as a float.
         """
-        cache = self.forward(x, eps, kl_weight=kl_weight)
+        cache = self.forward(x, eps, y=y, kl_weight=kl_weight)
         self.backward(cache)
         return cache["loss"]
 

@@ -223,7 +223,7 @@ def test_names_without_a_rule_are_refused_by_name():
     from numvae.interop import torch_name
     assert torch_name("decoder.decompressor.4.b") == "decoder.decompressor.4.bias"
     with pytest.raises(InteropError, match=r"parameter encoder.flow.0.u: no PyTorch name is "
-                                           r"known for '.u' \(known: .W, .b\)"):
+                                           r"known for '.u' \(known: .W, .b, "):
         torch_name("encoder.flow.0.u")
 
 

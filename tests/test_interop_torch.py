@@ -22,6 +22,8 @@ CASES = {
     "examples": dict(EXAMPLES),
     "gaussian": dict(SLIDES, likelihood="gaussian", sigma=0.5, kl_weight=0.7),
     "monte-carlo-samples": dict(SLIDES, n_samples=3),
+    "mixture-prior": dict(SLIDES, prior="mixture", prior_components=4, n_samples=2),
+    "conv": dict(SLIDES, architecture="conv"),
 }
 
 
@@ -56,7 +58,11 @@ def torch_grads(module, x, eps):
     for name, param in module.named_parameters():
         prefix, last = name.rsplit(".", 1)
         grad = param.grad.numpy()
-        grads[prefix + (".W" if last == "weight" else ".b")] = grad.T if last == "weight" else grad
+        if last not in ("weight", "bias"):              # the mixture prior's own names
+            grads[name] = grad
+            continue
+        flip = last == "weight" and grad.ndim == 2    # Dense only: conv weights keep their layout
+        grads[prefix + (".W" if last == "weight" else ".b")] = grad.T if flip else grad
     return loss.item(), grads
 
 
@@ -131,3 +137,23 @@ def test_tutorial_module_has_the_reference_names_and_shapes(monkeypatch):
         theirs = {name: tuple(t.shape) for name, t in SlidesVAE(**config).state_dict().items()}
         ours = {name: tuple(t.shape) for name, t in from_config(config).state_dict().items()}
         assert theirs == ours
+
+
+def test_conditional_model_equals_torch_autograd(tmp_path):
+    """A conditional VAE (n_classes=10, eq. CD1), in float64, against the reference module
+    fed the same one-hot labels; its safetensors file keeps n_classes."""
+    model = numvae.VAE(**SLIDES, n_classes=10, n_samples=2, dtype=np.float64, seed=2)
+    module = to_torch(model, tmp_path / "m.safetensors")
+    assert load_safetensors(tmp_path / "m.safetensors").config == model.config
+    x, eps = batch(model)
+    y = np.random.default_rng(3).integers(0, 10, size=len(x))
+    ours = model.loss_and_grad(x, eps, y=y)
+    module.zero_grad()
+    theirs = module.loss(torch.from_numpy(x), torch.from_numpy(eps), torch.from_numpy(y))
+    theirs.backward()
+    assert abs(ours - theirs.item()) / abs(theirs.item()) < 1e-12
+    for name, param in module.named_parameters():
+        prefix, last = name.rsplit(".", 1)
+        grad = param.grad.numpy()
+        ours_grad = model.grads[prefix + (".W" if last == "weight" else ".b")]
+        assert relative_error(ours_grad, grad.T if last == "weight" else grad) < 1e-10, name

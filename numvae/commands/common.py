@@ -140,8 +140,11 @@ def make_out_dir(out, default):
 
 
 def save_figures(model, history, data, folder):
-    from .. import plots  # imported late: matplotlib is slow to import, --help should not wait
+    from .. import plot_latent, plots  # late: matplotlib is slow to import, --help should not wait
     paths = plots.save_all(model, history, data.images, data.labels, folder)
+    if model.n_classes:  # a conditional model: its digits in shared styles
+        paths["conditional_grid"] = folder / "conditional_grid.png"
+        plot_latent.conditional_grid(model, path=paths["conditional_grid"])
     print("figures: " + ", ".join(path.name for path in paths.values()))
 
 

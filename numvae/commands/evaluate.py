@@ -18,15 +18,18 @@ def run(args):
     checkpoint = open_checkpoint(args.checkpoint)
     model, data = checkpoint.model, test_data(checkpoint, args)
     images = data.images[: args.n] if args.n else data.images
-    result = evaluate.evaluate_elbo(model, images)
-    n_active, _ = evaluate.active_units(model, images)
+    labels = data.labels[: len(images)]                 # read by a conditional model only
+    result = evaluate.evaluate_elbo(model, images, labels=labels)
+    n_active, _ = evaluate.active_units(model, images, labels=labels)
     print(f"{len(images)} test images: -ELBO {result['loss']:.2f} +- {result['loss_se']:.2f} "
           f"nats (reconstruction {result['reconstruction']:.2f}, KL {result['kl']:.2f})")
-    print("KL per latent dimension: " + " ".join(f"{v:.3f}" for v in result["kl_per_dim"])
+    # a Monte Carlo KL (a mixture prior) has no split by dimension: NaN, shown as "n/a"
+    print("KL per latent dimension: " + " ".join("n/a" if v != v else f"{v:.3f}"
+                                                 for v in result["kl_per_dim"])
           + f"  ({n_active} of {model.latent_dim} active units: variance of the encoder mean "
             f"over the data > 0.01)")
     if args.iwae_k:
-        iwae = evaluate.iwae_log_likelihood(model, images, k=args.iwae_k)
+        iwae = evaluate.iwae_log_likelihood(model, images, labels=labels, k=args.iwae_k)
         print(f"importance-weighted log p(x), K={args.iwae_k}: {iwae['log_px']:.2f} +- "
               f"{iwae['log_px_se']:.2f} nats (ELBO: {-result['loss']:.2f})")
     return 0

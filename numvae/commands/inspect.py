@@ -6,7 +6,7 @@ import numpy as np
 from .. import datasets
 from ..checkpoint import load_checkpoint
 from ..inspect import trace_step
-from ..vae import VAE
+from ..vae import ARCHITECTURES, PRIORS, VAE
 from .common import UsageError, int_in, seed_option
 
 
@@ -19,6 +19,12 @@ def add_parser(commands):
                    help="add finite-difference estimates of each parameter gradient (float64)")
     p.add_argument("--show", metavar="NAME", help="print the full array of one quantity")
     p.add_argument("--seed", type=seed_option, default=0)
+    fresh = p.add_argument_group("a fresh model (without CHECKPOINT)")
+    fresh.add_argument("--architecture", choices=sorted(ARCHITECTURES), default="mlp",
+                       help="conv: rows for each convolution's forward and backward step")
+    fresh.add_argument("--prior", choices=sorted(PRIORS), default="standard_normal")
+    fresh.add_argument("--conditional", action="store_true",
+                       help="a conditional VAE: rows for the one-hot labels")
     return p
 
 
@@ -26,23 +32,28 @@ def _model_and_batch(args):
     if args.checkpoint:
         model, source = load_checkpoint(args.checkpoint).model, args.checkpoint
     else:
-        model = VAE(784, 128, 2, seed=args.seed)
+        model = VAE(784, 128, 2, architecture=args.architecture, prior=args.prior,
+                    n_classes=10 if args.conditional else None, seed=args.seed)
         source = "a freshly initialised slides' VAE (seed %d)" % args.seed
+        if (args.architecture, args.prior, args.conditional) != ("mlp", "standard_normal", False):
+            source = (f"a freshly initialised VAE ({args.architecture}, {args.prior} prior"
+                      f"{', conditional' if args.conditional else ''}; seed {args.seed})")
     if model.input_dim == 784:
-        images = datasets.load_mnist_mini()[1].images
+        data = datasets.load_mnist_mini()[1]
     else:
-        images = datasets.make_toy(args.batch_size, side=int(np.sqrt(model.input_dim)),
-                                   seed=args.seed).images
-        if images.shape[1] != model.input_dim:
+        data = datasets.make_toy(args.batch_size, side=int(np.sqrt(model.input_dim)),
+                                 seed=args.seed)
+        if data.images.shape[1] != model.input_dim:
             raise UsageError(f"numvae: error: no built-in data of width {model.input_dim} to inspect")
-    return model, source, images[: args.batch_size]
+    return model, source, data.images[: args.batch_size], data.labels[: args.batch_size]
 
 
 def run(args):
-    model, source, x = _model_and_batch(args)
+    model, source, x, labels = _model_and_batch(args)
     model.rng = np.random.default_rng(args.seed)
     n_entries = None if model.n_params() < 5000 else 20
-    trace = trace_step(model, x, check=args.check, n_entries=n_entries)
+    trace = trace_step(model, x, y=labels if model.n_classes else None, check=args.check,
+                       n_entries=n_entries)
     if args.show:
         try:
             row = trace[args.show]

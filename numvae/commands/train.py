@@ -8,12 +8,10 @@ from .._io import atomic_write_bytes
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..optim_fast import FastAdam
 from ..layers import ACTIVATIONS
-from ..likelihoods import LIKELIHOODS
-from ..vae import VAE
+from ..vae import ARCHITECTURES, LIKELIHOODS, PRIORS, VAE
 from .common import (Parser, UsageError, epochs_option, int_in, load_data, lr_option,
                      make_out_dir, new_run_folder, nonnegative_float, nonnegative_int, save_figures,
-                     seed_option,
-                     sigma_option, width_option)
+                     seed_option, sigma_option, width_option)
 
 DEFAULT_EPOCHS = {"mnist": 10, "mnist-mini": 30, "toy": 50}
 DEFAULT_VAL_SIZE = {"mnist": 5000, "mnist-mini": 1000, "toy": 200}
@@ -39,6 +37,15 @@ def add_parser(commands):
                    help="the hidden layers' activation (default: relu, the slides')")
     p.add_argument("--sigma", type=sigma_option, default=1.0,
                    help="standard deviation of the Gaussian likelihood")
+    p.add_argument("--architecture", choices=sorted(ARCHITECTURES), default="mlp",
+                   help="mlp (default): the slides' Dense layers; conv: two convolutions down "
+                   "and two transposed convolutions up (square images)")
+    p.add_argument("--prior", choices=sorted(PRIORS), default="standard_normal",
+                   help="standard_normal (default) or mixture (a learnt Gaussian mixture)")
+    p.add_argument("--prior-components", type=int_in(1, 1000), default=10,
+                   help="components of the mixture prior (default 10)")
+    p.add_argument("--conditional", action="store_true",
+                   help="a conditional VAE: the one-hot label goes to the encoder and the decoder")
     p.add_argument("--kl-weight", type=nonnegative_float, default=1.0)
     p.add_argument("--kl-warmup-epochs", type=int_in(0, 100_000), default=0)
     p.add_argument("--batch-size", type=width_option, default=128)
@@ -69,9 +76,14 @@ def _new_run(args):
                 val_size=DEFAULT_VAL_SIZE[used] if args.val_size is None else args.val_size,
                 batch_size=args.batch_size, seed=args.seed, binarize=args.binarize,
                 kl_warmup_epochs=args.kl_warmup_epochs)
-    model = VAE(train_data.images.shape[1], args.shared_dim, args.latent_dim,
-                likelihood=args.likelihood, sigma=args.sigma, kl_weight=args.kl_weight,
-                activation=args.activation, seed=args.seed)
+    try:
+        model = VAE(train_data.images.shape[1], args.shared_dim, args.latent_dim,
+                    likelihood=args.likelihood, sigma=args.sigma, kl_weight=args.kl_weight,
+                    activation=args.activation, architecture=args.architecture, prior=args.prior,
+                    prior_components=args.prior_components, seed=args.seed,
+                    n_classes=int(train_data.labels.max()) + 1 if args.conditional else None)
+    except ValueError as err:  # e.g. --architecture conv on images it cannot take
+        raise UsageError(f"numvae: error: {err}", code=2) from None
     run = dict(model=model, optimizer=FastAdam(model.params, lr=args.lr), history=None,
                train_state=None, train_permutation=None)
     return folder, meta, run, (train_data, test_data)
@@ -168,11 +180,12 @@ def _fit(args, run, meta, fit_data, val_data, save, checkpoint_path):
 
 
 def _write_metrics(folder, model, test_data, meta, history):
-    result = evaluate.evaluate_elbo(model, test_data.images)
+    result = evaluate.evaluate_elbo(model, test_data.images, labels=test_data.labels)
     metrics = dict(dataset=meta["dataset"], test_negative_elbo=result["loss"],
                    test_negative_elbo_se=result["loss_se"],
                    test_reconstruction=result["reconstruction"], test_kl=result["kl"],
-                   kl_per_dim=result["kl_per_dim"].tolist(),
+                   # null where the KL has no split by dimension (a Monte Carlo KL)
+                   kl_per_dim=[None if v != v else v for v in result["kl_per_dim"].tolist()],
                    epochs=len(history["epoch"]))  # trained for in all, never what was asked
     atomic_write_bytes(folder / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
     print(f"test -ELBO {result['loss']:.2f} +- {result['loss_se']:.2f} nats per example "

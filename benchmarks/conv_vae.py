@@ -1,0 +1,227 @@
+"""The convolutional VAE (``architecture="conv"``) against PyTorch, and against the slides'
+dense model.
+
+    PYTHONPATH=. python benchmarks/conv_vae.py speed   [--rounds 3] [--steps 20]
+    PYTHONPATH=. python benchmarks/conv_vae.py quality [--epochs 10] [--dataset mnist-mini]
+        [--data-dir ../shared/mnist]
+
+speed: training throughput (forward, backward and Adam; batch 128, float32, one BLAS and
+one torch thread) of numvae's conv VAE and of the same architecture in PyTorch
+(Conv2d/ConvTranspose2d, BCE with logits, closed-form KL, torch.optim.Adam), each in its
+own process, the two alternated ``--rounds`` times; then where numvae's step spends its
+time, layer by layer (forward and backward of each layer, the rest of the step).
+
+quality: test negative ELBO and IWAE estimate of log p(x) of the conv VAE and of the
+slides' dense model (784-256-128-2, decoder 2-32-256-784), both latent size 2, shared
+width 128, Adam lr 1e-3, batch 128, after the same number of epochs.
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cpu_name():
+    """'Model name' from lscpu, else what platform knows."""
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        for line in text.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def batches(steps, batch, seed=0):
+    """Binary 784-pixel batches and eps, the same for both implementations."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    x = (rng.random((steps, batch, 784)) < 0.13).astype(np.float32)
+    eps = rng.standard_normal((steps, batch, 2)).astype(np.float32)
+    return x, eps
+
+
+def worker_numvae(steps, batch):
+    import numpy as np
+    import numvae
+    model = numvae.VAE(784, 128, 2, architecture="conv", seed=0)
+    optimizer = numvae.FastAdam(model.params, lr=1e-3)
+    x, eps = batches(steps + 3, batch)
+    for i in range(3):  # warm-up
+        model.loss_and_grad(x[i], eps[i][None])
+        optimizer.step(model.grads)
+    start = time.perf_counter()
+    for i in range(3, steps + 3):
+        model.loss_and_grad(x[i], eps[i][None])
+        optimizer.step(model.grads)
+    return (time.perf_counter() - start) / steps
+
+
+def worker_torch(steps, batch):
+    import torch
+    from torch import nn
+    import torch.nn.functional as F
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    encoder = nn.Sequential(nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 32, 4, 2, 1), nn.ReLU(),
+                            nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(), nn.Flatten(),
+                            nn.Linear(64 * 49, 128), nn.ReLU())
+    heads = nn.Linear(128, 4)  # mean and log_var in one product
+    decoder = nn.Sequential(nn.Linear(2, 64 * 49), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
+                            nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),
+                            nn.ConvTranspose2d(32, 1, 4, 2, 1), nn.Flatten())
+    modules = nn.ModuleList([encoder, heads, decoder])
+    optimizer = torch.optim.Adam(modules.parameters(), lr=1e-3)
+    x_all, eps_all = (torch.from_numpy(a) for a in batches(steps + 3, batch))
+
+    def step(i):
+        optimizer.zero_grad()
+        mean, log_var = heads(encoder(x_all[i])).chunk(2, dim=1)
+        z = mean + torch.exp(0.5 * log_var) * eps_all[i]
+        logits = decoder(z)
+        nll = F.binary_cross_entropy_with_logits(logits, x_all[i], reduction="none").sum(1)
+        kl = 0.5 * (mean ** 2 + log_var.exp() - 1 - log_var).sum(1)
+        (nll + kl).mean().backward()
+        optimizer.step()
+
+    for i in range(3):
+        step(i)
+    start = time.perf_counter()
+    for i in range(3, steps + 3):
+        step(i)
+    return (time.perf_counter() - start) / steps
+
+
+def layer_profile(batch, repeats=5):
+    """Median seconds of each layer's forward and backward in numvae's conv VAE step, and of
+    the whole step (loss_and_grad plus Adam): {name: seconds}."""
+    import numpy as np
+    import numvae
+    model = numvae.VAE(784, 128, 2, architecture="conv", seed=0)
+    optimizer = numvae.FastAdam(model.params, lr=1e-3)
+    x, eps = batches(1, batch)
+    times = {}
+
+    def timed(name, function):
+        start = time.perf_counter()
+        result = function()
+        times.setdefault(name, []).append(time.perf_counter() - start)
+        return result
+
+    for _ in range(repeats):
+        for prefix, sequence, inp in (("encoder.compressor", model.encoder.compressor, x[0]),
+                                      ("decoder.decompressor", model.decoder.to_logits,
+                                       np.zeros((batch, 2), np.float32) + eps[0])):
+            outputs, caches = [inp], []
+            for index, layer in enumerate(sequence.layers):
+                y, cache = timed(f"{prefix}.{index} {type(layer).__name__} forward",
+                                 lambda: layer.forward(outputs[-1]))
+                outputs.append(y)
+                caches.append(cache)
+            dy = np.ones_like(outputs[-1])
+            for index in range(len(sequence.layers) - 1, -1, -1):
+                layer = sequence.layers[index]
+                dy = timed(f"{prefix}.{index} {type(layer).__name__} backward",
+                           lambda: layer.backward(dy, caches[index]))
+        timed("whole step (loss_and_grad)", lambda: model.loss_and_grad(x[0], eps[0][None]))
+        timed("Adam update", lambda: optimizer.step(model.grads))
+    return {name: float(np.median(values)) for name, values in times.items()}
+
+
+def run_worker(kind, steps, batch):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, __file__, "worker", kind, str(steps), str(batch)],
+                         capture_output=True, text=True, env=env, check=True).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def speed(args):
+    results = {"numvae": [], "PyTorch": []}
+    for round_ in range(args.rounds):
+        for kind, name in (("numvae", "numvae"), ("torch", "PyTorch")):
+            seconds = run_worker(kind, args.steps, args.batch)
+            results[name].append(args.batch / seconds)
+            print(f"round {round_ + 1}: {name:8s} {1e3 * seconds:7.1f} ms/step  "
+                  f"{args.batch / seconds:7.0f} examples/s", flush=True)
+    import numpy as np
+    median = {name: float(np.median(values)) for name, values in results.items()}
+    load = os.getloadavg()[0]
+    print(f"\nCPU: {cpu_name()} ({os.cpu_count()} cores, load {load:.1f}), batch {args.batch}, "
+          f"float32, 1 thread")
+    print(f"median throughput: numvae {median['numvae']:.0f}, PyTorch {median['PyTorch']:.0f} "
+          f"examples/s: numvae at {median['numvae'] / median['PyTorch']:.2f} x PyTorch")
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    profile = layer_profile(args.batch)
+    total = profile["whole step (loss_and_grad)"] + profile["Adam update"]
+    print(f"\nwhere numvae's step goes ({1e3 * total:.1f} ms with Adam; layers timed alone):")
+    for name, seconds in sorted(profile.items(), key=lambda item: -item[1]):
+        print(f"  {1e3 * seconds:7.2f} ms  {100 * seconds / total:5.1f} %  {name}")
+    return dict(cpu=cpu_name(), load=load, batch=args.batch, throughput=results, median=median,
+                profile_ms={k: 1e3 * v for k, v in profile.items()})
+
+
+def quality(args):
+    import numpy as np
+    import numvae
+    from numvae import datasets, evaluate
+    from numvae.train import fit
+    train_data, test, used = datasets.load_dataset(args.dataset, args.data_dir, announce=print)
+    out = {}
+    for arch, options in (("dense (slides)", {}), ("conv", dict(architecture="conv"))):
+        model = numvae.VAE(784, 128, 2, seed=args.seed, **options)
+        start = time.perf_counter()
+        fit(model, numvae.FastAdam(model.params, lr=1e-3), train_data, epochs=args.epochs,
+            batch_size=128, seed=args.seed, progress=False,
+            log=lambda line, arch=arch: print(f"[{arch}] {line}", flush=True))
+        seconds = time.perf_counter() - start
+        elbo = evaluate.evaluate_elbo(model, test.images)
+        iwae = evaluate.iwae_log_likelihood(model, test.images[:args.iwae_n], k=args.iwae_k)
+        out[arch] = dict(test_negative_elbo=elbo["loss"], se=elbo["loss_se"],
+                         iwae_negative_log_px=-iwae["log_px"], iwae_se=iwae["log_px_se"],
+                         train_seconds=seconds, n_params=int(model.n_params()))
+        print(arch, json.dumps(out[arch]), flush=True)
+    print(f"\n{used}, {args.epochs} epochs, test set {len(test.images)} images "
+          f"(IWAE: K={args.iwae_k} on the first {args.iwae_n}); CPU {cpu_name()}")
+    for arch, r in out.items():
+        print(f"  {arch:15s} -ELBO {r['test_negative_elbo']:7.2f} +- {r['se']:.2f}   "
+              f"-log p(x) IWAE {r['iwae_negative_log_px']:7.2f}   {r['n_params']:,} parameters, "
+              f"{r['train_seconds']:.0f} s")
+    return dict(dataset=used, epochs=args.epochs, iwae_k=args.iwae_k, iwae_n=args.iwae_n,
+                cpu=cpu_name(), results=out)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "worker":
+        function = worker_numvae if argv[1] == "numvae" else worker_torch
+        print(function(int(argv[2]), int(argv[3])))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("mode", choices=("speed", "quality"))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--dataset", default="mnist-mini")
+    parser.add_argument("--data-dir", help="the MNIST IDX files (e.g. ../shared/mnist)")
+    parser.add_argument("--iwae-k", type=int, default=500)
+    parser.add_argument("--iwae-n", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    result = speed(args) if args.mode == "speed" else quality(args)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
