@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from .objectives import kl_term
+from .objectives import kl_part_of
 from .validation import check_positive_int
 
 
@@ -28,7 +28,7 @@ def evaluate_elbo(model, images, *, batch_size=1000, seed=0):
     batch_size = check_positive_int(batch_size, "batch_size")
     rng = np.random.default_rng(seed)
     reconstruction, kl, kl_per_dim = [], [], np.zeros(model.latent_dim)
-    kl_part = kl_term(model.posterior, model.prior)
+    kl_part = kl_part_of(model)
     for rows in _batches(len(images), batch_size):
         x = images[rows]
         eps = rng.standard_normal((1, len(x), model.latent_dim)).astype(model.dtype)
@@ -50,7 +50,7 @@ def kl_per_dimension(model, images, *, batch_size=1000):
     """Mean KL of each latent dimension over the data: (latent_dim,). Dimensions with KL
     near 0 are unused ("inactive"): the encoder sends them to the prior for every x."""
     images = model.check_data(images, "images")
-    kl_part = kl_term(model.posterior, model.prior)
+    kl_part = kl_part_of(model)
     total = np.zeros(model.latent_dim)
     for rows in _batches(len(images), batch_size):
         heads, _ = model.encoder.forward(images[rows])
