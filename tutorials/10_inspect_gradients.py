@@ -37,7 +37,7 @@ from numvae.inspect import trace_step
 from numvae.layers import sigmoid
 from numvae.train import fit
 
-from _common import banner, figure_path, parse_args
+from _common import banner, figure_path, parse_args, show
 
 # %% [markdown]
 # ## Recomputing rows by hand
@@ -119,53 +119,50 @@ def plot_gradients(trace, path):
 # ## The story
 
 # %%
-def main(argv=None):
-    args = parse_args("10_inspect_gradients", "One training step traced with numvae.inspect.",
-                      argv)
-    train, test = load_mnist_mini()
-    model = numvae.VAE(784, shared_dim=128, latent_dim=2, n_samples=2, seed=0)
-    n_train = 500 if args.quick else 10_000
-    # One epoch of training first, so that the KL path is no longer negligible.
-    fit(model, numvae.Adam(model.params), train.images[:n_train], epochs=1, seed=0,
-        progress=False, log=None)
-    x = test.images[:4 if args.quick else 8]
-    model.rng = np.random.default_rng(1)            # the eps of the traced step
+args = parse_args("10_inspect_gradients", "One training step traced with numvae.inspect.")
+train, test = load_mnist_mini()
+model = numvae.VAE(784, shared_dim=128, latent_dim=2, n_samples=2, seed=0)
+n_train = 500 if args.quick else 10_000
+# One epoch of training first, so that the KL path is no longer negligible.
+fit(model, numvae.Adam(model.params), train.images[:n_train], epochs=1, seed=0,
+    progress=False, log=None)
+x = test.images[:4 if args.quick else 8]
+model.rng = np.random.default_rng(1)            # the eps of the traced step
 
-    banner(f"The trace of one step on {len(x)} test images (S = 2 samples of z each)")
-    trace = trace_step(model, x)
-    print(trace.table())
-    print("You should see: 49 rows; shapes (8, ...) in the encoder and (16, ...) = (S B, ...)")
-    print("in the decoder (d z has the shape of z, (S B, latent_dim) = (16, 2)); after one epoch a")
-    print("loss near 190 nats with a KL near 5; std from about 0.3 to 1.7: the encoder already")
-    print("pins some images down and leaves others near the prior. (--quick: 4 images, one")
-    print("epoch on 500 images: a loss near 510, barely trained.)")
+# %%
+banner(f"The trace of one step on {len(x)} test images (S = 2 samples of z each)")
+trace = trace_step(model, x)
+print(trace.table())
+print("You should see: 49 rows; shapes (8, ...) in the encoder and (16, ...) = (S B, ...)")
+print("in the decoder (d z has the shape of z, (S B, latent_dim) = (16, 2)); after one epoch a")
+print("loss near 190 nats with a KL near 5; std from about 0.3 to 1.7: the encoder already")
+print("pins some images down and leaves others near the prior. (--quick: 4 images, one")
+print("epoch on 500 images: a loss near 510, barely trained.)")
 
-    banner("Recomputing rows by hand")
-    errors = walk_through(trace, model)
-    assert max(errors.values()) < 1e-5, errors           # float32 rounding, nothing more
-    print("You should see: differences of a few 1e-7 or less: float32 rounding of the same")
-    print("products in a different order, nothing more (0 where the operations are the same).")
-    ratio = (np.abs(trace["d mean (from KL)"].value).mean()
-             / np.abs(trace["d mean (from z)"].value).mean())
-    print(f"\nmean |d mean (from KL)| / mean |d mean (from z)| = {ratio:.2f}: both paths count.")
+# %%
+banner("Recomputing rows by hand")
+errors = walk_through(trace, model)
+assert max(errors.values()) < 1e-5, errors           # float32 rounding, nothing more
+print("You should see: differences of a few 1e-7 or less: float32 rounding of the same")
+print("products in a different order, nothing more (0 where the operations are the same).")
+ratio = (np.abs(trace["d mean (from KL)"].value).mean()
+         / np.abs(trace["d mean (from z)"].value).mean())
+print(f"\nmean |d mean (from KL)| / mean |d mean (from z)| = {ratio:.2f}: both paths count.")
 
-    banner("The same step in float64, with a finite-difference check of every parameter")
-    n_entries = 3 if args.quick else 6
-    checked = trace_step(model, x, check=True, n_entries=n_entries)
-    fd_rows = [row for row in checked if row.fd_error is not None]
-    for row in fd_rows:
-        print(f"  {row.name:<34} {str(row.shape):<12} fd error {row.fd_error:.1e}")
-    worst = max(row.fd_error for row in fd_rows)
-    assert worst < 1e-6, worst
-    print(f"You should see: every error below 1e-6 ({n_entries} random entries of each of the "
-          f"{len(fd_rows)} parameters;\nthe full table with its 'fd error' column is "
-          "`checked.table()`, or `numvae inspect --check`).")
-    plot_gradients(trace, figure_path(args.out, "gradients.png"))
-    print("You should see in it: the largest gradients in the biases of the encoder's two heads")
-    print("(about 2) and in the decoder's first layer (about 1), and the fork's points on both")
-    print("sides of the diagonal: for some entries the reconstruction dominates, for others")
-    print("the KL.")
-
-
-if __name__ == "__main__":
-    main()
+# %%
+banner("The same step in float64, with a finite-difference check of every parameter")
+n_entries = 3 if args.quick else 6
+checked = trace_step(model, x, check=True, n_entries=n_entries)
+fd_rows = [row for row in checked if row.fd_error is not None]
+for row in fd_rows:
+    print(f"  {row.name:<34} {str(row.shape):<12} fd error {row.fd_error:.1e}")
+worst = max(row.fd_error for row in fd_rows)
+assert worst < 1e-6, worst
+print(f"You should see: every error below 1e-6 ({n_entries} random entries of each of the "
+      f"{len(fd_rows)} parameters;\nthe full table with its 'fd error' column is "
+      "`checked.table()`, or `numvae inspect --check`).")
+show(plot_gradients(trace, figure_path(args.out, "gradients.png")))
+print("You should see in it: the largest gradients in the biases of the encoder's two heads")
+print("(about 2) and in the decoder's first layer (about 1), and the fork's points on both")
+print("sides of the diagonal: for some entries the reconstruction dominates, for others")
+print("the KL.")

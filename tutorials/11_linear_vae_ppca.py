@@ -48,7 +48,7 @@ from numvae import losses
 from numvae.gradcheck import check_arrays
 from numvae.layers import Dense
 
-from _common import banner, figure_path, parse_args
+from _common import banner, figure_path, parse_args, show
 
 D, Q = 5, 2                              # data and latent dimensions
 LOG_2PI = np.log(2 * np.pi)
@@ -244,53 +244,49 @@ def plot_training(result, path):
 # ## The story
 
 # %%
-def main(argv=None):
-    args = parse_args("11_linear_vae_ppca", "A linear VAE recovers probabilistic PCA.", argv)
+args = parse_args("11_linear_vae_ppca", "A linear VAE recovers probabilistic PCA.")
 
-    banner("Gradient check of the linear VAE, log sigma^2 included (float64)")
-    rng = np.random.default_rng(1)
-    model = LinearVAE(rng)
-    model.params["log_var"][...] = rng.normal(size=Q)     # non-trivial values everywhere
-    model.params["log_sigma2"][...] = 0.4
-    x, eps = rng.standard_normal((6, D)), rng.standard_normal((6, Q))
-    model.loss_and_grad(x, eps)
-    analytic = {name: grad.copy() for name, grad in model.grads.items()}
-    errors = check_arrays(lambda: model.loss(x, eps), model.params, analytic)
-    for name, error in errors.items():
-        print(f"  {name:<11} relative error {error:.1e}")
-    assert max(errors.values()) < 1e-6
-    print("You should see: every relative error below 1e-6, log_sigma2 included.")
+# %%
+banner("Gradient check of the linear VAE, log sigma^2 included (float64)")
+rng = np.random.default_rng(1)
+model = LinearVAE(rng)
+model.params["log_var"][...] = rng.normal(size=Q)     # non-trivial values everywhere
+model.params["log_sigma2"][...] = 0.4
+x, eps = rng.standard_normal((6, D)), rng.standard_normal((6, Q))
+model.loss_and_grad(x, eps)
+analytic = {name: grad.copy() for name, grad in model.grads.items()}
+errors = check_arrays(lambda: model.loss(x, eps), model.params, analytic)
+for name, error in errors.items():
+    print(f"  {name:<11} relative error {error:.1e}")
+assert max(errors.values()) < 1e-6
+print("You should see: every relative error below 1e-6, log_sigma2 included.")
 
-    banner("Training on 2,000 points of a pPCA model with d = 5, q = 2")
-    result = run(quick=args.quick, seed=0)
-    print(f"data eigenvalues: {np.array2string(result['eigenvalues'], precision=3)}")
-    print(f"largest principal angle between the decoder's columns and W_ML: "
-          f"{result['angle_degrees']:.3f} degrees")
-    print(f"sigma^2: learnt {result['sigma2']:.4f}, ML {result['sigma2_ml']:.4f} "
-          f"(relative difference {abs(result['sigma2'] / result['sigma2_ml'] - 1):.2%})")
-    singular = [np.array2string(result[key], precision=3)
-                for key in ("decoder_singular_values", "ml_singular_values")]
-    print(f"singular values of the decoder {singular[0]}, of W_ML {singular[1]}")
-    print(f"negative ELBO {result['negative_elbo']:.4f} nats per point; -log-likelihood at the "
-          f"ML solution {result['negative_log_likelihood_ml']:.4f}")
-    print(f"encoder variances (shared by all x): "
-          f"{np.array2string(result['encoder_variance'], precision=4)}; exact pPCA posterior "
-          f"variances sigma^2 / (s_i^2 + sigma^2): "
-          f"{np.array2string(result['posterior_variance_ml'], precision=4)}")
-    print("You should see: an angle well under a degree, sigma^2 within 1% of sigma^2_ML")
-    print("(the mean of the three small eigenvalues, near the true 0.3), the decoder's")
-    print("singular values equal to W_ML's, sqrt(lambda_i - sigma^2), and a negative ELBO")
-    print("within a thousandth of a nat of the ML value, and the encoder's variances equal to")
-    print("the exact posterior's (about 0.022 and 0.21). At the optimum the bound is tight:")
-    print("the exact pPCA posterior is Gaussian, and once the decoder's columns are orthogonal")
-    print("its covariance is diagonal, which the encoder can represent.")
-    plot_training(result, figure_path(args.out, "linear_vae_vs_ppca.png"))
-    print("You should see in it: the ELBO reaching the ML line and sigma^2 reaching sigma^2_ML")
-    print("within about 500 steps; the angle falling below a degree, then jittering with the")
-    print("Monte Carlo noise of the gradient (a fresh eps at every step), less so after the")
-    print("learning rate drops at step 3,200.")
-    return {k: result[k] for k in ("angle_degrees", "sigma2", "sigma2_ml")}
-
-
-if __name__ == "__main__":
-    main()
+# %%
+banner("Training on 2,000 points of a pPCA model with d = 5, q = 2")
+result = run(quick=args.quick, seed=0)
+print(f"data eigenvalues: {np.array2string(result['eigenvalues'], precision=3)}")
+print(f"largest principal angle between the decoder's columns and W_ML: "
+      f"{result['angle_degrees']:.3f} degrees")
+print(f"sigma^2: learnt {result['sigma2']:.4f}, ML {result['sigma2_ml']:.4f} "
+      f"(relative difference {abs(result['sigma2'] / result['sigma2_ml'] - 1):.2%})")
+singular = [np.array2string(result[key], precision=3)
+            for key in ("decoder_singular_values", "ml_singular_values")]
+print(f"singular values of the decoder {singular[0]}, of W_ML {singular[1]}")
+print(f"negative ELBO {result['negative_elbo']:.4f} nats per point; -log-likelihood at the "
+      f"ML solution {result['negative_log_likelihood_ml']:.4f}")
+print(f"encoder variances (shared by all x): "
+      f"{np.array2string(result['encoder_variance'], precision=4)}; exact pPCA posterior "
+      f"variances sigma^2 / (s_i^2 + sigma^2): "
+      f"{np.array2string(result['posterior_variance_ml'], precision=4)}")
+print("You should see: an angle well under a degree, sigma^2 within 1% of sigma^2_ML")
+print("(the mean of the three small eigenvalues, near the true 0.3), the decoder's")
+print("singular values equal to W_ML's, sqrt(lambda_i - sigma^2), and a negative ELBO")
+print("within a thousandth of a nat of the ML value, and the encoder's variances equal to")
+print("the exact posterior's (about 0.022 and 0.21). At the optimum the bound is tight:")
+print("the exact pPCA posterior is Gaussian, and once the decoder's columns are orthogonal")
+print("its covariance is diagonal, which the encoder can represent.")
+show(plot_training(result, figure_path(args.out, "linear_vae_vs_ppca.png")))
+print("You should see in it: the ELBO reaching the ML line and sigma^2 reaching sigma^2_ML")
+print("within about 500 steps; the angle falling below a degree, then jittering with the")
+print("Monte Carlo noise of the gradient (a fresh eps at every step), less so after the")
+print("learning rate drops at step 3,200.")
