@@ -148,9 +148,12 @@ steps = np.diff(log_likelihoods)
 assert np.all(steps >= -1e-9 * np.abs(log_likelihoods[1:])), steps.min()
 print(f"smallest change over the {n_iterations} iterations: {steps.min():.3g} "
       "(never negative beyond rounding)")
-print("You should see: log p(x) rising fast in the first iterations (from about -3.3 nats")
-print("per observation), then levelling off at about -2.16 after some 30 iterations, and")
-print("every change >= 0.")
+per_point = log_likelihoods / n
+assert -3.5 < per_point[0] < -3.2 and abs(per_point[30] - per_point[-1]) < 1e-3
+assert abs(per_point[-1] + 2.15) < 0.02
+print("You should see: log p(x) rising fast in the first iterations (from about -3.3 to -3.4")
+print("nats per observation), then levelling off at about -2.15 after some 30 iterations,")
+print("and every change >= 0.")
 
 pi, mu, sigma = fitted
 order = np.argsort(mu)                            # components come out in any order
@@ -160,6 +163,9 @@ def row(values):
 print(f"\n{'':>7} {'pi_0..pi_2':^20} {'mu_0..mu_2':^20} {'sigma_0..sigma_2':^20}")
 print(f"{'fitted':>7} {row([pi[order], mu[order], sigma[order]])}")
 print(f"{'true':>7} {row([TRUE['pi'], TRUE['mu'], TRUE['sigma']])}")
+largest_miss = max(np.max(np.abs(fitted_k - TRUE[key])) for fitted_k, key in
+                   zip([pi[order], mu[order], sigma[order]], ["pi", "mu", "sigma"]))
+assert largest_miss < (0.1 if args.quick else 0.05), largest_miss
 print("You should see: the fitted parameters within about 0.05 of the true ones (0.1 with")
 print("--quick's 500 points).")
 
@@ -179,8 +185,11 @@ print(f"sum_i E_p(z|x)[log p(x, z)]  = {q_term:12.4f}   (the slide's right-hand 
 print(f"sum_i H(p(z | x_i))          = {entropy:12.4f}")
 print(f"Q + H - log p(x)             = {q_term + entropy - total:12.2e}")
 assert abs(q_term + entropy - total) < 1e-8 * abs(total)
-print("You should see: Q + H equal to log p(x) up to rounding (about 1e-12), and H about")
-print("0.1 nats per point: small, because most points belong clearly to one component,")
-print("but not zero, so the slide's line is off by exactly H.")
+print(f"H per point: {entropy / n:.3f} nats")
+assert 0.03 < entropy / n < 0.2
+print("You should see: Q + H equal to log p(x) up to rounding (about 1e-12), and H between")
+print("0.03 and 0.2 nats per point (0.09 with 3,000 points, 0.055 with --quick's 500):")
+print("small, because most points belong clearly to one component, but not zero, so the")
+print("slide's line is off by exactly H.")
 
 show(plot_em(x, fitted, log_likelihoods, figure_path(args.out, "gmm_em.png")))

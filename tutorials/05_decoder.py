@@ -108,7 +108,8 @@ print(f"-log p(x|z) = {loss:.2f} nats per image = ||x - output||^2 / (2 sigma^2)
       f"{squared / (2 * sigma**2):.2f} + (N/2) log(2 pi sigma^2) {constant:.2f}")
 print(f"dz: shape {dz.shape}, largest entry {np.abs(dz).max():.2e}")
 print("You should see: about 800 nats, of which 720 are the constant: with sigma = 1 a")
-print("pixel error of at most 1 hardly matters (we come back to this in tutorial 8).")
+print("pixel error of at most 1 hardly matters (tutorial 14 trains this decoder for several")
+print("sigma and shows what a large one does).")
 
 # %%
 banner("Gradient checks (float64, central differences, h = 1e-5)")

@@ -149,10 +149,12 @@ print(f"{'parameter':<30} {'du = both heads':>16} {'du = mean head only':>20}")
 for name in results[True]:
     print(f"{name:<30} {results[True][name]:>16.1e} {results[False][name]:>20.1e}")
 assert max(results[True].values()) < 1e-6
-assert min(results[False][name] for name in results[False] if "compressor" in name) > 1e-2
+dropped = [results[False][name] for name in results[False] if "compressor" in name]
+assert 0.1 < min(dropped) and max(dropped) < 0.5, dropped
 print("You should see: every relative error below 1e-6 when the heads' gradients are")
 print("added; with the log_var head's path dropped, the two heads are still right (they")
-print("do not depend on du) but every compressor gradient is off, relative errors 0.2-0.4.")
+print("do not depend on du) but every compressor gradient is off, relative errors between")
+print(f"0.1 and 0.5 (here {min(dropped):.2f} to {max(dropped):.2f}).")
 
 # %%
 banner("Figure")

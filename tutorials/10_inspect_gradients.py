@@ -133,11 +133,20 @@ model.rng = np.random.default_rng(1)            # the eps of the traced step
 banner(f"The trace of one step on {len(x)} test images (S = 2 samples of z each)")
 trace = trace_step(model, x)
 print(trace.table())
-print("You should see: 49 rows; shapes (8, ...) in the encoder and (16, ...) = (S B, ...)")
-print("in the decoder (d z has the shape of z, (S B, latent_dim) = (16, 2)); after one epoch a")
-print("loss near 190 nats with a KL near 5; std from about 0.3 to 1.7: the encoder already")
-print("pins some images down and leaves others near the prior. (--quick: 4 images, one")
-print("epoch on 500 images: a loss near 510, barely trained.)")
+B, S = len(x), 2
+assert len(trace) == 49 and trace["d z"].shape == (S * B, 2)
+loss, kl, std = trace["loss"].value, trace["kl"].value.mean(), trace["std"].value
+if args.quick:
+    assert loss > 450 and kl < 0.5
+else:
+    assert 170 < loss < 210 and 3 < kl < 7 and std.min() < 0.5 and std.max() > 1.2
+print(f"You should see: 49 rows; shapes ({B}, ...) in the encoder and ({S * B}, ...) = (S B, ...)")
+print(f"in the decoder (d z has the shape of z, (S B, latent_dim) = ({S * B}, 2)). After one")
+print("epoch on the 10,000 images: a loss near 190 nats with a KL near 5, std from about 0.3")
+print("to 1.7: the encoder already pins some images down and leaves others near the prior.")
+print("With --quick (one epoch on 500 images) the model is barely trained: a loss above 450")
+print(f"and a KL below 0.5. Here: loss {loss:.0f}, KL {kl:.2f}, std {std.min():.2f} to "
+      f"{std.max():.2f}.")
 
 # %%
 banner("Recomputing rows by hand")
@@ -147,7 +156,16 @@ print("You should see: differences of a few 1e-7 or less: float32 rounding of th
 print("products in a different order, nothing more (0 where the operations are the same).")
 ratio = (np.abs(trace["d mean (from KL)"].value).mean()
          / np.abs(trace["d mean (from z)"].value).mean())
-print(f"\nmean |d mean (from KL)| / mean |d mean (from z)| = {ratio:.2f}: both paths count.")
+print(f"\nmean |d mean (from KL)| / mean |d mean (from z)| = {ratio:.2f}")
+if args.quick:
+    assert ratio < 0.1
+    print("You should see (--quick): a ratio of a few hundredths: the KL is still near 0 (q is")
+    print("close to the prior), so nearly all of d mean comes through z. Train longer (the")
+    print("full run) and the KL path's share grows.")
+else:
+    assert ratio > 0.1
+    print("You should see: a ratio of a few tenths: after one epoch on 10,000 images both")
+    print("paths count.")
 
 # %%
 banner("The same step in float64, with a finite-difference check of every parameter")
@@ -162,7 +180,20 @@ print(f"You should see: every error below 1e-6 ({n_entries} random entries of ea
       f"{len(fd_rows)} parameters;\nthe full table with its 'fd error' column is "
       "`checked.table()`, or `numvae inspect --check`).")
 show(plot_gradients(trace, figure_path(args.out, "gradients.png")))
-print("You should see in it: the largest gradients in the biases of the encoder's two heads")
-print("(about 2) and in the decoder's first layer (about 1), and the fork's points on both")
-print("sides of the diagonal: for some entries the reconstruction dominates, for others")
-print("the KL.")
+rms = {row.name.replace(" (grad)", ""): float(np.sqrt(np.mean(row.value.astype(np.float64) ** 2)))
+       for row in trace if row.name.endswith("(grad)")}
+largest = sorted(rms, key=rms.get, reverse=True)[:3]
+kl_larger = sum(int(np.sum(np.abs(trace[f"d {head} (from KL)"].value)
+                           > np.abs(trace[f"d {head} (from z)"].value)))
+                for head in ("mean", "log_var"))
+n_fork = 2 * trace["mean"].value.size
+assert all(name.startswith(("encoder.mean.b", "encoder.log_var.b", "decoder.decompressor.0"))
+           for name in largest), largest
+assert kl_larger <= 2 if args.quick else kl_larger >= 2
+print(f"largest root mean square gradients: {', '.join(f'{n} {rms[n]:.2g}' for n in largest)}")
+print(f"entries of d mean and d log_var where the KL's contribution is the larger: "
+      f"{kl_larger} of {n_fork}")
+print("You should see in it: the left panel's bars in the order of the printed values (the")
+print("heads' biases and the decoder's first layer, fed by few inputs, the largest); in the")
+print("right panel, the fork's points above the diagonal where the KL's contribution is")
+print("the larger, as many as printed: none or few with --quick, several in the full run.")
