@@ -23,7 +23,8 @@
 # * (D3)      a ReLU passes the gradient where its input was positive.
 #
 # The model draws S = 2 samples of z per image so that the sums over s are visible.
-# Finally `check=True` adds a column of finite-difference relative errors (float64).
+# Finally `check=True` adds a column of finite-difference relative errors (float64), for
+# the parameter gradients and for every intermediate one.
 #
 # Run: `python tutorials/10_inspect_gradients.py [--quick] [--out DIR]`.
 
@@ -168,7 +169,7 @@ else:
     print("paths count.")
 
 # %%
-banner("The same step in float64, with a finite-difference check of every parameter")
+banner("The same step in float64, every gradient checked by finite differences")
 n_entries = 3 if args.quick else 6
 checked = trace_step(model, x, check=True, n_entries=n_entries)
 fd_rows = [row for row in checked if row.fd_error is not None]
@@ -176,9 +177,14 @@ for row in fd_rows:
     print(f"  {row.name:<34} {str(row.shape):<12} fd error {row.fd_error:.1e}")
 worst = max(row.fd_error for row in fd_rows)
 assert worst < 1e-6, worst
+n_parameters = sum(row.name.endswith("(grad)") for row in fd_rows)
+assert n_parameters == 14 and len(fd_rows) - n_parameters == 16
 print(f"You should see: every error below 1e-6 ({n_entries} random entries of each of the "
-      f"{len(fd_rows)} parameters;\nthe full table with its 'fd error' column is "
-      "`checked.table()`, or `numvae inspect --check`).")
+      f"{n_parameters} parameter gradients,\nand of the {len(fd_rows) - n_parameters} "
+      "intermediate ones: for those the quantity itself (z, mean, a layer's output, ...) is")
+print("perturbed and the rest of the step re-run from there; 'd mean (from z)' perturbs mean")
+print("where the sampler reads it only, 'd mean (from KL)' where the KL reads it only). The")
+print("full table with its 'fd error' column is `checked.table()`, or `numvae inspect --check`.")
 show(plot_gradients(trace, figure_path(args.out, "gradients.png")))
 rms = {row.name.replace(" (grad)", ""): float(np.sqrt(np.mean(row.value.astype(np.float64) ** 2)))
        for row in trace if row.name.endswith("(grad)")}
