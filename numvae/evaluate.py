@@ -1,8 +1,9 @@
 """Evaluation: the ELBO on a data set, KL per latent dimension, and the importance-weighted
 estimate of log p(x) (Burda, Grosse & Salakhutdinov, 2016).
 
-Evaluation always uses the exact negative ELBO (KL weight 1), whatever ``kl_weight`` the
-model trains with. All values are in nats per example.
+Evaluation always uses the negative ELBO (KL weight 1), whatever ``kl_weight`` the
+model trains with; with one z per example, ``evaluate_elbo`` gives an unbiased estimate of
+it, not its exact value. All values are in nats per example.
 """
 import math
 
@@ -18,7 +19,9 @@ def _batches(n, batch_size):
 
 
 def evaluate_elbo(model, images, *, batch_size=1000, seed=0):
-    """Mean negative ELBO over ``images`` (n, input_dim), one z sample per example.
+    """Mean negative ELBO over ``images`` (n, input_dim), one z sample per example: an
+    unbiased estimate (the reconstruction term is a one-sample Monte Carlo estimate; the KL
+    is the model's KL part, analytic for the slides' model).
 
     Returns a dict: ``loss`` (mean negative ELBO), ``loss_se`` (its standard error over
     examples), ``reconstruction`` and ``kl`` (means of the two parts), ``kl_per_dim``

@@ -80,7 +80,7 @@ class ELBO:
 
         L = (1/B) sum_b [ (1/S) sum_s -log p(x_b | z_bs) + kl_weight * KL_b ].
 
-    kl_weight = 1 is the exact bound; other values are beta-VAEs and KL warm-up.
+    kl_weight = 1 is the negative ELBO itself; other values are beta-VAEs and KL warm-up.
     """
     name = "elbo"
     formula = "L = mean_batch(reconstruction + kl_weight * kl)  (V1)"

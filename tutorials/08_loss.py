@@ -5,7 +5,7 @@
 #
 #     sum (prediction - target)^2 + kl_weight * sum(mean^2 + exp(log_var) - log_var),
 #
-# summed over the batch. The exact negative ELBO of a Gaussian decoder with variance
+# summed over the batch. The negative ELBO (in nats) of a Gaussian decoder with variance
 # sigma^2 = 1 and KL weight beta is, per example, (G1) + beta (K1):
 #
 #     ||x - prediction||^2 / 2 + (N/2) log(2 pi)
@@ -41,7 +41,7 @@ LOG_2PI = np.log(2 * np.pi)
 
 # %%
 def both_losses(model, x, eps, kl_weight):
-    """The slides' loss (a float, summed over the batch) and the exact negative ELBO with
+    """The slides' loss (a float, summed over the batch) and the negative ELBO with
     KL weight ``kl_weight`` per example (batch,), from one forward pass of a Gaussian VAE."""
     c = model.forward(x, eps)
     seed = losses.seed_loss(c["output"], x, c["mean"], c["log_var"], kl_weight)
@@ -60,7 +60,7 @@ def plot_relation(points, n_pixels, latent_dim, path):
         line = np.linspace(doubled.min(), doubled.max(), 2)
         ax.plot(line, line - n_pixels * LOG_2PI + kl_weight * latent_dim, color=f"C{k}",
                 linewidth=1, label=f"y = x - N log(2 pi) + {kl_weight:g} M")
-    ax.set_xlabel("2 x exact negative ELBO (sigma^2 = 1, KL weight beta), nats")
+    ax.set_xlabel("2 x negative ELBO (sigma^2 = 1, KL weight beta), nats")
     ax.set_ylabel("the slides' loss_fn (seed_loss) of the same example")
     ax.set_title(f"Slope 1, offset -N log(2 pi) + beta M = -{n_pixels * LOG_2PI:.1f} + beta M")
     ax.grid(alpha=0.3)
@@ -73,13 +73,13 @@ def plot_relation(points, n_pixels, latent_dim, path):
 # ## The story
 
 # %%
-args = parse_args("08_loss", "The slides' loss_fn against the exact negative ELBO.")
+args = parse_args("08_loss", "The slides' loss_fn against the negative ELBO.")
 rng = np.random.default_rng(0)
 batch = 8 if args.quick else 64
 x = load_mnist_mini()[1].images[:batch].astype(np.float64)
 
 # %%
-banner("seed_loss against the exact negative ELBO (float64)")
+banner("seed_loss against the negative ELBO in nats (float64)")
 model = numvae.VAE(784, shared_dim=128, latent_dim=2, likelihood="gaussian", sigma=1.0,
                    dtype=np.float64, seed=0)
 n_pixels, latent_dim = model.input_dim, model.latent_dim
@@ -92,10 +92,10 @@ for kl_weight in (1.0, 0.5, 4.0):
                 + kl_weight * batch * latent_dim)
     print(f"{kl_weight:>9} {seed:>12.4f} {relation:>44.4f} {seed - relation:>11.1e}")
     assert abs(seed - relation) < 1e-9 * abs(seed)
-terms = model.loss_terms(x, eps)                   # the library's own exact ELBO
+terms = model.loss_terms(x, eps)                   # the library's own negative ELBO
 seed, negative_elbo = both_losses(model, x, eps, 1.0)
 assert np.allclose(terms["reconstruction"] + terms["kl"], negative_elbo)
-print(f"\nper image at kl_weight = 1: seed_loss {seed / batch:.2f}; exact negative ELBO "
+print(f"\nper image at kl_weight = 1: seed_loss {seed / batch:.2f}; negative ELBO "
       f"{negative_elbo.mean():.2f} nats (reconstruction {terms['reconstruction'].mean():.2f},"
       f" KL {terms['kl'].mean():.4f})")
 print("You should see: differences of about 1e-10 or less (rounding) for every kl_weight;")
