@@ -5,7 +5,7 @@
 #
 #     z ~ N(0, I_q),    x | z ~ N(W z + mu, sigma^2 I_d),    so    x ~ N(mu, W W' + sigma^2 I_d).
 #
-# Its maximum-likelihood solution is known in closed form. With S the sample covariance,
+# Its maximum-likelihood solution is known in closed form (P1). With S the sample covariance,
 # lambda_1 >= ... >= lambda_d its eigenvalues and U_q the eigenvectors of the q largest:
 #
 #     sigma^2_ML = (lambda_{q+1} + ... + lambda_d) / (d - q)   (the mean discarded eigenvalue)
@@ -15,7 +15,10 @@
 # model. Lucas, Tucker, Grosse & Norouzi (2019) show that a VAE with a *linear* decoder,
 # a Gaussian likelihood, a linear encoder mean and a diagonal encoder covariance has the
 # same global optimum: at it, the ELBO equals the pPCA log-likelihood, the decoder spans
-# the principal subspace and its sigma^2 is sigma^2_ML. We check this numerically.
+# the principal subspace and its sigma^2 is sigma^2_ML. We check this numerically. The
+# formulas are derived in docs/derivations.md, section 13: the ML solution (P1), the exact
+# posterior (P2), the linear VAE's ELBO in closed form (P3) and the gradient of
+# log sigma^2 (P4).
 #
 # numvae.VAE has ReLU layers and a sigmoid output, so we assemble the linear VAE here from
 # numvae's pieces: `Dense` layers, `losses.gaussian_nll` (G1), `losses.kl_divergence` (K1)
@@ -26,7 +29,7 @@
 #     decoder:  output = z W + b    (Dense(q, d), so the pPCA matrix W is this W');
 #     p(x | z) = N(output, sigma^2 I_d) with a learnt s = log sigma^2.
 #
-# **The gradient with respect to s = log sigma^2.** Per example, (G1) reads
+# **The gradient with respect to s = log sigma^2 (P4).** Per example, (G1) reads
 #
 #     R = ||x - output||^2 / (2 e^s) + (d/2) (log(2 pi) + s),
 #
@@ -148,7 +151,7 @@ class LinearVAE:
         return loss
 
     def exact_negative_elbo(self, x):
-        """Mean negative ELBO without Monte Carlo: for a linear decoder,
+        """Mean negative ELBO without Monte Carlo (P3): for a linear decoder,
         E_q ||x - z W - b||^2 = ||x - mean W - b||^2 + sum_j var_j ||W_j||^2."""
         mean, _ = self.encoder.forward(x)
         var = np.exp(self.params["log_var"])
@@ -276,7 +279,7 @@ print(f"negative ELBO {result['negative_elbo']:.4f} nats per point; -log-likelih
       f"ML solution {result['negative_log_likelihood_ml']:.4f}")
 print(f"encoder variances (shared by all x): "
       f"{np.array2string(result['encoder_variance'], precision=4)}; exact pPCA posterior "
-      f"variances sigma^2 / (s_i^2 + sigma^2): "
+      f"variances sigma^2 / (s_i^2 + sigma^2) (P2): "
       f"{np.array2string(result['posterior_variance_ml'], precision=4)}")
 print("You should see: an angle well under a degree, sigma^2 within 1% of sigma^2_ML")
 print("(the mean of the three small eigenvalues, near the true 0.3), the decoder's")
