@@ -228,11 +228,12 @@ def latent_grid(model, *, n=15, dims=(0, 1), image_shape=None, path=None):
     tick_labels = [f"{v:.2f}" for v in values]
     ax.set_xticks(np.arange(n) * width + (width - 1) / 2, tick_labels, rotation=90,
                   fontsize="small")
-    ax.set_xlabel(f"z[{dims[0]}]")
+    quantiles = f"ticks: Gaussian quantiles, Phi^-1((i + 1/2) / {n})"
+    ax.set_xlabel(f"z[{dims[0]}]  ({quantiles})")
     if rows > 1:
         ax.set_yticks(np.arange(n) * height + (height - 1) / 2, tick_labels[::-1],
                       fontsize="small")
-        ax.set_ylabel(f"z[{dims[1]}]")
+        ax.set_ylabel(f"z[{dims[1]}]  ({quantiles})")
     else:
         ax.set_yticks([])
     title = "Sampling the latent space"
@@ -265,7 +266,7 @@ def reconstructions(model, images, *, n=10, image_shape=None, path=None):
         raise ValueError(f"n = {n} but images holds only {len(images)} rows")
     image_shape = _check_image_shape(image_shape, model.input_dim)
     originals = images[:n]
-    mean, _ = model.encode(originals)
+    mean = model.encode(originals)[0]    # the first head: mean (any posterior has one)
     rebuilt = model.decode(mean)                                      # (n, input_dim)
 
     fig = Figure(figsize=(1.0 + 1.0 * n, 2.6), layout="constrained")

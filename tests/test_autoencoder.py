@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import numvae
-from numvae import objectives, posteriors
+from numvae import objectives, plots, posteriors
 from numvae.checkpoint import load_checkpoint, save_checkpoint
 from numvae.evaluate import active_units, evaluate_elbo, kl_per_dimension
 from numvae.gradcheck import check_arrays, check_model
@@ -72,3 +72,10 @@ def test_fit_evaluate_inspect_and_checkpoint_work_with_one_head(tmp_path):
     loaded = loaded.model
     assert type(loaded.posterior) is posteriors.PointMass
     assert type(loaded.objective) is objectives.Reconstruction
+
+
+def test_every_figure_can_be_drawn_for_an_autoencoder(tmp_path):
+    model = numvae.VAE(16, 6, 2, posterior="point", objective="reconstruction", seed=0)
+    x = RNG.uniform(size=(20, 16))
+    paths = plots.save_all(model, None, x, np.arange(20) % 3, tmp_path)
+    assert all(path.is_file() for path in paths.values())

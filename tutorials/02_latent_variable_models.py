@@ -109,6 +109,7 @@ def plot_em(x, fitted, log_likelihoods, path):
     truth = np.exp(log_joint(grid, **TRUE)).sum(axis=1)
     ax_fit.plot(grid, truth, "r--", linewidth=1, label="true p(x)")
     ax_fit.set_xlabel("x")
+    ax_fit.set_ylabel("density")
     ax_fit.set_title("The fitted mixture")
     ax_fit.legend(fontsize="small")
 

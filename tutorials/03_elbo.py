@@ -126,6 +126,7 @@ def plot_elbo_landscape(path):
     ax_std.axhline(log_px, color="k", linestyle="--", label="log p(x)")
     ax_std.axvline(np.sqrt(v_post), color="r", linewidth=0.8)
     ax_std.set_xlabel("standard deviation of q")
+    ax_std.set_ylabel("nats")
     ax_std.set_title("Change the spread: falls off both ways")
     ax_std.legend(loc="lower left", fontsize="small")  # below the curve, off the log p(x) line
     for ax in (ax_mean, ax_std):
