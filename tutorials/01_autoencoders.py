@@ -213,7 +213,8 @@ print("against 106): the integer code has no structure. PCA's 2-D code has: walk
 print("line in it and the image changes smoothly (figure code_space_walk.png).")
 
 show(plot_pca_errors(ms, train_errors, test_errors, eigen_tail, mean_image_error,
-                     (train_error, lookup_test_error), figure_path(args.out, "pca_error_curve.png")))
+                     (train_error, lookup_test_error),
+                     figure_path(args.out, "pca_error_curve.png")))
 
 # Figures: reconstructions of test images, then a walk through each code space.
 first_ten = slice(0, 10)
@@ -231,4 +232,5 @@ start, end = pca_encode(x_test[:2], mean, directions, 2)      # codes of two tes
 line = start + np.linspace(0, 1, 10)[:, None] * (end - start)  # (10, 2)
 walk = [pca_decode(line, mean, directions), lookup.decode(np.arange(100, 110))]
 show(plot_image_rows(walk, ["PCA, m = 2:\nz on a line", "lookup:\ncodes 100..109"],
-                     figure_path(args.out, "code_space_walk.png"), "Walking through the code space"))
+                     figure_path(args.out, "code_space_walk.png"),
+                     "Walking through the code space"))
