@@ -101,6 +101,7 @@ class PointMass:
     """
     name = "point"
     heads = ("mean",)
+    has_density = False          # no log_prob: no KL, no importance-weighted bound
     formulas = {"z": "z = mean, for each of the S samples (eps unused)"}
     backward_formulas = {"mean": "sum_s dL/dz  (no noise: z = mean)"}
 
@@ -126,8 +127,9 @@ class PointMass:
         return {"mean": dz.reshape(cache["eps"].shape).sum(axis=0)}
 
     def log_prob(self, cache):
-        raise ValueError("a point mass has no density, so no log q(z|x) and no KL to the "
-                         "prior: train a point-mass posterior with objective=\"reconstruction\"")
+        raise ValueError("a point mass has no density, so no log q(z|x): no KL to the prior "
+                         "and no importance-weighted bound; train a point-mass posterior with "
+                         "objective=\"reconstruction\"")
 
     def log_prob_backward(self, dlog_q, cache):
         self.log_prob(cache)

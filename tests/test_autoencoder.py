@@ -79,3 +79,14 @@ def test_every_figure_can_be_drawn_for_an_autoencoder(tmp_path):
     x = RNG.uniform(size=(20, 16))
     paths = plots.save_all(model, None, x, np.arange(20) % 3, tmp_path)
     assert all(path.is_file() for path in paths.values())
+
+
+def test_numvae_evaluate_skips_the_importance_weighted_bound_for_an_autoencoder(tmp_path, capsys):
+    from numvae.cli import main
+    model = numvae.VAE(784, 16, 2, encoder_hidden=(), decoder_hidden=(8,), posterior="point",
+                       objective="reconstruction", seed=0)
+    path = tmp_path / "ae.npz"
+    save_checkpoint(path, model, numvae.Adam(model.params), {})
+    assert main(["evaluate", str(path), "--n", "20", "--dataset", "mnist-mini"]) == 0
+    out = capsys.readouterr().out
+    assert "KL 0.00" in out and "point mass" in out and "skipped" in out
