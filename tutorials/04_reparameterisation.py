@@ -189,9 +189,16 @@ print(f"inv_cdf(u) against mu + sigma * Phi^{{-1}}(u): largest difference {same_
 path_gradient = np.mean(-z_exp / RATE)
 print(f"d/drate E[z] through the path, mean of dz/drate = -z / rate: {path_gradient:.4f} "
       f"(exact: -1/rate^2 = {-1 / RATE**2})")
-print("You should see: sample means and stds within about 0.01 of the targets, CDF")
-print("distances of the order of 1/sqrt(n), no difference between the two")
-print("Gaussian maps (0 or about 1e-16), and a path gradient within about 0.01 of -0.25.")
+# sampling errors of the order of 1/sqrt(n): here within 4 standard errors
+tolerance = 4 / np.sqrt(n_icdf)
+assert abs(z_exp.mean() - 1 / RATE) < tolerance / RATE
+assert abs(z_gauss.mean() - MU) < tolerance * SIGMA
+assert abs(z.mean() - MU) < 4 * SIGMA / np.sqrt(n_draws) and max(ks_exp, ks_gauss) < 2 * tolerance
+assert same_map < 1e-12 and abs(path_gradient + 1 / RATE**2) < tolerance / RATE**2
+print("You should see: sample means and stds within a few 1/sqrt(n) of the targets (about")
+print("0.01 with --quick's 2,000 inverse-CDF draws, 0.002 with the full 20,000), CDF")
+print("distances of the order of 1/sqrt(n), no difference between the two Gaussian maps")
+print("(0 or about 1e-16), and a path gradient within a few 1/sqrt(n) of -0.25.")
 show(plot_inverse_cdf(u, z_exp, z_gauss, figure_path(args.out, "inverse_cdf.png")))
 
 # %%
