@@ -169,6 +169,10 @@ for m in ms:
 # Eckart-Young: on the data PCA was fitted to, the error is exactly the eigenvalue tail
 assert np.allclose(train_errors, eigen_tail, rtol=1e-6, atol=1e-6)
 mean_image_error = squared_error(x_test, np.broadcast_to(mean, x_test.shape))
+error_at = dict(zip(ms, train_errors))
+assert all(abs(error_at[m] / expected - 1) < 0.05 for m, expected in [(1, 48), (10, 27), (50, 9)])
+assert error_at[784] < 1e-6
+assert all(abs(test - train) < 0.2 * train + 1 for train, test in zip(train_errors, test_errors))
 print("You should see: the training error equal to the sum of the discarded eigenvalues")
 print("(Eckart-Young), about 48 at m = 1, 27 at m = 10, 9 at m = 50 and 0 at m = 784 (every")
 print("direction kept: d(e(x)) = x). The test error follows the training error closely: a")
@@ -193,6 +197,8 @@ codes_test, found_test = lookup.encode(x_test)
 lookup_test_error = squared_error(x_test, lookup.decode(codes_test))
 print(f"test images found in the table: {found_test.sum()} of {n_test}; test error with "
       f"the fallback code 0: {lookup_test_error:.1f}")
+assert train_error == 0 and 100 < lookup_test_error < 120 and train.labels[0] == 3
+assert 1.8 < lookup_test_error / mean_image_error < 2.3
 print("You should see: a training error of exactly 0 with a one-number code, and a test")
 print(f"error near 109, twice that of the mean image ({mean_image_error:.1f}): every test")
 print("image decodes to the same training image (a 3).")
@@ -206,6 +212,12 @@ neighbours = squared_error(x_train[1:], x_train[:-1])
 shuffled = x_train[np.random.default_rng(1).permutation(n_train)]
 print(f"Squared distance between the decodings of codes i and i + 1: {neighbours:.1f}; "
       f"between\nrandom pairs of training images: {squared_error(x_train, shuffled):.1f}.")
+if args.quick:
+    assert 28 < nn_error < 35 and 0.10 < wrong_digit < 0.16
+else:
+    assert 22 < nn_error < 26 and 0.02 < wrong_digit < 0.06
+assert abs(neighbours / squared_error(x_train, shuffled) - 1) < 0.03
+assert 100 < neighbours < 108
 print("You should see: a test error of about 24 and 4% wrong digits (about 32 and 13% with")
 print("--quick, which stores only 2,000 images): good, because the decoder stores every")
 print("training image. But neighbouring codes are as far apart as random pairs (about 104")

@@ -94,6 +94,8 @@ output, _ = decoder.forward(z)
 print(f"z {z.shape} -> output {output.shape}: values in [{output.min():.3f}, "
       f"{output.max():.3f}], mean {output.mean():.3f}, std over the batch of one "
       f"pixel {output.std(axis=0).mean():.4f}")
+assert 0.25 < output.min() and output.max() < 0.75 and abs(output.mean() - 0.5) < 0.02
+assert output.std(axis=0).mean() < 0.03
 print("You should see: outputs around 0.5 (between about 0.3 and 0.7), and nearly the same")
 print("image for every z (a pixel varies by about 0.02 over the batch): the untrained")
 print("decoder all but ignores z. Training will make z matter.")
@@ -107,6 +109,7 @@ constant = 0.5 * input_dim * np.log(2 * np.pi * sigma**2)
 print(f"-log p(x|z) = {loss:.2f} nats per image = ||x - output||^2 / (2 sigma^2) "
       f"{squared / (2 * sigma**2):.2f} + (N/2) log(2 pi sigma^2) {constant:.2f}")
 print(f"dz: shape {dz.shape}, largest entry {np.abs(dz).max():.2e}")
+assert 790 < loss < 830 and abs(constant - 720.4) < 0.1
 print("You should see: about 800 nats, of which 720 are the constant: with sigma = 1 a")
 print("pixel error of at most 1 hardly matters (tutorial 14 trains this decoder for several")
 print("sigma and shows what a large one does).")

@@ -282,6 +282,11 @@ print(f"encoder variances (shared by all x): "
       f"{np.array2string(result['encoder_variance'], precision=4)}; exact pPCA posterior "
       f"variances sigma^2 / (s_i^2 + sigma^2) (P2): "
       f"{np.array2string(result['posterior_variance_ml'], precision=4)}")
+gap = result["negative_elbo"] - result["negative_log_likelihood_ml"]
+assert result["angle_degrees"] < 1 and abs(result["sigma2"] / result["sigma2_ml"] - 1) < 0.01
+assert np.allclose(result["decoder_singular_values"], result["ml_singular_values"], rtol=0.01)
+assert -1e-9 <= gap < 1e-3
+assert np.allclose(result["encoder_variance"], result["posterior_variance_ml"], rtol=0.02)
 print("You should see: an angle well under a degree, sigma^2 within 1% of sigma^2_ML")
 print("(the mean of the three small eigenvalues, near the true 0.3), the decoder's")
 print("singular values equal to W_ML's, sqrt(lambda_i - sigma^2), and a negative ELBO")

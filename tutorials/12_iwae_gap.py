@@ -121,6 +121,14 @@ for k in ks:
     print(f"{k:>5} {estimate['log_px']:>10.2f} {estimate['log_px_se']:>6.2f} "
           f"{difference.mean():>11.3f} {paired_se:>10.3f}")
 gaps = per_image[ks[-1]] - elbo_each
+means = {k: float((per_image[k] - elbo_each).mean()) for k in ks}
+assert abs(means[1]) < 3 * bounds[1][1]                             # L_1 is the ELBO
+assert all(means[a] < means[b] for a, b in zip(ks, ks[1:]))         # rising with K
+if args.quick:
+    assert 15 < means[5] < 40 and 40 < means[50] < 70
+else:
+    assert 0.5 < means[5] < 0.8 and 0.65 < means[50] < 0.9 and 0.7 < means[500] < 0.95
+    assert -180 < elbo < -165
 print("You should see: L_1 equal to the ELBO within its noise (K = 1 *is* the ELBO, with")
 print("a Monte Carlo KL instead of the exact one), then L_K rising with K and flattening:")
 print("in full mode about +0.65 nats at K = 5, +0.75 at K = 50, +0.8 at K = 500, with an")
@@ -135,6 +143,8 @@ banner("What the gap says")
 print(f"mean gap L_{ks[-1]} - ELBO: {gaps.mean():.2f} nats; median {np.median(gaps):.2f}; "
       f"largest {gaps.max():.2f}")
 print(f"KL(q(z|x) || p(z)) on these images: {result['kl']:.2f} nats")
+if not args.quick:
+    assert 0.6 < gaps.mean() < 1.0 and 0.4 < np.median(gaps) < 0.8 and gaps.max() > 3
 print("You should see (full mode): a mean gap near 0.8 nats, a fifth of the KL term: the")
 print("Gaussian q(z|x) misses little of the true posterior of a 2-D latent, and the ELBO")
 print("is a fair proxy of log p(x) here. The gap is not the same for every image (see")
