@@ -162,6 +162,7 @@ gaussian = [rows[f"Gaussian, sigma = {sigma}"] for sigma in SIGMAS]
 kl_total = [row["kl"].sum() for row in gaussian]
 errors = [row["squared_error"] for row in gaussian]
 assert all(a > b for a, b in zip(kl_total, kl_total[1:])), kl_total         # KL falls
+assert kl_total[0] > 10                                                       # tens of nats
 assert all(a < b for a, b in zip(errors, errors[1:])), errors                 # error rises
 assert gaussian[0]["active"] == LATENT_DIM                                    # sigma = 0.1
 assert gaussian[-1]["active"] == 0 and gaussian[-1]["kl"].max() < 0.01 and kl_total[-1] < 0.01

@@ -128,6 +128,7 @@ for name, model in models.items():
           f"head{'s' if len(model.encoder.heads) > 1 else ''}); last epoch: reconstruction "
           f"{history['train_reconstruction'][-1]:.1f} nats, KL {history['train_kl'][-1]:.2f}")
     last_reconstruction[name] = history["train_reconstruction"][-1]
+    assert name == "VAE" or set(history["train_kl"]) == {0.0}
 assert models["VAE"].n_params() - models["autoencoder"].n_params() == 128 * 2 + 2
 assert last_reconstruction["autoencoder"] < last_reconstruction["VAE"]
 print("You should see: the autoencoder 258 parameters fewer (the log_var head: 128 x 2 + 2),")
@@ -143,6 +144,7 @@ for name, d in described.items():
           f"{d['std'][1]:5.2f})  codes inside |z| < 2: {d['inside']:.0%}")
 vae, ae = described["VAE"], described["autoencoder"]
 assert vae["inside"] > ae["inside"]
+assert np.linalg.norm(ae["mean"]) > 2 or ae["std"].max() > 2        # off-centre or spread
 print("You should see: the VAE's codes nearer the origin, more of them inside the disc")
 print("where N(0, I) puts 86% of its mass; the autoencoder's codes off-centre or spread far")
 print("beyond it: nothing in its loss says where codes should go, so their place and scale")
