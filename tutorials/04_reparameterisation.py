@@ -132,6 +132,7 @@ def plot_inverse_cdf(u, z_exp, z_gauss, path):
     ax_gauss.set_title("Gaussian by NormalDist.inv_cdf")
     for ax in (ax_exp, ax_gauss):
         ax.set_xlabel("z")
+        ax.set_ylabel("density")
         ax.legend(fontsize="small")
     fig.savefig(path, dpi=110)
     return fig

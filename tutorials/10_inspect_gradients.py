@@ -101,6 +101,7 @@ def plot_gradients(trace, path):
     ax_norms.invert_yaxis()                         # the order of the backward pass
     ax_norms.set_xscale("log")
     ax_norms.set_xlabel("root mean square of the gradient entries")
+    ax_norms.set_ylabel("parameter")
     ax_norms.set_title("Parameter gradients, in backward order (decoder blue, encoder orange)")
 
     for name, colour in [("mean", "C0"), ("log_var", "C1")]:
