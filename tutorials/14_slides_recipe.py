@@ -26,7 +26,8 @@
 #
 # A large sigma makes the reconstruction cheap to get wrong: the reconstructions blur, and
 # at sigma = 3 every dimension's posterior equals the prior, whatever x (**posterior
-# collapse**): the decoder then outputs one image, the mean digit, for every input.
+# collapse**): the decoder then outputs one image, a blurred average digit, for every
+# input.
 #
 # Run: `python tutorials/14_slides_recipe.py [--quick] [--out DIR]`.
 

@@ -17,9 +17,9 @@
 # same images, for the same number of epochs. Then we compare:
 #
 # 1. the codes: where the encoder puts the test images in the 2-D latent space. The VAE's
-#    KL pulls q(z|x) towards N(0, I), so its codes fill the region where the prior has its
-#    mass, at a scale of about 1; the autoencoder's codes go wherever the decoder likes
-#    them, at any scale, with gaps between the digits;
+#    KL pulls q(z|x) towards N(0, I), so its codes stay where the prior has its mass, and
+#    once trained (the full run) fill it at a scale of about 1; the autoencoder's codes go
+#    wherever the decoder likes them, at any scale, with gaps between the digits;
 # 2. what comes out of the decoder for z ~ N(0, I), the VAE's way of generating images.
 #    For the VAE those z are where it was trained to decode; for the autoencoder they are
 #    one corner of its code space, or a gap in it.
