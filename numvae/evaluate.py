@@ -1,15 +1,16 @@
 """Evaluation: the ELBO on a data set, KL per latent dimension, and the importance-weighted
 estimate of log p(x) (Burda, Grosse & Salakhutdinov, 2016).
 
-Evaluation always uses the exact negative ELBO (KL weight 1), whatever ``kl_weight`` the
-model trains with. All values are in nats per example.
+Evaluation always uses the negative ELBO (KL weight 1), whatever ``kl_weight`` the
+model trains with; with one z per example, ``evaluate_elbo`` gives an unbiased estimate of
+it, not its exact value. All values are in nats per example.
 """
 import math
 
 import numpy as np
 
 from .losses import NumericalError
-from .objectives import kl_term
+from .objectives import kl_part_of
 from .validation import check_positive_int
 
 
@@ -47,8 +48,10 @@ def _encode(model, x, y):
 
 
 def evaluate_elbo(model, images, *, labels=None, batch_size=1000, seed=0):
-    """Mean negative ELBO over ``images`` (n, input_dim), one z sample per example
-    (``labels`` (n,): a conditional model's labels; every function here takes them).
+    """Mean negative ELBO over ``images`` (n, input_dim), one z sample per example: an
+    unbiased estimate (the reconstruction term is a one-sample Monte Carlo estimate; the KL
+    is the model's KL part, analytic for the slides' model). ``labels`` (n,): a conditional
+    model's labels; every function here takes them.
 
     Returns a dict: ``loss`` (mean negative ELBO), ``loss_se`` (its standard error over
     examples), ``reconstruction`` and ``kl`` (means of the two parts), ``kl_per_dim``
@@ -59,7 +62,7 @@ def evaluate_elbo(model, images, *, labels=None, batch_size=1000, seed=0):
     labels = _labels(model, labels, len(images))
     rng = np.random.default_rng(seed)
     reconstruction, kl, kl_per_dim = [], [], np.zeros(model.latent_dim)
-    kl_part = kl_term(model.posterior, model.prior)
+    kl_part = kl_part_of(model)
     for rows in _batches(len(images), batch_size):
         x = images[rows]
         eps = rng.standard_normal((1, len(x), model.latent_dim)).astype(model.dtype)
@@ -85,7 +88,7 @@ def kl_per_dimension(model, images, *, labels=None, batch_size=1000):
     near 0 are unused ("inactive"): the encoder sends them to the prior for every x."""
     images = model.check_data(images, "images")
     labels = _labels(model, labels, len(images))
-    kl_part = kl_term(model.posterior, model.prior)
+    kl_part = kl_part_of(model)
     total = np.zeros(model.latent_dim)
     for rows in _batches(len(images), batch_size):
         with np.errstate(over="ignore", invalid="ignore"):  # checked below, by name

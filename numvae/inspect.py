@@ -5,8 +5,10 @@ computed: each layer's output, mean, log_var, eps, z, the reconstruction, the lo
 then, in reverse order, the gradient arriving at each layer's output, each parameter
 gradient, the reparameterisation's and the KL's contributions to dL/dmean and dL/dlog_var.
 Each row carries its formula in the notation of docs/derivations.md (equation labels in
-brackets) and summary statistics; with ``check=True`` each parameter gradient also gets
-its central-difference relative error (float64).
+brackets) and summary statistics; with ``check=True`` each parameter gradient, and each
+intermediate gradient (d z, d mean and d log_var with each of their paths, the gradient
+arriving at each layer's output, d logits), also gets its central-difference relative
+error in float64 (the intermediate ones from ``numvae.inspect_check``).
 """
 from dataclasses import dataclass, field
 
@@ -15,6 +17,7 @@ import numpy as np
 from .conv import Conv2d, ConvTranspose2d, Flatten, Reshape
 from .gradcheck import check_model
 from .labels import one_hot
+from .inspect_check import check_rows
 from .layers import Dense, ReLU, Sigmoid, Tanh
 
 # formulas by layer class (a subclass, such as the fast FastConv2d, uses its parent's)
@@ -53,7 +56,7 @@ class Row:
     name: str
     formula: str
     value: np.ndarray
-    fd_error: float = None  # finite-difference relative error (parameter gradients, check=True)
+    fd_error: float = None  # finite-difference relative error (gradients, check=True)
     stats: dict = field(init=False)
 
     def __post_init__(self):
@@ -206,8 +209,10 @@ def trace_step(model, x, eps=None, *, y=None, check=False, n_entries=None):
     its ``Trace``.
 
     With ``check=True`` the step is traced on a float64 copy of the model, and each
-    parameter gradient gets its finite-difference relative error (``n_entries`` random
-    entries per parameter, all if None). ``eps`` defaults to a draw from ``model.rng``.
+    gradient row gets its finite-difference relative error (``n_entries`` random entries
+    per array, all if None): a parameter's by perturbing the parameter, an intermediate
+    quantity's by perturbing that quantity and re-running the rest of the step.
+    ``eps`` defaults to a draw from ``model.rng``.
     """
     if check:
         model = model.copy(np.float64)
@@ -223,4 +228,5 @@ def trace_step(model, x, eps=None, *, y=None, check=False, n_entries=None):
         for row in rows:
             if row.name.endswith(" (grad)"):
                 row.fd_error = errors[row.name[: -len(" (grad)")]]
+        check_rows(model, cache, rows, n_entries)
     return Trace(rows, model)

@@ -133,7 +133,7 @@ def seed_loss(prediction, target, mean, log_var, kl_weight=1.0):
 
         sum (prediction - target)^2 + kl_weight * sum(mean^2 + exp(log_var) - log_var).
 
-    How it relates to the exact ELBO: per example, with N = input_dim, M = latent_dim,
+    How it relates to the ELBO: per example, with N = input_dim, M = latent_dim,
 
         seed_loss = 2 * [negative ELBO with sigma^2 = 1 and KL weight kl_weight]
                     - N log(2 pi) + kl_weight * M.

@@ -88,7 +88,7 @@ class ELBO:
 
         L = (1/B) sum_b [ (1/S) sum_s -log p(x_b | z_bs) + kl_weight * KL_b ].
 
-    kl_weight = 1 is the exact bound; other values are beta-VAEs and KL warm-up.
+    kl_weight = 1 is the negative ELBO itself; other values are beta-VAEs and KL warm-up.
     """
     name = "elbo"
     formula = "L = mean_batch(reconstruction + kl_weight * kl)  (V1)"
@@ -122,4 +122,73 @@ class ELBO:
         return 1.0 / (n_samples * batch), dz_kl, dheads_kl
 
 
-OBJECTIVES = {part.name: part for part in (ELBO,)}
+class NoKL:
+    """The KL part of an objective that has none (the autoencoder's): zeros, and no
+    gradient. Not a KL of a point mass to the prior, which would be infinite: the term
+    is simply not in the loss."""
+    formula = "kl = 0: no KL term in the loss (an autoencoder)"
+    backward_formulas = {}
+    has_per_dimension = True  # zeros
+
+    def forward(self, z, posterior_cache, posterior, prior):
+        """(batch,) zeros; the cache is the posterior's (the heads' shapes)."""
+        batch = posterior_cache["eps"].shape[1]
+        return np.zeros(batch, z.dtype), dict(posterior_cache, heads=posterior.heads)
+
+    def per_dimension(self, posterior_cache):
+        mean = posterior_cache["mean"]
+        return np.zeros(mean.shape, mean.dtype)
+
+    def backward(self, dkl, cache):
+        return None, {name: np.zeros_like(cache[name]) for name in cache["heads"]}
+
+
+class Reconstruction:
+    """The autoencoder's loss: the mean reconstruction term and no KL,
+
+        L = (1/B) sum_b (1/S) sum_s -log p(x_b | z_bs),
+
+    with -log p(x|z) the likelihood's (the squared error / (2 sigma^2) plus a constant for
+    the Gaussian). ``kl_weight`` is 0: ``terms["kl"]`` holds zeros. With the "point"
+    posterior this is the slides' autoencoder; with a Gaussian posterior, a VAE at beta = 0.
+    """
+    name = "reconstruction"
+    formula = "L = mean_batch(reconstruction): no KL term"
+    kl_weight = 0.0
+
+    def __init__(self, n_samples=1):
+        self.n_samples = int(n_samples)
+
+    def settings(self):
+        return {"kl_weight": 0.0, "n_samples": self.n_samples}
+
+    @classmethod
+    def from_config(cls, config, rng, dtype):
+        return cls(config.get("n_samples", 1))
+
+    def kl_term(self, posterior, prior):
+        return NoKL()
+
+    def forward(self, nll, z, posterior_cache, posterior, prior, kl_weight):
+        """As ``ELBO.forward`` with the KL replaced by zeros; ``kl_weight`` is ignored."""
+        kl_part = NoKL()
+        kl, kl_cache = kl_part.forward(z, posterior_cache, posterior, prior)
+        reconstruction = nll.mean(axis=0)                             # (batch,)
+        terms = dict(reconstruction=reconstruction, kl=kl, loss=float(np.mean(reconstruction)))
+        return terms, dict(kl_part=kl_part, kl_cache=kl_cache, shape=nll.shape, kl_weight=0.0)
+
+    def backward(self, cache):
+        """dL/dnll = 1 / (S B) for every row; no dz and zero head gradients from a KL."""
+        n_samples, batch = cache["shape"]
+        dz_kl, dheads_kl = cache["kl_part"].backward(0.0, cache["kl_cache"])
+        return 1.0 / (n_samples * batch), dz_kl, dheads_kl
+
+
+def kl_part_of(model):
+    """The KL part a model's objective uses: the objective's own (``kl_term`` method) if
+    it has one, else the pair's analytic KL or the Monte Carlo estimate (``kl_term``)."""
+    own = getattr(model.objective, "kl_term", None)
+    return (own or kl_term)(model.posterior, model.prior)
+
+
+OBJECTIVES = {part.name: part for part in (ELBO, Reconstruction)}

@@ -41,8 +41,9 @@ def training_curves(history, *, path=None):
 
     history: dict of lists as written by the training loop ("epoch", "train_reconstruction",
     "train_kl", "train_loss", "val_*" (entries None without a validation set), "kl_weight").
-    The negative ELBO panel plots reconstruction + KL, the exact bound whatever KL weight
-    training used (it falls back to "*_loss" when the two terms are missing).
+    The negative ELBO panel plots reconstruction + KL, the negative ELBO (KL weight 1)
+    whatever KL weight training used (it falls back to "*_loss" when the two terms are
+    missing).
     """
     _check_history(history)
     if "epoch" not in history:

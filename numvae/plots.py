@@ -234,11 +234,12 @@ def latent_grid(model, *, n=15, dims=(0, 1), image_shape=None, label=None, path=
     tick_labels = [f"{v:.2f}" for v in values]
     ax.set_xticks(np.arange(n) * width + (width - 1) / 2, tick_labels, rotation=90,
                   fontsize="small")
-    ax.set_xlabel(f"z[{dims[0]}]")
+    quantiles = f"ticks: Gaussian quantiles, Phi^-1((i + 1/2) / {n})"
+    ax.set_xlabel(f"z[{dims[0]}]  ({quantiles})")
     if rows > 1:
         ax.set_yticks(np.arange(n) * height + (height - 1) / 2, tick_labels[::-1],
                       fontsize="small")
-        ax.set_ylabel(f"z[{dims[1]}]")
+        ax.set_ylabel(f"z[{dims[1]}]  ({quantiles})")
     else:
         ax.set_yticks([])
     title = "Sampling the latent space"
@@ -272,7 +273,7 @@ def reconstructions(model, images, *, n=10, image_shape=None, labels=None, path=
     image_shape = _check_image_shape(image_shape, model.input_dim)
     originals = images[:n]
     y = None if labels is None else np.asarray(labels)[:n]           # a conditional model's
-    mean, _ = model.encode(originals, y)
+    mean = model.encode(originals, y)[0]    # the first head: mean (any posterior has one)
     rebuilt = model.decode(mean, y)                                   # (n, input_dim)
 
     fig = Figure(figsize=(1.0 + 1.0 * n, 2.6), layout="constrained")

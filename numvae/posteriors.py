@@ -91,4 +91,48 @@ class DiagonalGaussian:
         return dz_explicit.reshape(-1, eps.shape[-1]), heads
 
 
-POSTERIORS = {part.name: part for part in (DiagonalGaussian,)}
+class PointMass:
+    """q(z|x) = delta(z - mean): a deterministic encoder, one head. With the objective
+    "reconstruction" (no KL term) the VAE is then the plain autoencoder of the slides'
+    first section, (e*, d*) = argmin L(x, d(e(x))), trained with the same ``fit``.
+
+    z does not depend on eps: the S rows of a sample are the same ``mean``. A point mass
+    has no density, so ``log_prob`` (and any KL to a prior) does not exist.
+    """
+    name = "point"
+    heads = ("mean",)
+    has_density = False          # no log_prob: no KL, no importance-weighted bound
+    formulas = {"z": "z = mean, for each of the S samples (eps unused)"}
+    backward_formulas = {"mean": "sum_s dL/dz  (no noise: z = mean)"}
+
+    def settings(self):
+        return {}
+
+    def head_widths(self, latent_dim):
+        return {"mean": latent_dim}
+
+    @classmethod
+    def from_config(cls, config, rng, dtype):
+        return cls()
+
+    def rsample(self, heads, eps):
+        """z = mean, repeated for each of the S samples: (S * batch, latent_dim). eps
+        (S, batch, latent_dim) only sets S; the cache keeps it, as every posterior's does."""
+        mean = heads["mean"]
+        z = np.tile(mean, (eps.shape[0], 1))                        # (S * batch, latent_dim)
+        return z, dict(mean=mean, eps=eps)
+
+    def rsample_backward(self, dz, cache):
+        """dz (S * batch, latent_dim) -> {"mean": sum_s dz}: dz/dmean = 1 for every sample."""
+        return {"mean": dz.reshape(cache["eps"].shape).sum(axis=0)}
+
+    def log_prob(self, cache):
+        raise ValueError("a point mass has no density, so no log q(z|x): no KL to the prior "
+                         "and no importance-weighted bound; train a point-mass posterior with "
+                         "objective=\"reconstruction\"")
+
+    def log_prob_backward(self, dlog_q, cache):
+        self.log_prob(cache)
+
+
+POSTERIORS = {part.name: part for part in (DiagonalGaussian, PointMass)}

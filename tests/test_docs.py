@@ -1,8 +1,9 @@
 """docs/derivations.md and the code point at each other: check both directions.
 
 * Every link [`numvae.x.y`](../numvae/x.py) names an object that exists, in the file linked.
-* Every equation label the package cites ("eq. K1", "eqs. V1-V6" in docstrings, "(B4, V2)"
-  in numvae.inspect's formulas) is an anchor in the doc, and every anchor is cited.
+* Every equation label the package or a tutorial cites ("eq. K1", "eqs. V1-V6" in
+  docstrings, "(B4, V2)" in numvae.inspect's formulas and the tutorials' text) is an anchor
+  in the doc, and every anchor is cited.
 """
 import importlib
 import inspect
@@ -14,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "derivations.md"
 PACKAGE = ROOT / "numvae"
+TUTORIALS = ROOT / "tutorials"
 
 # [`numvae.losses.kl_divergence`](../numvae/losses.py)
 LINK = re.compile(r"\[`(numvae(?:\.\w+)+)`\]\((\.\./numvae/[\w/]+\.py)\)")
@@ -57,9 +59,9 @@ def expand(first, rest):
 
 
 def cited_labels():
-    """{label: [file names citing it]} over the package's Python files."""
+    """{label: [file names citing it]} over the package's and the tutorials' Python files."""
     cited = {}
-    for path in sorted(PACKAGE.glob("*.py")):
+    for path in [*sorted(PACKAGE.glob("*.py")), *sorted(TUTORIALS.glob("*.py"))]:
         text = path.read_text(encoding="utf-8")
         for match in [*CITATION.finditer(text), *BRACKETED.finditer(text)]:
             for label in expand(match.group(1), match.group(2)):

@@ -164,7 +164,8 @@ def test_latent_grid_2d(model, tmp_path):
     expected = [f"{NormalDist().inv_cdf((i + 0.5) / n):.2f}" for i in range(n)]
     assert tick_texts(ax.get_xticklabels()) == expected
     assert tick_texts(ax.get_yticklabels()) == expected[::-1]  # largest z[1] at the top
-    assert (ax.get_xlabel(), ax.get_ylabel()) == ("z[0]", "z[1]")
+    quantiles = f"  (ticks: Gaussian quantiles, Phi^-1((i + 1/2) / {n}))"
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("z[0]" + quantiles, "z[1]" + quantiles)
     # the top-left cell is the decoder output at (smallest z[0], largest z[1])
     values = plots.gaussian_grid(n)
     top_left = model.decode(np.array([[values[0], values[-1]]])).reshape(SHAPE)
@@ -175,7 +176,8 @@ def test_latent_grid_2d(model, tmp_path):
 def test_latent_grid_varies_the_chosen_dimensions_others_zero(model5):
     n = 3
     ax = plots.latent_grid(model5, n=n, dims=(3, 1), image_shape=SHAPE).axes[0]
-    assert (ax.get_xlabel(), ax.get_ylabel()) == ("z[3]", "z[1]")
+    assert (ax.get_xlabel(), ax.get_ylabel()) == tuple(
+        f"z[{d}]  (ticks: Gaussian quantiles, Phi^-1((i + 1/2) / {n}))" for d in (3, 1))
     assert "Sampling the latent space" in ax.get_title()
     canvas = ax.get_images()[0].get_array()
     values = plots.gaussian_grid(n)

@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 
 from numvae.datasets import load_mnist_mini
 
-from _common import banner, figure_path, parse_args
+from _common import banner, figure_path, parse_args, show
 
 # %% [markdown]
 # ## PCA as a linear autoencoder
@@ -147,91 +147,102 @@ def plot_image_rows(rows, row_titles, path, title):
 # ## The story
 
 # %%
-def main(argv=None):
-    args = parse_args("01_autoencoders", "PCA as a linear autoencoder; a memorising one.", argv)
-    train, test = load_mnist_mini()
-    n_train, n_test = (2000, 500) if args.quick else (len(train.images), len(test.images))
-    x_train = train.images[:n_train].astype(np.float64)
-    x_test = test.images[:n_test].astype(np.float64)
+args = parse_args("01_autoencoders", "PCA as a linear autoencoder; a memorising one.")
+train, test = load_mnist_mini()
+n_train, n_test = (2000, 500) if args.quick else (len(train.images), len(test.images))
+x_train = train.images[:n_train].astype(np.float64)
+x_test = test.images[:n_test].astype(np.float64)
 
-    banner("PCA: reconstruction error against the number of components")
-    mean, directions, eigenvalues = fit_pca(x_train)
-    ms = [1, 2, 5, 10, 20, 50, 100, 200, 784]
-    train_errors, test_errors, eigen_tail = [], [], []
-    print(f"{'m':>4} {'train error':>12} {'test error':>11} {'sum of discarded eigenvalues':>29}")
-    for m in ms:
-        rec_train = pca_decode(pca_encode(x_train, mean, directions, m), mean, directions)
-        rec_test = pca_decode(pca_encode(x_test, mean, directions, m), mean, directions)
-        train_errors.append(squared_error(x_train, rec_train))
-        test_errors.append(squared_error(x_test, rec_test))
-        eigen_tail.append(float(eigenvalues[m:].sum()))
-        print(f"{m:>4} {train_errors[-1]:>12.2f} {test_errors[-1]:>11.2f} {eigen_tail[-1]:>29.2f}")
-    # Eckart-Young: on the data PCA was fitted to, the error is exactly the eigenvalue tail
-    assert np.allclose(train_errors, eigen_tail, rtol=1e-6, atol=1e-6)
-    mean_image_error = squared_error(x_test, np.broadcast_to(mean, x_test.shape))
-    print("You should see: the training error equal to the sum of the discarded eigenvalues")
-    print("(Eckart-Young), about 48 at m = 1, 27 at m = 10, 9 at m = 50 and 0 at m = 784 (every")
-    print("direction kept: d(e(x)) = x). The test error follows the training error closely: a")
-    print("linear code of m numbers cannot memorise. Predicting the mean image costs "
-          f"{mean_image_error:.1f}.")
+# %%
+banner("PCA: reconstruction error against the number of components")
+mean, directions, eigenvalues = fit_pca(x_train)
+ms = [1, 2, 5, 10, 20, 50, 100, 200, 784]
+train_errors, test_errors, eigen_tail = [], [], []
+print(f"{'m':>4} {'train error':>12} {'test error':>11} {'sum of discarded eigenvalues':>29}")
+for m in ms:
+    rec_train = pca_decode(pca_encode(x_train, mean, directions, m), mean, directions)
+    rec_test = pca_decode(pca_encode(x_test, mean, directions, m), mean, directions)
+    train_errors.append(squared_error(x_train, rec_train))
+    test_errors.append(squared_error(x_test, rec_test))
+    eigen_tail.append(float(eigenvalues[m:].sum()))
+    print(f"{m:>4} {train_errors[-1]:>12.2f} {test_errors[-1]:>11.2f} {eigen_tail[-1]:>29.2f}")
+# Eckart-Young: on the data PCA was fitted to, the error is exactly the eigenvalue tail
+assert np.allclose(train_errors, eigen_tail, rtol=1e-6, atol=1e-6)
+mean_image_error = squared_error(x_test, np.broadcast_to(mean, x_test.shape))
+error_at = dict(zip(ms, train_errors))
+assert all(abs(error_at[m] / expected - 1) < 0.05 for m, expected in [(1, 48), (10, 27), (50, 9)])
+assert error_at[784] < 1e-6
+assert all(abs(test - train) < 0.2 * train + 1 for train, test in zip(train_errors, test_errors))
+print("You should see: the training error equal to the sum of the discarded eigenvalues")
+print("(Eckart-Young), about 48 at m = 1, 27 at m = 10, 9 at m = 50 and 0 at m = 784 (every")
+print("direction kept: d(e(x)) = x). The test error follows the training error closely: a")
+print("linear code of m numbers cannot memorise. Predicting the mean image costs "
+      f"{mean_image_error:.1f}.")
 
-    # Is PCA really the best P? A random orthonormal P of the same size does much worse.
-    m = 10
-    random_p, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((784, m)))
-    rec_random = (x_test - mean) @ random_p @ random_p.T + mean
-    print(f"A random orthonormal P with m = {m}: test error "
-          f"{squared_error(x_test, rec_random):.1f} (PCA: {test_errors[ms.index(m)]:.1f}).")
+# Is PCA really the best P? A random orthonormal P of the same size does much worse.
+m = 10
+random_p, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((784, m)))
+rec_random = (x_test - mean) @ random_p @ random_p.T + mean
+print(f"A random orthonormal P with m = {m}: test error "
+      f"{squared_error(x_test, rec_random):.1f} (PCA: {test_errors[ms.index(m)]:.1f}).")
 
-    banner("A memorising autoencoder: x_i -> i -> x_i")
-    lookup = LookupAutoencoder(x_train)
-    codes, found = lookup.encode(x_train)
-    train_error = squared_error(x_train, lookup.decode(codes))
-    print(f"training images found in the table: {found.sum()} of {n_train}; "
-          f"training error: {train_error:.1f}")
-    codes_test, found_test = lookup.encode(x_test)
-    lookup_test_error = squared_error(x_test, lookup.decode(codes_test))
-    print(f"test images found in the table: {found_test.sum()} of {n_test}; test error with "
-          f"the fallback code 0: {lookup_test_error:.1f}")
-    print("You should see: a training error of exactly 0 with a one-number code, and a test")
-    print(f"error near 109, twice that of the mean image ({mean_image_error:.1f}): every test")
-    print("image decodes to the same training image (a 3).")
+# %%
+banner("A memorising autoencoder: x_i -> i -> x_i")
+lookup = LookupAutoencoder(x_train)
+codes, found = lookup.encode(x_train)
+train_error = squared_error(x_train, lookup.decode(codes))
+print(f"training images found in the table: {found.sum()} of {n_train}; "
+      f"training error: {train_error:.1f}")
+codes_test, found_test = lookup.encode(x_test)
+lookup_test_error = squared_error(x_test, lookup.decode(codes_test))
+print(f"test images found in the table: {found_test.sum()} of {n_test}; test error with "
+      f"the fallback code 0: {lookup_test_error:.1f}")
+assert train_error == 0 and 100 < lookup_test_error < 120 and train.labels[0] == 3
+assert 1.8 < lookup_test_error / mean_image_error < 2.3
+print("You should see: a training error of exactly 0 with a one-number code, and a test")
+print(f"error near 109, twice that of the mean image ({mean_image_error:.1f}): every test")
+print("image decodes to the same training image (a 3).")
 
-    nearest = lookup.encode_nearest(x_test)
-    nn_error = squared_error(x_test, lookup.decode(nearest))
-    wrong_digit = float(np.mean(train.labels[:n_train][nearest] != test.labels[:n_test]))
-    print(f"\nThe generous version, code = index of the nearest training image: test error "
-          f"{nn_error:.1f};\n{wrong_digit:.1%} of the test images decode to another digit.")
-    neighbours = squared_error(x_train[1:], x_train[:-1])
-    shuffled = x_train[np.random.default_rng(1).permutation(n_train)]
-    print(f"Squared distance between the decodings of codes i and i + 1: {neighbours:.1f}; "
-          f"between\nrandom pairs of training images: {squared_error(x_train, shuffled):.1f}.")
-    print("You should see: a test error of about 24 and 4% wrong digits (about 32 and 13% with")
-    print("--quick, which stores only 2,000 images): good, because the decoder stores every")
-    print("training image. But neighbouring codes are as far apart as random pairs (about 104")
-    print("against 106): the integer code has no structure. PCA's 2-D code has: walk along a")
-    print("line in it and the image changes smoothly (figure code_space_walk.png).")
+nearest = lookup.encode_nearest(x_test)
+nn_error = squared_error(x_test, lookup.decode(nearest))
+wrong_digit = float(np.mean(train.labels[:n_train][nearest] != test.labels[:n_test]))
+print(f"\nThe generous version, code = index of the nearest training image: test error "
+      f"{nn_error:.1f};\n{wrong_digit:.1%} of the test images decode to another digit.")
+neighbours = squared_error(x_train[1:], x_train[:-1])
+shuffled = x_train[np.random.default_rng(1).permutation(n_train)]
+print(f"Squared distance between the decodings of codes i and i + 1: {neighbours:.1f}; "
+      f"between\nrandom pairs of training images: {squared_error(x_train, shuffled):.1f}.")
+if args.quick:
+    assert 28 < nn_error < 35 and 0.10 < wrong_digit < 0.16
+else:
+    assert 22 < nn_error < 26 and 0.02 < wrong_digit < 0.06
+assert abs(neighbours / squared_error(x_train, shuffled) - 1) < 0.03
+assert 100 < neighbours < 108
+print("You should see: a test error of about 24 and 4% wrong digits (about 32 and 13% with")
+print("--quick, which stores only 2,000 images): good, because the decoder stores every")
+print("training image. But neighbouring codes are as far apart as random pairs (about 104")
+print("against 106): the integer code has no structure. PCA's 2-D code has: walk along a")
+print("line in it and the image changes smoothly (figure code_space_walk.png).")
 
-    plot_pca_errors(ms, train_errors, test_errors, eigen_tail, mean_image_error,
-                    (train_error, lookup_test_error), figure_path(args.out, "pca_error_curve.png"))
+show(plot_pca_errors(ms, train_errors, test_errors, eigen_tail, mean_image_error,
+                     (train_error, lookup_test_error),
+                     figure_path(args.out, "pca_error_curve.png")))
 
-    # Figures: reconstructions of test images, then a walk through each code space.
-    show = slice(0, 10)
-    reconstructions = [x_test[show], lookup.decode(codes_test[show]),
-                       lookup.decode(nearest[show])]
-    titles = ["test image", "lookup\n(no entry: code 0)", "lookup\n(nearest image)"]
-    for m in (2, 10, 50):
-        reconstructions.append(pca_decode(pca_encode(x_test[show], mean, directions, m),
-                                          mean, directions))
-        titles.append(f"PCA, m = {m}")
-    plot_image_rows(reconstructions, titles, figure_path(args.out, "reconstructions.png"),
-                    "Test images and their reconstructions")
+# Figures: reconstructions of test images, then a walk through each code space.
+first_ten = slice(0, 10)
+reconstructions = [x_test[first_ten], lookup.decode(codes_test[first_ten]),
+                   lookup.decode(nearest[first_ten])]
+titles = ["test image", "lookup\n(no entry: code 0)", "lookup\n(nearest image)"]
+for m in (2, 10, 50):
+    reconstructions.append(pca_decode(pca_encode(x_test[first_ten], mean, directions, m),
+                                      mean, directions))
+    titles.append(f"PCA, m = {m}")
+show(plot_image_rows(reconstructions, titles, figure_path(args.out, "reconstructions.png"),
+                     "Test images and their reconstructions"))
 
-    start, end = pca_encode(x_test[:2], mean, directions, 2)      # codes of two test images
-    line = start + np.linspace(0, 1, 10)[:, None] * (end - start)  # (10, 2)
-    walk = [pca_decode(line, mean, directions), lookup.decode(np.arange(100, 110))]
-    plot_image_rows(walk, ["PCA, m = 2:\nz on a line", "lookup:\ncodes 100..109"],
-                    figure_path(args.out, "code_space_walk.png"), "Walking through the code space")
-
-
-if __name__ == "__main__":
-    main()
+start, end = pca_encode(x_test[:2], mean, directions, 2)      # codes of two test images
+line = start + np.linspace(0, 1, 10)[:, None] * (end - start)  # (10, 2)
+walk = [pca_decode(line, mean, directions), lookup.decode(np.arange(100, 110))]
+show(plot_image_rows(walk, ["PCA, m = 2:\nz on a line", "lookup:\ncodes 100..109"],
+                     figure_path(args.out, "code_space_walk.png"),
+                     "Walking through the code space"))

@@ -32,7 +32,7 @@
 import numpy as np
 from matplotlib.figure import Figure
 
-from _common import banner, figure_path, parse_args
+from _common import banner, figure_path, parse_args, show
 
 LOG_2PI = np.log(2 * np.pi)
 
@@ -109,6 +109,7 @@ def plot_em(x, fitted, log_likelihoods, path):
     truth = np.exp(log_joint(grid, **TRUE)).sum(axis=1)
     ax_fit.plot(grid, truth, "r--", linewidth=1, label="true p(x)")
     ax_fit.set_xlabel("x")
+    ax_fit.set_ylabel("density")
     ax_fit.set_title("The fitted mixture")
     ax_fit.legend(fontsize="small")
 
@@ -131,59 +132,65 @@ def plot_em(x, fitted, log_likelihoods, path):
 # ## The story
 
 # %%
-def main(argv=None):
-    args = parse_args("02_latent_variable_models", "A 1-D Gaussian mixture fitted by EM.", argv)
-    rng = np.random.default_rng(0)
-    n, n_iterations = (500, 40) if args.quick else (3000, 60)
-    x, z = sample_mixture(n, **TRUE, rng=rng)
+args = parse_args("02_latent_variable_models", "A 1-D Gaussian mixture fitted by EM.")
+rng = np.random.default_rng(0)
+n, n_iterations = (500, 40) if args.quick else (3000, 60)
+x, z = sample_mixture(n, **TRUE, rng=rng)
 
-    banner("EM from a poor start")
-    start = (np.full(3, 1 / 3), np.array([-1.0, 0.0, 1.0]), np.ones(3))  # bunched, too narrow
-    fitted, log_likelihoods = em(x, *start, n_iterations)
-    for i in [0, 1, 2, 3, 5, 10, 20, 30, n_iterations]:
-        print(f"iteration {i:>3}: log p(x) = {log_likelihoods[i]:10.3f}"
-              f"   ({log_likelihoods[i] / n:7.4f} per observation)")
-    steps = np.diff(log_likelihoods)
-    # monotone up to rounding: a decrease larger than 1e-9 relative would be a bug
-    assert np.all(steps >= -1e-9 * np.abs(log_likelihoods[1:])), steps.min()
-    print(f"smallest change over the {n_iterations} iterations: {steps.min():.3g} "
-          "(never negative beyond rounding)")
-    print("You should see: log p(x) rising fast in the first iterations (from about -3.3 nats")
-    print("per observation), then levelling off at about -2.16 after some 30 iterations, and")
-    print("every change >= 0.")
+# %%
+banner("EM from a poor start")
+start = (np.full(3, 1 / 3), np.array([-1.0, 0.0, 1.0]), np.ones(3))  # bunched, too narrow
+fitted, log_likelihoods = em(x, *start, n_iterations)
+for i in [0, 1, 2, 3, 5, 10, 20, 30, n_iterations]:
+    print(f"iteration {i:>3}: log p(x) = {log_likelihoods[i]:10.3f}"
+          f"   ({log_likelihoods[i] / n:7.4f} per observation)")
+steps = np.diff(log_likelihoods)
+# monotone up to rounding: a decrease larger than 1e-9 relative would be a bug
+assert np.all(steps >= -1e-9 * np.abs(log_likelihoods[1:])), steps.min()
+print(f"smallest change over the {n_iterations} iterations: {steps.min():.3g} "
+      "(never negative beyond rounding)")
+per_point = log_likelihoods / n
+assert -3.5 < per_point[0] < -3.2 and abs(per_point[30] - per_point[-1]) < 1e-3
+assert abs(per_point[-1] + 2.15) < 0.02
+print("You should see: log p(x) rising fast in the first iterations (from about -3.3 to -3.4")
+print("nats per observation), then levelling off at about -2.15 after some 30 iterations,")
+print("and every change >= 0.")
 
-    pi, mu, sigma = fitted
-    order = np.argsort(mu)                            # components come out in any order
-    def row(values):
-        return " ".join(f"{v:6.2f}" for values_k in values for v in values_k)
+pi, mu, sigma = fitted
+order = np.argsort(mu)                            # components come out in any order
+def row(values):
+    return " ".join(f"{v:6.2f}" for values_k in values for v in values_k)
 
-    print(f"\n{'':>7} {'pi_0..pi_2':^20} {'mu_0..mu_2':^20} {'sigma_0..sigma_2':^20}")
-    print(f"{'fitted':>7} {row([pi[order], mu[order], sigma[order]])}")
-    print(f"{'true':>7} {row([TRUE['pi'], TRUE['mu'], TRUE['sigma']])}")
-    print("You should see: the fitted parameters within about 0.05 of the true ones (0.1 with")
-    print("--quick's 500 points).")
+print(f"\n{'':>7} {'pi_0..pi_2':^20} {'mu_0..mu_2':^20} {'sigma_0..sigma_2':^20}")
+print(f"{'fitted':>7} {row([pi[order], mu[order], sigma[order]])}")
+print(f"{'true':>7} {row([TRUE['pi'], TRUE['mu'], TRUE['sigma']])}")
+largest_miss = max(np.max(np.abs(fitted_k - TRUE[key])) for fitted_k, key in
+                   zip([pi[order], mu[order], sigma[order]], ["pi", "mu", "sigma"]))
+assert largest_miss < (0.1 if args.quick else 0.05), largest_miss
+print("You should see: the fitted parameters within about 0.05 of the true ones (0.1 with")
+print("--quick's 500 points).")
 
-    banner("The posterior the E-step uses, and the identity log p(x) = Q + H")
-    r, log_px = e_step(x, *fitted)
-    assignment = np.argmax(r, axis=1)
-    agree = np.mean(order.argsort()[assignment] == z)  # relabel the fitted components
-    print(f"the most probable component argmax_k p(z = k | x) is the true z for {agree:.1%} "
-          "of the points")
-    joint = log_joint(x, *fitted)                                    # (n, K)
-    q_term = float(np.sum(r * joint))                                # E_{p(z|x)}[log p(x, z)]
-    entropy = float(-np.sum(r * np.log(np.clip(r, 1e-300, None))))   # 0 log 0 = 0
-    total = float(log_px.sum())
-    print(f"sum_i log p(x_i)             = {total:12.4f}")
-    print(f"sum_i E_p(z|x)[log p(x, z)]  = {q_term:12.4f}   (the slide's right-hand side)")
-    print(f"sum_i H(p(z | x_i))          = {entropy:12.4f}")
-    print(f"Q + H - log p(x)             = {q_term + entropy - total:12.2e}")
-    assert abs(q_term + entropy - total) < 1e-8 * abs(total)
-    print("You should see: Q + H equal to log p(x) up to rounding (about 1e-12), and H about")
-    print("0.1 nats per point: small, because most points belong clearly to one component,")
-    print("but not zero, so the slide's line is off by exactly H.")
+# %%
+banner("The posterior the E-step uses, and the identity log p(x) = Q + H")
+r, log_px = e_step(x, *fitted)
+assignment = np.argmax(r, axis=1)
+agree = np.mean(order.argsort()[assignment] == z)  # relabel the fitted components
+print(f"the most probable component argmax_k p(z = k | x) is the true z for {agree:.1%} "
+      "of the points")
+joint = log_joint(x, *fitted)                                    # (n, K)
+q_term = float(np.sum(r * joint))                                # E_{p(z|x)}[log p(x, z)]
+entropy = float(-np.sum(r * np.log(np.clip(r, 1e-300, None))))   # 0 log 0 = 0
+total = float(log_px.sum())
+print(f"sum_i log p(x_i)             = {total:12.4f}")
+print(f"sum_i E_p(z|x)[log p(x, z)]  = {q_term:12.4f}   (the slide's right-hand side)")
+print(f"sum_i H(p(z | x_i))          = {entropy:12.4f}")
+print(f"Q + H - log p(x)             = {q_term + entropy - total:12.2e}")
+assert abs(q_term + entropy - total) < 1e-8 * abs(total)
+print(f"H per point: {entropy / n:.3f} nats")
+assert 0.03 < entropy / n < 0.2
+print("You should see: Q + H equal to log p(x) up to rounding (about 1e-12), and H between")
+print("0.03 and 0.2 nats per point (0.09 with 3,000 points, 0.055 with --quick's 500):")
+print("small, because most points belong clearly to one component, but not zero, so the")
+print("slide's line is off by exactly H.")
 
-    plot_em(x, fitted, log_likelihoods, figure_path(args.out, "gmm_em.png"))
-
-
-if __name__ == "__main__":
-    main()
+show(plot_em(x, fitted, log_likelihoods, figure_path(args.out, "gmm_em.png")))

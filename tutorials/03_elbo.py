@@ -34,7 +34,7 @@
 import numpy as np
 from matplotlib.figure import Figure
 
-from _common import banner, figure_path, parse_args
+from _common import banner, figure_path, parse_args, show
 
 LOG_2PI = np.log(2 * np.pi)
 W, B, S2 = 2.0, 0.5, 0.64        # the model: x | z ~ N(W z + B, S2)
@@ -126,6 +126,7 @@ def plot_elbo_landscape(path):
     ax_std.axhline(log_px, color="k", linestyle="--", label="log p(x)")
     ax_std.axvline(np.sqrt(v_post), color="r", linewidth=0.8)
     ax_std.set_xlabel("standard deviation of q")
+    ax_std.set_ylabel("nats")
     ax_std.set_title("Change the spread: falls off both ways")
     ax_std.legend(loc="lower left", fontsize="small")  # below the curve, off the log p(x) line
     for ax in (ax_mean, ax_std):
@@ -137,55 +138,52 @@ def plot_elbo_landscape(path):
 # ## The story
 
 # %%
-def main(argv=None):
-    args = parse_args("03_elbo", "ELBO + KL(q || posterior) = log p(x), checked numerically.",
-                      argv)
-    rng = np.random.default_rng(0)
-    n = 10_000 if args.quick else 1_000_000
-    m_post, v_post = posterior()
-    log_px = log_evidence()
+args = parse_args("03_elbo", "ELBO + KL(q || posterior) = log p(x), checked numerically.")
+rng = np.random.default_rng(0)
+n = 10_000 if args.quick else 1_000_000
+m_post, v_post = posterior()
+log_px = log_evidence()
 
-    banner("The model")
-    print(f"z ~ N(0, 1), x | z ~ N({W} z + {B}, {S2}); observed x = {X}")
-    print(f"log p(x) = {log_px:.6f};  p(z | x) = N({m_post:.4f}, {v_post:.4f}) "
-          f"(posterior std {np.sqrt(v_post):.4f})")
+# %%
+banner("The model")
+print(f"z ~ N(0, 1), x | z ~ N({W} z + {B}, {S2}); observed x = {X}")
+print(f"log p(x) = {log_px:.6f};  p(z | x) = N({m_post:.4f}, {v_post:.4f}) "
+      f"(posterior std {np.sqrt(v_post):.4f})")
 
-    banner(f"ELBO(q) + KL(q || p(z|x)) = log p(x), for several q ({n:,} Monte Carlo draws)")
-    candidates = [("the prior N(0, 1)", 0.0, 1.0),
-                  ("right mean, 4 x the variance", m_post, 4 * v_post),
-                  ("right mean, 1/4 of the variance", m_post, v_post / 4),
-                  ("mean off by 0.5", m_post + 0.5, v_post),
-                  ("the posterior p(z | x)", m_post, v_post)]
-    print(f"{'q':<32} {'ELBO exact':>11} {'ELBO MC':>11} {'+- SE':>8} {'KL(q||p(z|x))':>14} "
-          f"{'ELBO + KL':>11}")
-    for name, m, v in candidates:
-        exact, kl = elbo_exact(m, v), kl_to_posterior(m, v)
-        mc, se, log_ratio, kl_sample = elbo_monte_carlo(m, v, n, rng)
-        print(f"{name:<32} {exact:>11.5f} {mc:>11.5f} {se:>8.5f} {kl + 0.0:>14.5f} "
-              f"{exact + kl:>11.5f}")
-        assert abs(exact + kl - log_px) < 1e-12
-        assert abs(mc - exact) < 5 * se + 1e-12           # within 5 standard errors
-        # sample by sample: [log p(x,z) - log q(z)] + [log q(z) - log p(z|x)] = log p(x)
-        assert np.max(np.abs(log_ratio + kl_sample - log_px)) < 1e-9
-    print(f"{'log p(x)':<32} {log_px:>11.5f}")
-    print("You should see: ELBO + KL equal to log p(x) = -1.962 on every row (exactly, up to")
-    print("rounding); each Monte Carlo ELBO within a few standard errors of the exact one (SE")
-    print("0.0005 to 0.007 with 10^6 draws, 10 times more with --quick); the ELBO below log p(x)")
-    print("by the KL, 3.86 nats for the prior; at the posterior a gap of 0 and a standard error")
-    print("of exactly 0. The KL is not symmetric: 4 times the posterior variance costs 0.81 nats,")
-    print("a quarter of it only 0.32. KL(q || p) punishes q for putting mass where the posterior")
-    print("has little, so a variational posterior tends to be too narrow rather than too wide.")
+# %%
+banner(f"ELBO(q) + KL(q || p(z|x)) = log p(x), for several q ({n:,} Monte Carlo draws)")
+candidates = [("the prior N(0, 1)", 0.0, 1.0),
+              ("right mean, 4 x the variance", m_post, 4 * v_post),
+              ("right mean, 1/4 of the variance", m_post, v_post / 4),
+              ("mean off by 0.5", m_post + 0.5, v_post),
+              ("the posterior p(z | x)", m_post, v_post)]
+print(f"{'q':<32} {'ELBO exact':>11} {'ELBO MC':>11} {'+- SE':>8} {'KL(q||p(z|x))':>14} "
+      f"{'ELBO + KL':>11}")
+for name, m, v in candidates:
+    exact, kl = elbo_exact(m, v), kl_to_posterior(m, v)
+    mc, se, log_ratio, kl_sample = elbo_monte_carlo(m, v, n, rng)
+    print(f"{name:<32} {exact:>11.5f} {mc:>11.5f} {se:>8.5f} {kl + 0.0:>14.5f} "
+          f"{exact + kl:>11.5f}")
+    assert abs(exact + kl - log_px) < 1e-12
+    assert abs(mc - exact) < 5 * se + 1e-12           # within 5 standard errors
+    # sample by sample: [log p(x,z) - log q(z)] + [log q(z) - log p(z|x)] = log p(x)
+    assert np.max(np.abs(log_ratio + kl_sample - log_px)) < 1e-9
+print(f"{'log p(x)':<32} {log_px:>11.5f}")
+print("You should see: ELBO + KL equal to log p(x) = -1.962 on every row (exactly, up to")
+print("rounding); each Monte Carlo ELBO within a few standard errors of the exact one (SE")
+print("0.0005 to 0.007 with 10^6 draws, 10 times more with --quick); the ELBO below log p(x)")
+print("by the KL, 3.86 nats for the prior; at the posterior a gap of 0 and a standard error")
+print("of exactly 0. The KL is not symmetric: 4 times the posterior variance costs 0.81 nats,")
+print("a quarter of it only 0.32. KL(q || p) punishes q for putting mass where the posterior")
+print("has little, so a variational posterior tends to be too narrow rather than too wide.")
 
-    banner("Tightening: q moves from the prior to the posterior")
-    print(f"{'t':>5} {'mean':>8} {'std':>8} {'ELBO':>10} {'gap = KL':>10}")
-    for t in np.linspace(0, 1, 6):
-        m = t * m_post                                    # mean: straight line
-        v = np.exp(t * np.log(v_post))                    # log-variance: straight line
-        gap = round(log_px - elbo_exact(m, v), 12) + 0.0      # + 0.0: no "-0.00000"
-        print(f"{t:>5.1f} {m:>8.4f} {np.sqrt(v):>8.4f} {elbo_exact(m, v):>10.5f} {gap:>10.5f}")
-    print("You should see: the gap shrinking steadily from 3.86 nats to 0.")
-    plot_elbo_landscape(figure_path(args.out, "elbo_landscape.png"))
-
-
-if __name__ == "__main__":
-    main()
+# %%
+banner("Tightening: q moves from the prior to the posterior")
+print(f"{'t':>5} {'mean':>8} {'std':>8} {'ELBO':>10} {'gap = KL':>10}")
+for t in np.linspace(0, 1, 6):
+    m = t * m_post                                    # mean: straight line
+    v = np.exp(t * np.log(v_post))                    # log-variance: straight line
+    gap = round(log_px - elbo_exact(m, v), 12) + 0.0      # + 0.0: no "-0.00000"
+    print(f"{t:>5.1f} {m:>8.4f} {np.sqrt(v):>8.4f} {elbo_exact(m, v):>10.5f} {gap:>10.5f}")
+print("You should see: the gap shrinking steadily from 3.86 nats to 0.")
+show(plot_elbo_landscape(figure_path(args.out, "elbo_landscape.png")))

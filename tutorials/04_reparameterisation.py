@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 
 from numvae.layers import sigmoid
 
-from _common import banner, figure_path, parse_args
+from _common import banner, figure_path, parse_args, show
 
 MU, SIGMA = 1.5, 0.5          # q = N(MU, SIGMA^2)
 RATE = 2.0                    # an exponential distribution for the inverse-CDF example
@@ -132,6 +132,7 @@ def plot_inverse_cdf(u, z_exp, z_gauss, path):
     ax_gauss.set_title("Gaussian by NormalDist.inv_cdf")
     for ax in (ax_exp, ax_gauss):
         ax.set_xlabel("z")
+        ax.set_ylabel("density")
         ax.legend(fontsize="small")
     fig.savefig(path, dpi=110)
     return fig
@@ -160,83 +161,89 @@ def plot_variance(sizes, variances, per_sample, path):
 # ## The story
 
 # %%
-def main(argv=None):
-    args = parse_args("04_reparameterisation",
-                      "Reparameterisation, inverse-CDF sampling, gradient variances.", argv)
-    rng = np.random.default_rng(0)
-    n_draws, n_icdf, n_repeats = (20_000, 2_000, 200) if args.quick else (1_000_000, 20_000, 2000)
+args = parse_args("04_reparameterisation",
+                  "Reparameterisation, inverse-CDF sampling, gradient variances.")
+rng = np.random.default_rng(0)
+n_draws, n_icdf, n_repeats = (20_000, 2_000, 200) if args.quick else (1_000_000, 20_000, 2000)
 
-    banner("Sampling: z = mu + sigma * eps")
-    eps = rng.standard_normal(n_draws)
-    z = MU + SIGMA * eps
-    print(f"{n_draws:,} draws: mean {z.mean():.4f} (mu = {MU}), "
-          f"std {z.std():.4f} (sigma = {SIGMA})")
+# %%
+banner("Sampling: z = mu + sigma * eps")
+eps = rng.standard_normal(n_draws)
+z = MU + SIGMA * eps
+print(f"{n_draws:,} draws: mean {z.mean():.4f} (mu = {MU}), "
+      f"std {z.std():.4f} (sigma = {SIGMA})")
 
-    banner("Sampling by inverse CDF: z = F^{-1}(u), u ~ U(0, 1)")
-    u = rng.uniform(size=n_icdf)
-    z_exp = exponential_inverse_cdf(u, RATE)
-    z_gauss = gaussian_inverse_cdf(u, MU, SIGMA)
-    ks_exp = kolmogorov_distance(z_exp, lambda t: 1 - np.exp(-RATE * t))
-    ks_gauss = kolmogorov_distance(z_gauss, np.vectorize(NormalDist(MU, SIGMA).cdf))
-    print(f"exponential: mean {z_exp.mean():.4f} (1/rate = {1 / RATE}), "
-          f"max |empirical CDF - F| = {ks_exp:.4f} (1/sqrt(n) = {1 / np.sqrt(n_icdf):.4f})")
-    print(f"Gaussian:    mean {z_gauss.mean():.4f}, std {z_gauss.std():.4f}, "
-          f"max |empirical CDF - F| = {ks_gauss:.4f}")
-    same_map = np.max(np.abs(z_gauss - (MU + SIGMA * gaussian_inverse_cdf(u, 0.0, 1.0))))
-    print(f"inv_cdf(u) against mu + sigma * Phi^{{-1}}(u): largest difference {same_map:.1e}")
-    # d/drate E[z] = d/drate (1 / rate) = -1 / rate^2, through the path z = F^{-1}(u)
-    path_gradient = np.mean(-z_exp / RATE)
-    print(f"d/drate E[z] through the path, mean of dz/drate = -z / rate: {path_gradient:.4f} "
-          f"(exact: -1/rate^2 = {-1 / RATE**2})")
-    print("You should see: sample means and stds within about 0.01 of the targets, CDF")
-    print("distances of the order of 1/sqrt(n), no difference between the two")
-    print("Gaussian maps (0 or about 1e-16), and a path gradient within about 0.01 of -0.25.")
-    plot_inverse_cdf(u, z_exp, z_gauss, figure_path(args.out, "inverse_cdf.png"))
+# %%
+banner("Sampling by inverse CDF: z = F^{-1}(u), u ~ U(0, 1)")
+u = rng.uniform(size=n_icdf)
+z_exp = exponential_inverse_cdf(u, RATE)
+z_gauss = gaussian_inverse_cdf(u, MU, SIGMA)
+ks_exp = kolmogorov_distance(z_exp, lambda t: 1 - np.exp(-RATE * t))
+ks_gauss = kolmogorov_distance(z_gauss, np.vectorize(NormalDist(MU, SIGMA).cdf))
+print(f"exponential: mean {z_exp.mean():.4f} (1/rate = {1 / RATE}), "
+      f"max |empirical CDF - F| = {ks_exp:.4f} (1/sqrt(n) = {1 / np.sqrt(n_icdf):.4f})")
+print(f"Gaussian:    mean {z_gauss.mean():.4f}, std {z_gauss.std():.4f}, "
+      f"max |empirical CDF - F| = {ks_gauss:.4f}")
+same_map = np.max(np.abs(z_gauss - (MU + SIGMA * gaussian_inverse_cdf(u, 0.0, 1.0))))
+print(f"inv_cdf(u) against mu + sigma * Phi^{{-1}}(u): largest difference {same_map:.1e}")
+# d/drate E[z] = d/drate (1 / rate) = -1 / rate^2, through the path z = F^{-1}(u)
+path_gradient = np.mean(-z_exp / RATE)
+print(f"d/drate E[z] through the path, mean of dz/drate = -z / rate: {path_gradient:.4f} "
+      f"(exact: -1/rate^2 = {-1 / RATE**2})")
+# sampling errors of the order of 1/sqrt(n): here within 4 standard errors
+tolerance = 4 / np.sqrt(n_icdf)
+assert abs(z_exp.mean() - 1 / RATE) < tolerance / RATE
+assert abs(z_gauss.mean() - MU) < tolerance * SIGMA
+assert abs(z.mean() - MU) < 4 * SIGMA / np.sqrt(n_draws) and max(ks_exp, ks_gauss) < 2 * tolerance
+assert same_map < 1e-12 and abs(path_gradient + 1 / RATE**2) < tolerance / RATE**2
+print("You should see: sample means and stds within a few 1/sqrt(n) of the targets (about")
+print("0.01 with --quick's 2,000 inverse-CDF draws, 0.002 with the full 20,000), CDF")
+print("distances of the order of 1/sqrt(n), no difference between the two Gaussian maps")
+print("(0 or about 1e-16), and a path gradient within a few 1/sqrt(n) of -0.25.")
+show(plot_inverse_cdf(u, z_exp, z_gauss, figure_path(args.out, "inverse_cdf.png")))
 
-    banner("Gradient estimators of d/dmu E[f(z)]: one draw each")
-    print(f"{'':<19} {'exact':>8} | {'mean of the one-draw estimates':^32} | "
-          f"{'variance of one draw':^32}")
-    print(f"{'':<19} {'':>8} | {'score':>10} {'+baseline':>10} {'reparam':>10} | "
-          f"{'score':>10} {'+baseline':>10} {'reparam':>10}")
-    per_sample = {}
-    for name, (f, df) in FUNCTIONS.items():
-        exact = gaussian_expectation(df)                 # d/dmu E[f] = E[f'(z)]
-        baseline = gaussian_expectation(f)               # E[f(z)]
-        estimates = gradient_samples(f, df, eps, baseline)
-        means = [e.mean() for e in estimates]
-        variances = [e.var(ddof=1) for e in estimates]
-        per_sample[name] = dict(zip(["score function", "score function + baseline",
-                                     "reparameterised"], variances))
-        print(f"{name:<19} {exact:>8.4f} | " + " ".join(f"{m:>10.4f}" for m in means) + " | "
-              + " ".join(f"{v:>10.4f}" for v in variances))
-        assert variances[2] < variances[1] < variances[0]
-    exact_score = (MU**4 + 18 * MU**2 * SIGMA**2 + 15 * SIGMA**4) / SIGMA**2 - 4 * MU**2
-    print(f"closed form for z^2: score {exact_score:.4f}, reparameterised 4 sigma^2 = "
-          f"{4 * SIGMA**2:.4f}")
-    print("You should see: every estimator's mean close to the exact gradient, 3.0 and 0.150")
-    print("(all three are unbiased), and for z^2 one-draw variances of about 55 (the closed")
-    print("form says 55.5), 21 with the baseline and 1.0 reparameterised: 55 times less noise.")
-    print("For the sigmoid: about 2.5, 0.05 and 0.0018, a ratio near 1,400 (28 with a baseline).")
+# %%
+banner("Gradient estimators of d/dmu E[f(z)]: one draw each")
+print(f"{'':<19} {'exact':>8} | {'mean of the one-draw estimates':^32} | "
+      f"{'variance of one draw':^32}")
+print(f"{'':<19} {'':>8} | {'score':>10} {'+baseline':>10} {'reparam':>10} | "
+      f"{'score':>10} {'+baseline':>10} {'reparam':>10}")
+per_sample = {}
+for name, (f, df) in FUNCTIONS.items():
+    exact = gaussian_expectation(df)                 # d/dmu E[f] = E[f'(z)]
+    baseline = gaussian_expectation(f)               # E[f(z)]
+    estimates = gradient_samples(f, df, eps, baseline)
+    means = [e.mean() for e in estimates]
+    variances = [e.var(ddof=1) for e in estimates]
+    per_sample[name] = dict(zip(["score function", "score function + baseline",
+                                 "reparameterised"], variances))
+    print(f"{name:<19} {exact:>8.4f} | " + " ".join(f"{m:>10.4f}" for m in means) + " | "
+          + " ".join(f"{v:>10.4f}" for v in variances))
+    assert variances[2] < variances[1] < variances[0]
+exact_score = (MU**4 + 18 * MU**2 * SIGMA**2 + 15 * SIGMA**4) / SIGMA**2 - 4 * MU**2
+print(f"closed form for z^2: score {exact_score:.4f}, reparameterised 4 sigma^2 = "
+      f"{4 * SIGMA**2:.4f}")
+print("You should see: every estimator's mean close to the exact gradient, 3.0 and 0.150")
+print("(all three are unbiased), and for z^2 one-draw variances of about 55 (the closed")
+print("form says 55.5), 21 with the baseline and 1.0 reparameterised: 55 times less noise.")
+print("For the sigmoid: about 2.5, 0.05 and 0.0018, a ratio near 1,400 (28 with a baseline).")
 
-    banner("Variance of the n-sample average against n")
-    sizes = [1, 3, 10, 30, 100, 300, 1000] if not args.quick else [1, 10, 100]
-    variances = {}
-    for name, (f, df) in FUNCTIONS.items():
-        baseline = gaussian_expectation(f)
-        variances[name] = {key: [] for key in per_sample[name]}
-        for n in sizes:
-            draws = rng.standard_normal((n_repeats, n))
-            averages = [e.mean(axis=1) for e in gradient_samples(f, df, draws, baseline)]
-            for key, values in zip(variances[name], averages):
-                variances[name][key].append(values.var(ddof=1))
-        line = ", ".join(f"{key} {values[-1]:.2e}" for key, values in variances[name].items())
-        print(f"{name}, n = {sizes[-1]}: {line}")
-    print("You should see: every variance falling like 1/n (parallel lines on the log-log")
-    print("plot), the reparameterised one one to three orders of magnitude lower at every n:")
-    print("to match its precision the score function needs 50 (z^2) to 1,400 (sigmoid) times")
-    print("as many samples.")
-    plot_variance(sizes, variances, per_sample, figure_path(args.out, "gradient_variance.png"))
-
-
-if __name__ == "__main__":
-    main()
+# %%
+banner("Variance of the n-sample average against n")
+sizes = [1, 3, 10, 30, 100, 300, 1000] if not args.quick else [1, 10, 100]
+variances = {}
+for name, (f, df) in FUNCTIONS.items():
+    baseline = gaussian_expectation(f)
+    variances[name] = {key: [] for key in per_sample[name]}
+    for n in sizes:
+        draws = rng.standard_normal((n_repeats, n))
+        averages = [e.mean(axis=1) for e in gradient_samples(f, df, draws, baseline)]
+        for key, values in zip(variances[name], averages):
+            variances[name][key].append(values.var(ddof=1))
+    line = ", ".join(f"{key} {values[-1]:.2e}" for key, values in variances[name].items())
+    print(f"{name}, n = {sizes[-1]}: {line}")
+print("You should see: every variance falling like 1/n (parallel lines on the log-log")
+print("plot), the reparameterised one one to three orders of magnitude lower at every n:")
+print("to match its precision the score function needs 50 (z^2) to 1,400 (sigmoid) times")
+print("as many samples.")
+show(plot_variance(sizes, variances, per_sample, figure_path(args.out, "gradient_variance.png")))

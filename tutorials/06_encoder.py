@@ -32,7 +32,7 @@ from numvae.datasets import load_mnist_mini
 from numvae.gradcheck import check_arrays
 from numvae.layers import Dense, ReLU, Sequential
 
-from _common import banner, figure_path, parse_args
+from _common import banner, figure_path, parse_args, show
 
 # %% [markdown]
 # ## The three modules, and forward and backward through them
@@ -97,69 +97,70 @@ def kl_loss_and_grad(encoder, x, add_both_heads=True):
 # ## The story
 
 # %%
-def main(argv=None):
-    args = parse_args("06_encoder", "The slides' encoder, built and gradient-checked.", argv)
-    input_dim, shared_dim, latent_dim = 784, 128, 2
-    _, test = load_mnist_mini()
-    n_plot = 500 if args.quick else 2000
+args = parse_args("06_encoder", "The slides' encoder, built and gradient-checked.")
+input_dim, shared_dim, latent_dim = 784, 128, 2
+_, test = load_mnist_mini()
+n_plot = 500 if args.quick else 2000
 
-    banner("Build the encoder")
-    encoder = build_encoder(input_dim, shared_dim, latent_dim, np.random.default_rng(0))
-    for module, layer in encoder.items():
-        print(f"  {module:<10} {layer}")
-    library = numvae.VAE(input_dim, shared_dim=shared_dim, latent_dim=latent_dim, seed=0)
-    for name, value in parameters(encoder).items():   # same names as numvae.VAE.params
-        library.params[name][...] = value
-    x = test.images[:n_plot]
-    mean, log_var, _ = encoder_forward(encoder, x)
-    library_mean, library_log_var = library.encode(x)
-    assert np.allclose(mean, library_mean, atol=1e-6)
-    assert np.allclose(log_var, library_log_var, atol=1e-6)
-    print(f"with the same weights, numvae.VAE.encode gives the same mean and log_var "
-          f"(largest difference {np.abs(mean - library_mean).max():.1e})")
+# %%
+banner("Build the encoder")
+encoder = build_encoder(input_dim, shared_dim, latent_dim, np.random.default_rng(0))
+for module, layer in encoder.items():
+    print(f"  {module:<10} {layer}")
+library = numvae.VAE(input_dim, shared_dim=shared_dim, latent_dim=latent_dim, seed=0)
+for name, value in parameters(encoder).items():   # same names as numvae.VAE.params
+    library.params[name][...] = value
+x = test.images[:n_plot]
+mean, log_var, _ = encoder_forward(encoder, x)
+library_mean, library_log_var = library.encode(x)
+assert np.allclose(mean, library_mean, atol=1e-6)
+assert np.allclose(log_var, library_log_var, atol=1e-6)
+print(f"with the same weights, numvae.VAE.encode gives the same mean and log_var "
+      f"(largest difference {np.abs(mean - library_mean).max():.1e})")
 
-    banner("What the untrained encoder says")
-    std = np.exp(0.5 * log_var)
-    kl = losses.kl_divergence(mean, log_var)
-    print(f"mean    {mean.shape}: entries between {mean.min():.3f} and {mean.max():.3f}")
-    print(f"log_var {log_var.shape}: entries between {log_var.min():.3f} and {log_var.max():.3f}"
-          f"  -> std between {std.min():.3f} and {std.max():.3f}")
-    print(f"KL(q(z|x) || p(z)): {kl.mean():.4f} nats per image on average")
-    print("You should see: means and log-variances within about 0.1 of 0 (std between 0.98")
-    print("and 1.06): at initialisation q(z | x) is close to the prior N(0, I) for every")
-    print("image, the KL is tiny (about 0.003 nats) and z says little about x.")
+# %%
+banner("What the untrained encoder says")
+std = np.exp(0.5 * log_var)
+kl = losses.kl_divergence(mean, log_var)
+print(f"mean    {mean.shape}: entries between {mean.min():.3f} and {mean.max():.3f}")
+print(f"log_var {log_var.shape}: entries between {log_var.min():.3f} and {log_var.max():.3f}"
+      f"  -> std between {std.min():.3f} and {std.max():.3f}")
+print(f"KL(q(z|x) || p(z)): {kl.mean():.4f} nats per image on average")
+print("You should see: means and log-variances within about 0.1 of 0 (std between 0.98")
+print("and 1.06): at initialisation q(z | x) is close to the prior N(0, I) for every")
+print("image, the KL is tiny (about 0.003 nats) and z says little about x.")
 
-    banner("Gradient check of the encoder through the KL (float64)")
-    # The slide's layers with 20 input pixels instead of 784: the same code, cheaper checks.
-    check_dim = 20
-    encoder64 = build_encoder(check_dim, shared_dim, latent_dim, np.random.default_rng(0),
-                              np.float64)
-    x64 = np.random.default_rng(1).uniform(size=(4, check_dim))
-    n_entries = 10 if args.quick else 30
-    results = {}
-    for add_both_heads in (True, False):
-        kl_loss_and_grad(encoder64, x64, add_both_heads)
-        analytic = {name: grad.copy() for name, grad in parameters(encoder64, "grads").items()}
-        results[add_both_heads] = check_arrays(lambda: kl_loss(encoder64, x64),
-                                               parameters(encoder64), analytic,
-                                               n_entries=n_entries)
-    print(f"{'parameter':<30} {'du = both heads':>16} {'du = mean head only':>20}")
-    for name in results[True]:
-        print(f"{name:<30} {results[True][name]:>16.1e} {results[False][name]:>20.1e}")
-    assert max(results[True].values()) < 1e-6
-    assert min(results[False][name] for name in results[False] if "compressor" in name) > 1e-2
-    print("You should see: every relative error below 1e-6 when the heads' gradients are")
-    print("added; with the log_var head's path dropped, the two heads are still right (they")
-    print("do not depend on du) but every compressor gradient is off, relative errors 0.2-0.4.")
+# %%
+banner("Gradient check of the encoder through the KL (float64)")
+# The slide's layers with 20 input pixels instead of 784: the same code, cheaper checks.
+check_dim = 20
+encoder64 = build_encoder(check_dim, shared_dim, latent_dim, np.random.default_rng(0),
+                          np.float64)
+x64 = np.random.default_rng(1).uniform(size=(4, check_dim))
+n_entries = 10 if args.quick else 30
+results = {}
+for add_both_heads in (True, False):
+    kl_loss_and_grad(encoder64, x64, add_both_heads)
+    analytic = {name: grad.copy() for name, grad in parameters(encoder64, "grads").items()}
+    results[add_both_heads] = check_arrays(lambda: kl_loss(encoder64, x64),
+                                           parameters(encoder64), analytic,
+                                           n_entries=n_entries)
+print(f"{'parameter':<30} {'du = both heads':>16} {'du = mean head only':>20}")
+for name in results[True]:
+    print(f"{name:<30} {results[True][name]:>16.1e} {results[False][name]:>20.1e}")
+assert max(results[True].values()) < 1e-6
+dropped = [results[False][name] for name in results[False] if "compressor" in name]
+assert 0.1 < min(dropped) and max(dropped) < 0.5, dropped
+print("You should see: every relative error below 1e-6 when the heads' gradients are")
+print("added; with the log_var head's path dropped, the two heads are still right (they")
+print("do not depend on du) but every compressor gradient is off, relative errors between")
+print(f"0.1 and 0.5 (here {min(dropped):.2f} to {max(dropped):.2f}).")
 
-    banner("Figure")
-    plots.latent_space(library, x, test.labels[:n_plot],
-                       path=figure_path(args.out, "untrained_latent_space.png"))
-    print("You should see: the encoder means of the test images in a cloud 0.1 to 0.2 across")
-    print("near 0, the digits mixed; only the 1s (few lit pixels) drift a little to one side.")
-    print("A random network sorts images a little by brightness; nothing is learnt yet")
-    print("(compare with tutorial 9).")
-
-
-if __name__ == "__main__":
-    main()
+# %%
+banner("Figure")
+show(plots.latent_space(library, x, test.labels[:n_plot],
+                        path=figure_path(args.out, "untrained_latent_space.png")))
+print("You should see: the encoder means of the test images in a cloud 0.1 to 0.2 across")
+print("near 0, the digits mixed; only the 1s (few lit pixels) drift a little to one side.")
+print("A random network sorts images a little by brightness; nothing is learnt yet")
+print("(compare with tutorial 9).")

@@ -23,7 +23,8 @@
 # * (D3)      a ReLU passes the gradient where its input was positive.
 #
 # The model draws S = 2 samples of z per image so that the sums over s are visible.
-# Finally `check=True` adds a column of finite-difference relative errors (float64).
+# Finally `check=True` adds a column of finite-difference relative errors (float64), for
+# the parameter gradients and for every intermediate one.
 #
 # Run: `python tutorials/10_inspect_gradients.py [--quick] [--out DIR]`.
 
@@ -37,7 +38,7 @@ from numvae.inspect import trace_step
 from numvae.layers import sigmoid
 from numvae.train import fit
 
-from _common import banner, figure_path, parse_args
+from _common import banner, figure_path, parse_args, show
 
 # %% [markdown]
 # ## Recomputing rows by hand
@@ -100,6 +101,7 @@ def plot_gradients(trace, path):
     ax_norms.invert_yaxis()                         # the order of the backward pass
     ax_norms.set_xscale("log")
     ax_norms.set_xlabel("root mean square of the gradient entries")
+    ax_norms.set_ylabel("parameter")
     ax_norms.set_title("Parameter gradients, in backward order (decoder blue, encoder orange)")
 
     for name, colour in [("mean", "C0"), ("log_var", "C1")]:
@@ -119,53 +121,86 @@ def plot_gradients(trace, path):
 # ## The story
 
 # %%
-def main(argv=None):
-    args = parse_args("10_inspect_gradients", "One training step traced with numvae.inspect.",
-                      argv)
-    train, test = load_mnist_mini()
-    model = numvae.VAE(784, shared_dim=128, latent_dim=2, n_samples=2, seed=0)
-    n_train = 500 if args.quick else 10_000
-    # One epoch of training first, so that the KL path is no longer negligible.
-    fit(model, numvae.Adam(model.params), train.images[:n_train], epochs=1, seed=0,
-        progress=False, log=None)
-    x = test.images[:4 if args.quick else 8]
-    model.rng = np.random.default_rng(1)            # the eps of the traced step
+args = parse_args("10_inspect_gradients", "One training step traced with numvae.inspect.")
+train, test = load_mnist_mini()
+model = numvae.VAE(784, shared_dim=128, latent_dim=2, n_samples=2, seed=0)
+n_train = 500 if args.quick else 10_000
+# One epoch of training first, so that the KL path is no longer negligible.
+fit(model, numvae.Adam(model.params), train.images[:n_train], epochs=1, seed=0,
+    progress=False, log=None)
+x = test.images[:4 if args.quick else 8]
+model.rng = np.random.default_rng(1)            # the eps of the traced step
 
-    banner(f"The trace of one step on {len(x)} test images (S = 2 samples of z each)")
-    trace = trace_step(model, x)
-    print(trace.table())
-    print("You should see: 49 rows; shapes (8, ...) in the encoder and (16, ...) = (S B, ...)")
-    print("in the decoder (d z has the shape of z, (S B, latent_dim) = (16, 2)); after one epoch a")
-    print("loss near 190 nats with a KL near 5; std from about 0.3 to 1.7: the encoder already")
-    print("pins some images down and leaves others near the prior. (--quick: 4 images, one")
-    print("epoch on 500 images: a loss near 510, barely trained.)")
+# %%
+banner(f"The trace of one step on {len(x)} test images (S = 2 samples of z each)")
+trace = trace_step(model, x)
+print(trace.table())
+B, S = len(x), 2
+assert len(trace) == 49 and trace["d z"].shape == (S * B, 2)
+loss, kl, std = trace["loss"].value, trace["kl"].value.mean(), trace["std"].value
+if args.quick:
+    assert loss > 450 and kl < 0.5
+else:
+    assert 170 < loss < 210 and 3 < kl < 7 and std.min() < 0.5 and std.max() > 1.2
+print(f"You should see: 49 rows; shapes ({B}, ...) in the encoder and ({S * B}, ...) = (S B, ...)")
+print(f"in the decoder (d z has the shape of z, (S B, latent_dim) = ({S * B}, 2)). After one")
+print("epoch on the 10,000 images: a loss near 190 nats with a KL near 5, std from about 0.3")
+print("to 1.7: the encoder already pins some images down and leaves others near the prior.")
+print("With --quick (one epoch on 500 images) the model is barely trained: a loss above 450")
+print(f"and a KL below 0.5. Here: loss {loss:.0f}, KL {kl:.2f}, std {std.min():.2f} to "
+      f"{std.max():.2f}.")
 
-    banner("Recomputing rows by hand")
-    errors = walk_through(trace, model)
-    assert max(errors.values()) < 1e-5, errors           # float32 rounding, nothing more
-    print("You should see: differences of a few 1e-7 or less: float32 rounding of the same")
-    print("products in a different order, nothing more (0 where the operations are the same).")
-    ratio = (np.abs(trace["d mean (from KL)"].value).mean()
-             / np.abs(trace["d mean (from z)"].value).mean())
-    print(f"\nmean |d mean (from KL)| / mean |d mean (from z)| = {ratio:.2f}: both paths count.")
+# %%
+banner("Recomputing rows by hand")
+errors = walk_through(trace, model)
+assert max(errors.values()) < 1e-5, errors           # float32 rounding, nothing more
+print("You should see: differences of a few 1e-7 or less: float32 rounding of the same")
+print("products in a different order, nothing more (0 where the operations are the same).")
+ratio = (np.abs(trace["d mean (from KL)"].value).mean()
+         / np.abs(trace["d mean (from z)"].value).mean())
+print(f"\nmean |d mean (from KL)| / mean |d mean (from z)| = {ratio:.2f}")
+if args.quick:
+    assert ratio < 0.1
+    print("You should see (--quick): a ratio of a few hundredths: the KL is still near 0 (q is")
+    print("close to the prior), so nearly all of d mean comes through z. Train longer (the")
+    print("full run) and the KL path's share grows.")
+else:
+    assert ratio > 0.1
+    print("You should see: a ratio of a few tenths: after one epoch on 10,000 images both")
+    print("paths count.")
 
-    banner("The same step in float64, with a finite-difference check of every parameter")
-    n_entries = 3 if args.quick else 6
-    checked = trace_step(model, x, check=True, n_entries=n_entries)
-    fd_rows = [row for row in checked if row.fd_error is not None]
-    for row in fd_rows:
-        print(f"  {row.name:<34} {str(row.shape):<12} fd error {row.fd_error:.1e}")
-    worst = max(row.fd_error for row in fd_rows)
-    assert worst < 1e-6, worst
-    print(f"You should see: every error below 1e-6 ({n_entries} random entries of each of the "
-          f"{len(fd_rows)} parameters;\nthe full table with its 'fd error' column is "
-          "`checked.table()`, or `numvae inspect --check`).")
-    plot_gradients(trace, figure_path(args.out, "gradients.png"))
-    print("You should see in it: the largest gradients in the biases of the encoder's two heads")
-    print("(about 2) and in the decoder's first layer (about 1), and the fork's points on both")
-    print("sides of the diagonal: for some entries the reconstruction dominates, for others")
-    print("the KL.")
-
-
-if __name__ == "__main__":
-    main()
+# %%
+banner("The same step in float64, every gradient checked by finite differences")
+n_entries = 3 if args.quick else 6
+checked = trace_step(model, x, check=True, n_entries=n_entries)
+fd_rows = [row for row in checked if row.fd_error is not None]
+for row in fd_rows:
+    print(f"  {row.name:<34} {str(row.shape):<12} fd error {row.fd_error:.1e}")
+worst = max(row.fd_error for row in fd_rows)
+assert worst < 1e-6, worst
+n_parameters = sum(row.name.endswith("(grad)") for row in fd_rows)
+assert n_parameters == 14 and len(fd_rows) - n_parameters == 16
+print(f"You should see: every error below 1e-6 ({n_entries} random entries of each of the "
+      f"{n_parameters} parameter gradients,\nand of the {len(fd_rows) - n_parameters} "
+      "intermediate ones: for those the quantity itself (z, mean, a layer's output, ...) is")
+print("perturbed and the rest of the step re-run from there; 'd mean (from z)' perturbs mean")
+print("where the sampler reads it only, 'd mean (from KL)' where the KL reads it only). The")
+print("full table with its 'fd error' column is `checked.table()`, or `numvae inspect --check`.")
+show(plot_gradients(trace, figure_path(args.out, "gradients.png")))
+rms = {row.name.replace(" (grad)", ""): float(np.sqrt(np.mean(row.value.astype(np.float64) ** 2)))
+       for row in trace if row.name.endswith("(grad)")}
+largest = sorted(rms, key=rms.get, reverse=True)[:3]
+kl_larger = sum(int(np.sum(np.abs(trace[f"d {head} (from KL)"].value)
+                           > np.abs(trace[f"d {head} (from z)"].value)))
+                for head in ("mean", "log_var"))
+n_fork = 2 * trace["mean"].value.size
+assert all(name.startswith(("encoder.mean.b", "encoder.log_var.b", "decoder.decompressor.0"))
+           for name in largest), largest
+assert kl_larger <= 2 if args.quick else kl_larger >= 2
+print(f"largest root mean square gradients: {', '.join(f'{n} {rms[n]:.2g}' for n in largest)}")
+print(f"entries of d mean and d log_var where the KL's contribution is the larger: "
+      f"{kl_larger} of {n_fork}")
+print("You should see in it: the left panel's bars in the order of the printed values (the")
+print("heads' biases and the decoder's first layer, fed by few inputs, the largest); in the")
+print("right panel, the fork's points above the diagonal where the KL's contribution is")
+print("the larger, as many as printed: none or few with --quick, several in the full run.")

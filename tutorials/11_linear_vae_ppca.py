@@ -5,7 +5,7 @@
 #
 #     z ~ N(0, I_q),    x | z ~ N(W z + mu, sigma^2 I_d),    so    x ~ N(mu, W W' + sigma^2 I_d).
 #
-# Its maximum-likelihood solution is known in closed form. With S the sample covariance,
+# Its maximum-likelihood solution is known in closed form (P1). With S the sample covariance,
 # lambda_1 >= ... >= lambda_d its eigenvalues and U_q the eigenvectors of the q largest:
 #
 #     sigma^2_ML = (lambda_{q+1} + ... + lambda_d) / (d - q)   (the mean discarded eigenvalue)
@@ -15,7 +15,10 @@
 # model. Lucas, Tucker, Grosse & Norouzi (2019) show that a VAE with a *linear* decoder,
 # a Gaussian likelihood, a linear encoder mean and a diagonal encoder covariance has the
 # same global optimum: at it, the ELBO equals the pPCA log-likelihood, the decoder spans
-# the principal subspace and its sigma^2 is sigma^2_ML. We check this numerically.
+# the principal subspace and its sigma^2 is sigma^2_ML. We check this numerically. The
+# formulas are derived in docs/derivations.md, section 13: the ML solution (P1), the exact
+# posterior (P2), the linear VAE's ELBO in closed form (P3) and the gradient of
+# log sigma^2 (P4).
 #
 # numvae.VAE has ReLU layers and a sigmoid output, so we assemble the linear VAE here from
 # numvae's pieces: `Dense` layers, `losses.gaussian_nll` (G1), `losses.kl_divergence` (K1)
@@ -26,7 +29,7 @@
 #     decoder:  output = z W + b    (Dense(q, d), so the pPCA matrix W is this W');
 #     p(x | z) = N(output, sigma^2 I_d) with a learnt s = log sigma^2.
 #
-# **The gradient with respect to s = log sigma^2.** Per example, (G1) reads
+# **The gradient with respect to s = log sigma^2 (P4).** Per example, (G1) reads
 #
 #     R = ||x - output||^2 / (2 e^s) + (d/2) (log(2 pi) + s),
 #
@@ -48,7 +51,7 @@ from numvae import losses
 from numvae.gradcheck import check_arrays
 from numvae.layers import Dense
 
-from _common import banner, figure_path, parse_args
+from _common import banner, figure_path, parse_args, show
 
 D, Q = 5, 2                              # data and latent dimensions
 LOG_2PI = np.log(2 * np.pi)
@@ -148,7 +151,7 @@ class LinearVAE:
         return loss
 
     def exact_negative_elbo(self, x):
-        """Mean negative ELBO without Monte Carlo: for a linear decoder,
+        """Mean negative ELBO without Monte Carlo (P3): for a linear decoder,
         E_q ||x - z W - b||^2 = ||x - mean W - b||^2 + sum_j var_j ||W_j||^2."""
         mean, _ = self.encoder.forward(x)
         var = np.exp(self.params["log_var"])
@@ -225,10 +228,11 @@ def plot_training(result, path):
     ax_elbo.set_ylim(result["negative_log_likelihood_ml"] - 0.2,
                      result["negative_log_likelihood_ml"] + 3)
     ax_elbo.set_ylabel("nats per point")
-    ax_elbo.set_title("The ELBO climbs to the ML log-likelihood")
+    ax_elbo.set_title("The negative ELBO falls to the ML -log-likelihood")
     ax_sigma.plot(h["step"], h["sigma2"], label="learnt sigma^2")
     ax_sigma.axhline(result["sigma2_ml"], color="k", linestyle="--", label="sigma^2_ML")
-    ax_sigma.set_title("Decoder noise variance")
+    ax_sigma.set_ylabel("sigma^2")
+    ax_sigma.set_title("Decoder noise variance sigma^2")
     ax_angle.semilogy(h["step"], h["angle"])
     ax_angle.set_ylabel("degrees")
     ax_angle.set_title("Largest principal angle, decoder vs W_ML")
@@ -244,53 +248,54 @@ def plot_training(result, path):
 # ## The story
 
 # %%
-def main(argv=None):
-    args = parse_args("11_linear_vae_ppca", "A linear VAE recovers probabilistic PCA.", argv)
+args = parse_args("11_linear_vae_ppca", "A linear VAE recovers probabilistic PCA.")
 
-    banner("Gradient check of the linear VAE, log sigma^2 included (float64)")
-    rng = np.random.default_rng(1)
-    model = LinearVAE(rng)
-    model.params["log_var"][...] = rng.normal(size=Q)     # non-trivial values everywhere
-    model.params["log_sigma2"][...] = 0.4
-    x, eps = rng.standard_normal((6, D)), rng.standard_normal((6, Q))
-    model.loss_and_grad(x, eps)
-    analytic = {name: grad.copy() for name, grad in model.grads.items()}
-    errors = check_arrays(lambda: model.loss(x, eps), model.params, analytic)
-    for name, error in errors.items():
-        print(f"  {name:<11} relative error {error:.1e}")
-    assert max(errors.values()) < 1e-6
-    print("You should see: every relative error below 1e-6, log_sigma2 included.")
+# %%
+banner("Gradient check of the linear VAE, log sigma^2 included (float64)")
+rng = np.random.default_rng(1)
+model = LinearVAE(rng)
+model.params["log_var"][...] = rng.normal(size=Q)     # non-trivial values everywhere
+model.params["log_sigma2"][...] = 0.4
+x, eps = rng.standard_normal((6, D)), rng.standard_normal((6, Q))
+model.loss_and_grad(x, eps)
+analytic = {name: grad.copy() for name, grad in model.grads.items()}
+errors = check_arrays(lambda: model.loss(x, eps), model.params, analytic)
+for name, error in errors.items():
+    print(f"  {name:<11} relative error {error:.1e}")
+assert max(errors.values()) < 1e-6
+print("You should see: every relative error below 1e-6, log_sigma2 included.")
 
-    banner("Training on 2,000 points of a pPCA model with d = 5, q = 2")
-    result = run(quick=args.quick, seed=0)
-    print(f"data eigenvalues: {np.array2string(result['eigenvalues'], precision=3)}")
-    print(f"largest principal angle between the decoder's columns and W_ML: "
-          f"{result['angle_degrees']:.3f} degrees")
-    print(f"sigma^2: learnt {result['sigma2']:.4f}, ML {result['sigma2_ml']:.4f} "
-          f"(relative difference {abs(result['sigma2'] / result['sigma2_ml'] - 1):.2%})")
-    singular = [np.array2string(result[key], precision=3)
-                for key in ("decoder_singular_values", "ml_singular_values")]
-    print(f"singular values of the decoder {singular[0]}, of W_ML {singular[1]}")
-    print(f"negative ELBO {result['negative_elbo']:.4f} nats per point; -log-likelihood at the "
-          f"ML solution {result['negative_log_likelihood_ml']:.4f}")
-    print(f"encoder variances (shared by all x): "
-          f"{np.array2string(result['encoder_variance'], precision=4)}; exact pPCA posterior "
-          f"variances sigma^2 / (s_i^2 + sigma^2): "
-          f"{np.array2string(result['posterior_variance_ml'], precision=4)}")
-    print("You should see: an angle well under a degree, sigma^2 within 1% of sigma^2_ML")
-    print("(the mean of the three small eigenvalues, near the true 0.3), the decoder's")
-    print("singular values equal to W_ML's, sqrt(lambda_i - sigma^2), and a negative ELBO")
-    print("within a thousandth of a nat of the ML value, and the encoder's variances equal to")
-    print("the exact posterior's (about 0.022 and 0.21). At the optimum the bound is tight:")
-    print("the exact pPCA posterior is Gaussian, and once the decoder's columns are orthogonal")
-    print("its covariance is diagonal, which the encoder can represent.")
-    plot_training(result, figure_path(args.out, "linear_vae_vs_ppca.png"))
-    print("You should see in it: the ELBO reaching the ML line and sigma^2 reaching sigma^2_ML")
-    print("within about 500 steps; the angle falling below a degree, then jittering with the")
-    print("Monte Carlo noise of the gradient (a fresh eps at every step), less so after the")
-    print("learning rate drops at step 3,200.")
-    return {k: result[k] for k in ("angle_degrees", "sigma2", "sigma2_ml")}
-
-
-if __name__ == "__main__":
-    main()
+# %%
+banner("Training on 2,000 points of a pPCA model with d = 5, q = 2")
+result = run(quick=args.quick, seed=0)
+print(f"data eigenvalues: {np.array2string(result['eigenvalues'], precision=3)}")
+print(f"largest principal angle between the decoder's columns and W_ML: "
+      f"{result['angle_degrees']:.3f} degrees")
+print(f"sigma^2: learnt {result['sigma2']:.4f}, ML {result['sigma2_ml']:.4f} "
+      f"(relative difference {abs(result['sigma2'] / result['sigma2_ml'] - 1):.2%})")
+singular = [np.array2string(result[key], precision=3)
+            for key in ("decoder_singular_values", "ml_singular_values")]
+print(f"singular values of the decoder {singular[0]}, of W_ML {singular[1]}")
+print(f"negative ELBO {result['negative_elbo']:.4f} nats per point; -log-likelihood at the "
+      f"ML solution {result['negative_log_likelihood_ml']:.4f}")
+print(f"encoder variances (shared by all x): "
+      f"{np.array2string(result['encoder_variance'], precision=4)}; exact pPCA posterior "
+      f"variances sigma^2 / (s_i^2 + sigma^2) (P2): "
+      f"{np.array2string(result['posterior_variance_ml'], precision=4)}")
+gap = result["negative_elbo"] - result["negative_log_likelihood_ml"]
+assert result["angle_degrees"] < 1 and abs(result["sigma2"] / result["sigma2_ml"] - 1) < 0.01
+assert np.allclose(result["decoder_singular_values"], result["ml_singular_values"], rtol=0.01)
+assert -1e-9 <= gap < 1e-3
+assert np.allclose(result["encoder_variance"], result["posterior_variance_ml"], rtol=0.02)
+print("You should see: an angle well under a degree, sigma^2 within 1% of sigma^2_ML")
+print("(the mean of the three small eigenvalues, near the true 0.3), the decoder's")
+print("singular values equal to W_ML's, sqrt(lambda_i - sigma^2), and a negative ELBO")
+print("within a thousandth of a nat of the ML value, and the encoder's variances equal to")
+print("the exact posterior's (about 0.022 and 0.21). At the optimum the bound is tight:")
+print("the exact pPCA posterior is Gaussian, and once the decoder's columns are orthogonal")
+print("its covariance is diagonal, which the encoder can represent.")
+show(plot_training(result, figure_path(args.out, "linear_vae_vs_ppca.png")))
+print("You should see in it: the negative ELBO falling to the ML line and sigma^2 reaching")
+print("sigma^2_ML within about 500 steps; the angle falling below a degree, then jittering")
+print("with the Monte Carlo noise of the gradient (a fresh eps at every step), less so after")
+print("the learning rate drops at step 3,200.")

@@ -26,7 +26,7 @@ from numvae.datasets import load_mnist_mini
 from numvae.evaluate import evaluate_elbo, iwae_log_likelihood
 from numvae.train import fit
 
-from _common import banner, figure_path, parse_args
+from _common import banner, figure_path, parse_args, show
 
 # %% [markdown]
 # ## A per-example ELBO with little noise
@@ -87,61 +87,69 @@ def plot_gap(ks, bounds, elbo, gaps, images, path):
 # ## The story
 
 # %%
-def main(argv=None):
-    args = parse_args("12_iwae_gap", "ELBO against importance-weighted bounds as K grows.", argv)
-    train, test = load_mnist_mini()
-    if args.quick:
-        n_train, epochs, n_test, ks = 1000, 1, 100, [1, 5, 50]
-    else:
-        n_train, epochs, n_test, ks = len(train.images), 4, 300, [1, 5, 50, 500]
+args = parse_args("12_iwae_gap", "ELBO against importance-weighted bounds as K grows.")
+train, test = load_mnist_mini()
+if args.quick:
+    n_train, epochs, n_test, ks = 1000, 1, 100, [1, 5, 50]
+else:
+    n_train, epochs, n_test, ks = len(train.images), 4, 300, [1, 5, 50, 500]
 
-    banner(f"A VAE trained briefly ({epochs} epoch(s) on {n_train:,} images)")
-    model = numvae.VAE(784, shared_dim=128, latent_dim=2, seed=0)
-    fit(model, numvae.Adam(model.params, lr=1e-3), train.images[:n_train], epochs=epochs,
-        seed=0, progress=False, log=None)
-    x = test.images[:n_test]
-    rng = np.random.default_rng(0)
-    result = evaluate_elbo(model, x)
-    print(f"ELBO on {n_test} test images (one z each, exact KL): {-result['loss']:.2f} "
-          f"+- {result['loss_se']:.2f} nats")
-    elbo_each = per_example_elbo(model, x, 50, rng)
-    elbo = float(elbo_each.mean())
-    print(f"ELBO with 50 draws of z per image:                  {elbo:.2f}")
+# %%
+banner(f"A VAE trained briefly ({epochs} epoch(s) on {n_train:,} images)")
+model = numvae.VAE(784, shared_dim=128, latent_dim=2, seed=0)
+fit(model, numvae.Adam(model.params, lr=1e-3), train.images[:n_train], epochs=epochs,
+    seed=0, progress=False, log=None)
+x = test.images[:n_test]
+rng = np.random.default_rng(0)
+result = evaluate_elbo(model, x)
+print(f"ELBO on {n_test} test images (one z each, exact KL): {-result['loss']:.2f} "
+      f"+- {result['loss_se']:.2f} nats")
+elbo_each = per_example_elbo(model, x, 50, rng)
+elbo = float(elbo_each.mean())
+print(f"ELBO with 50 draws of z per image:                  {elbo:.2f}")
 
-    banner("Importance-weighted bounds L_K")
-    print(f"{'K':>5} {'L_K':>10} {'SE':>6} {'L_K - ELBO':>11} {'paired SE':>10}")
-    bounds, per_image = {}, {}
-    for k in ks:
-        estimate = iwae_log_likelihood(model, x, k=k, seed=k)
-        per_image[k] = estimate["per_example"]
-        difference = per_image[k] - elbo_each             # same images: pair them
-        paired_se = difference.std(ddof=1) / np.sqrt(len(difference))
-        bounds[k] = (estimate["log_px"], paired_se)
-        print(f"{k:>5} {estimate['log_px']:>10.2f} {estimate['log_px_se']:>6.2f} "
-              f"{difference.mean():>11.3f} {paired_se:>10.3f}")
-    gaps = per_image[ks[-1]] - elbo_each
-    print("You should see: L_1 equal to the ELBO within its noise (K = 1 *is* the ELBO, with")
-    print("a Monte Carlo KL instead of the exact one), then L_K rising with K and flattening:")
-    print("in full mode about +0.65 nats at K = 5, +0.75 at K = 50, +0.8 at K = 500, with an")
-    print("ELBO near -173. The SE of each bound (about 3 nats) measures how much images differ;")
-    print("the paired SE of the gap (about 0.05) is what tells the bounds apart. With --quick")
-    print("(one epoch on 1,000 images) the picture is different: the encoder has not learnt")
-    print("yet (q(z|x) is still the prior) while the decoder already uses z, and the gap is")
-    print("tens of nats (about +27 at K = 5, +55 at K = 50): the ELBO is loose when q lags.")
+# %%
+banner("Importance-weighted bounds L_K")
+print(f"{'K':>5} {'L_K':>10} {'SE':>6} {'L_K - ELBO':>11} {'paired SE':>10}")
+bounds, per_image = {}, {}
+for k in ks:
+    estimate = iwae_log_likelihood(model, x, k=k, seed=k)
+    per_image[k] = estimate["per_example"]
+    difference = per_image[k] - elbo_each             # same images: pair them
+    paired_se = difference.std(ddof=1) / np.sqrt(len(difference))
+    bounds[k] = (estimate["log_px"], paired_se)
+    print(f"{k:>5} {estimate['log_px']:>10.2f} {estimate['log_px_se']:>6.2f} "
+          f"{difference.mean():>11.3f} {paired_se:>10.3f}")
+gaps = per_image[ks[-1]] - elbo_each
+means = {k: float((per_image[k] - elbo_each).mean()) for k in ks}
+assert abs(means[1]) < 3 * bounds[1][1]                             # L_1 is the ELBO
+assert all(means[a] < means[b] for a, b in zip(ks, ks[1:]))         # rising with K
+if args.quick:
+    assert 15 < means[5] < 40 and 40 < means[50] < 70
+else:
+    assert 0.5 < means[5] < 0.8 and 0.65 < means[50] < 0.9 and 0.7 < means[500] < 0.95
+    assert -180 < elbo < -165
+print("You should see: L_1 equal to the ELBO within its noise (K = 1 *is* the ELBO, with")
+print("a Monte Carlo KL instead of the exact one), then L_K rising with K and flattening:")
+print("in full mode about +0.65 nats at K = 5, +0.75 at K = 50, +0.8 at K = 500, with an")
+print("ELBO near -173. The SE of each bound (about 3 nats) measures how much images differ;")
+print("the paired SE of the gap (about 0.05) is what tells the bounds apart. With --quick")
+print("(one epoch on 1,000 images) the picture is different: the encoder has not learnt")
+print("yet (q(z|x) is still the prior) while the decoder already uses z, and the gap is")
+print("tens of nats (about +27 at K = 5, +55 at K = 50): the ELBO is loose when q lags.")
 
-    banner("What the gap says")
-    print(f"mean gap L_{ks[-1]} - ELBO: {gaps.mean():.2f} nats; median {np.median(gaps):.2f}; "
-          f"largest {gaps.max():.2f}")
-    print(f"KL(q(z|x) || p(z)) on these images: {result['kl']:.2f} nats")
-    print("You should see (full mode): a mean gap near 0.8 nats, a fifth of the KL term: the")
-    print("Gaussian q(z|x) misses little of the true posterior of a 2-D latent, and the ELBO")
-    print("is a fair proxy of log p(x) here. The gap is not the same for every image (see")
-    print("iwae_gap.png): a median near 0.6, a tail of a few images above 3 nats, whose")
-    print("posterior is far from Gaussian (skewed, curved or with several modes), and values")
-    print("slightly below 0 that are Monte Carlo noise. The gap is itself a lower bound on")
-    print("KL(q(z|x) || p(z|x)), since L_K < log p(x) for every finite K.")
-    plot_gap(ks, bounds, elbo, gaps, x, figure_path(args.out, "iwae_gap.png"))
-
-
-if __name__ == "__main__":
-    main()
+# %%
+banner("What the gap says")
+print(f"mean gap L_{ks[-1]} - ELBO: {gaps.mean():.2f} nats; median {np.median(gaps):.2f}; "
+      f"largest {gaps.max():.2f}")
+print(f"KL(q(z|x) || p(z)) on these images: {result['kl']:.2f} nats")
+if not args.quick:
+    assert 0.6 < gaps.mean() < 1.0 and 0.4 < np.median(gaps) < 0.8 and gaps.max() > 3
+print("You should see (full mode): a mean gap near 0.8 nats, a fifth of the KL term: the")
+print("Gaussian q(z|x) misses little of the true posterior of a 2-D latent, and the ELBO")
+print("is a fair proxy of log p(x) here. The gap is not the same for every image (see")
+print("iwae_gap.png): a median near 0.6, a tail of a few images above 3 nats, whose")
+print("posterior is far from Gaussian (skewed, curved or with several modes), and values")
+print("slightly below 0 that are Monte Carlo noise. The gap is itself a lower bound on")
+print("KL(q(z|x) || p(z|x)), since L_K < log p(x) for every finite K.")
+show(plot_gap(ks, bounds, elbo, gaps, x, figure_path(args.out, "iwae_gap.png")))

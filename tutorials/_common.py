@@ -1,10 +1,16 @@
-"""What every tutorial shares: the command line (--quick, --out) and the output folder.
+"""What every tutorial shares: the command line (--quick, --out), the output folder, and
+figures shown inline in a notebook.
 
 Each tutorial runs as ``python tutorials/NN_name.py [--quick] [--out DIR]``; its figures go
 to ``DIR``, by default ``tutorials/output/NN_name/``. Inside Jupyter the kernel's own
-arguments are ignored, so "Run All" runs the full tutorial.
+arguments are ignored, so "Run All" runs the full tutorial; the environment variable
+``NUMVAE_TUTORIAL_ARGS`` (e.g. "--quick") gives a notebook its arguments
+(``make_notebooks.py --quick`` sets it).
 """
 import argparse
+import io
+import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -23,7 +29,8 @@ def parse_args(name, description, argv=None):
     parser.add_argument("--out", type=Path, default=TUTORIALS / "output" / name,
                         help=f"folder for the figures (default: tutorials/output/{name})")
     if argv is None and "ipykernel" in sys.modules:
-        argv = []  # in a notebook, sys.argv holds the kernel's arguments, not ours
+        # in a notebook, sys.argv holds the kernel's arguments, not ours
+        argv = shlex.split(os.environ.get("NUMVAE_TUTORIAL_ARGS", ""))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     return args
@@ -39,3 +46,14 @@ def figure_path(folder, name):
     path = Path(folder) / name
     print(f"figure: {path}")
     return path
+
+
+def show(fig):
+    """Show a matplotlib Figure inline when running in a notebook; as a script, do nothing
+    (the figure is saved already). Returns nothing, so that a cell does not show it twice."""
+    if "ipykernel" not in sys.modules:
+        return
+    from IPython.display import Image, display  # only ever imported inside Jupyter
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    display(Image(data=buffer.getvalue()))

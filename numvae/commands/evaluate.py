@@ -28,7 +28,10 @@ def run(args):
                                                  for v in result["kl_per_dim"])
           + f"  ({n_active} of {model.latent_dim} active units: variance of the encoder mean "
             f"over the data > 0.01)")
-    if args.iwae_k:
+    if args.iwae_k and not getattr(model.posterior, "has_density", True):
+        print("importance-weighted log p(x): not defined, the posterior is a point mass "
+              "(an autoencoder); skipped")
+    elif args.iwae_k:
         iwae = evaluate.iwae_log_likelihood(model, images, labels=labels, k=args.iwae_k)
         print(f"importance-weighted log p(x), K={args.iwae_k}: {iwae['log_px']:.2f} +- "
               f"{iwae['log_px_se']:.2f} nats (ELBO: {-result['loss']:.2f})")

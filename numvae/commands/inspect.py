@@ -16,7 +16,8 @@ def add_parser(commands):
                    help="a checkpoint (default: a fresh slides' VAE on the embedded subset)")
     p.add_argument("--batch-size", type=int_in(1, 1000), default=4)
     p.add_argument("--check", action="store_true",
-                   help="add finite-difference estimates of each parameter gradient (float64)")
+                   help="add finite-difference checks of each gradient, parameters and "
+                        "intermediate quantities (float64)")
     p.add_argument("--show", metavar="NAME", help="print the full array of one quantity")
     p.add_argument("--seed", type=seed_option, default=0)
     fresh = p.add_argument_group("a fresh model (without CHECKPOINT)")
@@ -69,5 +70,7 @@ def run(args):
     if args.check:
         scope = "every entry" if n_entries is None else f"{n_entries} random entries"
         print(f"fd error: max relative error of central differences (h = 1e-5, float64) over "
-              f"{scope} of each parameter; below 1e-6 is agreement.")
+              f"{scope} of each gradient (a parameter's: perturbing the parameter; an "
+              f"intermediate's: perturbing that quantity and re-running the rest of the "
+              f"step); below 1e-6 is agreement.")
     return 0
