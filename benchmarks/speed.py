@@ -20,7 +20,8 @@ matrix     for each architecture x batch x dtype x thread count, a sub-run of ``
            "GEMM floor", the time of the very same matrix products alone. For float32,
            when PyTorch is importable, an identical PyTorch model is trained in separate
            processes, alternating numvae, PyTorch, numvae, PyTorch (``--repeats`` pairs).
-headline   three full epochs at batch 128, float32, 2 threads, numvae vs PyTorch.
+headline   three full epochs (``--headline-epochs``) at batch 128, float32, 2 threads,
+           numvae vs PyTorch.
 iwae       numvae.evaluate.iwae_log_likelihood with K=5000 on 1,000 test images.
 gradcheck  the slides' model in float64 on a batch of 8 test images: every entry of every
            parameter at once along random directions (check_model_directions, 2 loss
@@ -114,6 +115,8 @@ def _other_options(parser):
     parser.add_argument("--gradcheck-threads", type=int, default=1)
     parser.add_argument("--gradcheck-directions", type=int, default=8,
                         help="random directions per parameter array for check_model_directions")
+    parser.add_argument("--headline-epochs", type=int, default=3,
+                        help="headline: full epochs per run (3; fewer on a busy machine)")
     parser.add_argument("--profile-epochs", type=int, default=3)
     parser.add_argument("--profile-rounds", type=int, default=4)
     parser.add_argument("--profile-block", type=int, default=40)
@@ -181,10 +184,11 @@ def run_profiles(args, cache, results):
 def run_training_sections(chosen, args, cache, n_train, with_torch, results, tables):
     optimizer = f"numvae with {args.optimizer}" + (f" (chunk {args.chunk})" if args.optimizer == "fast" else "")
     if "headline" in chosen:
-        log("headline: 3 full epochs, batch 128, float32, 2 threads")
+        log(f"headline: {args.headline_epochs} full epochs, batch 128, float32, 2 threads")
         rows = run_training(args, cache, n_train, with_torch, headline=True)
         results["headline"] = rows
-        tables.append(training_table(rows, f"HEADLINE: 3 full epochs (60k images each), batch 128, "
+        tables.append(training_table(rows, f"HEADLINE: {args.headline_epochs} full epochs (60k images "
+                                           f"each), batch 128, "
                                            f"float32, 2 threads, {optimizer}; ratio = median of "
                                            f"alternated pairs"))
     if "matrix" in chosen:

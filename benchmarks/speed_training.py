@@ -166,7 +166,7 @@ def run_training(args, cache, n_train, with_torch, headline):
     rows = []
     if headline:
         grid = [(arch, 128, "float32", 2) for arch in args.arch]
-        epochs, n_examples = 3, n_train
+        epochs, n_examples = args.headline_epochs, n_train
     else:
         grid = [(a, b, d, t) for a in args.arch for b in args.batch for d in args.dtype
                 for t in args.threads]
