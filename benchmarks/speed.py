@@ -93,7 +93,11 @@ def _training_options(parser):
     parser.add_argument("--repeats", type=int, default=2,
                         help="numvae/PyTorch pairs per configuration (A B A B ...)")
     parser.add_argument("--floor-rounds", type=int, default=5,
-                        help="alternated rounds of training steps and GEMM floor (0: skip)")
+                        help="alternated rounds of training steps and GEMM floor, in every "
+                             "numvae run (0: skip)")
+    parser.add_argument("--best-rounds", type=int, default=5,
+                        help="blocks of ~0.1 s of steps after training, numvae and PyTorch; "
+                             "the fastest block gives a second ratio, robust to load (0: skip)")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="fast",
                         help="numvae's optimiser: fast = FastAdam, what `numvae train` uses "
                              "(default); adam = the textbook numvae.optim.Adam; before = "

@@ -6,6 +6,7 @@ import time
 
 from speed_common import (DEFAULT_CHUNK, EPOCH, fmt, load_cached, log, make_model,
                           make_optimizer, median_ratio, rss_mib, run_worker, subset)
+from speed_torch import best_block_ms
 
 
 def dense_layers(model):
@@ -105,6 +106,9 @@ def worker_numvae(cfg):
                   steps=cfg["epochs"] * -(-len(data) // batch),
                   final_loss=history["train_loss"][-1], setup_mib=setup_mib)
     result["step_ms"] = 1e3 * seconds / result["steps"]
+    if cfg.get("best_rounds"):
+        step = step_function(model, optimizer, images, batch, seed + 1)
+        result["best_step_ms"] = best_block_ms(step, result["step_ms"], cfg["best_rounds"])
     if cfg["floor_rounds"]:
         # one fit step alternated with the GEMM floor: the ratio is robust to the load
         floor = GemmFloor(model, batch, seed)
@@ -123,8 +127,7 @@ def _pairs(cfg, threads, repeats, with_torch, label):
     """Alternate numvae, PyTorch, numvae, PyTorch ...: returns (numvae runs, torch runs)."""
     ours, theirs = [], []
     for r in range(repeats):
-        floor_rounds = cfg["floor_rounds"] if r == 0 else 0
-        result = run_worker(dict(cfg, kind="numvae", floor_rounds=floor_rounds), threads)
+        result = run_worker(dict(cfg, kind="numvae"), threads)
         ours.append(result)
         line = f"  {label} run {r + 1}: numvae {result['examples_per_second']:8.0f} ex/s"
         if "step_over_floor" in result:
@@ -134,6 +137,8 @@ def _pairs(cfg, threads, repeats, with_torch, label):
             theirs.append(other)
             line += (f", PyTorch {other['examples_per_second']:8.0f} ex/s, ratio "
                      f"{result['examples_per_second'] / other['examples_per_second']:.2f}")
+            if "best_step_ms" in result and "best_step_ms" in other:
+                line += f", best blocks {other['best_step_ms'] / result['best_step_ms']:.2f}"
         log(line)
     return ours, theirs
 
@@ -146,10 +151,12 @@ def summarize(config, ours, theirs):
                numvae_loss=ours[-1]["final_loss"], numvae_peak=max(r["peak_mib"] for r in ours),
                numvae_setup=max(r["setup_mib"] for r in ours),
                step_ms=statistics.median(r["step_ms"] for r in ours))
-    floor = next((r for r in ours if "floor_ms" in r), None)
-    if floor:
-        row.update(floor_ms=floor["floor_ms"], alt_step_ms=floor["alt_step_ms"],
-                   step_over_floor=floor["step_over_floor"], floor_gflops=floor["floor_gflops"])
+    floors = [r for r in ours if "floor_ms" in r]
+    if floors:  # medians over the runs (each an alternation of steps and floor in-process)
+        row.update({key: statistics.median(r[key] for r in floors) for key in
+                    ("floor_ms", "alt_step_ms", "step_over_floor", "floor_gflops")})
+        row["step_over_floor_range"] = (min(r["step_over_floor"] for r in floors),
+                                        max(r["step_over_floor"] for r in floors))
     if theirs:
         their_rates = [r["examples_per_second"] for r in theirs]
         each = [a / b for a, b in zip(rates, their_rates)]
@@ -157,6 +164,11 @@ def summarize(config, ours, theirs):
                    ratio=median_ratio(rates, their_rates), ratio_range=(min(each), max(each)),
                    torch_loss=theirs[-1]["final_loss"],
                    torch_peak=max(r["peak_mib"] for r in theirs))
+        if all("best_step_ms" in r for r in ours + theirs):
+            best = [t["best_step_ms"] / o["best_step_ms"] for o, t in zip(ours, theirs)]
+            row.update(best_ratio=statistics.median(best), best_ratio_range=(min(best), max(best)),
+                       numvae_best_ms=statistics.median(o["best_step_ms"] for o in ours),
+                       torch_best_ms=statistics.median(t["best_step_ms"] for t in theirs))
     if len(ours[0].get("epoch_examples_per_second", [])) > 1:
         row["numvae_epoch_rates"] = ours[0]["epoch_examples_per_second"]
     return row
@@ -176,7 +188,7 @@ def run_training(args, cache, n_train, with_torch, headline):
             n_examples = n_train if args.epochs else min(n_train, args.steps * batch)
         cfg = dict(cache=str(cache), arch=arch, batch=batch, dtype=dtype, epochs=epochs,
                    n_examples=n_examples, seed=args.seed, floor_rounds=args.floor_rounds,
-                   optimizer=args.optimizer, chunk=args.chunk)
+                   optimizer=args.optimizer, chunk=args.chunk, best_rounds=args.best_rounds)
         pair = with_torch and dtype == "float32"
         label = f"{arch:>8} batch {batch:>3} {dtype} {threads} thr"
         ours, theirs = _pairs(cfg, threads, args.repeats, pair, label)
@@ -188,11 +200,13 @@ def run_training(args, cache, n_train, with_torch, headline):
 def _row_line(r):
     examples = (f"{r['epochs']}x{r['examples'] // 1000}k" if r["examples"] >= 1000
                 else str(r["examples"]))
-    rng = r.get("ratio_range")
+    rng, best = r.get("ratio_range"), r.get("best_ratio_range")
     return (f"{r['arch']:>8} {r['batch']:>5} {r['dtype']:>7} {r['threads']:>3} {examples:>9} | "
             f"{r['numvae_rate']:>11.0f} {r['epoch_seconds']:>7.1f} "
             f"{fmt(r.get('torch_rate'), '12.0f'):>12} {fmt(r.get('ratio'), '9.2f'):>9} "
-            f"{(f'{rng[0]:.2f}-{rng[1]:.2f}' if rng else '-'):>11} | "
+            f"{(f'{rng[0]:.2f}-{rng[1]:.2f}' if rng else '-'):>11} "
+            f"{fmt(r.get('best_ratio'), '9.2f'):>9} "
+            f"{(f'{best[0]:.2f}-{best[1]:.2f}' if best else '-'):>11} | "
             f"{fmt(r.get('alt_step_ms'), '7.2f'):>7} {fmt(r.get('floor_ms'), '8.2f'):>8} "
             f"{fmt(r.get('step_over_floor'), '10.2f'):>10} "
             f"{fmt(r.get('floor_gflops'), '10.1f'):>10} | "
@@ -204,7 +218,7 @@ def training_table(rows, title):
     lines = [title,
              f"{'arch':>8} {'batch':>5} {'dtype':>7} {'thr':>3} {'examples':>9} | "
              f"{'numvae ex/s':>11} {'s/epoch':>7} {'PyTorch ex/s':>12} {'numvae/PT':>9} "
-             f"{'(range)':>11} | {'step ms':>7} {'floor ms':>8} {'step/floor':>10} "
+             f"{'(range)':>11} {'best n/PT':>9} {'(range)':>11} | {'step ms':>7} {'floor ms':>8} {'step/floor':>10} "
              f"{'floor GF/s':>10} | {'peak MiB':>8} {'PT peak':>7} | {'loss':>6} {'PT loss':>7}"]
     lines.append("-" * len(lines[1]))
     for r in rows:

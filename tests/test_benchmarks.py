@@ -34,10 +34,12 @@ def cache(tmp_path_factory):
 
 def test_training_worker_times_steps_and_the_gemm_floor(speed, cache):
     result = speed.worker_numvae(dict(cache=cache, arch="slides", dtype="float32", batch=64,
-                                      seed=0, n_examples=300, epochs=1, floor_rounds=1))
+                                      seed=0, n_examples=300, epochs=1, floor_rounds=1,
+                                      best_rounds=1))
     assert result["steps"] == 5  # ceil(300 / 64)
     assert result["examples"] == 300
-    for key in ("examples_per_second", "step_ms", "floor_ms", "step_over_floor", "floor_gflops"):
+    for key in ("examples_per_second", "step_ms", "floor_ms", "step_over_floor", "floor_gflops",
+                "best_step_ms"):
         assert np.isfinite(result[key]) and result[key] > 0, key
     assert np.isfinite(result["final_loss"])
     assert result["optimizer"] == "fast"  # FastAdam, as `numvae train`
