@@ -3,7 +3,7 @@
 check and the test suite.
 
     python benchmarks/speed.py                 # all but the profile: ~25 min on a quiet 2-core machine
-    python benchmarks/speed.py --quick         # under a minute: a taste of each section
+    python benchmarks/speed.py --quick         # 1-2 minutes: a taste of each section
     python benchmarks/speed.py --sections headline iwae
     python benchmarks/speed.py --sections matrix --arch examples --batch 128 --threads 1 --steps 200
     python benchmarks/speed.py --sections profile --arch slides --threads 1 --profile-epochs 3
@@ -143,7 +143,7 @@ def parse_args(argv):
     parser.add_argument("--sections", nargs="+", choices=SECTIONS,
                         help="what to run (default: all but profile)")
     parser.add_argument("--quick", action="store_true",
-                        help="about one minute: batch 128 float32, 40 steps, one pair; Adam "
+                        help="1-2 minutes: batch 128 float32, 40 steps, one pair; Adam "
                              "one round; IWAE on 100 images; gradcheck of 5 entries per array; "
                              "no tests")
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
@@ -163,7 +163,7 @@ def chosen_sections(args):
         args.iwae_n, args.gradcheck_entries = 100, 5
         args.profile_epochs, args.profile_rounds, args.profile_block = 0, 2, 20
         args.adam_repeats, args.adam_rounds, args.adam_block = 1, 3, 50
-        args.adam_warm_steps = 5
+        args.adam_warm_steps, args.best_rounds = 5, 2
     return chosen
 
 
