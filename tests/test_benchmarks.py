@@ -5,6 +5,7 @@ would notice when a change to the package breaks one of them. Each worker runs h
 in-process, at the test suite's one BLAS thread, on a few hundred random images.
 """
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,12 +34,50 @@ def cache(tmp_path_factory):
 
 def test_training_worker_times_steps_and_the_gemm_floor(speed, cache):
     result = speed.worker_numvae(dict(cache=cache, arch="slides", dtype="float32", batch=64,
-                                      seed=0, n_examples=300, epochs=1, floor_rounds=1))
+                                      seed=0, n_examples=300, epochs=1, floor_rounds=1,
+                                      best_rounds=1))
     assert result["steps"] == 5  # ceil(300 / 64)
     assert result["examples"] == 300
-    for key in ("examples_per_second", "step_ms", "floor_ms", "step_over_floor", "floor_gflops"):
+    for key in ("examples_per_second", "step_ms", "floor_ms", "step_over_floor", "floor_gflops",
+                "best_step_ms"):
         assert np.isfinite(result[key]) and result[key] > 0, key
     assert np.isfinite(result["final_loss"])
+    assert result["optimizer"] == "fast"  # FastAdam, as `numvae train`
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "before"])
+def test_training_worker_takes_another_optimizer(speed, cache, optimizer):
+    result = speed.worker_numvae(dict(cache=cache, arch="slides", dtype="float32", batch=100,
+                                      seed=0, n_examples=300, epochs=1, floor_rounds=0,
+                                      optimizer=optimizer))
+    assert result["steps"] == 3 and result["optimizer"] == optimizer
+    assert np.isfinite(result["final_loss"])
+
+
+@pytest.mark.parametrize("optimizer, chunk", [("before", None), ("adam", None), ("fast", 8192)])
+def test_adam_worker_times_one_optimizer(speed, cache, optimizer, chunk):
+    result = speed.worker_adam(dict(cache=cache, arch="slides", seed=0, batch=64,
+                                    optimizer=optimizer, chunk=chunk, warm_steps=2, rounds=2,
+                                    block=3))
+    assert result["n_params"] == 444_404  # the slides' model
+    assert result["ms"] > 0 and result["best_ms"] <= result["ms"]
+
+
+def test_the_old_adam_is_the_0_1_0_one(speed):
+    """benchmarks/adam_before.py (0.1.0) and FastAdam with the flush off: the same update."""
+    import numvae
+    from numvae.optim_fast import FastAdam
+    sys.path.insert(0, str(SPEED.parent))
+    import adam_before
+    x = np.random.default_rng(0).random((16, 784), dtype=np.float32)
+    models = [numvae.VAE(784, shared_dim=128, latent_dim=2, seed=0) for _ in range(2)]
+    optimizers = [adam_before.Adam(models[0].params, flush_every=0),
+                  FastAdam(models[1].params, flush_every=0)]
+    for model, optimizer in zip(models, optimizers):
+        for _ in range(3):
+            model.loss_and_grad(x, np.zeros((1, 16, 2), np.float32))
+            optimizer.step(model.grads)
+    np.testing.assert_array_equal(models[0].flat_params, models[1].flat_params)
 
 
 def test_gemm_floor_counts_the_step_s_products(speed):
@@ -57,8 +96,25 @@ def test_profile_worker_runs_the_package_step_unchanged(speed, cache):
                                        seed=0, profile_epochs=0, profile_rounds=1,
                                        profile_block=2))
     assert result["identical"] is True
+    assert result["optimizer"] == "FastAdam"  # what `numvae train` uses
     parts = result["profiles"][0]["parts"]
-    assert parts["Adam.step"] > 0 and parts["GEMM (x@W, x^T dy, dy W^T)"] > 0
+    # the timers wrap the package's own functions (no pasted copies)
+    assert parts["optimizer step (FastAdam.step)"] > 0
+    assert parts["Dense.forward (x @ W + b)"] > 0
+    assert parts["Dense.backward (x^T dy, sum dy, dy W^T)"] > 0
+    assert result["profiles"][0]["floor_ms"] > 0
+
+
+def test_profile_unwraps_everything_it_wrapped(speed):
+    import numvae
+    from numvae import layers, optim_fast
+    model = numvae.VAE(784, shared_dim=128, latent_dim=2, seed=0)
+    optimizer = optim_fast.FastAdam(model.params)
+    before = (layers.Dense.forward, optim_fast.FastAdam.step, numvae.VAE.backward)
+    undo = speed.instrument(speed.Timers(), optimizer)
+    assert layers.Dense.forward.__wrapped__ is before[0]
+    undo()
+    assert (layers.Dense.forward, optim_fast.FastAdam.step, numvae.VAE.backward) == before
 
 
 def test_gradcheck_and_iwae_workers(speed, cache):

@@ -1,0 +1,119 @@
+"""What the sections of benchmarks/speed.py share: the architectures, the data cache, the
+optimisers by name, and running one configuration in a fresh interpreter.
+
+The parent process never imports numpy (ru_maxrss of a child starts at its parent's
+peak); every import of numpy or numvae here is inside a function that a worker calls.
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent
+REPO = BENCHMARKS.parent
+SPEED = BENCHMARKS / "speed.py"
+DEFAULT_DATA_DIR = REPO.parent / "shared" / "mnist"
+ARCHITECTURES = {
+    # the slides' model and the PyTorch examples' model (as in benchmarks/quality.py)
+    "slides": dict(shared_dim=128, latent_dim=2),
+    "examples": dict(shared_dim=400, latent_dim=20, encoder_hidden=(), decoder_hidden=(400,)),
+}
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+EPOCH = 60_000
+RESULT_TAG = "SPEED-RESULT "
+# the optimisers a training worker can use (``--optimizer``): what ``numvae train`` uses,
+# the textbook Adam, and the one-sweep Adam of numvae 0.1.0 (benchmarks/adam_before.py)
+OPTIMIZERS = ("fast", "adam", "before")
+DEFAULT_CHUNK = 32768
+
+
+def rss_mib():
+    """Peak resident set size of this process so far (ru_maxrss is in KiB on Linux).
+
+    Linux carries ru_maxrss over fork and exec: a child starts with its parent's resident
+    size as its peak. So the parent process stays small (it never loads numpy or MNIST)."""
+    import resource
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+def load_cached(cache, name):
+    import numpy as np
+    return np.load(Path(cache) / f"{name}.npy")
+
+
+def subset(images, n_examples, seed):
+    """The first ``n_examples`` images of a fixed random order (a contiguous copy), or all."""
+    import numpy as np
+    if n_examples >= len(images):
+        return images
+    order = np.random.default_rng(seed + 1).permutation(len(images))[:n_examples]
+    return np.ascontiguousarray(images[np.sort(order)])
+
+
+def median_ratio(a, b):
+    return statistics.median(x / y for x, y in zip(a, b))
+
+
+def make_model(cfg, dtype=None):
+    import numpy as np
+
+    import numvae
+    dtype = np.dtype(cfg.get("dtype", "float32") if dtype is None else dtype)
+    return numvae.VAE(784, **ARCHITECTURES[cfg["arch"]], dtype=dtype, seed=cfg["seed"])
+
+
+def make_optimizer(kind, params, chunk=DEFAULT_CHUNK, lr=1e-3):
+    """The package's own optimiser classes (never a copy): ``fast`` is
+    ``numvae.optim_fast.FastAdam`` (what ``numvae train`` uses), ``adam`` the textbook
+    ``numvae.optim.Adam``; ``before`` the 0.1.0 reference kept in benchmarks/adam_before.py."""
+    if kind == "fast":
+        from numvae.optim_fast import FastAdam
+        return FastAdam(params, lr=lr, chunk=chunk)
+    if kind == "adam":
+        from numvae.optim import Adam
+        return Adam(params, lr=lr)
+    if kind == "before":
+        if str(BENCHMARKS) not in sys.path:
+            sys.path.insert(0, str(BENCHMARKS))
+        import adam_before
+        return adam_before.Adam(params, lr=lr)
+    raise ValueError(f"unknown optimizer {kind!r}; expected one of {OPTIMIZERS}")
+
+
+def optimizer_label(kind, chunk=DEFAULT_CHUNK):
+    return {"fast": f"FastAdam(chunk={chunk})", "adam": "numvae.optim.Adam (textbook)",
+            "before": "Adam of 0.1.0 (adam_before.py)"}[kind]
+
+
+def worker_env(threads):
+    """The environment of a worker: this one, with the thread counts set, and the
+    repository first on PYTHONPATH so that the worker imports this worktree's numvae."""
+    env = dict(os.environ)
+    for name in THREAD_VARIABLES:
+        env[name] = str(threads)
+    path = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = str(REPO) if not path else os.pathsep.join([str(REPO), path])
+    return env
+
+
+def run_worker(cfg, threads):
+    """Run one configuration in a fresh interpreter with the BLAS thread count set."""
+    cfg = dict(cfg, threads=threads)
+    proc = subprocess.run([sys.executable, str(SPEED), "--worker", json.dumps(cfg)],
+                          env=worker_env(threads), capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_TAG):
+            return json.loads(line[len(RESULT_TAG):])
+    raise RuntimeError(f"worker {cfg['kind']} failed (exit {proc.returncode}):\n"
+                       f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+
+
+def log(*args):
+    print(*args, flush=True)
+
+
+def fmt(value, spec, missing="-"):
+    return missing if value is None else format(value, spec)
