@@ -19,7 +19,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .layers import Layer
-from .validation import check_positive_int
+from .validation import check_nonnegative_int, check_positive_int
 
 
 def output_size(size, kernel_size, stride, padding):
@@ -70,12 +70,6 @@ def col2im(cols, x_shape, kernel_size, stride, padding):
     return x_pad[:, :, padding:padding + height, padding:padding + width]
 
 
-def _check_nonnegative_int(value, name):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{name} must be an integer >= 0; got {value!r}")
-    return int(value)
-
-
 def _check_float_dtype(dtype):
     if np.dtype(dtype) not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64; got {np.dtype(dtype).name}")
@@ -124,7 +118,7 @@ class Conv2d(Layer):
         self.out_channels = check_positive_int(out_channels, "out_channels")
         self.kernel_size = check_positive_int(kernel_size, "kernel_size")
         self.stride = check_positive_int(stride, "stride")
-        self.padding = _check_nonnegative_int(padding, "padding")
+        self.padding = check_nonnegative_int(padding, "padding")
         k = self.kernel_size
         self.params = _uniform_init(rng, in_channels * k * k, (out_channels, in_channels, k, k),
                                     (out_channels,), _check_float_dtype(dtype))
@@ -191,8 +185,8 @@ class ConvTranspose2d(Layer):
         self.out_channels = check_positive_int(out_channels, "out_channels")
         self.kernel_size = check_positive_int(kernel_size, "kernel_size")
         self.stride = check_positive_int(stride, "stride")
-        self.padding = _check_nonnegative_int(padding, "padding")
-        self.output_padding = _check_nonnegative_int(output_padding, "output_padding")
+        self.padding = check_nonnegative_int(padding, "padding")
+        self.output_padding = check_nonnegative_int(output_padding, "output_padding")
         if self.output_padding >= self.stride:
             raise ValueError(f"output_padding must be smaller than stride ({stride}); "
                              f"got {output_padding!r}")
