@@ -5,12 +5,15 @@
 # the encoder reads [x, onehot(y)], the decoder [z, onehot(y)] (docs/derivations.md,
 # section 14, eq. CD1), and the prior on z is still N(0, I). Since the decoder is told the
 # digit, z no longer needs to encode it: z keeps what the label does not say, the *style*
-# (slant, thickness, size). Two checks of that:
+# (slant, thickness, size). Three checks of that, after training (the first two need the
+# full run; `--quick` trains too little):
 #
 # * decode one z with every label: each column of the figure has one z, and the ten digits
 #   in it should share a style;
-# * the latent space coloured by digit: the classes, well apart for an ordinary VAE
-#   (tutorial 9), now overlap: style without class.
+# * the latent space coloured by digit: the classes, in regions of their own (overlapping)
+#   for an ordinary VAE (tutorial 9), now mixed: style, with little of the class;
+# * the digit guessed from z alone by its nearest neighbours: right much less often for
+#   the conditional model.
 #
 # And one look inside (CD1): the decoder's first weight matrix W = [W_z; W_y] has one row
 # per latent coordinate, then one row per class; its gradient's class rows are the sums of
@@ -34,7 +37,7 @@ from numvae.datasets import Dataset, load_mnist_mini
 from numvae.evaluate import evaluate_elbo
 from numvae.train import fit
 
-from _common import banner, figure_path, parse_args
+from _common import banner, figure_path, parse_args, show
 
 # %% [markdown]
 # ## Figure: the two latent spaces side by side
@@ -58,60 +61,115 @@ def plot_latent_spaces(models, test, path):
     return fig
 
 # %% [markdown]
-# ## The story
+# ## How much of the digit z holds
+#
+# A number for what the figure shows: guess each test image's digit from its code alone, by
+# a vote of its 10 nearest neighbours among the other test codes. If z encodes the digit,
+# the guess is often right; if it holds nothing of it, it is right about one time in ten.
 
 # %%
-def main(argv=None):
-    args = parse_args("15_conditional_vae", "A conditional VAE on MNIST digits.", argv)
-    train, test = load_mnist_mini()
-    n_train, epochs = (1000, 2) if args.quick else (len(train.images), 20)
-    train = Dataset(train.images[:n_train], train.labels[:n_train])
-    test = Dataset(test.images[:1000], test.labels[:1000])
+def neighbour_accuracy(z, labels, k=10):
+    """Leave-one-out k-nearest-neighbour accuracy of predicting ``labels`` from codes z."""
+    distances = ((z[:, None, :] - z[None, :, :]) ** 2).sum(axis=-1)
+    np.fill_diagonal(distances, np.inf)                      # an image is not its own neighbour
+    nearest = np.argsort(distances, axis=1)[:, :k]
+    votes = np.stack([np.bincount(row, minlength=10) for row in labels[nearest]])
+    return float(np.mean(votes.argmax(axis=1) == labels))
 
-    banner("The one-hot inputs (CD1)")
-    model = numvae.VAE(784, 128, 2, n_classes=10, seed=0)
-    print(f"encoder's first weight: {model.params['encoder.compressor.0.W'].shape} "
-          f"(784 pixels + 10 one-hot columns)")
-    print(f"decoder's first weight: {model.params['decoder.decompressor.0.W'].shape} "
-          f"(2 latent + 10 one-hot rows)")
-    x, y = test.images[:6], test.labels[:6]
-    cache = model.forward(x, y=y)
-    steps = model.backward(cache)
-    dW = model.grads["decoder.decompressor.0.W"]
-    dh = steps["decoder_steps"][1]                           # dL/d(first layer's output)
-    by_class = np.stack([dh[y == c].sum(axis=0) for c in range(10)])
-    print(f"labels {y.tolist()}; max |dW_y - sum over each class of dh| = "
-          f"{np.abs(dW[2:] - by_class).max():.1e}")
-    print(f"rows of dW_y for classes absent from the batch: "
-          f"{sorted(set(range(10)) - set(y.tolist()))}, all zero: "
-          f"{bool(np.all(dW[2:][[c not in y for c in range(10)]] == 0))}")
-    print("You should see: a difference of 0 (the same sums) and True: the label adds one")
-    print("learnt row of W_y per class (a bias by class), and only the batch's classes move.")
+# %% [markdown]
+# ## The one-hot inputs (CD1)
+#
+# 1,000 test images throughout; with `--quick`, 1,000 training images and 2 epochs.
 
-    banner(f"Training a conditional and an ordinary VAE ({epochs} epochs, {n_train:,} images)")
-    models = {}
-    for title, n_classes in (("ordinary VAE: z encodes the digit", None),
-                             ("conditional VAE: z encodes the style", 10)):
-        model = numvae.VAE(784, 128, 2, n_classes=n_classes, seed=0)
-        fit(model, numvae.FastAdam(model.params, lr=1e-3), train, epochs=epochs, seed=0,
-            progress=False, log=None)
-        result = evaluate_elbo(model, test.images, labels=test.labels)
-        print(f"{title}: test -ELBO {result['loss']:.1f} +- {result['loss_se']:.1f} nats")
-        models[title] = model
-    print("You should see (full run): the conditional model about 18 nats lower (141 against")
-    print("159): knowing the digit, it spends its two latent coordinates on style. (--quick:")
-    print("about 300 and 320, after two epochs on 1,000 images.)")
+# %%
+args = parse_args("15_conditional_vae", "A conditional VAE on MNIST digits.")
+train, test = load_mnist_mini()
+n_train, epochs = (1000, 2) if args.quick else (len(train.images), 20)
+train = Dataset(train.images[:n_train], train.labels[:n_train])
+test = Dataset(test.images[:1000], test.labels[:1000])
 
-    conditional = models["conditional VAE: z encodes the style"]
-    plot_latent.conditional_grid(conditional, n_styles=12, rng=np.random.default_rng(1),
-                                 path=figure_path(args.out, "conditional_grid.png"))
+# %%
+banner("The one-hot inputs (CD1)")
+model = numvae.VAE(784, 128, 2, n_classes=10, seed=0)
+print(f"encoder's first weight: {model.params['encoder.compressor.0.W'].shape} "
+      f"(784 pixels + 10 one-hot columns)")
+print(f"decoder's first weight: {model.params['decoder.decompressor.0.W'].shape} "
+      f"(2 latent + 10 one-hot rows)")
+x, y = test.images[:6], test.labels[:6]
+cache = model.forward(x, y=y)
+steps = model.backward(cache)
+dW = model.grads["decoder.decompressor.0.W"]
+dh = steps["decoder_steps"][1]                           # dL/d(first layer's output)
+by_class = np.stack([dh[y == c].sum(axis=0) for c in range(10)])
+absent = sorted(set(range(10)) - set(y.tolist()))
+print(f"labels {y.tolist()}; max |dW_y - sum over each class of dh| = "
+      f"{np.abs(dW[2:] - by_class).max():.1e}")
+print(f"rows of dW_y for classes absent from the batch: {absent}, all zero: "
+      f"{bool(np.all(dW[2:][absent] == 0))}")
+assert model.params["encoder.compressor.0.W"].shape[0] == 794
+assert model.params["decoder.decompressor.0.W"].shape[0] == 12
+assert np.abs(dW[2:] - by_class).max() == 0 and np.all(dW[2:][absent] == 0)
+print("You should see: a difference of 0 (the same sums) and True: the label adds one")
+print("learnt row of W_y per class (a bias by class), and only the batch's classes move.")
+
+# %%
+banner(f"Training a conditional and an ordinary VAE ({epochs} epochs, {n_train:,} images)")
+models, results = {}, {}
+for title, n_classes in (("ordinary VAE: z encodes the digit", None),
+                         ("conditional VAE: z encodes the style", 10)):
+    model = numvae.VAE(784, 128, 2, n_classes=n_classes, seed=0)
+    fit(model, numvae.FastAdam(model.params, lr=1e-3), train, epochs=epochs, seed=0,
+        progress=False, log=None)
+    result = evaluate_elbo(model, test.images, labels=test.labels)
+    print(f"{title}: test -ELBO {result['loss']:.1f} +- {result['loss_se']:.1f} nats")
+    models[title], results[title] = model, result
+ordinary, conditional = (results[title] for title in models)
+gain = ordinary["loss"] - conditional["loss"]
+assert gain > 2 * np.hypot(ordinary["loss_se"], conditional["loss_se"])
+if args.quick:
+    assert 305 < ordinary["loss"] < 335 and 290 < conditional["loss"] < 315
+else:
+    assert 15 < gain < 21 and 155 < ordinary["loss"] < 163 and 137 < conditional["loss"] < 145
+print("You should see: the conditional model lower by more than two standard errors: about")
+print("18 nats in the full run (141 against 159), about 20 with --quick (300 against 320,")
+print("after two epochs on 1,000 images): knowing the digit, it spends its two latent")
+print("coordinates on style.")
+
+# %%
+banner("Does z hold the digit? A 10-nearest-neighbour vote on the test codes")
+accuracy = {}
+for title, model in models.items():
+    z = model.encode(test.images, test.labels if model.n_classes else None)[0]
+    accuracy[title] = neighbour_accuracy(z.astype(np.float64), test.labels)
+    print(f"{title}: the digit guessed right for {accuracy[title]:.0%} of the test images")
+ordinary_accuracy, conditional_accuracy = accuracy.values()
+if args.quick:
+    assert max(ordinary_accuracy, conditional_accuracy) < 0.3
+else:
+    assert ordinary_accuracy > 0.45 and 0.15 < conditional_accuracy < 0.3
+    assert ordinary_accuracy > conditional_accuracy + 0.15
+print("You should see (full run): the ordinary model's codes name the digit for about half")
+print("of the images, the conditional model's for about a quarter: its z holds much less of")
+print("the digit, though not nothing: style and digit go together (the 1s, narrow, sit a")
+print("little to one side in the figure below).")
+print("With --quick both near 20%: after two epochs neither model's codes hold much.")
+
+# %%
+banner("Figures")
+show(plot_latent.conditional_grid(models["conditional VAE: z encodes the style"], n_styles=12,
+                                  rng=np.random.default_rng(1),
+                                  path=figure_path(args.out, "conditional_grid.png")))
+show(plot_latent_spaces(models, test, figure_path(args.out, "conditional_latent_space.png")))
+if args.quick:
+    print("You should see (--quick, two epochs on 1,000 images, too few to learn the digits):")
+    print("in conditional_grid.png, the same faint blurred shape on grey in every tile: the")
+    print("decoder does not use the label or z yet; in conditional_latent_space.png, both")
+    print("models' codes along a line (one latent direction used so far), the 1s gathered at")
+    print("one end and the other colours mixed.")
+else:
     print("You should see in conditional_grid.png: rows 0 to 9, and along each column one")
     print("style (all digits slanted, or all bold, or all narrow) shared by the ten digits.")
-    plot_latent_spaces(models, test, figure_path(args.out, "conditional_latent_space.png"))
-    print("You should see in conditional_latent_space.png: on the left the digits in")
-    print("separate regions; on the right all colours mixed in one round cloud: the")
-    print("conditional encoder does not encode the class, the label does.")
-
-
-if __name__ == "__main__":
-    main()
+    print("In conditional_latent_space.png: on the left the digits in regions of their own")
+    print("(the 1s and the 0s well apart, others overlapping in the middle); on the right the")
+    print("colours mixed in one round cloud (the 1s, narrow, a little to one side): the")
+    print("conditional encoder keeps little of the class; the label carries it.")

@@ -39,7 +39,7 @@ from numvae.matching import clustering_accuracy
 from numvae.priors import GaussianMixture
 from numvae.train import fit
 
-from _common import banner, figure_path, parse_args
+from _common import banner, figure_path, parse_args, show
 
 # %% [markdown]
 # ## EM with numvae's responsibilities
@@ -77,6 +77,16 @@ def gradient_ascent(prior, z, steps, lr=0.05):
         history.append(float(prior.log_prob(z).mean()))
     return history
 
+
+def neighbour_accuracy_by_digit(z, labels, k=10):
+    """For each digit, how often a vote of the 10 nearest other codes names it right."""
+    distances = ((z[:, None, :] - z[None, :, :]) ** 2).sum(axis=-1)
+    np.fill_diagonal(distances, np.inf)                      # a code is not its own neighbour
+    votes = np.stack([np.bincount(row, minlength=10)
+                      for row in labels[np.argsort(distances, axis=1)[:, :k]]])
+    right = votes.argmax(axis=1) == labels
+    return np.array([right[labels == digit].mean() for digit in range(10)])
+
 # %% [markdown]
 # ## Figures
 
@@ -110,89 +120,169 @@ def plot_clusterings(models, test, path):
     return fig
 
 # %% [markdown]
-# ## The story
+# ## Fixed points in 2-D
+#
+# 900 points from three Gaussian blobs (300 each), a 3-component mixture fitted twice from
+# the same start: by EM, and by Adam on the mean log-likelihood with the gradients GM3.
 
 # %%
-def main(argv=None):
-    args = parse_args("16_mixture_prior_and_em", "A Gaussian-mixture prior and EM.", argv)
-    rng = np.random.default_rng(0)
+args = parse_args("16_mixture_prior_and_em", "A Gaussian-mixture prior and EM.")
+rng = np.random.default_rng(0)
 
-    banner("Fixed points in 2-D: EM and gradient ascent share their fixed points")
-    centres = np.array([[-2.0, 0.0], [2.0, 1.0], [0.0, -2.5]])
-    z = np.concatenate([c + s * rng.standard_normal((300, 2))
-                        for c, s in zip(centres, (0.5, 0.8, 0.4))])
-    start = GaussianMixture(2, 3, np.random.default_rng(1), np.float64)
-    by_em, by_gradient = (GaussianMixture(2, 3, np.random.default_rng(1), np.float64)
-                          for _ in range(2))
-    histories = {"EM": em(by_em, z, 30 if args.quick else 100),
-                 "gradient ascent (Adam)": gradient_ascent(by_gradient, z,
-                                                           300 if args.quick else 2000)}
-    print(f"start: mean log p(z) = {start.log_prob(z).mean():.3f}")
-    for name, history in histories.items():
-        print(f"{name:24s} -> mean log p(z) = {history[-1]:.4f}")
-    print(f"EM's log-likelihood never decreases: {bool(np.all(np.diff(histories['EM']) > -1e-12))}")
-    by_em.log_prob_backward(np.ones(len(z)) / len(z), z)
-    print("gradient of mean log p at EM's fixed point: " + ", ".join(
-        f"{name} {np.abs(grad).max():.1e}" for name, grad in by_em.grads.items()))
-    r = by_em.responsibilities(z)
-    pi = np.exp(by_em.params["logits"]) / np.exp(by_em.params["logits"]).sum()
-    print(f"pi = {np.round(pi, 3)}; the mean responsibility {np.round(r.mean(axis=0), 3)}")
-    print("You should see: EM at -2.70 from -4.40, never decreasing, and the gradient ascent")
-    print("at the same value to 1e-4; a gradient of 1e-13 or less at EM's fixed point (the")
-    print("stationary conditions of GM3 *are* the M-step), and pi equal to the mean")
-    print("responsibility: sum_n (r_k(z_n) - pi_k) = 0 is the gradient for the logits.")
-    plot_em_against_gradient(z, {"EM": by_em, "gradient ascent": by_gradient}, histories,
-                             figure_path(args.out, "em_and_gradient.png"))
+# %%
+banner("Fixed points in 2-D: EM and gradient ascent share their fixed points")
+centres = np.array([[-2.0, 0.0], [2.0, 1.0], [0.0, -2.5]])
+z = np.concatenate([c + s * rng.standard_normal((300, 2))
+                    for c, s in zip(centres, (0.5, 0.8, 0.4))])
+start = GaussianMixture(2, 3, np.random.default_rng(1), np.float64)
+by_em, by_gradient = (GaussianMixture(2, 3, np.random.default_rng(1), np.float64)
+                      for _ in range(2))
+histories = {"EM": em(by_em, z, 30 if args.quick else 100),
+             "gradient ascent (Adam)": gradient_ascent(by_gradient, z,
+                                                       300 if args.quick else 2000)}
+start_value = float(start.log_prob(z).mean())
+print(f"start: mean log p(z) = {start_value:.3f}")
+for name, history in histories.items():
+    print(f"{name:24s} -> mean log p(z) = {history[-1]:.4f}")
+never_decreases = bool(np.all(np.diff(histories["EM"]) > -1e-12))
+print(f"EM's log-likelihood never decreases: {never_decreases}")
+by_em.log_prob_backward(np.ones(len(z)) / len(z), z)
+print("gradient of mean log p at EM's fixed point: " + ", ".join(
+    f"{name} {np.abs(grad).max():.1e}" for name, grad in by_em.grads.items()))
+r = by_em.responsibilities(z)
+pi = np.exp(by_em.params["logits"]) / np.exp(by_em.params["logits"]).sum()
+print(f"pi = {np.round(pi, 3)}; the mean responsibility {np.round(r.mean(axis=0), 3)}")
+em_value, gradient_value = (history[-1] for history in histories.values())
+assert abs(start_value + 4.40) < 0.005 and abs(em_value + 2.70) < 0.005 and never_decreases
+assert abs(em_value - gradient_value) < 1e-4
+assert max(np.abs(grad).max() for grad in by_em.grads.values()) < 1e-13
+assert np.abs(pi - r.mean(axis=0)).max() < 1e-12
+print("You should see: EM at -2.70 from -4.40, never decreasing, and the gradient ascent")
+print("at the same value to 1e-4; a gradient of 1e-13 or less at EM's fixed point (the")
+print("stationary conditions of GM3 *are* the M-step), and pi equal to the mean")
+print("responsibility: sum_n (r_k(z_n) - pi_k) = 0 is the gradient for the logits.")
+show(plot_em_against_gradient(z, {"EM": by_em, "gradient ascent": by_gradient}, histories,
+                              figure_path(args.out, "em_and_gradient.png")))
 
-    train, test = load_mnist_mini()
-    n_train, epochs = (1000, 2) if args.quick else (len(train.images), 30)
-    train = Dataset(train.images[:n_train], train.labels[:n_train])
-    banner(f"A VAE with a 10-component prior, latent size 2 ({epochs} epochs, "
-           f"{n_train:,} images)")
-    models = {}
-    for prior in ("standard_normal", "mixture"):
-        model = numvae.VAE(784, 128, 2, prior=prior, prior_components=10, seed=0)
-        fit(model, numvae.FastAdam(model.params, lr=1e-3), train, epochs=epochs, seed=0,
-            progress=False, log=None)
-        result = evaluate_elbo(model, test.images)
-        print(f"{prior:16s}: test -ELBO {result['loss']:.1f} +- {result['loss_se']:.1f}")
-        models[prior] = model
-    print("You should see (full run, 30 epochs): both near 158 nats (158.4 and 157.8, within")
-    print("their standard errors): the mixture does not make a better density model of")
-    print("MNIST at latent size 2; what it changes is the shape of the latent space.")
+# %% [markdown]
+# ## A VAE with a 10-component prior on MNIST
+#
+# The same model twice, latent size 2, with the standard normal prior and with the mixture
+# prior; with `--quick`, 1,000 training images and 2 epochs.
 
-    banner("Clustering without the labels")
-    mixture = models["mixture"]
-    components, accuracy, mapping = plot_latent.mixture_clusters(mixture, test.images,
-                                                                 test.labels)
-    print(f"most responsible component of the mixture prior: accuracy {accuracy:.1%}; "
-          f"component -> digit {mapping}")
-    # the ordinary VAE: EM afterwards on its latent means, the E-step of the same class
-    means = models["standard_normal"].encode(test.images)[0].astype(np.float64)
-    post_hoc = GaussianMixture(2, 10, np.random.default_rng(2), np.float64)
-    em(post_hoc, means, 200)
-    post_hoc_accuracy, _ = clustering_accuracy(post_hoc.responsibilities(means).argmax(1),
-                                               test.labels)
-    print(f"EM with 10 components on the standard-normal VAE's latent means: accuracy "
-          f"{post_hoc_accuracy:.1%}")
-    print(f"(chance: about {np.bincount(test.labels).max() / len(test.labels):.0%}, the "
-          "largest class)")
-    print("You should see (full run): about 36 % for the mixture prior and about 42 % for EM")
-    print("afterwards (--quick: 10 % and 20 %, nothing learnt yet): learning the prior with")
-    print("the VAE does not cluster the digits better here. A 2-D latent space of a VAE")
-    print("trained without labels separates some digits (0, 1, 6) and mixes others (4, 7, 9;")
-    print("3, 5, 8), whichever way the components are fitted; the mixture prior also pulls")
-    print("the codes towards its components, several of which share one digit. The")
-    print("Hungarian algorithm matches each component to at most one digit, so two")
-    print("components on one digit cannot both count.")
-    plot_clusterings({f"standard normal prior (EM afterwards: {post_hoc_accuracy:.0%})":
-                      models["standard_normal"],
-                      f"mixture prior, K = 10 (accuracy {accuracy:.0%})": mixture},
-                     test, figure_path(args.out, "mixture_latent_space.png"))
-    plot_latent.component_samples(mixture, path=figure_path(args.out, "component_samples.png"))
-    print("You should see in component_samples.png one row per component: most rows are")
-    print("dominated by one or two digits, and rows with a small weight pi_k look blurred.")
+# %%
+train, test = load_mnist_mini()
+n_train, epochs = (1000, 2) if args.quick else (len(train.images), 30)
+train = Dataset(train.images[:n_train], train.labels[:n_train])
+banner(f"A VAE with a 10-component prior, latent size 2 ({epochs} epochs, "
+       f"{n_train:,} images)")
+models, results = {}, {}
+for prior in ("standard_normal", "mixture"):
+    model = numvae.VAE(784, 128, 2, prior=prior, prior_components=10, seed=0)
+    fit(model, numvae.FastAdam(model.params, lr=1e-3), train, epochs=epochs, seed=0,
+        progress=False, log=None)
+    results[prior] = evaluate_elbo(model, test.images)
+    print(f"{prior:16s}: test -ELBO {results[prior]['loss']:.1f} +- "
+          f"{results[prior]['loss_se']:.1f}")
+    models[prior] = model
+difference = results["standard_normal"]["loss"] - results["mixture"]["loss"]
+standard_error = max(results[prior]["loss_se"] for prior in results)
+if args.quick:
+    assert difference > 2 * standard_error
+else:
+    assert abs(difference) < standard_error
+    assert all(155 < result["loss"] < 161 for result in results.values())
+print("You should see (full run, 30 epochs): both near 158 nats (158.4 and 157.8, within")
+print("their standard errors): the mixture does not make a better density model of")
+print("MNIST at latent size 2; what it changes is the shape of the latent space. (--quick:")
+print("after two epochs on 1,000 images the mixture model is ahead, about 295 nats against")
+print("340; the full run shows that the lead does not last.)")
 
+# %%
+banner("Clustering without the labels")
+mixture = models["mixture"]
+components, accuracy, mapping = plot_latent.mixture_clusters(mixture, test.images,
+                                                             test.labels)
+print(f"most responsible component of the mixture prior: accuracy {accuracy:.1%}; "
+      f"component -> digit {mapping}")
+# the ordinary VAE: EM afterwards on its latent means, the E-step of the same class
+means = models["standard_normal"].encode(test.images)[0].astype(np.float64)
+post_hoc = GaussianMixture(2, 10, np.random.default_rng(2), np.float64)
+em(post_hoc, means, 200)
+post_hoc_accuracy, _ = clustering_accuracy(post_hoc.responsibilities(means).argmax(1),
+                                           test.labels)
+print(f"EM with 10 components on the standard-normal VAE's latent means: accuracy "
+      f"{post_hoc_accuracy:.1%}")
+chance = np.bincount(test.labels).max() / len(test.labels)
+print(f"(chance: about {chance:.0%}, the largest class)")
+assert post_hoc_accuracy > accuracy
+if args.quick:
+    assert accuracy < 0.15 and post_hoc_accuracy < 0.25
+else:
+    assert 0.31 < accuracy < 0.41 and 0.37 < post_hoc_accuracy < 0.47
+print("You should see (full run): about 36 % for the mixture prior and about 42 % for EM")
+print("afterwards (--quick: 10 % and 20 %, nothing learnt yet): learning the prior with")
+print("the VAE does not cluster the digits better here. The Hungarian algorithm matches")
+print("each component to at most one digit, so two components on one digit cannot both")
+print("count.")
 
-if __name__ == "__main__":
-    main()
+# %% [markdown]
+# ## Why: which digits a 2-D latent space separates
+#
+# For each digit, how often the 10 nearest codes of the standard-normal VAE vote for it;
+# and for each component of the mixture prior, the digits of the test images it is most
+# responsible for.
+
+# %%
+banner("Which digits a 2-D latent space separates")
+by_digit = neighbour_accuracy_by_digit(means, test.labels)
+print("the digit of each test image guessed by a vote of its 10 nearest codes (standard")
+print("normal prior), right for: " + ", ".join(f"{d}: {a:.0%}" for d, a in enumerate(by_digit)))
+print("\nthe test images each component of the mixture prior is most responsible for:")
+weights = np.exp(mixture.prior.params["logits"].astype(np.float64))
+weights /= weights.sum()
+for k in range(mixture.prior.n_components):
+    members = test.labels[components == k]
+    counts = np.bincount(members, minlength=10)
+    top = np.argsort(counts)[::-1][:3]
+    print(f"  k={k} (pi_k {weights[k]:.0%}): {len(members):4d} images; " + ", ".join(
+        f"{d}s {counts[d] / max(len(members), 1):.0%}" for d in top if counts[d]))
+separated, mixed = by_digit[[0, 1, 6]], by_digit[[3, 4, 5, 7, 8, 9]]
+populated = [k for k in range(mixture.prior.n_components) if np.sum(components == k) >= 50]
+top_share = {k: np.bincount(test.labels[components == k]).max() / np.sum(components == k)
+             for k in populated}
+empty = [k for k in range(mixture.prior.n_components) if not np.any(components == k)]
+assert max(top_share.values()) < 0.5 and empty
+if args.quick:
+    assert by_digit[1] > 0.6 and np.delete(by_digit, 1).max() < 0.5
+    assert np.abs(weights - 0.1).max() < 0.01
+else:
+    assert separated.min() > 0.8 and mixed.max() < 0.65
+print("You should see (full run): a 2-D latent space of a VAE trained without labels")
+print("separates some digits (0, 1, 6: their codes' neighbours name them right over 80% of")
+print("the time) and mixes others (4, 7, 9; 3, 5, 8: under 65%); with --quick only the 1s")
+print("stand apart. In either mode, every component most responsible for 50 test images or")
+print("more mixes digits, none of them more than half of its images, and some components")
+print("are most responsible for no test image at all: the mixture's components do not find")
+print("the digits.")
+
+# %%
+banner("Figures")
+show(plot_clusterings({f"standard normal prior (EM afterwards: {post_hoc_accuracy:.0%})":
+                       models["standard_normal"],
+                       f"mixture prior, K = 10 (accuracy {accuracy:.0%})": mixture},
+                      test, figure_path(args.out, "mixture_latent_space.png")))
+show(plot_latent.component_samples(mixture,
+                                   path=figure_path(args.out, "component_samples.png")))
+if args.quick:
+    print("You should see (--quick, two epochs on 1,000 images): in mixture_latent_space.png,")
+    print("both models' codes along a line, the 1s at one end and the other digits mixed,")
+    print("and the mixture's ten ellipses off the line, so that one component takes every")
+    print("code; in component_samples.png, every weight still 10% and the same faint blurred")
+    print("shape on grey in every tile.")
+else:
+    print("You should see in mixture_latent_space.png: on the left the 0s, 1s and 6s in")
+    print("regions of their own and the 4s, 7s, 9s and the 3s, 5s, 8s overlapping; on the")
+    print("right the ten ellipses, most of them over the crowded middle where the digits mix.")
+    print("In component_samples.png, one row per component with its weight pi_k: rows mixing")
+    print("several digits, as the table above says (0s with 6s, 4s with 9s and 7s).")
