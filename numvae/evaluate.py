@@ -22,7 +22,8 @@ def evaluate_elbo(model, images, *, batch_size=1000, seed=0):
 
     Returns a dict: ``loss`` (mean negative ELBO), ``loss_se`` (its standard error over
     examples), ``reconstruction`` and ``kl`` (means of the two parts), ``kl_per_dim``
-    ((latent_dim,) mean KL of each latent dimension) and ``n``.
+    ((latent_dim,) mean KL of each latent dimension; NaN where the KL is a Monte Carlo
+    estimate, eq. K3, which has no split by dimension) and ``n``.
     """
     images = model.check_data(images, "images")
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -48,7 +49,8 @@ def evaluate_elbo(model, images, *, batch_size=1000, seed=0):
 
 def kl_per_dimension(model, images, *, batch_size=1000):
     """Mean KL of each latent dimension over the data: (latent_dim,). Dimensions with KL
-    near 0 are unused ("inactive"): the encoder sends them to the prior for every x."""
+    near 0 are unused ("inactive"): the encoder sends them to the prior for every x.
+    NaN for a posterior and prior with a Monte Carlo KL (a flow's): use ``active_units``."""
     images = model.check_data(images, "images")
     kl_part = kl_term(model.posterior, model.prior)
     total = np.zeros(model.latent_dim)
@@ -58,13 +60,16 @@ def kl_per_dimension(model, images, *, batch_size=1000):
     return total / len(images)
 
 
-def active_units(model, images, *, threshold=0.01, batch_size=1000):
+def active_units(model, images, *, threshold=0.01, batch_size=1000, seed=0):
     """Burda et al.'s active units: dimensions u with Cov_x(E_q[z_u | x]) > threshold.
 
+    E_q[z|x] is the posterior's ``expected_z``: the ``mean`` head of a diagonal Gaussian,
+    an average of draws (from a generator seeded by ``seed``) for a flow.
     Returns (number of active units, the variance of each dimension's mean: (latent_dim,)).
     """
     images = model.check_data(images, "images")
-    means = np.concatenate([model.encoder.forward(images[rows])[0]["mean"]
+    rng = np.random.default_rng(seed)
+    means = np.concatenate([model.posterior.expected_z(model.encoder.forward(images[rows])[0], rng)
                             for rows in _batches(len(images), batch_size)])
     variance = means.astype(np.float64).var(axis=0)
     return int(np.sum(variance > threshold)), variance

@@ -45,8 +45,9 @@ class MonteCarloKL:
     backward_formulas = {}  # filled per head: the explicit partials of log q (K4)
 
     def per_dimension(self, posterior_cache):
-        raise ValueError("a Monte Carlo KL has no split by latent dimension: its log q and "
-                         "log p do not factorise for every posterior and prior")
+        """NaN (batch, latent_dim): a Monte Carlo KL has no split by latent dimension (log q
+        and log p do not factorise for every posterior and prior, a flow's does not)."""
+        return np.full(posterior_cache["mean"].shape, np.nan)
 
     def forward(self, z, posterior_cache, posterior, prior):
         log_q = posterior.log_prob(posterior_cache)                   # (S, batch)

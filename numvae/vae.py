@@ -102,6 +102,9 @@ class VAE:
         Monte Carlo samples of z per example in the training loss.
     activation : a name in ``numvae.layers.ACTIVATIONS``: "relu" (the slides') or "tanh"
     posterior, prior, objective : names in ``POSTERIORS``, ``PRIORS``, ``OBJECTIVES``
+    flow_steps, flow_hidden : int, tuple of int
+        Settings of the flow posterior (``posterior="iaf"``): its number of steps and the
+        hidden widths of each step's MADE. Other posteriors ignore them.
     dtype : numpy float type
         float32 for training (the default); gradient checks use float64.
     seed : int or None
@@ -115,7 +118,8 @@ class VAE:
     def __init__(self, input_dim, shared_dim, latent_dim, *, encoder_hidden=(256,),
                  decoder_hidden=(32, 256), likelihood="bernoulli", sigma=1.0, kl_weight=1.0,
                  n_samples=1, activation="relu", posterior="diagonal_gaussian",
-                 prior="standard_normal", objective="elbo", dtype=np.float32, seed=None):
+                 prior="standard_normal", objective="elbo", flow_steps=1, flow_hidden=(50,),
+                 dtype=np.float32, seed=None):
         check_vae_config(input_dim, shared_dim, latent_dim, sigma, kl_weight, n_samples, dtype, seed)
         encoder_hidden = check_widths(encoder_hidden, "encoder_hidden")
         decoder_hidden = check_widths(decoder_hidden, "decoder_hidden")
@@ -126,7 +130,8 @@ class VAE:
             check_choice(value, name, registry)
         settings = dict(input_dim=int(input_dim), shared_dim=int(shared_dim),
                         latent_dim=int(latent_dim), sigma=float(sigma),
-                        kl_weight=float(kl_weight), n_samples=int(n_samples))
+                        kl_weight=float(kl_weight), n_samples=int(n_samples),
+                        flow_steps=flow_steps, flow_hidden=flow_hidden)
         self.dtype = np.dtype(dtype)
         self.rng = np.random.default_rng(seed)
         # each part reads its own settings; parts with parameters draw them from self.rng
