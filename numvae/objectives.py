@@ -158,11 +158,12 @@ class IWAE:
         log_sum = top + np.log(np.exp(log_w - top).sum(axis=0))       # (batch,)
         normalised = np.exp(log_w - log_sum)                          # w~_k, sums to 1 over k (IW2)
         bound = log_sum - np.log(log_w.shape[0])
-        kl, _ = kl_term(posterior, prior).forward(z, posterior_cache, posterior, prior)
+        kl_part = kl_term(posterior, prior)
+        kl, _ = kl_part.forward(z, posterior_cache, posterior, prior)
         terms = dict(reconstruction=nll.mean(axis=0), kl=kl, bound=bound,
                      loss=float(-np.mean(bound)))
         return terms, dict(normalised=normalised, z=z, posterior_cache=posterior_cache,
-                           posterior=posterior, prior=prior)
+                           posterior=posterior, prior=prior, kl_part=_BoundPaths(kl_part))
 
     def backward(self, cache):
         """dL/dlog w_bk = -w~_bk / B (eq. IW2), sent down the three terms of log w:
@@ -177,6 +178,16 @@ class IWAE:
         dz_q, dheads = cache["posterior"].log_prob_backward(weight, cache["posterior_cache"])
         dz_p = cache["prior"].log_prob_backward(-weight.reshape(-1), cache["z"])
         return weight.reshape(-1), dz_q + dz_p, dheads
+
+
+class _BoundPaths:
+    """For the inspector: the formulas of the IWAE's log q and log p paths (what the ELBO
+    shows as its KL term's)."""
+    backward_formulas = {head: "sum_k w~_k / B * explicit partials of log q  (IW2, IW3)"
+                         for head in ("mean", "log_var", "context")}
+
+    def __init__(self, kl_part):
+        self.formula = f"{kl_part.formula}; reported only, the loss is the bound (IW1)"
 
 
 def check_kl_weight_is_one(kl_weight):

@@ -171,3 +171,12 @@ def test_settings_checkpoint_export_and_evaluation(tmp_path):
 def test_bad_flow_settings_are_named(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         iaf_model(**bad)
+
+
+@pytest.mark.parametrize("objective", ["elbo", "iwae"])
+def test_the_inspector_traces_a_flow_step(objective):
+    from numvae.inspect import trace_step
+    model = iaf_model(objective=objective, n_samples=2)
+    trace = trace_step(model, X, check=True)
+    assert "context" in trace.names() and "z0" in trace.names()
+    assert "IF3" in trace.table() and ("IW1" in trace.table()) == (objective == "iwae")
