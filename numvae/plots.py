@@ -59,9 +59,12 @@ def _check_images(model, images):
 
 
 def _encoder_means(model, images):
-    """Encoder means of q(z|x) for every row, ENCODE_BATCH rows at a time: (n, latent_dim)."""
-    return np.concatenate([model.encode(images[start:start + ENCODE_BATCH])[0]
-                           for start in range(0, len(images), ENCODE_BATCH)])
+    """E_q[z|x] for every row (the mean head of a diagonal Gaussian; for a flow, an
+    average of draws from a fixed generator), ENCODE_BATCH rows at a time: (n, latent_dim)."""
+    rng = np.random.default_rng(0)
+    return np.concatenate([model.posterior.expected_z(
+        model.encoder.forward(model.check_data(images[start:start + ENCODE_BATCH]))[0], rng)
+        for start in range(0, len(images), ENCODE_BATCH)])
 
 
 def _tile(images, rows, cols, image_shape, pad=0):
@@ -265,7 +268,7 @@ def reconstructions(model, images, *, n=10, image_shape=None, path=None):
         raise ValueError(f"n = {n} but images holds only {len(images)} rows")
     image_shape = _check_image_shape(image_shape, model.input_dim)
     originals = images[:n]
-    mean, _ = model.encode(originals)
+    mean = _encoder_means(model, originals)
     rebuilt = model.decode(mean)                                      # (n, input_dim)
 
     fig = Figure(figsize=(1.0 + 1.0 * n, 2.6), layout="constrained")

@@ -180,3 +180,16 @@ def test_the_inspector_traces_a_flow_step(objective):
     trace = trace_step(model, X, check=True)
     assert "context" in trace.names() and "z0" in trace.names()
     assert "IF3" in trace.table() and ("IW1" in trace.table()) == (objective == "iwae")
+
+
+def test_figures_and_the_evaluate_command_handle_a_flow(tmp_path, capsys):
+    from numvae import plots
+    from numvae.cli import main
+    model = numvae.VAE(64, 16, 2, encoder_hidden=(16,), decoder_hidden=(16,), posterior="iaf",
+                       flow_steps=2, flow_hidden=(8,), seed=0)
+    data = datasets.make_toy(60, seed=0)
+    paths = plots.save_all(model, {}, data.images, data.labels, tmp_path)
+    assert all(path.exists() for path in paths.values())
+    save_checkpoint(tmp_path / "c.npz", model, None, {}, {"meta": {"dataset": "toy"}})
+    assert main(["evaluate", str(tmp_path / "c.npz"), "--iwae-k", "5", "--n", "20"]) == 0
+    assert "KL per latent dimension: nan nan" in capsys.readouterr().out

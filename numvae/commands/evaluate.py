@@ -23,8 +23,8 @@ def run(args):
     print(f"{len(images)} test images: -ELBO {result['loss']:.2f} +- {result['loss_se']:.2f} "
           f"nats (reconstruction {result['reconstruction']:.2f}, KL {result['kl']:.2f})")
     print("KL per latent dimension: " + " ".join(f"{v:.3f}" for v in result["kl_per_dim"])
-          + f"  ({n_active} of {model.latent_dim} active units: variance of the encoder mean "
-            f"over the data > 0.01)")
+          + f"  ({n_active} of {model.latent_dim} active units: Var_x E_q[z|x] "
+            f"> 0.01)")
     if args.iwae_k:
         iwae = evaluate.iwae_log_likelihood(model, images, k=args.iwae_k)
         print(f"importance-weighted log p(x), K={args.iwae_k}: {iwae['log_px']:.2f} +- "
