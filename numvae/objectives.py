@@ -6,8 +6,9 @@ The KL term KL(q(z|x) || p(z)) is analytic where a formula is registered for the
 ``backward(dkl, cache) -> (dz or None, {head: gradient})``.
 
 An objective turns the per-sample negative log-likelihoods and the KL into the loss,
-and back. ``OBJECTIVES`` is its registry: an importance-weighted bound, say, is one
-class here plus one entry there.
+and back: ``forward(nll, z, posterior_cache, posterior, prior, kl_weight) -> (terms,
+cache)`` and ``backward(cache) -> (dnll, dz or None, {head: gradient})``. ``OBJECTIVES``
+is its registry: ``ELBO`` and ``IWAE``, the importance-weighted bound.
 """
 import numpy as np
 

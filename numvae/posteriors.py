@@ -10,8 +10,10 @@ its own parameters, if any, in ``params``/``grads`` join the model's as
 * ``log_prob(cache)``: log q(z|x) of those draws, (S, batch), and its backward
   ``log_prob_backward(dlog_q, cache)`` (for Monte Carlo KLs and weighted bounds).
 
-A new posterior (a normalising flow, say) is one class here plus one entry in
-``POSTERIORS``.
+A new posterior is one class here plus one entry in ``POSTERIORS``: ``IAF``, the inverse
+autoregressive flow (its pieces in ``numvae.flows``), is one; it also has parameters of its
+own and a third head, ``context``. ``expected_z(heads, rng)`` gives E_q[z|x] (for the
+active units and the figures).
 """
 import math
 
