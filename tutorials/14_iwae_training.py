@@ -132,18 +132,18 @@ def plot(rows, snr, path):
     ax_bounds, ax_std, ax_snr = fig.subplots(1, 3)
     names = list(rows)
     positions = np.arange(len(names))
-    ax_bounds.bar(positions - 0.2, [rows[n]["elbo"] for n in names], 0.4, label="ELBO")
-    ax_bounds.bar(positions + 0.2, [rows[n]["log_px"] for n in names], 0.4,
-                  label="log p(x) estimate (L_K, large K)")
-    low = min(min(rows[n]["elbo"] for n in names), min(rows[n]["log_px"] for n in names))
-    ax_bounds.set_ylim(low - 5, max(rows[n]["log_px"] for n in names) + 3)
+    ax_bounds.plot(positions, [rows[n]["elbo"] for n in names], "o", markersize=9,
+                   label="ELBO")
+    ax_bounds.plot(positions, [rows[n]["log_px"] for n in names], "s", markersize=9,
+                   label="log p(x) estimate (L_K, large K)")
+    ax_bounds.set_xlim(-0.5, len(names) - 0.5)
     ax_bounds.set_xticks(positions, names)
     ax_bounds.set_ylabel("nats per test image")
     ax_bounds.set_title("The IWAE's bound tightens: higher log p(x)")
     ax_bounds.legend(fontsize="small")
     ax_std.bar(positions, [rows[n]["std"] for n in names], color="C2")
     ax_std.set_xticks(positions, names)
-    ax_std.set_title("Encoder: mean posterior std (wider as K grows)")
+    ax_std.set_title("Encoder: mean posterior std")
     ks = sorted(snr)
     for part, marker in (("encoder", "o-"), ("decoder", "s-")):
         ax_snr.plot(ks, [snr[k][part] for k in ks], marker, label=part)
@@ -193,19 +193,23 @@ def main(argv=None):
         print(f"{name} - elbo K=1, paired over the test images: {difference.mean():+.2f} "
               f"+- {difference.std(ddof=1) / np.sqrt(len(difference)):.2f} nats")
     print("You should see (full mode, 10 epochs on 10,000 images): the log p(x) estimate")
-    print("rising with K (about +1.5 nats at K = 5 and +2.5 at K = 20 over the ELBO model,")
-    print("paired SE about 0.1), while the ELBO itself does not rise as much, or falls: the")
-    print("gap log p(x) - ELBO grows with K. The IWAE's encoder is wider (larger std) and")
-    print("uses more active units: it is trained to propose, not to fit the posterior.")
+    print("rising with K, by 10.2 +- 0.3 nats at K = 5 and 12.1 +- 0.3 at K = 20 over the")
+    print("ELBO model (paired over the test images; per epoch, so the IWAE models also had")
+    print("K times the decoder passes). The ELBO rises far less (-139.3, -134.8, -136.9): the")
+    print("gap log p(x) - ELBO grows from 3.7 to 9.3 and 13.4 nats. The bound no longer asks")
+    print("q(z|x) to match the posterior, only to propose draws that the weights can use; the")
+    print("IWAE models use all 20 latent units where the ELBO model uses 10, with posteriors")
+    print("of about the same width (mean std 0.77, 0.71, 0.70).")
 
     banner("3. The gradient signal as K grows")
     model = models[f"elbo K={ks[0]}"]
     snr = gradient_snr(model, test_images[:20].astype(np.float64), snr_ks, n_draws, rng)
     for k, values in snr.items():
         print(f"K = {k:>4}: encoder {values['encoder']:.3f}, decoder {values['decoder']:.3f}")
-    print("You should see: the decoder's ratio rising with K and the encoder's falling (by")
-    print("about a third from K = 1 to K = 100 here, Rainforth et al.'s 1/sqrt(K) only in the")
-    print("limit): more samples help the generative model and starve the inference network.")
+    print("You should see: the decoder's ratio rising with K (4.7, 7.1, 9.8, 13.0 for K = 1,")
+    print("5, 20, 100) and the encoder's falling (0.37, 0.31, 0.28, 0.25): slower than")
+    print("Rainforth et al.'s 1/sqrt(K), which holds only in the limit, but falling. More")
+    print("samples help the generative model and starve the inference network.")
     plot(rows, snr, figure_path(args.out, "iwae_training.png"))
 
 
