@@ -5,7 +5,9 @@
 
 Both run in this process, alternately, ``--rounds`` times ``--steps`` steps each (after
 warm-up steps), on random binary images; the figure is the median over rounds of
-examples per second. Threads: NumPy's BLAS gets OPENBLAS_NUM_THREADS (set it before
+examples per second, of wall-clock time and of the process's CPU time (on a shared
+machine the second is the steadier: time slices lost to other processes do not count,
+though their traffic in the caches does). Threads: NumPy's BLAS gets OPENBLAS_NUM_THREADS (set it before
 running), torch gets ``--threads``.
 """
 import argparse
@@ -81,20 +83,27 @@ def main(argv=None):
     runners = {"numvae": numvae_runner(args.k, args.batch),
                "pytorch": torch_runner(args.k, args.batch, args.threads)}
     rates = {name: [] for name in runners}
+    cpu_rates = {name: [] for name in runners}
     for run in runners.values():                      # warm-up
         for x in batches[:10]:
             run(x)
     for _ in range(args.rounds):
         for name, run in runners.items():
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             for x in batches:
                 run(x)
-            rates[name].append(args.steps * args.batch / (time.perf_counter() - start))
+            examples = args.steps * args.batch
+            rates[name].append(examples / (time.perf_counter() - start))
+            cpu_rates[name].append(examples / (time.process_time() - cpu_start))
     result = {name: statistics.median(values) for name, values in rates.items()}
-    result.update(k=args.k, batch=args.batch, threads=args.threads, rounds=rates)
-    print(f"K = {args.k}, batch {args.batch}, {args.threads} thread(s): numvae "
-          f"{result['numvae']:,.0f} examples/s, PyTorch {result['pytorch']:,.0f} examples/s, "
-          f"ratio {result['numvae'] / result['pytorch']:.2f} (median of {args.rounds} rounds)")
+    result.update({f"{name}_cpu": statistics.median(values) for name, values in cpu_rates.items()})
+    result.update(k=args.k, batch=args.batch, threads=args.threads, rounds=rates,
+                  cpu_rounds=cpu_rates)
+    for suffix, unit in (("", "wall-clock"), ("_cpu", "CPU")):
+        ours, theirs = result["numvae" + suffix], result["pytorch" + suffix]
+        print(f"K = {args.k}, batch {args.batch}, {args.threads} thread(s), per {unit} second: "
+              f"numvae {ours:,.0f} examples/s, PyTorch {theirs:,.0f}, ratio {ours / theirs:.2f} "
+              f"(median of {args.rounds} rounds)")
     if args.json:
         with open(args.json, "w") as file:
             json.dump(result, file, indent=1)
