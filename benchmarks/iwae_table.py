@@ -161,21 +161,27 @@ def write_table(folder=RESULTS):
         lines.append(f"| {name} | {last['epoch']} | {last['nll']:.2f} +- {last['nll_se']:.2f} "
                      f"({last['k']}, {last['n_images']}) | {last['negative_elbo']:.2f} | "
                      f"{last['negative_elbo'] - last['nll']:.2f} | {paper or ''} | {gap} |")
+    epochs = sorted({stage["epoch"] for result in rows.values() for stage in result["stages"]})
+    lines += ["", "Test NLL at the end of each stage (nats):", "",
+              "| row | " + " | ".join(f"epoch {epoch}" for epoch in epochs) + " |",
+              "|---|" + "---:|" * len(epochs)]
+    for name, result in rows.items():
+        by_epoch = {stage["epoch"]: stage for stage in result["stages"]}
+        cells = [f"{by_epoch[e]['nll']:.2f}" if e in by_epoch else "" for e in epochs]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "Paired differences (same epoch, same test images): NLL_a - NLL_b +- SE", ""]
     names = list(rows)
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            common = ({s["epoch"]: s for s in rows[a]["stages"]}.keys()
-                      & {s["epoch"]: s for s in rows[b]["stages"]}.keys())
-            if not common:
-                continue
-            epoch = max(common)
-            sa = next(s for s in rows[a]["stages"] if s["epoch"] == epoch)
-            sb = next(s for s in rows[b]["stages"] if s["epoch"] == epoch)
-            if sa["n_images"] != sb["n_images"]:
-                continue
-            mean, se = paired(sa["per_example_log_px"], sb["per_example_log_px"])
-            lines.append(f"- epoch {epoch}: {a} - {b} = {mean:+.2f} +- {se:.2f} nats")
+            stages_a = {s["epoch"]: s for s in rows[a]["stages"]}
+            stages_b = {s["epoch"]: s for s in rows[b]["stages"]}
+            for epoch in sorted(stages_a.keys() & stages_b.keys()):
+                sa, sb = stages_a[epoch], stages_b[epoch]
+                if sa["n_images"] != sb["n_images"]:
+                    continue
+                mean, se = paired(sa["per_example_log_px"], sb["per_example_log_px"])
+                lines.append(f"- epoch {epoch}: {a} - {b} = {mean:+.2f} +- {se:.2f} nats "
+                             f"({abs(mean) / se:.0f} SE)")
     text = "\n".join(lines) + "\n"
     (folder / "iwae_table.md").write_text(text)
     print(text)
