@@ -200,9 +200,9 @@ def plot_curves(rows, path):
         ax.plot(epochs, nll, "o-", color=f"C{index}", label=f"{name} (numvae)")
         paper = PAPER.get((result["args"]["model"], result["args"]["k"]))
         if paper and result["args"]["posterior"] == "diagonal_gaussian":
-            ax.axhline(paper, color=f"C{index}", linestyle="--", linewidth=0.8)
-            ax.annotate(f"paper, 3280 epochs: {paper}", (1, paper), color=f"C{index}",
-                        fontsize="small", xytext=(0, 2), textcoords="offset points")
+            ax.axhline(paper, color=f"C{index}", linestyle=":", linewidth=0.8)
+            ax.plot([3280], [paper], "*", color=f"C{index}", markersize=12,
+                    label=f"{name}: the paper, 3280 epochs ({paper})")
     ax.set_xscale("log")
     ax.set_xlabel("epoch (end of a stage of the schedule)")
     ax.set_ylabel("test NLL, nats (K = 5000)")
