@@ -55,7 +55,8 @@ def evaluate_elbo(model, images, *, labels=None, batch_size=1000, seed=0):
 
     Returns a dict: ``loss`` (mean negative ELBO), ``loss_se`` (its standard error over
     examples), ``reconstruction`` and ``kl`` (means of the two parts), ``kl_per_dim``
-    ((latent_dim,) mean KL of each latent dimension) and ``n``.
+    ((latent_dim,) mean KL of each latent dimension; NaN where the KL is a Monte Carlo
+    estimate, eq. K3, which has no split by dimension) and ``n``.
     """
     images = model.check_data(images, "images")
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -85,7 +86,8 @@ def evaluate_elbo(model, images, *, labels=None, batch_size=1000, seed=0):
 
 def kl_per_dimension(model, images, *, labels=None, batch_size=1000):
     """Mean KL of each latent dimension over the data: (latent_dim,). Dimensions with KL
-    near 0 are unused ("inactive"): the encoder sends them to the prior for every x."""
+    near 0 are unused ("inactive"): the encoder sends them to the prior for every x.
+    NaN for a posterior and prior with a Monte Carlo KL (a flow's): use ``active_units``."""
     images = model.check_data(images, "images")
     labels = _labels(model, labels, len(images))
     kl_part = kl_part_of(model)
@@ -97,20 +99,23 @@ def kl_per_dimension(model, images, *, labels=None, batch_size=1000):
     return _per_dimension_result(kl_part, total / len(images))
 
 
-def active_units(model, images, *, labels=None, threshold=0.01, batch_size=1000):
+def active_units(model, images, *, labels=None, threshold=0.01, batch_size=1000, seed=0):
     """Burda et al.'s active units: dimensions u with Cov_x(E_q[z_u | x]) > threshold.
 
-    It reads the posterior only (E_q[z | x] is the encoder's mean), so it holds for any
-    prior; with a Monte Carlo KL (a mixture prior), where ``kl_per_dimension`` is NaN, it
-    is the measure of which dimensions are used.
+    It reads the posterior only, so it holds for any prior; with a Monte Carlo KL (a
+    mixture prior, a flow), where ``kl_per_dimension`` is NaN, it is the measure of which
+    dimensions are used. E_q[z|x] is the posterior's ``expected_z``: the ``mean`` head of a
+    diagonal Gaussian, an average of draws (from a generator seeded by ``seed``) for a flow.
     Returns (number of active units, the variance of each dimension's mean: (latent_dim,)).
     """
     images = model.check_data(images, "images")
     labels = _labels(model, labels, len(images))
+    rng = np.random.default_rng(seed)
     with np.errstate(over="ignore", invalid="ignore"):  # checked below, by name
-        means = np.concatenate([_encode(model, images[rows],
-                                        None if labels is None else labels[rows])["mean"]
-                                for rows in _batches(len(images), batch_size)])
+        means = np.concatenate([
+            model.posterior.expected_z(_encode(model, images[rows],
+                                               None if labels is None else labels[rows]), rng)
+            for rows in _batches(len(images), batch_size)])
         variance = means.astype(np.float64).var(axis=0)
     variance = _finite(variance, "the variance of the encoder means")
     return int(np.sum(variance > threshold)), variance

@@ -6,8 +6,9 @@ The KL term KL(q(z|x) || p(z)) is analytic where a formula is registered for the
 ``backward(dkl, cache) -> (dz or None, {head: gradient})``.
 
 An objective turns the per-sample negative log-likelihoods and the KL into the loss,
-and back. ``OBJECTIVES`` is its registry: an importance-weighted bound, say, is one
-class here plus one entry there.
+and back: ``forward(nll, z, posterior_cache, posterior, prior, kl_weight) -> (terms,
+cache)`` and ``backward(cache) -> (dnll, dz or None, {head: gradient})``. ``OBJECTIVES``
+is its registry: ``ELBO`` and ``IWAE``, the importance-weighted bound.
 """
 import numpy as np
 
@@ -91,6 +92,7 @@ class ELBO:
     kl_weight = 1 is the negative ELBO itself; other values are beta-VAEs and KL warm-up.
     """
     name = "elbo"
+    supports_kl_weight = True
     formula = "L = mean_batch(reconstruction + kl_weight * kl)  (V1)"
 
     def __init__(self, n_samples=1, kl_weight=1.0):
@@ -155,6 +157,7 @@ class Reconstruction:
     name = "reconstruction"
     formula = "L = mean_batch(reconstruction): no KL term"
     kl_weight = 0.0
+    supports_kl_weight = False  # no KL term to weigh (nor warm up)
 
     def __init__(self, n_samples=1):
         self.n_samples = int(n_samples)
@@ -191,4 +194,88 @@ def kl_part_of(model):
     return (own or kl_term)(model.posterior, model.prior)
 
 
-OBJECTIVES = {part.name: part for part in (ELBO, Reconstruction)}
+
+class IWAE:
+    """The negative importance-weighted bound with K samples of z per example (eq. IW1,
+    Burda, Grosse & Salakhutdinov 2016):
+
+        L = -(1/B) sum_b log (1/K) sum_k w_bk,
+        log w_bk = log p(x_b|z_bk) + log p(z_bk) - log q(z_bk|x_b).
+
+    K = 1 is the ELBO with a Monte Carlo KL; the bound tightens as K grows. It has no KL
+    term to weigh, so a ``kl_weight`` other than 1 (or a KL warm-up) is refused.
+    """
+    name = "iwae"
+    formula = "L = -mean_batch log mean_k w_k,  log w = -nll + log p(z) - log q(z|x)  (IW1)"
+    supports_kl_weight = False
+
+    def __init__(self, n_samples=1):
+        self.n_samples, self.kl_weight = int(n_samples), 1.0
+
+    def settings(self):
+        return {"n_samples": self.n_samples}
+
+    @classmethod
+    def from_config(cls, config, rng, dtype):
+        check_kl_weight_is_one(config.get("kl_weight", 1.0))
+        return cls(config.get("n_samples", 1))
+
+    def forward(self, nll, z, posterior_cache, posterior, prior, kl_weight):
+        """nll: (K, batch) -log p(x|z_k). Returns the terms and the cache for ``backward``.
+
+        Terms: ``bound`` (batch,), log (1/K) sum_k w_k; ``loss`` = -mean(bound), the
+        trained quantity; for the history (as the ELBO reports them), ``reconstruction``
+        (batch,), the mean over the K draws of -log p(x|z_k), and ``kl`` (batch,), the KL
+        (analytic where ``ANALYTIC_KL`` has the pair, else K3): their sum is the negative
+        ELBO of the same draws, which the bound exceeds.
+        """
+        check_kl_weight_is_one(kl_weight)
+        log_q = posterior.log_prob(posterior_cache)                   # (K, batch)
+        log_p = prior.log_prob(z).reshape(log_q.shape)                # (K, batch)
+        log_w = -nll + log_p - log_q                                  # (K, batch), eq. I1
+        top = log_w.max(axis=0)                                       # log-sum-exp: subtract the max
+        log_sum = top + np.log(np.exp(log_w - top).sum(axis=0))       # (batch,)
+        normalised = np.exp(log_w - log_sum)                          # w~_k, sums to 1 over k (IW2)
+        bound = log_sum - np.log(log_w.shape[0])
+        kl_part = kl_term(posterior, prior)
+        kl, _ = kl_part.forward(z, posterior_cache, posterior, prior)
+        terms = dict(reconstruction=nll.mean(axis=0), kl=kl, bound=bound,
+                     loss=float(-np.mean(bound)))
+        return terms, dict(normalised=normalised, z=z, posterior_cache=posterior_cache,
+                           posterior=posterior, prior=prior, kl_part=_BoundPaths(kl_part),
+                           kl_weight=1.0)
+
+    def backward(self, cache):
+        """dL/dlog w_bk = -w~_bk / B (eq. IW2), sent down the three terms of log w:
+
+        dL/dnll = w~ / B (the (K * batch,) row weights), dL/dlog p = -w~ / B and
+        dL/dlog q = w~ / B (through ``prior.log_prob_backward`` and
+        ``posterior.log_prob_backward``, as the Monte Carlo KL's, eq. IW3). Returns
+        (dnll, dz, {head: gradient}).
+        """
+        normalised = cache["normalised"]                              # (K, batch)
+        weight = normalised / normalised.shape[1]                     # w~ / B
+        dz_q, dheads = cache["posterior"].log_prob_backward(weight, cache["posterior_cache"])
+        dz_p = cache["prior"].log_prob_backward(-weight.reshape(-1), cache["z"])
+        return weight.reshape(-1), dz_q + dz_p, dheads
+
+
+class _BoundPaths:
+    """For the inspector: the formulas of the IWAE's log q and log p paths (what the ELBO
+    shows as its KL term's)."""
+    backward_formulas = {head: "sum_k w~_k / B * explicit partials of log q  (IW2, IW3)"
+                         for head in ("mean", "log_var", "context")}
+
+    def __init__(self, kl_part):
+        self.formula = f"{kl_part.formula}; reported only, the loss is the bound (IW1)"
+
+
+def check_kl_weight_is_one(kl_weight):
+    """The importance-weighted bound has no KL term: refuse any weight but 1."""
+    if kl_weight != 1.0:
+        raise ValueError(f"kl_weight={kl_weight!r} has no meaning for objective='iwae' (the "
+                         f"importance-weighted bound has no separate KL term to weigh; nor "
+                         f"has KL warm-up); use objective='elbo' for a weighted KL")
+
+
+OBJECTIVES = {part.name: part for part in (ELBO, Reconstruction, IWAE)}

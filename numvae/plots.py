@@ -59,13 +59,15 @@ def _check_images(model, images):
 
 
 def _encoder_means(model, images, labels=None):
-    """Encoder means of q(z|x) for every row, ENCODE_BATCH rows at a time: (n, latent_dim).
+    """E_q[z|x] for every row (the mean head of a diagonal Gaussian; for a flow, an
+    average of draws from a fixed generator), ENCODE_BATCH rows at a time: (n, latent_dim).
     ``labels`` (n,): a conditional model's (an unconditional one ignores them)."""
     labels = model.check_labels(labels, len(images))
-    return np.concatenate([model.encode(images[start:start + ENCODE_BATCH],
-                                        None if labels is None else
-                                        labels[start:start + ENCODE_BATCH])[0]
-                           for start in range(0, len(images), ENCODE_BATCH)])
+    rng = np.random.default_rng(0)
+    return np.concatenate([model.posterior.expected_z(model.encoder.forward(model.condition(
+        model.check_data(images[start:start + ENCODE_BATCH]),
+        None if labels is None else labels[start:start + ENCODE_BATCH]))[0], rng)
+        for start in range(0, len(images), ENCODE_BATCH)])
 
 
 def _tile(images, rows, cols, image_shape, pad=0):
@@ -273,7 +275,7 @@ def reconstructions(model, images, *, n=10, image_shape=None, labels=None, path=
     image_shape = _check_image_shape(image_shape, model.input_dim)
     originals = images[:n]
     y = None if labels is None else np.asarray(labels)[:n]           # a conditional model's
-    mean = model.encode(originals, y)[0]    # the first head: mean (any posterior has one)
+    mean = _encoder_means(model, originals, y)                        # E_q[z|x]
     rebuilt = model.decode(mean, y)                                   # (n, input_dim)
 
     fig = Figure(figsize=(1.0 + 1.0 * n, 2.6), layout="constrained")

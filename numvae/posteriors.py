@@ -10,14 +10,18 @@ its own parameters, if any, in ``params``/``grads`` join the model's as
 * ``log_prob(cache)``: log q(z|x) of those draws, (S, batch), and its backward
   ``log_prob_backward(dlog_q, cache)`` (for Monte Carlo KLs and weighted bounds).
 
-A new posterior (a normalising flow, say) is one class here plus one entry in
-``POSTERIORS``.
+A new posterior is one class here plus one entry in ``POSTERIORS``: ``IAF``, the inverse
+autoregressive flow (its pieces in ``numvae.flows``), is one; it also has parameters of its
+own and a third head, ``context``. ``expected_z(heads, rng)`` gives E_q[z|x] (for the
+active units and the figures).
 """
 import math
 
 import numpy as np
 
+from .flows import IAFStep
 from .losses import safe_exp
+from .validation import check_positive_int, check_widths
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -90,6 +94,10 @@ class DiagonalGaussian:
                  "log_var": (weight * 0.5 * (eps * eps - 1.0)).sum(axis=0)}
         return dz_explicit.reshape(-1, eps.shape[-1]), heads
 
+    def expected_z(self, heads, rng=None):
+        """E_q[z|x] = mean, exactly: (batch, latent_dim)."""
+        return heads["mean"]
+
 
 class PointMass:
     """q(z|x) = delta(z - mean): a deterministic encoder, one head. With the objective
@@ -126,6 +134,10 @@ class PointMass:
         """dz (S * batch, latent_dim) -> {"mean": sum_s dz}: dz/dmean = 1 for every sample."""
         return {"mean": dz.reshape(cache["eps"].shape).sum(axis=0)}
 
+    def expected_z(self, heads, rng=None):
+        """E_q[z|x] = mean: the point itself, (batch, latent_dim)."""
+        return heads["mean"]
+
     def log_prob(self, cache):
         raise ValueError("a point mass has no density, so no log q(z|x): no KL to the prior "
                          "and no importance-weighted bound; train a point-mass posterior with "
@@ -135,4 +147,120 @@ class PointMass:
         self.log_prob(cache)
 
 
-POSTERIORS = {part.name: part for part in (DiagonalGaussian, PointMass)}
+
+class _Owned(dict):
+    """{name: array} of arrays that belong to layers: writing an entry (as the model does
+    when it moves every parameter into its flat buffer) writes the layer's own."""
+
+    def __init__(self, owners):
+        super().__init__({name: params[key] for name, (params, key) in owners.items()})
+        self._owners = owners
+
+    def __setitem__(self, name, value):
+        super().__setitem__(name, value)
+        params, key = self._owners[name]
+        params[key] = value
+
+
+class IAF:
+    """q(z|x): the diagonal Gaussian followed by T inverse autoregressive steps (IF1-IF6).
+
+    Heads: ``mean``, ``log_var`` (latent_dim each) and ``context`` (flow_hidden[0]).
+    Parameters ``steps.<t>.made.<k>.W`` etc., joining the model's as ``posterior.steps...``.
+    Their gradient comes along two paths, through z_T (``rsample_backward``) and through
+    the log-determinants (``log_prob_backward``): both add into ``grads``, which ``rsample``
+    (the forward pass) sets to zero, as PyTorch's ``zero_grad`` would.
+    """
+    name = "iaf"
+    heads = ("mean", "log_var", "context")
+    formulas = {"std": "std = exp(0.5 log_var)  (R1)", "eps": "eps ~ N(0, I), (S, batch, latent_dim)",
+                "z0": "z_0 = mean + std * eps  (R1)",
+                "z": "z_t = sigma_t z_{t-1} + (1 - sigma_t) m_t, t = 1..T  (IF3)"}
+    backward_formulas = {"mean": "sum_s dL/dz_0  (IF6)",
+                         "log_var": "sum_s dL/dz_0 * 0.5 std eps  (IF6)",
+                         "context": "sum_s sum_t dL/dh from each step  (IF5)"}
+
+    def __init__(self, latent_dim, flow_steps=1, flow_hidden=(50,), rng=None, dtype=np.float32):
+        self.flow_steps = check_positive_int(flow_steps, "flow_steps")
+        self.flow_hidden = check_widths(flow_hidden, "flow_hidden")
+        if not self.flow_hidden:
+            raise ValueError("flow_hidden must have at least one width; got ()")
+        self.gaussian = DiagonalGaussian()
+        self.steps = [IAFStep(latent_dim, self.flow_hidden[0], self.flow_hidden, t % 2 == 1,
+                              rng, dtype) for t in range(self.flow_steps)]
+        owners = {f"steps.{t}.{name}.{key}": (layer.params, key)
+                  for t, step in enumerate(self.steps) for name, layer in step.layers.items()
+                  for key in layer.params}
+        self.params = _Owned(owners)
+        self.grads = {name: np.zeros_like(value) for name, value in self.params.items()}
+
+    def settings(self):
+        return {"flow_steps": self.flow_steps, "flow_hidden": self.flow_hidden}
+
+    def head_widths(self, latent_dim):
+        return {"mean": latent_dim, "log_var": latent_dim, "context": self.flow_hidden[0]}
+
+    @classmethod
+    def from_config(cls, config, rng, dtype):
+        return cls(config["latent_dim"], config.get("flow_steps", 1),
+                   config.get("flow_hidden", (50,)), rng, dtype)
+
+    def rsample(self, heads, eps):
+        """z_T (S * batch, latent_dim) from eps (S, batch, latent_dim), and the cache."""
+        z, cache = self.gaussian.rsample(heads, eps)                       # z_0 (R1)
+        h = np.tile(heads["context"], (eps.shape[0], 1))                   # row s * batch + b
+        cache.update(context=heads["context"], z0=z, steps=[])
+        log_det = np.zeros(len(z), z.dtype)
+        for step in self.steps:
+            z, step_cache = step.forward(z, h)
+            log_det += step_cache["log_sigma"].sum(axis=1)
+            cache["steps"].append(step_cache)
+        cache["log_det"] = log_det.reshape(eps.shape[:2])                  # (S, batch)
+        for grad in self.grads.values():
+            grad[...] = 0.0                       # both backward paths add into grads
+        return z, cache
+
+    def _backward(self, dz, dlog_det, cache):
+        """Back through the steps to z_0, then to the heads (IF5, IF6); each layer's
+        gradient is added into ``grads``."""
+        dh = 0.0
+        for t in range(self.flow_steps - 1, -1, -1):
+            step = self.steps[t]
+            dz, dh_t = step.backward(dz, dlog_det, cache["steps"][t])
+            dh = dh + dh_t                                 # every step reads the same h
+            for name, layer in step.layers.items():
+                for key, grad in layer.grads.items():
+                    self.grads[f"steps.{t}.{name}.{key}"] += grad
+        heads = self.gaussian.rsample_backward(dz, cache)
+        heads["context"] = dh.reshape(*cache["eps"].shape[:2], -1).sum(axis=0)
+        return heads
+
+    def rsample_backward(self, dz, cache):
+        """dL/dz_T (S * batch, latent_dim) -> {head: gradient}, and the flow's into ``grads``."""
+        return self._backward(dz, None, cache)
+
+    def log_prob(self, cache):
+        """log q(z_T|x) = log N(z_0; mean, std^2) - sum_t sum_i log sigma_t,i (IF4): (S, batch)."""
+        return self.gaussian.log_prob(cache) - cache["log_det"]
+
+    def log_prob_backward(self, dlog_q, cache):
+        """The gradient of L(log q) for dL/dlog_q = ``dlog_q`` (S, batch) (eq. IF6).
+
+        log q is written as a function of eps and the heads (the noise held fixed), so its
+        whole gradient goes to the heads and the flow's parameters, and dz is 0: the
+        Gaussian part gives d/dmean = 0, d/dlog_var = -1/2 per dimension; the
+        log-determinants, -dlog_q each, go back through the steps. Returns dz (zeros,
+        (S * batch, latent_dim)) and {head: gradient}.
+        """
+        heads = self._backward(np.zeros_like(cache["z0"]), -dlog_q.reshape(-1), cache)
+        heads["log_var"] = heads["log_var"] - 0.5 * dlog_q.sum(axis=0)[:, None]
+        return np.zeros_like(cache["z0"]), heads
+
+    def expected_z(self, heads, rng, n_samples=100):
+        """E_q[z|x] estimated from ``n_samples`` draws: (batch, latent_dim)."""
+        eps = rng.standard_normal((n_samples, *heads["mean"].shape)).astype(heads["mean"].dtype)
+        z, _ = self.rsample(heads, eps)
+        return z.reshape(eps.shape).mean(axis=0)
+
+
+POSTERIORS = {part.name: part for part in (DiagonalGaussian, PointMass, IAF)}

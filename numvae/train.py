@@ -18,6 +18,7 @@ from . import datasets
 from .evaluate import evaluate_elbo
 from .checkpoint_fields import check_history, check_resume_position, check_train_state
 from .losses import NumericalError
+from .schedules import SCHEDULES, learning_rate
 from .validation import check_nonnegative_int, check_positive_int
 
 
@@ -147,12 +148,16 @@ def _check_optimizer_holds(model, optimizer):
                          "Adam(model.params) with this model")
 
 
-def _check_fit_options(epochs, batch_size, kl_warmup_epochs, grad_norm_every, binarize, seed):
+def _check_fit_options(epochs, batch_size, kl_warmup_epochs, grad_norm_every, binarize, seed,
+                       model):
     check_nonnegative_int(kl_warmup_epochs, "kl_warmup_epochs")
     if not isinstance(binarize, (bool, np.bool_)):
         raise TypeError(f"binarize must be True or False; got {binarize!r}")
     if seed is not None:
         check_nonnegative_int(seed, "seed")
+    if kl_warmup_epochs and not getattr(model.objective, "supports_kl_weight", True):
+        raise ValueError(f"kl_warmup_epochs={kl_warmup_epochs} has no meaning for "
+                         f"objective={model.objective.name!r}: it has no KL term to weigh")
     return (check_positive_int(epochs, "epochs"), check_positive_int(batch_size, "batch_size"),
             check_positive_int(grad_norm_every, "grad_norm_every"))
 
@@ -160,7 +165,7 @@ def _check_fit_options(epochs, batch_size, kl_warmup_epochs, grad_norm_every, bi
 def fit(model, optimizer, train_data, *, epochs, batch_size=128, val_data=None,
         kl_warmup_epochs=0, seed=None, callbacks=(), binarize=False, progress=True,
         log=print, history=None, train_state=None, train_permutation=None,
-        grad_norm_every=10):
+        grad_norm_every=10, schedule=None):
     """Train ``model`` with ``optimizer`` for ``epochs`` epochs (counted from the start).
 
     train_data, val_data: a ``numvae.datasets.Dataset`` or an array (n, input_dim); a
@@ -172,15 +177,20 @@ def fit(model, optimizer, train_data, *, epochs, batch_size=128, val_data=None,
         interrupted by Ctrl-C (``state["interrupted"]`` is then True); ``state`` holds
         ``model, optimizer, history, train_state, train_permutation``.
     history, train_state, train_permutation: from a checkpoint, to resume a run.
+    schedule: None (the optimiser's rate throughout, or the resumed run's schedule) or a
+        name in ``numvae.schedules.SCHEDULES`` ("burda"): ``optimizer.lr`` is set at the
+        start of each epoch, relative to the rate it had when the run started; name and
+        base rate go into the training state, so a resumed run follows them.
     Returns the history (see ``new_history``).
     """
     images, labels = _as_images(train_data, model, "train_data")
     val = None if val_data is None else _as_images(val_data, model, "val_data")  # (images, labels)
     _check_optimizer_holds(model, optimizer)
     epochs, batch_size, grad_norm_every = _check_fit_options(
-        epochs, batch_size, kl_warmup_epochs, grad_norm_every, binarize, seed)
+        epochs, batch_size, kl_warmup_epochs, grad_norm_every, binarize, seed, model)
     run = _Run(model, optimizer, images, batch_size, seed, history, train_state, train_permutation)
     run.labels = labels
+    run.set_schedule(schedule)
     run.warmup_steps = kl_warmup_epochs * run.steps_per_epoch
     run.binarize, run.grad_norm_every = binarize, grad_norm_every
     with _deferred_interrupt() as interrupt:
@@ -225,8 +235,22 @@ class _Run:
             self.state.update(train_state)
             self.rng.bit_generator.state = train_state["rng"]
             self.permutation = permutation
-        self.base_kl_weight = model.config["kl_weight"]
+        self.base_kl_weight = model.config.get("kl_weight", 1.0)  # none: the IWAE's bound
         self.epoch_kl_weight = self.base_kl_weight
+
+    def set_schedule(self, name):
+        """Follow the learning-rate schedule ``name`` (None: the resumed run's, if any)."""
+        saved = self.state.get("schedule")
+        name = saved["name"] if name is None and saved else name
+        if name is None:
+            return
+        if name not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(repr(k) for k in SCHEDULES)}; "
+                             f"got {name!r}")
+        if saved and saved["name"] != name:
+            raise ValueError(f"schedule={name!r}, but the resumed run follows {saved['name']!r}")
+        base_lr = saved["base_lr"] if saved else self.optimizer.lr
+        self.state["schedule"] = dict(name=name, base_lr=base_lr)
 
     def callback_state(self, interrupted=False):
         return dict(model=self.model, optimizer=self.optimizer, history=self.history,
@@ -240,6 +264,9 @@ class _Run:
         if self.permutation is None:  # a new epoch (a resumed one brings its own order)
             self.permutation = self.rng.permutation(len(self.images))
         bar = Progress(epoch, epochs, self.steps_per_epoch, progress)
+        if "schedule" in state:
+            self.optimizer.lr = learning_rate(state["schedule"]["name"],
+                                              state["schedule"]["base_lr"], epoch - 1)
         start, seconds_before = time.perf_counter(), state["seconds"]
         while state["step"] < self.steps_per_epoch:
             if interrupt["requested"]:

@@ -105,6 +105,9 @@ class VAE:
     posterior, prior, objective : names in ``POSTERIORS``, ``PRIORS``, ``OBJECTIVES``
     prior_components : int
         Components K of the "mixture" prior (a setting of that part only).
+    flow_steps, flow_hidden : int, tuple of int
+        Settings of the flow posterior (``posterior="iaf"``): its number of steps and the
+        hidden widths of each step's MADE. Other posteriors ignore them.
     dtype : numpy float type
         float32 for training (the default); gradient checks use float64.
     seed : int or None
@@ -119,7 +122,8 @@ class VAE:
                  decoder_hidden=(32, 256), likelihood="bernoulli", sigma=1.0, kl_weight=1.0,
                  n_samples=1, activation="relu", posterior="diagonal_gaussian",
                  prior="standard_normal", objective="elbo", prior_components=10,
-                 architecture="mlp", n_classes=None, dtype=np.float32, seed=None):
+                 flow_steps=1, flow_hidden=(50,), architecture="mlp", n_classes=None,
+                 dtype=np.float32, seed=None):
         check_vae_config(input_dim, shared_dim, latent_dim, sigma, kl_weight, n_samples, dtype, seed)
         encoder_hidden = check_widths(encoder_hidden, "encoder_hidden")
         decoder_hidden = check_widths(decoder_hidden, "decoder_hidden")
@@ -132,7 +136,8 @@ class VAE:
         settings = dict(input_dim=int(input_dim), shared_dim=int(shared_dim),
                         latent_dim=int(latent_dim), sigma=float(sigma),
                         kl_weight=float(kl_weight), n_samples=int(n_samples),
-                        prior_components=prior_components)
+                        prior_components=prior_components, flow_steps=flow_steps,
+                        flow_hidden=flow_hidden)
         self.dtype = np.dtype(dtype)
         self.rng = np.random.default_rng(seed)
         # each part reads its own settings; parts with parameters draw them from self.rng

@@ -125,3 +125,24 @@ def test_gradcheck_and_iwae_workers(speed, cache):
     iwae = speed.worker_iwae(dict(cache=cache, arch="slides", dtype="float32", seed=0,
                                   n_images=5, k=20))
     assert np.isfinite(iwae["log_px"]) and iwae["rows"] == 100
+
+
+def test_iwae_table_runs_stops_and_resumes(mnist_dir, tmp_path):
+    """benchmarks/iwae_table.py on 100 training images: two stages, then a third resumed
+    from the checkpoint; the results and the table are written."""
+    import json
+    spec = importlib.util.spec_from_file_location(
+        "numvae_bench_iwae_table", SPEED.parent / "iwae_table.py")
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    out = tmp_path / "iwae_k2"
+    common = ["--model", "iwae", "--k", "2", "--n-train", "100", "--eval-k", "4",
+              "--eval-images", "10", "--data-dir", str(mnist_dir), "--out", str(out)]
+    table.main(common + ["--stages", "2"])
+    first = json.loads((out / "results.json").read_text())
+    assert [stage["epoch"] for stage in first["stages"]] == [1, 4]
+    table.main(common + ["--stages", "3"])
+    results = json.loads((out / "results.json").read_text())
+    assert [stage["epoch"] for stage in results["stages"]] == [1, 4, 13]
+    assert results["stages"][:2] == first["stages"] and len(results["train_loss"]) == 13
+    assert "iwae_k2 | 13 |" in (tmp_path / "iwae_table.md").read_text()

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from numvae import Dense, Sigmoid
+from numvae import Sigmoid
 from numvae.gradcheck import (check_arrays, check_layer, check_model, check_model_directions,
                               directional_check, numerical_gradient, relative_error)
 from helpers import tiny_model

@@ -126,5 +126,5 @@ def test_registries_are_the_choices_everywhere():
     train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
     likelihood = next(a for a in train_parser._actions if a.dest == "likelihood")
     assert sorted(likelihood.choices) == sorted(likelihoods.LIKELIHOODS)
-    with pytest.raises(ValueError, match="posterior must be one of 'diagonal_gaussian'.*; got 'iaf'"):
-        numvae.VAE(4, 3, 2, posterior="iaf")
+    with pytest.raises(ValueError, match="posterior must be one of 'diagonal_gaussian'.*; got 'planar'"):
+        numvae.VAE(4, 3, 2, posterior="planar")

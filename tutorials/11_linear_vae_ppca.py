@@ -16,7 +16,7 @@
 # a Gaussian likelihood, a linear encoder mean and a diagonal encoder covariance has the
 # same global optimum: at it, the ELBO equals the pPCA log-likelihood, the decoder spans
 # the principal subspace and its sigma^2 is sigma^2_ML. We check this numerically. The
-# formulas are derived in docs/derivations.md, section 13: the ML solution (P1), the exact
+# formulas are derived in docs/derivations.md, section 15: the ML solution (P1), the exact
 # posterior (P2), the linear VAE's ELBO in closed form (P3) and the gradient of
 # log sigma^2 (P4).
 #

@@ -26,8 +26,8 @@ def run(args):
     # a Monte Carlo KL (a mixture prior) has no split by dimension: NaN, shown as "n/a"
     print("KL per latent dimension: " + " ".join("n/a" if v != v else f"{v:.3f}"
                                                  for v in result["kl_per_dim"])
-          + f"  ({n_active} of {model.latent_dim} active units: variance of the encoder mean "
-            f"over the data > 0.01)")
+          + f"  ({n_active} of {model.latent_dim} active units: Var_x E_q[z|x] "
+            f"> 0.01)")
     if args.iwae_k and not getattr(model.posterior, "has_density", True):
         print("importance-weighted log p(x): not defined, the posterior is a point mass "
               "(an autoencoder); skipped")

@@ -6,8 +6,10 @@ from pathlib import Path
 from .. import datasets, evaluate, train
 from .._io import atomic_write_bytes
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ..optim_fast import FastAdam
 from ..layers import ACTIVATIONS
+from ..objectives import OBJECTIVES
+from ..optim_fast import FastAdam
+from ..schedules import SCHEDULES
 from ..vae import ARCHITECTURES, LIKELIHOODS, PRIORS, VAE
 from .common import (Parser, UsageError, epochs_option, int_in, load_data, lr_option,
                      make_out_dir, new_run_folder, nonnegative_float, nonnegative_int, save_figures,
@@ -48,8 +50,16 @@ def add_parser(commands):
                    help="a conditional VAE: the one-hot label goes to the encoder and the decoder")
     p.add_argument("--kl-weight", type=nonnegative_float, default=1.0)
     p.add_argument("--kl-warmup-epochs", type=int_in(0, 100_000), default=0)
+    p.add_argument("--objective", choices=sorted(OBJECTIVES), default="elbo",
+                   help="elbo (default) or iwae, the importance-weighted bound (refuses "
+                   "--kl-weight other than 1 and --kl-warmup-epochs)")
+    p.add_argument("--n-samples", type=int_in(1, 100_000), default=1,
+                   help="samples of z per example in the training loss (K of the IWAE)")
     p.add_argument("--batch-size", type=width_option, default=128)
     p.add_argument("--lr", type=lr_option, default=1e-3)
+    p.add_argument("--schedule", choices=sorted(SCHEDULES), default="constant",
+                   help="learning-rate schedule relative to --lr (burda: 3^i epochs at "
+                   "lr * 10^(-i/7), i = 0..7); a resumed run keeps its own")
     p.add_argument("--seed", type=seed_option, default=0)
     p.add_argument("--binarize", action="store_true",
                    help="dynamic binarisation: a fresh Bernoulli draw of each pixel every epoch")
@@ -75,12 +85,16 @@ def _new_run(args):
     meta = dict(dataset=used, data_dir=data_dir, epochs=args.epochs or DEFAULT_EPOCHS[used],
                 val_size=DEFAULT_VAL_SIZE[used] if args.val_size is None else args.val_size,
                 batch_size=args.batch_size, seed=args.seed, binarize=args.binarize,
-                kl_warmup_epochs=args.kl_warmup_epochs)
+                kl_warmup_epochs=args.kl_warmup_epochs, schedule=args.schedule)
+    if args.kl_warmup_epochs and not OBJECTIVES[args.objective].supports_kl_weight:
+        raise UsageError(f"numvae: error: --kl-warmup-epochs has no meaning for --objective "
+                         f"{args.objective} (no KL term to weigh)", code=2)
     try:
         model = VAE(train_data.images.shape[1], args.shared_dim, args.latent_dim,
                     likelihood=args.likelihood, sigma=args.sigma, kl_weight=args.kl_weight,
                     activation=args.activation, architecture=args.architecture, prior=args.prior,
-                    prior_components=args.prior_components, seed=args.seed,
+                    prior_components=args.prior_components, objective=args.objective,
+                    n_samples=args.n_samples, seed=args.seed,
                     n_classes=int(train_data.labels.max()) + 1 if args.conditional else None)
     except ValueError as err:  # e.g. --architecture conv on images it cannot take
         raise UsageError(f"numvae: error: {err}", code=2) from None
@@ -173,7 +187,8 @@ def _fit(args, run, meta, fit_data, val_data, save, checkpoint_path):
                          binarize=meta["binarize"], callbacks=[save],
                          progress=not args.no_progress and sys.stderr.isatty(),
                          history=run["history"], train_state=run["train_state"],
-                         train_permutation=run["train_permutation"])
+                         train_permutation=run["train_permutation"],
+                         schedule=meta.get("schedule"))
     except train.TrainingDivergedError as err:
         kept = f"; the last good checkpoint is {checkpoint_path}" if checkpoint_path.exists() else ""
         raise UsageError(f"numvae: error: {err}{kept}") from None

@@ -1,0 +1,224 @@
+"""Burda, Grosse & Salakhutdinov (2016), Table 1, MNIST, one stochastic layer, reproduced.
+
+    python benchmarks/iwae_table.py --model iwae --k 5 --stages 5      # one row, resumable
+    python benchmarks/iwae_table.py --table                           # the side-by-side table
+
+The set-up of the paper: 784-200-200-50 (tanh) encoder and 50-200-200-784 decoder,
+Bernoulli likelihood, dynamically binarised training images (all 60,000), Adam (beta2 =
+0.999, eps = 1e-4), batch 20, the learning-rate schedule "burda" (stage i = 0..7 lasts 3^i
+epochs at 1e-3 * 10^(-i/7); ``--stages 5`` is the first 121 epochs), test log-likelihood
+estimated with K = 5000 on the test images, binarised once with a fixed seed.
+
+Every epoch ends with a checkpoint (``<out>/checkpoint.npz``): kill the run at any point
+and run the same command again to resume where it was. At the end of each stage the test
+NLL (K = ``--eval-k`` on the first ``--eval-images`` test images, per example, so that two
+rows can be compared pair by pair) and the test negative ELBO are written to
+``<out>/results.json``; ``--table`` gathers every row into ``results/iwae_table.md``.
+"""
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results" / "iwae_table"
+# the paper's Table 1 (one stochastic layer): test NLL in nats
+PAPER = {("vae", 1): 86.76, ("vae", 5): 86.47, ("iwae", 5): 85.54, ("vae", 50): 86.35,
+         ("iwae", 50): 84.78}
+TEST_SEED = 2016  # the test images are binarised once, with this seed
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=["vae", "iwae"], default="vae")
+    parser.add_argument("--k", type=int, default=1, help="samples of z per example")
+    parser.add_argument("--stages", type=int, default=5, help="stages of the schedule (1..8)")
+    parser.add_argument("--posterior", default="diagonal_gaussian",
+                        help="diagonal_gaussian or iaf")
+    parser.add_argument("--flow-steps", type=int, default=2)
+    parser.add_argument("--flow-hidden", type=int, nargs="+", default=[200])
+    parser.add_argument("--data-dir", default=str(ROOT.parents[1] / "shared" / "mnist"))
+    parser.add_argument("--out", help="the row's folder (default: results/iwae_table/<row>)")
+    parser.add_argument("--eval-k", type=int, default=5000)
+    parser.add_argument("--eval-images", type=int, default=1000,
+                        help="test images for the NLL at each stage's end")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-train", type=int, help="fewer training images (smoke tests)")
+    parser.add_argument("--table", action="store_true", help="only write the table")
+    return parser.parse_args(argv)
+
+
+def row_name(args):
+    flow = f"_iaf{args.flow_steps}" if args.posterior == "iaf" else ""
+    return f"{args.model}_k{args.k}{flow}"
+
+
+def build_model(args):
+    import numvae
+    flow = (dict(flow_steps=args.flow_steps, flow_hidden=tuple(args.flow_hidden))
+            if args.posterior == "iaf" else {})
+    return numvae.VAE(784, 200, 50, encoder_hidden=(200,), decoder_hidden=(200, 200),
+                      activation="tanh", objective="elbo" if args.model == "vae" else "iwae",
+                      n_samples=args.k, posterior=args.posterior, seed=args.seed, **flow)
+
+
+def load_data(args):
+    from numvae import datasets
+    train, test = datasets.load_mnist(args.data_dir, download=False)
+    images = train.images if args.n_train is None else train.images[:args.n_train]
+    test_images = datasets.binarize(test.images, np.random.default_rng(TEST_SEED))
+    return images, test_images
+
+
+def evaluate_stage(model, test_images, args, epoch):
+    """Test NLL (K = eval_k, per example) and negative ELBO at the end of a stage."""
+    from numvae import evaluate
+    start = time.perf_counter()
+    subset = test_images[:args.eval_images]
+    nll = evaluate.iwae_log_likelihood(model, subset, k=args.eval_k, seed=epoch)
+    elbo = evaluate.evaluate_elbo(model, subset, seed=epoch)
+    return dict(epoch=epoch, nll=-nll["log_px"], nll_se=nll["log_px_se"],
+                negative_elbo=elbo["loss"], negative_elbo_se=elbo["loss_se"],
+                per_example_log_px=nll["per_example"].tolist(), k=args.eval_k,
+                n_images=len(subset), seconds=time.perf_counter() - start)
+
+
+def write_json(path, value):
+    from numvae._io import atomic_write_bytes
+    atomic_write_bytes(path, (json.dumps(value, indent=1) + "\n").encode())
+
+
+def run(args):
+    from numvae import train
+    from numvae.checkpoint import load_checkpoint, save_checkpoint
+    from numvae.optim_fast import FastAdam
+    from numvae.schedules import Burda
+    out = Path(args.out) if args.out else RESULTS / row_name(args)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint_path, results_path = out / "checkpoint.npz", out / "results.json"
+    images, test_images = load_data(args)
+    ends = Burda.stage_ends(args.stages)
+    results = (json.loads(results_path.read_text()) if results_path.exists()
+               else dict(row=row_name(args), args=vars(args), stage_ends=ends, stages=[],
+                         epoch_seconds=[], train_loss=[]))
+    if checkpoint_path.exists():
+        saved = load_checkpoint(checkpoint_path)
+        model, optimizer = saved.model, saved.optimizer
+        resume = dict(history=saved.history, train_state=saved.train_state,
+                      train_permutation=saved.train_permutation)
+        print(f"resuming {checkpoint_path} at epoch {saved.train_state['epoch']}")
+    else:
+        model = build_model(args)
+        optimizer = FastAdam(model.params, lr=1e-3, betas=(0.9, 0.999), eps=1e-4)
+        resume = dict(history=None, train_state=None, train_permutation=None)
+
+    def save(state):
+        if not state["interrupted"]:
+            epoch = state["train_state"]["epoch"]
+            history = state["history"]
+            results["epoch_seconds"] = history["seconds"]
+            results["train_loss"] = history["train_loss"]
+            if epoch in ends and all(s["epoch"] != epoch for s in results["stages"]):
+                stage = evaluate_stage(model, test_images, args, epoch)
+                results["stages"].append(stage)
+                print(f"stage end, epoch {epoch}: test NLL {stage['nll']:.2f} +- "
+                      f"{stage['nll_se']:.2f}, -ELBO {stage['negative_elbo']:.2f} "
+                      f"({stage['seconds']:.0f} s)", flush=True)
+            write_json(results_path, results)
+        save_checkpoint(checkpoint_path, model, optimizer, state["history"],
+                        state["train_state"], state["train_permutation"])
+
+    train.fit(model, optimizer, images, epochs=ends[-1], batch_size=20, seed=args.seed,
+              binarize=True, schedule="burda", callbacks=[save], progress=False,
+              log=lambda line: print(line, flush=True), **resume)
+    write_table(out.parent)
+
+
+def paired(a, b):
+    """Mean and standard error of the paired difference NLL_a - NLL_b (per example)."""
+    diff = -(np.asarray(a) - np.asarray(b))
+    return float(diff.mean()), float(diff.std(ddof=1) / math.sqrt(len(diff)))
+
+
+def write_table(folder=RESULTS):
+    """results/iwae_table.md: every row's last stage beside the paper, and paired
+    differences of rows evaluated at the same epoch on the same images."""
+    rows = {}
+    for path in sorted(folder.glob("*/results.json")):
+        result = json.loads(path.read_text())
+        if result["stages"]:
+            rows[result["row"]] = result
+    lines = ["| row | epochs | test NLL (K, images) | test -ELBO | log p(x) - ELBO | paper NLL "
+             "| NLL - paper |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, result in rows.items():
+        last = result["stages"][-1]
+        key = (result["args"]["model"], result["args"]["k"])
+        paper = PAPER.get(key) if result["args"]["posterior"] == "diagonal_gaussian" else None
+        gap = f"{last['nll'] - paper:+.2f}" if paper else ""
+        lines.append(f"| {name} | {last['epoch']} | {last['nll']:.2f} +- {last['nll_se']:.2f} "
+                     f"({last['k']}, {last['n_images']}) | {last['negative_elbo']:.2f} | "
+                     f"{last['negative_elbo'] - last['nll']:.2f} | {paper or ''} | {gap} |")
+    epochs = sorted({stage["epoch"] for result in rows.values() for stage in result["stages"]})
+    lines += ["", "Test NLL at the end of each stage (nats):", "",
+              "| row | " + " | ".join(f"epoch {epoch}" for epoch in epochs) + " |",
+              "|---|" + "---:|" * len(epochs)]
+    for name, result in rows.items():
+        by_epoch = {stage["epoch"]: stage for stage in result["stages"]}
+        cells = [f"{by_epoch[e]['nll']:.2f}" if e in by_epoch else "" for e in epochs]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "Paired differences (same epoch, same test images): NLL_a - NLL_b +- SE", ""]
+    names = list(rows)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            stages_a = {s["epoch"]: s for s in rows[a]["stages"]}
+            stages_b = {s["epoch"]: s for s in rows[b]["stages"]}
+            for epoch in sorted(stages_a.keys() & stages_b.keys()):
+                sa, sb = stages_a[epoch], stages_b[epoch]
+                if sa["n_images"] != sb["n_images"]:
+                    continue
+                mean, se = paired(sa["per_example_log_px"], sb["per_example_log_px"])
+                lines.append(f"- epoch {epoch}: {a} - {b} = {mean:+.2f} +- {se:.2f} nats "
+                             f"({abs(mean) / se:.0f} SE)")
+    text = "\n".join(lines) + "\n"
+    (folder / "iwae_table.md").write_text(text)
+    print(text)
+    if rows:
+        plot_curves(rows, folder / "nll_vs_epochs.png")
+
+
+def plot_curves(rows, path):
+    """Test NLL at each stage's end against epochs, each row beside the paper's final value."""
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(7.5, 4.5), layout="constrained")
+    ax = fig.subplots()
+    for index, (name, result) in enumerate(rows.items()):
+        epochs = [stage["epoch"] for stage in result["stages"]]
+        nll = [stage["nll"] for stage in result["stages"]]
+        ax.plot(epochs, nll, "o-", color=f"C{index}", label=f"{name} (numvae)")
+        paper = PAPER.get((result["args"]["model"], result["args"]["k"]))
+        if paper and result["args"]["posterior"] == "diagonal_gaussian":
+            ax.axhline(paper, color=f"C{index}", linestyle=":", linewidth=0.8)
+            ax.plot([3280], [paper], "*", color=f"C{index}", markersize=12,
+                    label=f"{name}: the paper, 3280 epochs ({paper})")
+    ax.set_xscale("log")
+    ax.set_xlabel("epoch (end of a stage of the schedule)")
+    ax.set_ylabel("test NLL, nats (K = 5000)")
+    ax.set_title("Burda et al. (2016), Table 1, one stochastic layer")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="small")
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.table:
+        write_table()
+        return
+    run(args)
+
+
+if __name__ == "__main__":
+    main()

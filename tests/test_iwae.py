@@ -1,0 +1,168 @@
+"""The importance-weighted objective (objective="iwae", eqs. IW1-IW3) and the learning-rate
+schedules: values against the bound written out here, gradients against central
+differences in float64, K = 1 against the ELBO with a Monte Carlo KL, and the refusals."""
+import numpy as np
+import pytest
+
+import numvae
+from numvae import datasets, evaluate, priors, train
+from numvae.checkpoint import load_checkpoint, save_checkpoint
+from numvae.gradcheck import check_model, check_model_directions
+from numvae.schedules import Burda, learning_rate
+from helpers import tiny_model
+
+X = np.random.default_rng(2).uniform(size=(5, 10))
+EPS = np.random.default_rng(3).standard_normal((4, 5, 3))
+
+
+def test_the_loss_is_minus_the_mean_log_mean_weight():
+    model = tiny_model(seed=1, objective="iwae", n_samples=4, activation="tanh")
+    log_w = evaluate.log_weights(model, X, EPS)                     # (K, batch), eq. I1
+    bound = np.log(np.mean(np.exp(log_w), axis=0))
+    cache = model.forward(X, EPS)
+    np.testing.assert_allclose(cache["bound"], bound, rtol=1e-12)
+    assert cache["loss"] == pytest.approx(-bound.mean(), rel=1e-12)
+    # the bound is above the mean of the K single-sample ELBOs (Jensen), draw by draw
+    assert np.all(cache["bound"] >= log_w.mean(axis=0))
+    # what fit's history reads: -log p(x|z) averaged over the draws, and the KL
+    elbo = tiny_model(seed=1, n_samples=4, activation="tanh").forward(X, EPS)
+    np.testing.assert_allclose(cache["reconstruction"], elbo["reconstruction"], rtol=1e-12)
+    np.testing.assert_allclose(cache["kl"], elbo["kl"], rtol=1e-12)
+    assert cache["reconstruction"].shape == cache["kl"].shape == (5,)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_gradient_matches_central_differences(likelihood, activation):
+    model = tiny_model(seed=4, objective="iwae", n_samples=4, likelihood=likelihood,
+                       activation=activation)
+    errors = check_model(model, X, EPS)
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_a_wrong_weight_is_caught():
+    """The check is tight enough to see the normalised weights replaced by 1/K (the
+    average of K ELBO gradients instead of the bound's)."""
+    model = tiny_model(seed=4, objective="iwae", n_samples=4, activation="tanh")
+    backward = model.objective.backward
+
+    def uniform_weights(cache):
+        cache = dict(cache, normalised=np.full_like(cache["normalised"], 0.25))
+        return backward(cache)
+    model.objective.backward = uniform_weights
+    assert max(check_model(model, X, EPS).values()) > 1e-3
+
+
+class PlainNormalPrior(priors.StandardNormal):
+    """N(0, I) without a closed-form KL: the ELBO uses the Monte Carlo KL (K3, K4)."""
+    name = "plain_normal"
+
+
+def test_one_sample_gives_the_elbo_gradient_with_a_monte_carlo_kl(monkeypatch):
+    monkeypatch.setitem(priors.PRIORS, PlainNormalPrior.name, PlainNormalPrior)
+    iwae = tiny_model(seed=5, objective="iwae", n_samples=1, activation="tanh")
+    elbo = tiny_model(seed=5, prior="plain_normal", n_samples=1, activation="tanh")
+    loss_iwae = iwae.loss_and_grad(X, EPS[:1])
+    loss_elbo = elbo.loss_and_grad(X, EPS[:1])
+    assert loss_iwae == pytest.approx(loss_elbo, rel=1e-12)
+    for name in iwae.grads:
+        np.testing.assert_allclose(iwae.grads[name], elbo.grads[name], rtol=1e-10, atol=1e-13)
+
+
+def test_full_size_gradient_along_random_directions():
+    """Burda et al.'s 784-200-200-50 tanh model, K = 5, every parameter (C2)."""
+    model = numvae.VAE(784, 200, 50, encoder_hidden=(200,), decoder_hidden=(200, 200),
+                       activation="tanh", objective="iwae", n_samples=5, dtype=np.float64,
+                       seed=0)
+    x = datasets.binarize(np.random.default_rng(0).uniform(size=(3, 784)), np.random.default_rng(1))
+    errors = check_model_directions(model, x, n_directions=3)
+    assert max(errors.values()) < 1e-5, errors
+
+
+def test_kl_weight_and_warmup_are_refused():
+    with pytest.raises(ValueError, match="kl_weight=0.5 has no meaning for objective='iwae'"):
+        numvae.VAE(10, 6, 3, objective="iwae", kl_weight=0.5)
+    model = tiny_model(objective="iwae", n_samples=2)
+    assert "kl_weight" not in model.config
+    with pytest.raises(ValueError, match="kl_weight"):
+        model.forward(X, EPS[:2], kl_weight=0.3)
+    data = np.random.default_rng(0).uniform(size=(20, 10))
+    with pytest.raises(ValueError, match="kl_warmup_epochs=2 has no meaning for objective='iwae'"):
+        train.fit(model, numvae.Adam(model.params), data, epochs=1, kl_warmup_epochs=2,
+                  progress=False, log=None)
+
+
+def test_fit_trains_the_bound_and_a_checkpoint_keeps_the_objective(tmp_path):
+    data = datasets.make_toy(200, seed=0)
+    model = numvae.VAE(64, 16, 2, encoder_hidden=(32,), decoder_hidden=(32,),
+                       objective="iwae", n_samples=5, seed=0)
+    before = model.forward(data.images[:100], model.draw_eps(100))["loss"]
+    history = train.fit(model, numvae.Adam(model.params, lr=3e-3), data, epochs=4,
+                        batch_size=20, seed=0, progress=False, log=None)
+    after = model.forward(data.images[:100], model.draw_eps(100))["loss"]
+    assert after < before - 1 and len(history["train_loss"]) == 4
+    save_checkpoint(tmp_path / "c.npz", model)
+    loaded = load_checkpoint(tmp_path / "c.npz").model
+    assert loaded.config["objective"] == "iwae" and loaded.n_samples == 5
+
+
+def test_burda_schedule():
+    assert Burda.stage_ends() == [1, 4, 13, 40, 121, 364, 1093, 3280]
+    rates = [learning_rate("burda", 1e-3, epoch) for epoch in (0, 1, 3, 4, 3279, 4000)]
+    expected = [1e-3, 1e-3 * 10 ** (-1 / 7), 1e-3 * 10 ** (-1 / 7), 1e-3 * 10 ** (-2 / 7),
+                1e-4, 1e-4]
+    np.testing.assert_allclose(rates, expected, rtol=1e-12)
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        learning_rate("cosine!", 1e-3, 0)
+
+
+def test_fit_follows_the_schedule_and_a_resumed_run_keeps_it(tmp_path):
+    data = datasets.make_toy(60, seed=0)
+
+    def setup():
+        model = numvae.VAE(64, 16, 2, encoder_hidden=(32,), decoder_hidden=(32,), seed=0)
+        return model, numvae.Adam(model.params, lr=2e-3)
+
+    def record(rates):
+        return lambda state: rates.append(state["optimizer"].lr)
+
+    model, optimizer = setup()
+    straight = []
+    train.fit(model, optimizer, data, epochs=5, batch_size=20, seed=0, schedule="burda",
+              callbacks=[record(straight)], progress=False, log=None)
+    np.testing.assert_allclose(straight, [2e-3 * 10 ** (-i / 7) for i in (0, 1, 1, 1, 2)])
+    # stop after 2 epochs, save, load, resume without naming the schedule
+    model, optimizer = setup()
+    saved = {}
+    train.fit(model, optimizer, data, epochs=2, batch_size=20, seed=0, schedule="burda",
+              callbacks=[lambda state: saved.update(state)], progress=False, log=None)
+    save_checkpoint(tmp_path / "c.npz", model, optimizer, saved["history"],
+                    saved["train_state"], saved["train_permutation"])
+    checkpoint = load_checkpoint(tmp_path / "c.npz")
+    resumed = []
+    train.fit(checkpoint.model, checkpoint.optimizer, data, epochs=5, batch_size=20, seed=0,
+              history=checkpoint.history, train_state=checkpoint.train_state,
+              train_permutation=checkpoint.train_permutation, callbacks=[record(resumed)],
+              progress=False, log=None)
+    np.testing.assert_allclose(resumed, straight[2:])
+    with pytest.raises(ValueError, match="resumed run follows 'burda'"):
+        train.fit(checkpoint.model, checkpoint.optimizer, data, epochs=6, batch_size=20,
+                  train_state=checkpoint.train_state, schedule="constant", progress=False,
+                  log=None)
+
+
+def test_command_line_trains_with_the_bound_and_refuses_a_kl_weight(tmp_path, capsys):
+    from numvae.cli import main
+    out = tmp_path / "run"
+    code = main(["train", "--dataset", "toy", "--epochs", "2", "--objective", "iwae",
+                 "--n-samples", "3", "--schedule", "burda", "--out", str(out), "--no-plots",
+                 "--no-progress"])
+    assert code == 0
+    checkpoint = load_checkpoint(out / "checkpoint.npz")
+    assert checkpoint.model.config["objective"] == "iwae" and checkpoint.model.n_samples == 3
+    assert checkpoint.train_state["schedule"] == {"name": "burda", "base_lr": 1e-3}
+    assert checkpoint.optimizer.lr == pytest.approx(1e-3 * 10 ** (-1 / 7))
+    for option in (["--kl-weight", "0.5"], ["--kl-warmup-epochs", "2"]):
+        assert main(["train", "--dataset", "toy", "--objective", "iwae", "--out",
+                     str(tmp_path / "bad"), *option]) == 2
+        assert "no meaning" in capsys.readouterr().err

@@ -1,0 +1,131 @@
+# %% [markdown]
+# # 16. Better optimisation: SGD, momentum, Adam, KL warm-up, a schedule
+#
+# The slides' fourth "possible extension". One model, one budget, five ways to spend it:
+#
+# | run | update (docs/derivations.md, section 9) |
+# |---|---|
+# | SGD | param -= lr * grad |
+# | SGD + momentum | velocity = 0.9 velocity + grad; param -= lr * velocity (O1) |
+# | Adam | Kingma & Ba's Algorithm 1 (O2), lr 1e-3 |
+# | Adam + KL warm-up | the KL weight rising from 0 to 1 over the first epoch (Bowman et al.) |
+# | Adam + schedule | `numvae.schedules`' "burda" from 3e-3: 10^(-1/7) lower after 1, 4, 13 ... epochs |
+#
+# The loop below is `numvae.train.fit`'s inner loop written out (`train_step`, the
+# warm-up weight `kl_weight_at`, the rate `learning_rate`), so that the validation
+# negative ELBO can be recorded every few steps, against steps and against seconds.
+# `fit(..., kl_warmup_epochs=1)` and `fit(..., schedule="burda")` do the same in one call,
+# and `numvae train --kl-warmup-epochs 1 --schedule burda` from the command line.
+#
+# Run: `python tutorials/16_optimisation.py [--quick] [--out DIR]`.
+
+# %%
+import time
+
+import numpy as np
+from matplotlib.figure import Figure
+
+import numvae
+from numvae import datasets
+from numvae.evaluate import evaluate_elbo
+from numvae.schedules import learning_rate
+from numvae.train import kl_weight_at, train_step
+
+from _common import banner, figure_path, parse_args
+
+RUNS = {
+    "SGD": dict(optimizer=lambda p: numvae.SGD(p, lr=0.005)),
+    "SGD + momentum": dict(optimizer=lambda p: numvae.SGD(p, lr=0.001, momentum=0.9)),
+    "Adam": dict(optimizer=lambda p: numvae.Adam(p, lr=1e-3)),
+    "Adam + KL warm-up": dict(optimizer=lambda p: numvae.Adam(p, lr=1e-3), warmup_epochs=1),
+    "Adam + schedule": dict(optimizer=lambda p: numvae.Adam(p, lr=3e-3), schedule="burda"),
+}
+
+# %% [markdown]
+# ## One run
+#
+# The same initial weights (seed 0), the same example order and binarisation (a generator
+# seeded 0) for every run. Evaluation time is not counted in the seconds.
+
+# %%
+def run(setup, train_images, val_images, epochs, batch_size, eval_every):
+    model = numvae.VAE(784, 200, 20, encoder_hidden=(200,), decoder_hidden=(200, 200),
+                       activation="tanh", seed=0)
+    optimizer = setup["optimizer"](model.params)
+    base_lr = optimizer.lr
+    rng = np.random.default_rng(0)
+    steps_per_epoch = len(train_images) // batch_size
+    warmup_steps = setup.get("warmup_epochs", 0) * steps_per_epoch
+    curve = dict(step=[0], seconds=[0.0], loss=[evaluate_elbo(model, val_images)["loss"]])
+    seconds, step = 0.0, 0
+    for epoch in range(epochs):
+        if "schedule" in setup:
+            optimizer.lr = learning_rate(setup["schedule"], base_lr, epoch)
+        order = rng.permutation(len(train_images))
+        for start in range(0, steps_per_epoch * batch_size, batch_size):
+            x = datasets.binarize(train_images[order[start:start + batch_size]], rng)
+            step += 1
+            began = time.perf_counter()
+            train_step(model, optimizer, x, kl_weight_at(step, 1.0, warmup_steps), (epoch, step))
+            seconds += time.perf_counter() - began
+            if step % eval_every == 0:
+                curve["step"].append(step)
+                curve["seconds"].append(seconds)
+                curve["loss"].append(evaluate_elbo(model, val_images)["loss"])
+    return curve
+
+# %% [markdown]
+# ## Figure: the negative ELBO against steps and against seconds
+
+# %%
+def plot(curves, path):
+    fig = Figure(figsize=(12, 4.2), layout="constrained")
+    ax_steps, ax_seconds = fig.subplots(1, 2, sharey=True)
+    for name, curve in curves.items():
+        ax_steps.plot(curve["step"], curve["loss"], label=name)
+        ax_seconds.plot(curve["seconds"], curve["loss"], label=name)
+    final = min(curve["loss"][-1] for curve in curves.values())
+    ax_steps.set_ylim(final - 5, final + 80)
+    ax_steps.set_xlabel("optimiser steps")
+    ax_seconds.set_xlabel("seconds of training (evaluation excluded)")
+    ax_steps.set_ylabel("validation negative ELBO (nats)")
+    ax_steps.legend()
+    for ax in (ax_steps, ax_seconds):
+        ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=110)
+    return fig
+
+# %% [markdown]
+# ## The story
+
+# %%
+def main(argv=None):
+    args = parse_args("16_optimisation", "SGD, momentum, Adam, KL warm-up and a schedule.", argv)
+    train, test = datasets.load_mnist_mini()
+    val_images = datasets.binarize(test.images[:500], np.random.default_rng(1))
+    if args.quick:
+        train_images, epochs, eval_every = train.images[:1000], 1, 5
+    else:
+        train_images, epochs, eval_every = train.images, 6, 50
+    batch_size = 100
+
+    banner(f"Five runs, {epochs} epoch(s) of {len(train_images):,} images, batch {batch_size}")
+    curves = {}
+    for name, setup in RUNS.items():
+        curves[name] = run(setup, train_images, val_images, epochs, batch_size, eval_every)
+        curve = curves[name]
+        print(f"{name:>18}: validation -ELBO {curve['loss'][-1]:7.2f} after {curve['step'][-1]} "
+              f"steps, {curve['seconds'][-1]:.1f} s")
+    print("You should see (full mode, 600 steps): every run first drops to a plateau near")
+    print("205 nats, the decoder drawing the mean image and ignoring z; then they leave it at")
+    print("different speeds. After 600 steps: plain SGD still near 203, momentum 190, Adam")
+    print("157, Adam with KL warm-up 170 (the warm-up costs here: the KL weight was below 1")
+    print("for the first 100 steps, and the budget is short), the schedule from a three times")
+    print("larger rate 147, first everywhere after 100 steps. Against seconds the order is")
+    print("the same; the textbook Adam costs about 1.4 times SGD's step (measured on a shared")
+    print("machine: 29 s against 44 s for 600 steps).")
+    plot(curves, figure_path(args.out, "optimisation.png"))
+
+
+if __name__ == "__main__":
+    main()
