@@ -129,7 +129,7 @@ def test_round_trip_through_torch_training_is_bit_for_bit(tmp_path):
 
 
 def test_tutorial_module_has_the_reference_names_and_shapes(monkeypatch):
-    """Tutorial 13's own PyTorch module (built for DDP) is the reference one, name for name."""
+    """Tutorial 21's own PyTorch module (built for DDP) is the reference one, name for name."""
     from pathlib import Path
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "tutorials"))
     from _torch_vae import SlidesVAE

@@ -16,10 +16,10 @@ import pytest
 TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
 SCRIPTS = sorted(TUTORIALS.glob("[0-9][0-9]_*.py"))
 # tutorials that need optional packages: skipped where one is missing
-NEEDS = {"13_graduating_to_pytorch": ("torch", "safetensors")}
-# tutorial 13 keeps its story in main(): torch.multiprocessing.spawn re-imports the main
+NEEDS = {"21_graduating_to_pytorch": ("torch", "safetensors")}
+# tutorial 21 keeps its story in main(): torch.multiprocessing.spawn re-imports the main
 # script in each worker process, which must not run the story again
-WITH_MAIN = {"13_graduating_to_pytorch"}
+WITH_MAIN = {"21_graduating_to_pytorch"}
 
 
 def load(path, monkeypatch):
@@ -83,7 +83,7 @@ def test_linear_vae_recovers_ppca(monkeypatch, tmp_path):
 
 def test_pytorch_tutorial_without_torch_says_so_and_stops(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "torch", None)     # as if torch were not installed
-    module = load(TUTORIALS / "13_graduating_to_pytorch.py", monkeypatch)
+    module = load(TUTORIALS / "21_graduating_to_pytorch.py", monkeypatch)
     assert module.main(["--quick", "--out", str(tmp_path)]) is None
     assert "This tutorial needs torch: pip install torch" in capsys.readouterr().out
 

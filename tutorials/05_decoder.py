@@ -111,7 +111,7 @@ print(f"-log p(x|z) = {loss:.2f} nats per image = ||x - output||^2 / (2 sigma^2)
 print(f"dz: shape {dz.shape}, largest entry {np.abs(dz).max():.2e}")
 assert 790 < loss < 830 and abs(constant - 720.4) < 0.1
 print("You should see: about 800 nats, of which 720 are the constant: with sigma = 1 a")
-print("pixel error of at most 1 hardly matters (tutorial 14 trains this decoder for several")
+print("pixel error of at most 1 hardly matters (tutorial 13 trains this decoder for several")
 print("sigma and shows what a large one does).")
 
 # %%

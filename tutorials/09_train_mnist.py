@@ -13,7 +13,7 @@
 # targets (B3). On grey levels this "likelihood" is a cross-entropy, not the probability
 # of anything: its value in nats compares with published MNIST results only on binarised
 # data (`numvae train --binarize`, Burda et al. 2016), not as it is here. The slides'
-# Gaussian decoder has a knob, sigma, that the Bernoulli one does not: tutorial 14 trains
+# Gaussian decoder has a knob, sigma, that the Bernoulli one does not: tutorial 13 trains
 # it for several sigma beside this Bernoulli model, and shows what a large sigma does.
 #
 # The training loop, `numvae.train.fit`, knows nothing of the VAE's insides: it calls

@@ -1,4 +1,4 @@
-"""The slides' VAE in PyTorch, and the worker of tutorial 13's distributed training.
+"""The slides' VAE in PyTorch, and the worker of tutorial 21's distributed training.
 
 They live in a module of their own, not in the tutorial, because
 ``torch.multiprocessing.spawn`` starts fresh Python processes that must import the worker

@@ -2,7 +2,7 @@
 
     pip install -e ".[notebooks]"          # jupytext, nbclient, ipykernel
     python tutorials/make_notebooks.py     # every tutorial, into tutorials/output/notebooks/
-    python tutorials/make_notebooks.py --quick 09_train_mnist 14_slides_recipe
+    python tutorials/make_notebooks.py --quick 09_train_mnist 13_slides_recipe
 
 Each script (``# %%`` cells) is converted by jupytext and run top to bottom in a fresh
 kernel by nbclient, with ``tutorials/`` as the working directory (so that ``import

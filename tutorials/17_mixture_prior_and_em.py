@@ -25,7 +25,7 @@
 # digits without the labels (best one-to-one matching by the Hungarian algorithm,
 # `numvae.matching`), against EM run afterwards on the latent means of an ordinary VAE.
 #
-# Run: `python tutorials/16_mixture_prior_and_em.py [--quick] [--out DIR]`.
+# Run: `python tutorials/17_mixture_prior_and_em.py [--quick] [--out DIR]`.
 
 # %%
 import numpy as np
@@ -126,7 +126,7 @@ def plot_clusterings(models, test, path):
 # the same start: by EM, and by Adam on the mean log-likelihood with the gradients GM3.
 
 # %%
-args = parse_args("16_mixture_prior_and_em", "A Gaussian-mixture prior and EM.")
+args = parse_args("17_mixture_prior_and_em", "A Gaussian-mixture prior and EM.")
 rng = np.random.default_rng(0)
 
 # %%

@@ -16,7 +16,7 @@
 # Then the convolutional VAE of `numvae.VAE(..., architecture="conv")`, 1x28x28 ->
 # 32x14x14 -> 64x7x7 -> latent and back, layer by layer, and a short training run.
 #
-# Run: `python tutorials/14_convolution_by_hand.py [--quick] [--out DIR]`.
+# Run: `python tutorials/15_convolution_by_hand.py [--quick] [--out DIR]`.
 
 # %%
 import numpy as np
@@ -99,7 +99,7 @@ def plot_steps(x, W, y, dx, path):
 # float64, so that the three ways agree to rounding.
 
 # %%
-args = parse_args("14_convolution_by_hand", "A convolution and its backward pass by hand.")
+args = parse_args("15_convolution_by_hand", "A convolution and its backward pass by hand.")
 rng = np.random.default_rng(0)
 x = rng.uniform(size=(2, 1, 6, 6))                     # float64: exact comparisons
 layer = Conv2d(1, 2, 3, stride=1, padding=1, rng=rng, dtype=np.float64)

@@ -17,7 +17,7 @@
 # `fit(..., kl_warmup_epochs=1)` and `fit(..., schedule="burda")` do the same in one call,
 # and `numvae train --kl-warmup-epochs 1 --schedule burda` from the command line.
 #
-# Run: `python tutorials/16_optimisation.py [--quick] [--out DIR]`.
+# Run: `python tutorials/20_optimisation.py [--quick] [--out DIR]`.
 
 # %%
 import time
@@ -100,7 +100,7 @@ def plot(curves, path):
 
 # %%
 def main(argv=None):
-    args = parse_args("16_optimisation", "SGD, momentum, Adam, KL warm-up and a schedule.", argv)
+    args = parse_args("20_optimisation", "SGD, momentum, Adam, KL warm-up and a schedule.", argv)
     train, test = datasets.load_mnist_mini()
     val_images = datasets.binarize(test.images[:500], np.random.default_rng(1))
     if args.quick:

@@ -19,7 +19,7 @@
 # Part 1 fits a 2-D "posterior" that a diagonal Gaussian cannot: a banana. Part 2 puts the
 # flow in a VAE on MNIST and asks how much of the gap log p(x) - ELBO it closes.
 #
-# Run: `python tutorials/15_iaf_flow.py [--quick] [--out DIR]`.
+# Run: `python tutorials/19_iaf_flow.py [--quick] [--out DIR]`.
 
 # %%
 import math
@@ -143,7 +143,7 @@ def plot(results, path):
 
 # %%
 def main(argv=None):
-    args = parse_args("15_iaf_flow", "A flow posterior: a 2-D banana, then MNIST.", argv)
+    args = parse_args("19_iaf_flow", "A flow posterior: a 2-D banana, then MNIST.", argv)
     rng = np.random.default_rng(0)
     if args.quick:
         steps, n_train, n_test, epochs, eval_k = 200, 400, 50, 1, 50

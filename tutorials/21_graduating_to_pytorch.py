@@ -24,7 +24,7 @@
 #    `numvae import`): the parameters PyTorch holds, bit for bit; evaluate it, and trace one
 #    training step of it with `numvae inspect`.
 #
-# Run: `python tutorials/13_graduating_to_pytorch.py [--quick] [--out DIR]`.
+# Run: `python tutorials/21_graduating_to_pytorch.py [--quick] [--out DIR]`.
 
 # %%
 import json
@@ -134,7 +134,7 @@ def bring_back(model, out):
 
 # %%
 def main(argv=None):
-    args = parse_args("13_graduating_to_pytorch", "numvae to PyTorch DDP and back.", argv)
+    args = parse_args("21_graduating_to_pytorch", "numvae to PyTorch DDP and back.", argv)
     if MISSING:
         print(f"This tutorial needs {MISSING}: pip install torch; pip install -e \".[interop]\"")
         return None

@@ -29,7 +29,7 @@
 # collapse**): the decoder then outputs one image, a blurred average digit, for every
 # input.
 #
-# Run: `python tutorials/14_slides_recipe.py [--quick] [--out DIR]`.
+# Run: `python tutorials/13_slides_recipe.py [--quick] [--out DIR]`.
 
 # %%
 import time
@@ -119,7 +119,7 @@ def plot_kl_per_dimension(rows, path):
 # constants. Both sides in float64, so they agree to rounding.
 
 # %%
-args = parse_args("14_slides_recipe", "The slides' Gaussian VAE trained, sigma swept.")
+args = parse_args("13_slides_recipe", "The slides' Gaussian VAE trained, sigma swept.")
 train, test = load_mnist_mini()
 n_train, epochs, n_test = (3000, 3, 500) if args.quick else (10_000, 5, 1000)
 x_train, x_test = train.images[:n_train], test.images[:n_test]

@@ -19,7 +19,7 @@
 #    the higher log-likelihood, which the higher ELBO, and what happened to the encoder?
 # 3. Why not K = 1000? The encoder's gradient signal (Rainforth et al. 2018).
 #
-# Run: `python tutorials/14_iwae_training.py [--quick] [--out DIR]`.
+# Run: `python tutorials/18_iwae_training.py [--quick] [--out DIR]`.
 
 # %%
 import numpy as np
@@ -161,7 +161,7 @@ def plot(rows, snr, path):
 
 # %%
 def main(argv=None):
-    args = parse_args("14_iwae_training", "Training with the importance-weighted bound.", argv)
+    args = parse_args("18_iwae_training", "Training with the importance-weighted bound.", argv)
     train, test = datasets.load_mnist_mini()
     rng = np.random.default_rng(0)
     test_images = datasets.binarize(test.images, np.random.default_rng(1))

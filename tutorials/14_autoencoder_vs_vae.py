@@ -27,7 +27,7 @@
 # (With `--quick` the two models train for 3 epochs only; the full run, 15 epochs on
 # 10,000 images, takes about 30 s.)
 #
-# Run: `python tutorials/15_autoencoder_vs_vae.py [--quick] [--out DIR]`.
+# Run: `python tutorials/14_autoencoder_vs_vae.py [--quick] [--out DIR]`.
 
 # %%
 import numpy as np
@@ -110,7 +110,7 @@ def plot_prior_decodes(decoded, path):
 # The autoencoder has one head fewer (`encoder.mean` only) and nothing else that differs.
 
 # %%
-args = parse_args("15_autoencoder_vs_vae", "An autoencoder beside the VAE.")
+args = parse_args("14_autoencoder_vs_vae", "An autoencoder beside the VAE.")
 train, test = load_mnist_mini()
 n_train, epochs = (3000, 3) if args.quick else (10_000, 15)
 x_train = train.images[:n_train]

@@ -24,7 +24,7 @@
 # labels=...)`, `sample(n, y=...)`); on the command line `numvae train --conditional` and
 # `numvae sample --label 3`.
 #
-# Run: `python tutorials/15_conditional_vae.py [--quick] [--out DIR]`.
+# Run: `python tutorials/16_conditional_vae.py [--quick] [--out DIR]`.
 
 # %%
 import numpy as np
@@ -82,7 +82,7 @@ def neighbour_accuracy(z, labels, k=10):
 # 1,000 test images throughout; with `--quick`, 1,000 training images and 2 epochs.
 
 # %%
-args = parse_args("15_conditional_vae", "A conditional VAE on MNIST digits.")
+args = parse_args("16_conditional_vae", "A conditional VAE on MNIST digits.")
 train, test = load_mnist_mini()
 n_train, epochs = (1000, 2) if args.quick else (len(train.images), 20)
 train = Dataset(train.images[:n_train], train.labels[:n_train])
