@@ -30,7 +30,7 @@ from numvae import datasets, priors
 from numvae.evaluate import active_units, evaluate_elbo, iwae_log_likelihood
 from numvae.train import fit
 
-from _common import banner, figure_path, parse_args
+from _common import banner, figure_path, parse_args, show
 
 # %% [markdown]
 # ## 1. K = 1 is the ELBO with a Monte Carlo KL
@@ -158,60 +158,64 @@ def plot(rows, snr, path):
 
 # %% [markdown]
 # ## The story
+#
+# With `--quick`: 400 training images, one epoch, K = 1 and 5, 50 test images, L_50, and
+# the gradient signal at K = 1 and 10 from 20 draws. The full run: 10,000 images, 10
+# epochs, K = 1, 5 and 20, 1,000 test images, L_1000, and K up to 100 from 200 draws.
 
 # %%
-def main(argv=None):
-    args = parse_args("18_iwae_training", "Training with the importance-weighted bound.", argv)
-    train, test = datasets.load_mnist_mini()
-    rng = np.random.default_rng(0)
-    test_images = datasets.binarize(test.images, np.random.default_rng(1))
-    if args.quick:
-        n_train, epochs, n_test, ks, eval_k, snr_ks, n_draws = 400, 1, 50, [1, 5], 50, [1, 10], 20
-    else:
-        n_train, epochs, n_test, ks, eval_k, snr_ks, n_draws = 10000, 10, 1000, [1, 5, 20], 1000, \
-            [1, 5, 20, 100], 200
+args = parse_args("18_iwae_training", "Training with the importance-weighted bound.")
+train, test = datasets.load_mnist_mini()
+rng = np.random.default_rng(0)
+test_images = datasets.binarize(test.images, np.random.default_rng(1))
+if args.quick:
+    n_train, epochs, n_test, ks, eval_k, snr_ks, n_draws = 400, 1, 50, [1, 5], 50, [1, 10], 20
+else:
+    n_train, epochs, n_test, ks, eval_k, snr_ks, n_draws = 10000, 10, 1000, [1, 5, 20], 1000, \
+        [1, 5, 20, 100], 200
 
-    banner("1. K = 1 is the ELBO with a Monte Carlo KL")
-    (loss_iwae, loss_elbo), worst = k_equals_one(test_images[:8].astype(np.float64), rng)
-    print(f"loss: IWAE K=1 {loss_iwae:.10f}, ELBO with Monte Carlo KL {loss_elbo:.10f}")
-    print(f"largest difference between their gradients: {worst:.1e}")
-    print("You should see: the same loss to all printed digits and gradients equal to about")
-    print("1e-15, rounding: the two objectives are the same computation at K = 1 (IW3).")
+# %%
+banner("1. K = 1 is the ELBO with a Monte Carlo KL")
+(loss_iwae, loss_elbo), worst = k_equals_one(test_images[:8].astype(np.float64), rng)
+print(f"loss: IWAE K=1 {loss_iwae:.10f}, ELBO with Monte Carlo KL {loss_elbo:.10f}")
+print(f"largest difference between their gradients: {worst:.1e}")
+print("You should see: the same loss to all printed digits and gradients equal to about")
+print("1e-15, rounding: the two objectives are the same computation at K = 1 (IW3).")
 
-    banner(f"2. Three objectives, {epochs} epoch(s) on {n_train:,} images")
-    models = train_models(train.images[:n_train], ks, epochs)
-    rows = describe(models, test_images[:n_test], eval_k)
-    print(f"{'model':>10} {'ELBO':>8} {'L_' + str(eval_k):>8} {'gap':>6} {'KL':>6} "
-          f"{'active':>6} {'std':>6}")
-    for name, row in rows.items():
-        print(f"{name:>10} {row['elbo']:8.2f} {row['log_px']:8.2f} "
-              f"{row['log_px'] - row['elbo']:6.2f} {row['kl']:6.2f} {row['active']:6d} "
-              f"{row['std']:6.3f}")
-    base = rows[f"elbo K={ks[0]}"]["per_example"]
-    for name in list(rows)[1:]:
-        difference = rows[name]["per_example"] - base
-        print(f"{name} - elbo K=1, paired over the test images: {difference.mean():+.2f} "
-              f"+- {difference.std(ddof=1) / np.sqrt(len(difference)):.2f} nats")
-    print("You should see (full mode, 10 epochs on 10,000 images): the log p(x) estimate")
-    print("rising with K, by 10.2 +- 0.3 nats at K = 5 and 12.1 +- 0.3 at K = 20 over the")
-    print("ELBO model (paired over the test images; per epoch, so the IWAE models also had")
-    print("K times the decoder passes). The ELBO rises far less (-139.3, -134.8, -136.9): the")
-    print("gap log p(x) - ELBO grows from 3.7 to 9.3 and 13.4 nats. The bound no longer asks")
-    print("q(z|x) to match the posterior, only to propose draws that the weights can use; the")
-    print("IWAE models use all 20 latent units where the ELBO model uses 10, with posteriors")
-    print("of about the same width (mean std 0.77, 0.71, 0.70).")
+# %%
+banner(f"2. Three objectives, {epochs} epoch(s) on {n_train:,} images")
+models = train_models(train.images[:n_train], ks, epochs)
+rows = describe(models, test_images[:n_test], eval_k)
+print(f"{'model':>10} {'ELBO':>8} {'L_' + str(eval_k):>8} {'gap':>6} {'KL':>6} "
+      f"{'active':>6} {'std':>6}")
+for name, row in rows.items():
+    print(f"{name:>10} {row['elbo']:8.2f} {row['log_px']:8.2f} "
+          f"{row['log_px'] - row['elbo']:6.2f} {row['kl']:6.2f} {row['active']:6d} "
+          f"{row['std']:6.3f}")
+base = rows[f"elbo K={ks[0]}"]["per_example"]
+for name in list(rows)[1:]:
+    difference = rows[name]["per_example"] - base
+    print(f"{name} - elbo K=1, paired over the test images: {difference.mean():+.2f} "
+          f"+- {difference.std(ddof=1) / np.sqrt(len(difference)):.2f} nats")
+print("You should see (full mode, 10 epochs on 10,000 images): the log p(x) estimate")
+print("rising with K, by 10.2 +- 0.3 nats at K = 5 and 12.1 +- 0.3 at K = 20 over the")
+print("ELBO model (paired over the test images; per epoch, so the IWAE models also had")
+print("K times the decoder passes). The ELBO rises far less (-139.3, -134.8, -136.9): the")
+print("gap log p(x) - ELBO grows from 3.7 to 9.3 and 13.4 nats. The bound no longer asks")
+print("q(z|x) to match the posterior, only to propose draws that the weights can use; the")
+print("IWAE models use all 20 latent units where the ELBO model uses 10, with posteriors")
+print("of about the same width (mean std 0.77, 0.71, 0.70).")
 
-    banner("3. The gradient signal as K grows")
-    model = models[f"elbo K={ks[0]}"]
-    snr = gradient_snr(model, test_images[:20].astype(np.float64), snr_ks, n_draws, rng)
-    for k, values in snr.items():
-        print(f"K = {k:>4}: encoder {values['encoder']:.3f}, decoder {values['decoder']:.3f}")
-    print("You should see: the decoder's ratio rising with K (4.7, 7.1, 9.8, 13.0 for K = 1,")
-    print("5, 20, 100) and the encoder's falling (0.37, 0.31, 0.28, 0.25): slower than")
-    print("Rainforth et al.'s 1/sqrt(K), which holds only in the limit, but falling. More")
-    print("samples help the generative model and starve the inference network.")
-    plot(rows, snr, figure_path(args.out, "iwae_training.png"))
+# %%
+banner("3. The gradient signal as K grows")
+model = models[f"elbo K={ks[0]}"]
+snr = gradient_snr(model, test_images[:20].astype(np.float64), snr_ks, n_draws, rng)
+for k, values in snr.items():
+    print(f"K = {k:>4}: encoder {values['encoder']:.3f}, decoder {values['decoder']:.3f}")
+print("You should see: the decoder's ratio rising with K (4.7, 7.1, 9.8, 13.0 for K = 1,")
+print("5, 20, 100) and the encoder's falling (0.37, 0.31, 0.28, 0.25): slower than")
+print("Rainforth et al.'s 1/sqrt(K), which holds only in the limit, but falling. More")
+print("samples help the generative model and starve the inference network.")
 
-
-if __name__ == "__main__":
-    main()
+# %%
+show(plot(rows, snr, figure_path(args.out, "iwae_training.png")))
