@@ -33,7 +33,7 @@ from numvae.evaluate import evaluate_elbo, iwae_log_likelihood
 from numvae.posteriors import IAF, DiagonalGaussian
 from numvae.train import fit
 
-from _common import banner, figure_path, parse_args
+from _common import banner, figure_path, parse_args, show
 
 # %% [markdown]
 # ## Part 1: a banana-shaped target
@@ -140,45 +140,46 @@ def plot(results, path):
 
 # %% [markdown]
 # ## The story
+#
+# With `--quick`: 200 Adam steps on the banana, then one epoch on 400 MNIST images, 50
+# test images and L_50. The full run: 3,000 steps, then 10 epochs on 10,000 images, 1,000
+# test images and L_1000.
 
 # %%
-def main(argv=None):
-    args = parse_args("19_iaf_flow", "A flow posterior: a 2-D banana, then MNIST.", argv)
-    rng = np.random.default_rng(0)
-    if args.quick:
-        steps, n_train, n_test, epochs, eval_k = 200, 400, 50, 1, 50
-    else:
-        steps, n_train, n_test, epochs, eval_k = 3000, 10000, 1000, 10, 1000
+args = parse_args("19_iaf_flow", "A flow posterior: a 2-D banana, then MNIST.")
+rng = np.random.default_rng(0)
+if args.quick:
+    steps, n_train, n_test, epochs, eval_k = 200, 400, 50, 1, 50
+else:
+    steps, n_train, n_test, epochs, eval_k = 3000, 10000, 1000, 10, 1000
 
-    banner(f"Part 1: fitting a banana ({steps} Adam steps, 64 draws each)")
-    results = banana(steps, rng)
-    for name, (kl, _) in results.items():
-        print(f"{name:>18}: KL(q || p) = {kl:.3f} nats")
-    print("You should see (full mode): the diagonal Gaussian stuck near 0.7 nats, an")
-    print("axis-aligned ellipse over the banana's middle, and the flow near 0.04 nats, its")
-    print("samples bending along both arms (iaf_banana.png). The Gaussian cannot do better")
-    print("at any setting: no ellipse is a banana.")
-    plot(results, figure_path(args.out, "iaf_banana.png"))
+# %%
+banner(f"Part 1: fitting a banana ({steps} Adam steps, 64 draws each)")
+results = banana(steps, rng)
+for name, (kl, _) in results.items():
+    print(f"{name:>18}: KL(q || p) = {kl:.3f} nats")
+print("You should see (full mode): the diagonal Gaussian stuck near 0.7 nats, an")
+print("axis-aligned ellipse over the banana's middle, and the flow near 0.04 nats, its")
+print("samples bending along both arms (iaf_banana.png). The Gaussian cannot do better")
+print("at any setting: no ellipse is a banana.")
+show(plot(results, figure_path(args.out, "iaf_banana.png")))
 
-    banner(f"Part 2: MNIST, {epochs} epoch(s) on {n_train:,} images")
-    train, test = datasets.load_mnist_mini()
-    test_images = datasets.binarize(test.images[:n_test], np.random.default_rng(1))
-    rows = mnist(train.images[:n_train], test_images, epochs, eval_k)
-    print(f"{'posterior':>14} {'ELBO':>8} {'L_' + str(eval_k):>8} {'gap':>6} {'KL':>6}")
-    for name, row in rows.items():
-        print(f"{name:>14} {row['elbo']:8.2f} {row['log_px']:8.2f} {row['gap']:6.2f} "
-              f"{row['kl']:6.2f}")
-    difference = rows["IAF, 2 steps"]["per_example"] - rows["diagonal"]["per_example"]
-    print(f"log p(x), IAF - diagonal, paired: {difference.mean():+.2f} +- "
-          f"{difference.std(ddof=1) / np.sqrt(len(difference)):.2f} nats")
-    print("You should see (full mode, 10 epochs): the flow's ELBO about 3.4 nats above the")
-    print("diagonal one (-135.9 against -139.3) and its log p(x) estimate 3.5 +- 0.2 nats")
-    print("above, paired, but the gap log p(x) - ELBO about the same for both (3.7 nats).")
-    print("The flow did not shrink the gap here: it let the decoder become a better model,")
-    print("whose true posterior is then harder again. Its benefit shows in log p(x), which")
-    print("is why Kingma et al. report likelihoods. (The flow's KL is estimated from one draw")
-    print("per image, K3: noisy per image, not on average.)")
-
-
-if __name__ == "__main__":
-    main()
+# %%
+banner(f"Part 2: MNIST, {epochs} epoch(s) on {n_train:,} images")
+train, test = datasets.load_mnist_mini()
+test_images = datasets.binarize(test.images[:n_test], np.random.default_rng(1))
+rows = mnist(train.images[:n_train], test_images, epochs, eval_k)
+print(f"{'posterior':>14} {'ELBO':>8} {'L_' + str(eval_k):>8} {'gap':>6} {'KL':>6}")
+for name, row in rows.items():
+    print(f"{name:>14} {row['elbo']:8.2f} {row['log_px']:8.2f} {row['gap']:6.2f} "
+          f"{row['kl']:6.2f}")
+difference = rows["IAF, 2 steps"]["per_example"] - rows["diagonal"]["per_example"]
+print(f"log p(x), IAF - diagonal, paired: {difference.mean():+.2f} +- "
+      f"{difference.std(ddof=1) / np.sqrt(len(difference)):.2f} nats")
+print("You should see (full mode, 10 epochs): the flow's ELBO about 3.4 nats above the")
+print("diagonal one (-135.9 against -139.3) and its log p(x) estimate 3.5 +- 0.2 nats")
+print("above, paired, but the gap log p(x) - ELBO about the same for both (3.7 nats).")
+print("The flow did not shrink the gap here: it let the decoder become a better model,")
+print("whose true posterior is then harder again. Its benefit shows in log p(x), which")
+print("is why Kingma et al. report likelihoods. (The flow's KL is estimated from one draw")
+print("per image, K3: noisy per image, not on average.)")
