@@ -31,7 +31,7 @@ from numvae.evaluate import evaluate_elbo
 from numvae.schedules import learning_rate
 from numvae.train import kl_weight_at, train_step
 
-from _common import banner, figure_path, parse_args
+from _common import banner, figure_path, parse_args, show
 
 RUNS = {
     "SGD": dict(optimizer=lambda p: numvae.SGD(p, lr=0.005)),
@@ -97,35 +97,37 @@ def plot(curves, path):
 
 # %% [markdown]
 # ## The story
+#
+# With `--quick`: one epoch of 1,000 images (10 steps), the validation loss every 5 steps.
+# The full run: 6 epochs of 10,000 images (600 steps), every 50 steps. 500 validation
+# images, batches of 100.
 
 # %%
-def main(argv=None):
-    args = parse_args("20_optimisation", "SGD, momentum, Adam, KL warm-up and a schedule.", argv)
-    train, test = datasets.load_mnist_mini()
-    val_images = datasets.binarize(test.images[:500], np.random.default_rng(1))
-    if args.quick:
-        train_images, epochs, eval_every = train.images[:1000], 1, 5
-    else:
-        train_images, epochs, eval_every = train.images, 6, 50
-    batch_size = 100
+args = parse_args("20_optimisation", "SGD, momentum, Adam, KL warm-up and a schedule.")
+train, test = datasets.load_mnist_mini()
+val_images = datasets.binarize(test.images[:500], np.random.default_rng(1))
+if args.quick:
+    train_images, epochs, eval_every = train.images[:1000], 1, 5
+else:
+    train_images, epochs, eval_every = train.images, 6, 50
+batch_size = 100
 
-    banner(f"Five runs, {epochs} epoch(s) of {len(train_images):,} images, batch {batch_size}")
-    curves = {}
-    for name, setup in RUNS.items():
-        curves[name] = run(setup, train_images, val_images, epochs, batch_size, eval_every)
-        curve = curves[name]
-        print(f"{name:>18}: validation -ELBO {curve['loss'][-1]:7.2f} after {curve['step'][-1]} "
-              f"steps, {curve['seconds'][-1]:.1f} s")
-    print("You should see (full mode, 600 steps): every run first drops to a plateau near")
-    print("205 nats, the decoder drawing the mean image and ignoring z; then they leave it at")
-    print("different speeds. After 600 steps: plain SGD still near 203, momentum 190, Adam")
-    print("157, Adam with KL warm-up 170 (the warm-up costs here: the KL weight was below 1")
-    print("for the first 100 steps, and the budget is short), the schedule from a three times")
-    print("larger rate 147, first everywhere after 100 steps. Against seconds the order is")
-    print("the same; the textbook Adam costs about 1.4 times SGD's step (measured on a shared")
-    print("machine: 29 s against 44 s for 600 steps).")
-    plot(curves, figure_path(args.out, "optimisation.png"))
+# %%
+banner(f"Five runs, {epochs} epoch(s) of {len(train_images):,} images, batch {batch_size}")
+curves = {}
+for name, setup in RUNS.items():
+    curves[name] = run(setup, train_images, val_images, epochs, batch_size, eval_every)
+    curve = curves[name]
+    print(f"{name:>18}: validation -ELBO {curve['loss'][-1]:7.2f} after {curve['step'][-1]} "
+          f"steps, {curve['seconds'][-1]:.1f} s")
+print("You should see (full mode, 600 steps): every run first drops to a plateau near")
+print("205 nats, the decoder drawing the mean image and ignoring z; then they leave it at")
+print("different speeds. After 600 steps: plain SGD still near 203, momentum 190, Adam")
+print("157, Adam with KL warm-up 170 (the warm-up costs here: the KL weight was below 1")
+print("for the first 100 steps, and the budget is short), the schedule from a three times")
+print("larger rate 147, first everywhere after 100 steps. Against seconds the order is")
+print("the same; the textbook Adam costs about 1.4 times SGD's step (measured on a shared")
+print("machine: 29 s against 44 s for 600 steps).")
 
-
-if __name__ == "__main__":
-    main()
+# %%
+show(plot(curves, figure_path(args.out, "optimisation.png")))
