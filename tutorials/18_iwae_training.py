@@ -179,8 +179,9 @@ banner("1. K = 1 is the ELBO with a Monte Carlo KL")
 (loss_iwae, loss_elbo), worst = k_equals_one(test_images[:8].astype(np.float64), rng)
 print(f"loss: IWAE K=1 {loss_iwae:.10f}, ELBO with Monte Carlo KL {loss_elbo:.10f}")
 print(f"largest difference between their gradients: {worst:.1e}")
-print("You should see: the same loss to all printed digits and gradients equal to about")
-print("1e-15, rounding: the two objectives are the same computation at K = 1 (IW3).")
+assert abs(loss_iwae - loss_elbo) < 1e-9 and worst < 1e-10
+print("You should see: the same loss to all printed digits and the gradients equal up to")
+print("rounding (here exactly): the two objectives are the same computation at K = 1 (IW3).")
 
 # %%
 banner(f"2. Three objectives, {epochs} epoch(s) on {n_train:,} images")
@@ -192,19 +193,26 @@ for name, row in rows.items():
     print(f"{name:>10} {row['elbo']:8.2f} {row['log_px']:8.2f} "
           f"{row['log_px'] - row['elbo']:6.2f} {row['kl']:6.2f} {row['active']:6d} "
           f"{row['std']:6.3f}")
-base = rows[f"elbo K={ks[0]}"]["per_example"]
-for name in list(rows)[1:]:
+names = list(rows)                                   # in the order of K
+base = rows[names[0]]["per_example"]
+for name in names[1:]:
     difference = rows[name]["per_example"] - base
+    se = difference.std(ddof=1) / np.sqrt(len(difference))
     print(f"{name} - elbo K=1, paired over the test images: {difference.mean():+.2f} "
-          f"+- {difference.std(ddof=1) / np.sqrt(len(difference)):.2f} nats")
-print("You should see (full mode, 10 epochs on 10,000 images): the log p(x) estimate")
-print("rising with K, by 10.2 +- 0.3 nats at K = 5 and 12.1 +- 0.3 at K = 20 over the")
-print("ELBO model (paired over the test images; per epoch, so the IWAE models also had")
-print("K times the decoder passes). The ELBO rises far less (-139.3, -134.8, -136.9): the")
-print("gap log p(x) - ELBO grows from 3.7 to 9.3 and 13.4 nats. The bound no longer asks")
-print("q(z|x) to match the posterior, only to propose draws that the weights can use; the")
-print("IWAE models use all 20 latent units where the ELBO model uses 10, with posteriors")
-print("of about the same width (mean std 0.77, 0.71, 0.70).")
+          f"+- {se:.2f} nats")
+    assert difference.mean() > 2 * se                 # a better model of the data
+log_px = [rows[name]["log_px"] for name in names]
+gaps = [rows[name]["log_px"] - rows[name]["elbo"] for name in names]
+assert all(a < b for a, b in zip(log_px, log_px[1:]))
+assert all(a < b for a, b in zip(gaps, gaps[1:]))
+assert all(rows[name]["active"] > rows[names[0]]["active"] for name in names[1:])
+print("You should see: the log p(x) estimate rising with K, each IWAE model above the ELBO")
+print("model by more than two standard errors (paired over the test images; per epoch, so")
+print("the IWAE models also had K times the decoder passes), and the gap log p(x) - ELBO")
+print(f"growing with K ({', '.join(f'{gap:.1f}' for gap in gaps)} nats): the ELBO rises less than")
+print("log p(x). The bound no longer asks q(z|x) to match the posterior, only to propose")
+print("draws that the weights can use; the IWAE models use more latent units (active:")
+print(f"{', '.join(str(rows[name]['active']) for name in names)}).")
 
 # %%
 banner("3. The gradient signal as K grows")
@@ -212,10 +220,15 @@ model = models[f"elbo K={ks[0]}"]
 snr = gradient_snr(model, test_images[:20].astype(np.float64), snr_ks, n_draws, rng)
 for k, values in snr.items():
     print(f"K = {k:>4}: encoder {values['encoder']:.3f}, decoder {values['decoder']:.3f}")
-print("You should see: the decoder's ratio rising with K (4.7, 7.1, 9.8, 13.0 for K = 1,")
-print("5, 20, 100) and the encoder's falling (0.37, 0.31, 0.28, 0.25): slower than")
-print("Rainforth et al.'s 1/sqrt(K), which holds only in the limit, but falling. More")
-print("samples help the generative model and starve the inference network.")
+ratios = {part: [snr[k][part] for k in snr_ks] for part in ("encoder", "decoder")}
+assert all(a < b for a, b in zip(ratios["decoder"], ratios["decoder"][1:]))
+assert all(a > b for a, b in zip(ratios["encoder"], ratios["encoder"][1:]))
+encoder_fall = ratios["encoder"][0] / ratios["encoder"][-1]
+print("You should see: the decoder's ratio rising with K and the encoder's falling, by a")
+print(f"factor {encoder_fall:.1f} from K = {snr_ks[0]} to {snr_ks[-1]}: slower than Rainforth et al.'s")
+print(f"1/sqrt(K) (a factor {np.sqrt(snr_ks[-1] / snr_ks[0]):.1f}), which holds only in the limit, but falling.")
+print("More samples help the generative model and starve the inference network.")
+assert encoder_fall < np.sqrt(snr_ks[-1] / snr_ks[0])
 
 # %%
 show(plot(rows, snr, figure_path(args.out, "iwae_training.png")))
