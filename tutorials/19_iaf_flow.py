@@ -158,10 +158,18 @@ banner(f"Part 1: fitting a banana ({steps} Adam steps, 64 draws each)")
 results = banana(steps, rng)
 for name, (kl, _) in results.items():
     print(f"{name:>18}: KL(q || p) = {kl:.3f} nats")
-print("You should see (full mode): the diagonal Gaussian stuck near 0.7 nats, an")
-print("axis-aligned ellipse over the banana's middle, and the flow near 0.04 nats, its")
-print("samples bending along both arms (iaf_banana.png). The Gaussian cannot do better")
-print("at any setting: no ellipse is a banana.")
+kl_diagonal, kl_flow = (kl for kl, _ in results.values())
+assert kl_flow < kl_diagonal / 4
+if args.quick:
+    assert 0.7 < kl_diagonal < 0.9 and kl_flow < 0.25
+    print("You should see (--quick, 200 steps): the flow's KL more than four times lower than")
+    print("the diagonal Gaussian's (about 0.18 against 0.8 nats).")
+else:
+    assert 0.68 < kl_diagonal < 0.73 and kl_flow < 0.06
+    print("You should see: the diagonal Gaussian stuck near 0.7 nats, an axis-aligned")
+    print("ellipse over the banana's middle, and the flow near 0.04 nats, its samples bending")
+    print("along both arms (iaf_banana.png).")
+print("The Gaussian cannot do much better at any setting: no ellipse is a banana.")
 show(plot(results, figure_path(args.out, "iaf_banana.png")))
 
 # %%
@@ -174,11 +182,22 @@ for name, row in rows.items():
     print(f"{name:>14} {row['elbo']:8.2f} {row['log_px']:8.2f} {row['gap']:6.2f} "
           f"{row['kl']:6.2f}")
 difference = rows["IAF, 2 steps"]["per_example"] - rows["diagonal"]["per_example"]
-print(f"log p(x), IAF - diagonal, paired: {difference.mean():+.2f} +- "
-      f"{difference.std(ddof=1) / np.sqrt(len(difference)):.2f} nats")
-print("You should see (full mode, 10 epochs): the flow's ELBO about 3.4 nats above the")
-print("diagonal one (-135.9 against -139.3) and its log p(x) estimate 3.5 +- 0.2 nats")
-print("above, paired, but the gap log p(x) - ELBO about the same for both (3.7 nats).")
+se = difference.std(ddof=1) / np.sqrt(len(difference))
+print(f"log p(x), IAF - diagonal, paired: {difference.mean():+.2f} +- {se:.2f} nats")
+diagonal, flow = rows["diagonal"], rows["IAF, 2 steps"]
+assert flow["elbo"] > diagonal["elbo"] and difference.mean() > 2 * se
+assert flow["gap"] > diagonal["gap"]                  # the flow did not shrink the gap
+if args.quick:
+    assert 10 < flow["elbo"] - diagonal["elbo"] < 20 and 10 < difference.mean() < 20
+    print("You should see (--quick, one epoch on 400 images): the flow's ELBO and its log p(x)")
+    print("estimate both about 14 to 15 nats above the diagonal model's, and its gap log p(x) -")
+    print("ELBO larger, not smaller (3.1 against 2.2 nats).")
+else:
+    assert 3 < flow["elbo"] - diagonal["elbo"] < 4 and 3 < difference.mean() < 4
+    assert 3.3 < diagonal["gap"] < 4 and 3.3 < flow["gap"] < 4
+    print("You should see (10 epochs): the flow's ELBO about 3.4 nats above the diagonal one")
+    print("(-135.9 against -139.3) and its log p(x) estimate 3.5 +- 0.2 nats above, paired,")
+    print("but the gap log p(x) - ELBO about the same for both (3.7 nats).")
 print("The flow did not shrink the gap here: it let the decoder become a better model,")
 print("whose true posterior is then harder again. Its benefit shows in log p(x), which")
 print("is why Kingma et al. report likelihoods. (The flow's KL is estimated from one draw")
