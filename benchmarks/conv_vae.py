@@ -18,25 +18,14 @@ width 128, Adam lr 1e-3, batch 128, after the same number of epochs.
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cpu_name():
-    """'Model name' from lscpu, else what platform knows."""
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in text.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or "unknown CPU"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conv_speed import cpu_name  # noqa: E402  (the benchmark beside this one)
 
 
 def batches(steps, batch, seed=0):

@@ -31,3 +31,11 @@ def tiny_model(input_dim=10, seed=0, **kwargs):
     options = dict(encoder_hidden=(7,), decoder_hidden=(5, 6), dtype=np.float64, seed=seed)
     options.update(kwargs)
     return numvae.VAE(input_dim, 6, 3, **options)
+
+
+def run_cli(argv, capsys):
+    """``numvae`` in-process: (exit code, stdout, stderr)."""
+    from numvae.cli import main
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -6,16 +6,13 @@ import numpy as np
 import pytest
 
 from numvae.checkpoint import load_checkpoint
-from numvae.cli import main
+from helpers import run_cli
 
 TOY = ["--dataset", "toy", "--latent-dim", "2", "--shared-dim", "16", "--no-plots",
        "--batch-size", "64"]
 
 
-def run(argv, capsys):
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
+run = run_cli
 
 
 def test_train_evaluate_sample(tmp_path, capsys):

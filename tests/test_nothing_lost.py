@@ -11,17 +11,14 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import numvae
 from numvae import evaluate, train
 from numvae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from numvae.cli import main
+from helpers import run_cli
 from numvae.losses import NumericalError
 
 TOY = ["--dataset", "toy", "--latent-dim", "2", "--shared-dim", "16", "--no-plots",
        "--batch-size", "64", "--no-progress"]
 
 
-def run(argv, capsys):
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
+run = run_cli
 
 
 # --- nothing lost ---------------------------------------------------------------------
