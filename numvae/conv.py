@@ -97,6 +97,15 @@ def _uniform_init(rng, fan_in, weight_shape, bias_shape, dtype):
             "b": rng.uniform(-bound, bound, bias_shape).astype(dtype)}
 
 
+def _set_geometry(layer, in_channels, out_channels, kernel_size, stride, padding):
+    """The settings a convolution and its transpose share, each checked and named."""
+    layer.in_channels = check_positive_int(in_channels, "in_channels")
+    layer.out_channels = check_positive_int(out_channels, "out_channels")
+    layer.kernel_size = check_positive_int(kernel_size, "kernel_size")
+    layer.stride = check_positive_int(stride, "stride")
+    layer.padding = check_nonnegative_int(padding, "padding")
+
+
 class Conv2d(Layer):
     """2-D convolution (cross-correlation, as in PyTorch) of (batch, C_in, H, W) images.
 
@@ -110,15 +119,10 @@ class Conv2d(Layer):
     """
     skips_input_grad = True
 
-
     def __init__(self, in_channels, out_channels, kernel_size, *, stride=1, padding=0,
                  rng=None, dtype=np.float32):
         super().__init__()
-        self.in_channels = check_positive_int(in_channels, "in_channels")
-        self.out_channels = check_positive_int(out_channels, "out_channels")
-        self.kernel_size = check_positive_int(kernel_size, "kernel_size")
-        self.stride = check_positive_int(stride, "stride")
-        self.padding = check_nonnegative_int(padding, "padding")
+        _set_geometry(self, in_channels, out_channels, kernel_size, stride, padding)
         k = self.kernel_size
         self.params = _uniform_init(rng, in_channels * k * k, (out_channels, in_channels, k, k),
                                     (out_channels,), _check_float_dtype(dtype))
@@ -177,15 +181,10 @@ class ConvTranspose2d(Layer):
     """
     skips_input_grad = True
 
-
     def __init__(self, in_channels, out_channels, kernel_size, *, stride=1, padding=0,
                  output_padding=0, rng=None, dtype=np.float32):
         super().__init__()
-        self.in_channels = check_positive_int(in_channels, "in_channels")
-        self.out_channels = check_positive_int(out_channels, "out_channels")
-        self.kernel_size = check_positive_int(kernel_size, "kernel_size")
-        self.stride = check_positive_int(stride, "stride")
-        self.padding = check_nonnegative_int(padding, "padding")
+        _set_geometry(self, in_channels, out_channels, kernel_size, stride, padding)
         self.output_padding = check_nonnegative_int(output_padding, "output_padding")
         if self.output_padding >= self.stride:
             raise ValueError(f"output_padding must be smaller than stride ({stride}); "
