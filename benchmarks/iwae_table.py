@@ -14,6 +14,13 @@ and run the same command again to resume where it was. At the end of each stage 
 NLL (K = ``--eval-k`` on the first ``--eval-images`` test images, per example, so that two
 rows can be compared pair by pair) and the test negative ELBO are written to
 ``<out>/results.json``; ``--table`` gathers every row into ``results/iwae_table.md``.
+
+    python benchmarks/iwae_table.py --model iwae --k 5 --final         # all 10,000 test images
+
+``--final`` evaluates the row's last checkpoint as the paper does, on every test image
+(K = ``--eval-k``), in chunks of ``--final-chunk`` images, each saved to ``results.json`` as it ends,
+so that a stopped evaluation resumes at its next chunk. Chunk c is drawn with seed
+epoch + 1000 c: chunk 0 is then the stage-end evaluation of that epoch, taken from it.
 """
 import argparse
 import json
@@ -48,6 +55,10 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-train", type=int, help="fewer training images (smoke tests)")
     parser.add_argument("--table", action="store_true", help="only write the table")
+    parser.add_argument("--final", action="store_true",
+                        help="evaluate the last checkpoint on all the test images")
+    parser.add_argument("--final-chunk", type=int, default=1000,
+                        help="test images per saved chunk of --final")
     return parser.parse_args(argv)
 
 
@@ -182,11 +193,39 @@ def write_table(folder=RESULTS):
                 mean, se = paired(sa["per_example_log_px"], sb["per_example_log_px"])
                 lines.append(f"- epoch {epoch}: {a} - {b} = {mean:+.2f} +- {se:.2f} nats "
                              f"({abs(mean) / se:.0f} SE)")
+    lines += final_lines(rows)
     text = "\n".join(lines) + "\n"
     (folder / "iwae_table.md").write_text(text)
     print(text)
     if rows:
         plot_curves(rows, folder / "nll_vs_epochs.png")
+
+
+def final_lines(rows):
+    """The rows evaluated by ``--final`` on every test image, as the paper's table is,
+    with their paired differences."""
+    finals = {name: result["final"] for name, result in rows.items()
+              if "nll" in result.get("final", {})}
+    if not finals:
+        return []
+    lines = ["", "At the last checkpoint, on all the test images (``--final``), as in the paper:",
+             "", "| row | epochs | test NLL (K, images) | test -ELBO | log p(x) - ELBO | paper NLL "
+             "| NLL - paper |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, final in finals.items():
+        args = rows[name]["args"]
+        paper = PAPER.get((args["model"], args["k"])) if args["posterior"] == "diagonal_gaussian" else None
+        gap = f"{final['nll'] - paper:+.2f}" if paper else ""
+        lines.append(f"| {name} | {final['epoch']} | {final['nll']:.2f} +- {final['nll_se']:.2f} "
+                     f"({final['k']}, {final['n_images']}) | {final['negative_elbo']:.2f} | "
+                     f"{final['negative_elbo'] - final['nll']:.2f} | {paper or ''} | {gap} |")
+    lines += ["", "Paired differences on all the test images: NLL_a - NLL_b +- SE", ""]
+    names = list(finals)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            mean, se = paired(finals[a]["per_example_log_px"], finals[b]["per_example_log_px"])
+            lines.append(f"- {a} (epoch {finals[a]['epoch']}) - {b} (epoch {finals[b]['epoch']}) "
+                         f"= {mean:+.2f} +- {se:.2f} nats ({abs(mean) / se:.0f} SE)")
+    return lines
 
 
 def plot_curves(rows, path):
@@ -212,12 +251,55 @@ def plot_curves(rows, path):
     fig.savefig(path, dpi=110)
 
 
+def evaluate_final(args):
+    """results["final"]: the NLL (K = eval_k) of the last checkpoint on every test image,
+    chunk by chunk (each saved as it ends), and the negative ELBO on every test image."""
+    from numvae import evaluate
+    from numvae.checkpoint import load_checkpoint
+    out = Path(args.out) if args.out else RESULTS / row_name(args)
+    results_path = out / "results.json"
+    results = json.loads(results_path.read_text())
+    saved = load_checkpoint(out / "checkpoint.npz")
+    epoch = saved.train_state["epoch"]
+    _, test_images = load_data(args)
+    chunk = args.final_chunk
+    final = results.get("final")
+    if not final or (final["epoch"], final["k"], final["chunk"]) != (epoch, args.eval_k, chunk):
+        final = dict(epoch=epoch, k=args.eval_k, chunk=chunk, per_example_log_px=[])
+        stage = [s for s in results["stages"] if s["epoch"] == epoch and s["k"] == args.eval_k
+                 and s["n_images"] == chunk]
+        if stage:  # chunk 0, seed = epoch: the stage-end evaluation itself
+            final["per_example_log_px"] = list(stage[0]["per_example_log_px"])
+    start = time.perf_counter()
+    while len(final["per_example_log_px"]) < len(test_images):
+        c = len(final["per_example_log_px"]) // chunk
+        images = test_images[c * chunk:(c + 1) * chunk]
+        nll = evaluate.iwae_log_likelihood(saved.model, images, k=args.eval_k,
+                                           seed=epoch + 1000 * c)
+        final["per_example_log_px"] += nll["per_example"].tolist()
+        results["final"] = final
+        write_json(results_path, results)
+        print(f"final, chunk {c}: {len(final['per_example_log_px'])} images "
+              f"({time.perf_counter() - start:.0f} s)", flush=True)
+    log_px = np.asarray(final["per_example_log_px"])
+    elbo = evaluate.evaluate_elbo(saved.model, test_images, seed=epoch)
+    final.update(nll=float(-log_px.mean()), nll_se=float(log_px.std(ddof=1) / math.sqrt(len(log_px))),
+                 n_images=len(log_px), negative_elbo=elbo["loss"], negative_elbo_se=elbo["loss_se"])
+    results["final"] = final
+    write_json(results_path, results)
+    print(f"final, epoch {epoch}: test NLL {final['nll']:.2f} +- {final['nll_se']:.2f} on "
+          f"{len(log_px)} images, -ELBO {elbo['loss']:.2f}")
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.table:
         write_table()
-        return
-    run(args)
+    elif args.final:
+        evaluate_final(args)
+        write_table((Path(args.out) if args.out else RESULTS / row_name(args)).parent)
+    else:
+        run(args)
 
 
 if __name__ == "__main__":

@@ -146,3 +146,42 @@ def test_iwae_table_runs_stops_and_resumes(mnist_dir, tmp_path):
     assert [stage["epoch"] for stage in results["stages"]] == [1, 4, 13]
     assert results["stages"][:2] == first["stages"] and len(results["train_loss"]) == 13
     assert "iwae_k2 | 13 |" in (tmp_path / "iwae_table.md").read_text()
+
+
+def test_iwae_table_final_covers_every_test_image_and_resumes(mnist_dir, tmp_path):
+    """--final: the last checkpoint on all 10,000 test images, chunk by chunk; chunk 0 is the
+    stage-end evaluation (same images, same seed), and a stopped evaluation resumes."""
+    import json
+    spec = importlib.util.spec_from_file_location(
+        "numvae_bench_iwae_table_final", SPEED.parent / "iwae_table.py")
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    out = tmp_path / "vae_k1"
+    common = ["--model", "vae", "--k", "1", "--n-train", "100", "--eval-k", "2",
+              "--eval-images", "2500", "--data-dir", str(mnist_dir), "--out", str(out)]
+    table.main(common + ["--stages", "1"])
+    table.main(common + ["--final", "--final-chunk", "2500"])
+    results = json.loads((out / "results.json").read_text())
+    final, stage = results["final"], results["stages"][0]
+    assert final["n_images"] == 10_000 and final["epoch"] == 1
+    assert final["per_example_log_px"][:2500] == stage["per_example_log_px"]
+    # chunk 0 taken from the stage is what a fresh evaluation of it gives
+    from numvae import evaluate
+    from numvae.checkpoint import load_checkpoint
+    model = load_checkpoint(out / "checkpoint.npz").model
+    _, test_images = table.load_data(table.parse_args(common))
+    fresh = evaluate.iwae_log_likelihood(model, test_images[:2500], k=2, seed=1)
+    np.testing.assert_array_equal(fresh["per_example"], final["per_example_log_px"][:2500])
+    per_example = np.asarray(final["per_example_log_px"])
+    assert np.isclose(final["nll"], -per_example.mean())
+    assert "vae_k1 (epoch 1)" not in (tmp_path / "iwae_table.md").read_text()  # one row only
+    assert "| vae_k1 | 1 |" in (tmp_path / "iwae_table.md").read_text().split("all the test")[1]
+    # stopped after two chunks: the rerun evaluates the last two and gives the same figures
+    stopped = dict(final, per_example_log_px=final["per_example_log_px"][:5000])
+    del stopped["nll"]
+    results["final"] = stopped
+    (out / "results.json").write_text(json.dumps(results))
+    table.main(common + ["--final", "--final-chunk", "2500"])
+    again = json.loads((out / "results.json").read_text())["final"]
+    assert again["per_example_log_px"] == final["per_example_log_px"]
+    assert again["nll"] == final["nll"]
