@@ -18,7 +18,7 @@ from .layers import ACTIVATIONS, Dense, Sequential, Sigmoid
 from .labels import check_labels, one_hot
 from .likelihoods import LIKELIHOODS
 from .losses import NumericalError
-from .objectives import OBJECTIVES
+from .objectives import OBJECTIVES, kl_part_of
 from .posteriors import POSTERIORS
 from .priors import PRIORS
 from .validation import (check_choice, check_data, check_eps, check_latent,
@@ -153,6 +153,7 @@ class VAE:
         for kind in ("likelihood", "posterior", "prior", "objective"):
             part = getattr(self, kind)
             self.config.update({kind: part.name, **part.settings()})
+        kl_part_of(self)  # a pair with no KL (a point mass under the ELBO) is refused here
         self.n_classes = 0 if n_classes is None else check_positive_int(n_classes, "n_classes")
         if n_classes is not None:  # only a conditional model has the setting
             self.config["n_classes"] = self.n_classes
