@@ -236,7 +236,13 @@ def plot_curves(rows, path):
     for index, (name, result) in enumerate(rows.items()):
         epochs = [stage["epoch"] for stage in result["stages"]]
         nll = [stage["nll"] for stage in result["stages"]]
-        ax.plot(epochs, nll, "o-", color=f"C{index}", label=f"{name} (numvae)")
+        first = result["stages"][-1]["n_images"]
+        ax.plot(epochs, nll, "o-", color=f"C{index}",
+                label=f"{name} (numvae, first {first:,} test images)")
+        final = result.get("final", {})
+        if "nll" in final:  # --final: all the test images
+            ax.plot([final["epoch"]], [final["nll"]], "s", color=f"C{index}", fillstyle="none",
+                    markersize=9, label=f"{name}: all {final['n_images']:,} test images")
         paper = PAPER.get((result["args"]["model"], result["args"]["k"]))
         if paper and result["args"]["posterior"] == "diagonal_gaussian":
             ax.axhline(paper, color=f"C{index}", linestyle=":", linewidth=0.8)
