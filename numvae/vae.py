@@ -319,6 +319,11 @@ class VAE:
         head's gradient from z, from the KL and their sum, and the encoder's steps.
         """
         caches = cache["caches"]
+        # a part's own parameters (a flow's) get gradient along two paths, through z and
+        # through log q, each adding into the part's grads: start at zero (PyTorch's zero_grad)
+        for part in (self.posterior, self.prior):
+            for grad in getattr(part, "grads", {}).values():
+                grad[...] = 0.0
         # a diverging model overflows somewhere in here: fit names the non-finite gradient
         with np.errstate(over="ignore", invalid="ignore"):
             # V2: from the loss back through the likelihood and the decoder to z
