@@ -264,6 +264,9 @@ def evaluate_final(args):
     from numvae.checkpoint import load_checkpoint
     out = Path(args.out) if args.out else RESULTS / row_name(args)
     results_path = out / "results.json"
+    if not (out / "checkpoint.npz").exists() or not results_path.exists():
+        raise SystemExit(f"iwae_table.py --final: {out} has no checkpoint.npz and results.json "
+                         f"to evaluate; train the row first (the same options without --final)")
     results = json.loads(results_path.read_text())
     saved = load_checkpoint(out / "checkpoint.npz")
     epoch = saved.train_state["epoch"]
