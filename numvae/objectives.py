@@ -84,8 +84,8 @@ def kl_term(posterior, prior):
     Either needs log q(z|x): a posterior without a density (a point mass) has no KL."""
     if not getattr(posterior, "has_density", True):
         raise ValueError(f"posterior {posterior.name!r} has no density, so no KL to the prior "
-                         f"and no importance-weighted bound: train it with "
-                         f"objective=\"reconstruction\"")
+                         f"and no importance-weighted bound: train it with objective="
+                         f"\"reconstruction\" (numvae train --objective reconstruction)")
     return ANALYTIC_KL.get((type(posterior), type(prior)), MonteCarloKL)()
 
 

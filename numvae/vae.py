@@ -153,7 +153,10 @@ class VAE:
         for kind in ("likelihood", "posterior", "prior", "objective"):
             part = getattr(self, kind)
             self.config.update({kind: part.name, **part.settings()})
-        kl_part_of(self)  # a pair with no KL (a point mass under the ELBO) is refused here
+        try:  # a pair with no KL (a point mass under the ELBO) is refused here, not at a step
+            kl_part_of(self)
+        except ValueError as err:
+            raise ValueError(f"objective {objective!r}: {err}") from None
         self.n_classes = 0 if n_classes is None else check_positive_int(n_classes, "n_classes")
         if n_classes is not None:  # only a conditional model has the setting
             self.config["n_classes"] = self.n_classes

@@ -158,3 +158,22 @@ def test_train_refuses_a_point_mass_under_the_elbo_before_writing_anything(tmp_p
     code, _, err = run(["train", *TOY, "--epochs", "1", "--posterior", "point", "--objective",
                         "reconstruction", "--out", str(out)], capsys)
     assert code == 0 and load_checkpoint(out / "checkpoint.npz").model.config["posterior"] == "point"
+
+
+@pytest.mark.parametrize("options,named", [
+    (["--flow-steps", "3"], "--flow-steps"), (["--flow-hidden", "20"], "--flow-hidden"),
+    (["--prior-components", "4"], "--prior-components"),
+    (["--posterior", "iaf", "--prior-components", "4"], "--prior-components")])
+def test_train_refuses_a_setting_of_a_part_the_model_does_not_have(tmp_path, capsys, options,
+                                                                    named):
+    out = tmp_path / "run"
+    code, _, err = run(["train", *TOY, "--epochs", "1", *options, "--out", str(out)], capsys)
+    assert code == 2 and named in err and "no part of this model" in err and not out.exists()
+
+
+def test_a_validation_split_too_large_leaves_no_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = run(["train", *TOY, "--epochs", "1", "--val-size", "100000", "--out",
+                        str(out)], capsys)
+    assert code == 2 and "--val-size 100000 leaves no training images" in err
+    assert not out.exists()

@@ -107,10 +107,29 @@ def _new_run(args):
                     n_classes=int(train_data.labels.max()) + 1 if args.conditional else None)
     except ValueError as err:  # e.g. --architecture conv on images it cannot take
         raise UsageError(f"numvae: error: {err}", code=2) from None
+    _check_val_size(train_data, meta)
+    _check_part_options(args, model)
     folder = new_run_folder(args.out, args.overwrite)  # only once the settings are known good
     run = dict(model=model, optimizer=FastAdam(model.params, lr=args.lr), history=None,
                train_state=None, train_permutation=None)
     return folder, meta, run, (train_data, test_data)
+
+
+# options that are settings of one part (a flow posterior, a mixture prior): the chosen
+# parts' settings say which of them the model uses
+PART_OPTIONS = ("flow_steps", "flow_hidden", "prior_components")
+
+
+def _check_part_options(args, model):
+    """Refuse an option given for a part the model does not have (--flow-steps without
+    --posterior iaf): it would be silently ignored."""
+    given = _options_given(args, keep=())
+    unused = [f"--{name.replace('_', '-')}" for name in PART_OPTIONS
+              if f"--{name.replace('_', '-')}" in given and name not in model.config]
+    if unused:
+        raise UsageError(f"numvae: error: {', '.join(unused)}: no part of this model has that "
+                         f"setting (--posterior {model.config['posterior']}, --prior "
+                         f"{model.config['prior']})", code=2)
 
 
 def _resumed_run(args):
@@ -166,11 +185,15 @@ def _options_given(args, keep):
             if name not in keep and value != defaults.get(name)]
 
 
-def _split(train_data, meta):
-    """(fit data, validation data or None), the validation images held out by seed."""
+def _check_val_size(train_data, meta):
     if meta["val_size"] >= len(train_data.images):
         raise UsageError(f"numvae: error: --val-size {meta['val_size']} leaves no training images "
                          f"({meta['dataset']} has {len(train_data.images)})", code=2)
+
+
+def _split(train_data, meta):
+    """(fit data, validation data or None), the validation images held out by seed."""
+    _check_val_size(train_data, meta)
     if not meta["val_size"]:
         return train_data, None
     return datasets.train_val_split(train_data, meta["val_size"], seed=meta["seed"])
