@@ -14,6 +14,13 @@ and run the same command again to resume where it was. At the end of each stage 
 NLL (K = ``--eval-k`` on the first ``--eval-images`` test images, per example, so that two
 rows can be compared pair by pair) and the test negative ELBO are written to
 ``<out>/results.json``; ``--table`` gathers every row into ``results/iwae_table.md``.
+
+    python benchmarks/iwae_table.py --model iwae --k 5 --final         # all 10,000 test images
+
+``--final`` evaluates the row's last checkpoint as the paper does, on every test image
+(K = ``--eval-k``), in chunks of ``--final-chunk`` images, each saved to ``<out>/final.json``
+as it ends, so that a stopped evaluation resumes at its next chunk. Chunk c is drawn with seed
+epoch + 1000 c: chunk 0 is then the stage-end evaluation of that epoch, taken from it.
 """
 import argparse
 import json
@@ -29,6 +36,17 @@ RESULTS = ROOT / "results" / "iwae_table"
 PAPER = {("vae", 1): 86.76, ("vae", 5): 86.47, ("iwae", 5): 85.54, ("vae", 50): 86.35,
          ("iwae", 50): 84.78}
 TEST_SEED = 2016  # the test images are binarised once, with this seed
+
+
+def positive_int(text):
+    """argparse type: an integer of at least 1, else an error naming what came."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer of at least 1, got {text!r}")
+    return value
 
 
 def parse_args(argv=None):
@@ -48,6 +66,10 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-train", type=int, help="fewer training images (smoke tests)")
     parser.add_argument("--table", action="store_true", help="only write the table")
+    parser.add_argument("--final", action="store_true",
+                        help="evaluate the last checkpoint on all the test images")
+    parser.add_argument("--final-chunk", type=positive_int, default=1000,
+                        help="test images per saved chunk of --final")
     return parser.parse_args(argv)
 
 
@@ -143,24 +165,34 @@ def paired(a, b):
     return float(diff.mean()), float(diff.std(ddof=1) / math.sqrt(len(diff)))
 
 
+TABLE_HEAD = ("| row | epochs | test NLL (K, images) | test -ELBO | log p(x) - ELBO | paper NLL "
+              "| NLL - paper |", "|---|---:|---:|---:|---:|---:|---:|")
+
+
+def table_row(name, figures, args):
+    """One row of the table: ``figures`` (a stage's or the final evaluation's) beside the
+    paper's NLL for the row's model and k (none for a flow: the paper has no such row)."""
+    diagonal = args["posterior"] == "diagonal_gaussian"
+    paper = PAPER.get((args["model"], args["k"])) if diagonal else None
+    gap = f"{figures['nll'] - paper:+.2f}" if paper else ""
+    return (f"| {name} | {figures['epoch']} | {figures['nll']:.2f} +- {figures['nll_se']:.2f} "
+            f"({figures['k']}, {figures['n_images']}) | {figures['negative_elbo']:.2f} | "
+            f"{figures['negative_elbo'] - figures['nll']:.2f} | {paper or ''} | {gap} |")
+
+
 def write_table(folder=RESULTS):
     """results/iwae_table.md: every row's last stage beside the paper, and paired
     differences of rows evaluated at the same epoch on the same images."""
     rows = {}
     for path in sorted(folder.glob("*/results.json")):
         result = json.loads(path.read_text())
+        if (path.parent / "final.json").exists():
+            result["final"] = json.loads((path.parent / "final.json").read_text())
         if result["stages"]:
             rows[result["row"]] = result
-    lines = ["| row | epochs | test NLL (K, images) | test -ELBO | log p(x) - ELBO | paper NLL "
-             "| NLL - paper |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = list(TABLE_HEAD)
     for name, result in rows.items():
-        last = result["stages"][-1]
-        key = (result["args"]["model"], result["args"]["k"])
-        paper = PAPER.get(key) if result["args"]["posterior"] == "diagonal_gaussian" else None
-        gap = f"{last['nll'] - paper:+.2f}" if paper else ""
-        lines.append(f"| {name} | {last['epoch']} | {last['nll']:.2f} +- {last['nll_se']:.2f} "
-                     f"({last['k']}, {last['n_images']}) | {last['negative_elbo']:.2f} | "
-                     f"{last['negative_elbo'] - last['nll']:.2f} | {paper or ''} | {gap} |")
+        lines.append(table_row(name, result["stages"][-1], result["args"]))
     epochs = sorted({stage["epoch"] for result in rows.values() for stage in result["stages"]})
     lines += ["", "Test NLL at the end of each stage (nats):", "",
               "| row | " + " | ".join(f"epoch {epoch}" for epoch in epochs) + " |",
@@ -182,11 +214,33 @@ def write_table(folder=RESULTS):
                 mean, se = paired(sa["per_example_log_px"], sb["per_example_log_px"])
                 lines.append(f"- epoch {epoch}: {a} - {b} = {mean:+.2f} +- {se:.2f} nats "
                              f"({abs(mean) / se:.0f} SE)")
+    lines += final_lines(rows)
     text = "\n".join(lines) + "\n"
     (folder / "iwae_table.md").write_text(text)
     print(text)
     if rows:
         plot_curves(rows, folder / "nll_vs_epochs.png")
+
+
+def final_lines(rows):
+    """The rows evaluated by ``--final`` on every test image, as the paper's table is,
+    with their paired differences."""
+    finals = {name: result["final"] for name, result in rows.items()
+              if "nll" in result.get("final", {})}
+    if not finals:
+        return []
+    lines = ["", "On all the test images, as in the paper (``--final``, at the epoch given):",
+             "", *TABLE_HEAD]
+    for name, final in finals.items():
+        lines.append(table_row(name, final, rows[name]["args"]))
+    lines += ["", "Paired differences on all the test images: NLL_a - NLL_b +- SE", ""]
+    names = list(finals)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            mean, se = paired(finals[a]["per_example_log_px"], finals[b]["per_example_log_px"])
+            lines.append(f"- {a} (epoch {finals[a]['epoch']}) - {b} (epoch {finals[b]['epoch']}) "
+                         f"= {mean:+.2f} +- {se:.2f} nats ({abs(mean) / se:.0f} SE)")
+    return lines
 
 
 def plot_curves(rows, path):
@@ -197,7 +251,13 @@ def plot_curves(rows, path):
     for index, (name, result) in enumerate(rows.items()):
         epochs = [stage["epoch"] for stage in result["stages"]]
         nll = [stage["nll"] for stage in result["stages"]]
-        ax.plot(epochs, nll, "o-", color=f"C{index}", label=f"{name} (numvae)")
+        first = result["stages"][-1]["n_images"]
+        ax.plot(epochs, nll, "o-", color=f"C{index}",
+                label=f"{name} (numvae, first {first:,} test images)")
+        final = result.get("final", {})
+        if "nll" in final:  # --final: all the test images
+            ax.plot([final["epoch"]], [final["nll"]], "s", color=f"C{index}", fillstyle="none",
+                    markersize=9, label=f"{name}: all {final['n_images']:,} test images")
         paper = PAPER.get((result["args"]["model"], result["args"]["k"]))
         if paper and result["args"]["posterior"] == "diagonal_gaussian":
             ax.axhline(paper, color=f"C{index}", linestyle=":", linewidth=0.8)
@@ -212,12 +272,64 @@ def plot_curves(rows, path):
     fig.savefig(path, dpi=110)
 
 
+def evaluate_final(args):
+    """<out>/final.json: the NLL (K = eval_k) of the last checkpoint on every test image,
+    chunk by chunk (each saved as it ends), and the negative ELBO on every test image. A
+    file of its own, so that a training run writing results.json cannot overwrite it."""
+    from numvae import evaluate
+    from numvae.checkpoint import load_checkpoint
+    out = Path(args.out) if args.out else RESULTS / row_name(args)
+    final_path = out / "final.json"
+    results_path = out / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    if not (out / "checkpoint.npz").exists() or not results.get("stages"):
+        raise SystemExit(f"iwae_table.py --final: {out} has no checkpoint.npz and no stage "
+                         f"evaluated in results.json; train the row through a stage first "
+                         f"(the same options without --final)")
+    saved = load_checkpoint(out / "checkpoint.npz")
+    epoch, chunk = saved.train_state["epoch"], args.final_chunk
+    _, test_images = load_data(args)
+    final = json.loads(final_path.read_text()) if final_path.exists() else None
+    if final and (final["epoch"], final["k"], final["chunk"]) != (epoch, args.eval_k, chunk):
+        print(f"final.json holds epoch {final['epoch']}, K = {final['k']}, chunks of "
+              f"{final['chunk']}: starting again for epoch {epoch}, K = {args.eval_k}, "
+              f"chunks of {chunk}", flush=True)
+        final = None
+    if final is None:
+        final = dict(row=results["row"], epoch=epoch, k=args.eval_k, chunk=chunk,
+                     per_example_log_px=[])
+        stage = [s for s in results["stages"] if s["epoch"] == epoch and s["k"] == args.eval_k
+                 and s["n_images"] == chunk]
+        if stage:  # chunk 0, seed = epoch: the stage-end evaluation itself
+            final["per_example_log_px"] = list(stage[0]["per_example_log_px"])
+    start = time.perf_counter()
+    while len(final["per_example_log_px"]) < len(test_images):
+        c = len(final["per_example_log_px"]) // chunk
+        nll = evaluate.iwae_log_likelihood(saved.model, test_images[c * chunk:(c + 1) * chunk],
+                                           k=args.eval_k, seed=epoch + 1000 * c)
+        final["per_example_log_px"] += nll["per_example"].tolist()
+        write_json(final_path, final)
+        print(f"final, chunk {c}: {len(final['per_example_log_px'])} images "
+              f"({time.perf_counter() - start:.0f} s)", flush=True)
+    log_px = np.asarray(final["per_example_log_px"])
+    elbo = evaluate.evaluate_elbo(saved.model, test_images, seed=epoch)
+    final.update(nll=float(-log_px.mean()), n_images=len(log_px),
+                 nll_se=float(log_px.std(ddof=1) / math.sqrt(len(log_px))),
+                 negative_elbo=elbo["loss"], negative_elbo_se=elbo["loss_se"])
+    write_json(final_path, final)
+    print(f"final, epoch {epoch}: test NLL {final['nll']:.2f} +- {final['nll_se']:.2f} on "
+          f"{len(log_px)} images, -ELBO {elbo['loss']:.2f}")
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.table:
         write_table()
-        return
-    run(args)
+    elif args.final:
+        evaluate_final(args)
+        write_table((Path(args.out) if args.out else RESULTS / row_name(args)).parent)
+    else:
+        run(args)
 
 
 if __name__ == "__main__":

@@ -168,7 +168,26 @@ def infer_config(specs, path="the file"):
                     decoder_hidden=tuple(shape[0] for shape in decompressor[:-1]))
     if "prior.logits" in specs:  # a mixture prior: K from its logits (K,)
         inferred.update(prior="mixture", prior_components=specs["prior.logits"][1][0])
-    return inferred
+    return {**inferred, **_infer_flow(specs, path)}
+
+
+def _infer_flow(specs, path):
+    """posterior="iaf" with its flow_steps and flow_hidden, read off the tensors
+    ``posterior.steps.<t>.made.<2k>.weight`` (the MADE's widths, the last giving [m, s]),
+    or {} for a model without a flow."""
+    pattern = re.compile(r"posterior\.steps\.(\d+)\.")
+    steps = sorted({int(m.group(1)) for name in specs for m in [pattern.match(name)] if m})
+    if not steps:
+        return {}
+    if steps != list(range(len(steps))):
+        raise InteropError(f"{path}: cannot infer the flow: expected steps posterior.steps.0, "
+                           f"posterior.steps.1, ...; found {steps}")
+    widths = [_linear_widths(specs, f"posterior.steps.{t}.made", path) for t in steps]
+    if any(shapes != widths[0] for shapes in widths):
+        raise InteropError(f"{path}: cannot infer the flow: its steps' MADE shapes differ "
+                           f"({[[w[0] for w in shapes] for shapes in widths]})")
+    return dict(posterior="iaf", flow_steps=len(steps),
+                flow_hidden=tuple(shape[0] for shape in widths[0][:-1]))
 
 
 def _assumed_defaults(config):
@@ -211,7 +230,7 @@ def _resolve_config(file_config, config, specs, path, announce):
             settings = ", ".join(f"{key}={value!r}" for key, value in assumed.items())
             announce(f"{path} holds no numvae configuration; the shapes cannot tell, so "
                      f"assumed {settings}")
-    for key in ("encoder_hidden", "decoder_hidden"):
+    for key in ("encoder_hidden", "decoder_hidden", "flow_hidden"):
         if isinstance(merged.get(key), list):
             merged[key] = tuple(merged[key])  # JSON has no tuples
     return merged

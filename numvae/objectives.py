@@ -80,7 +80,12 @@ ANALYTIC_KL = {(DiagonalGaussian, StandardNormal): GaussianKL}
 
 
 def kl_term(posterior, prior):
-    """The analytic KL of the pair if one is registered, else the Monte Carlo estimate."""
+    """The analytic KL of the pair if one is registered, else the Monte Carlo estimate.
+    Either needs log q(z|x): a posterior without a density (a point mass) has no KL."""
+    if not getattr(posterior, "has_density", True):
+        raise ValueError(f"posterior {posterior.name!r} has no density, so no KL to the prior "
+                         f"and no importance-weighted bound: train it with objective="
+                         f"\"reconstruction\" (numvae train --objective reconstruction)")
     return ANALYTIC_KL.get((type(posterior), type(prior)), MonteCarloKL)()
 
 

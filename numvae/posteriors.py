@@ -168,8 +168,8 @@ class IAF:
     Heads: ``mean``, ``log_var`` (latent_dim each) and ``context`` (flow_hidden[0]).
     Parameters ``steps.<t>.made.<k>.W`` etc., joining the model's as ``posterior.steps...``.
     Their gradient comes along two paths, through z_T (``rsample_backward``) and through
-    the log-determinants (``log_prob_backward``): both add into ``grads``, which ``rsample``
-    (the forward pass) sets to zero, as PyTorch's ``zero_grad`` would.
+    the log-determinants (``log_prob_backward``): both add into ``grads``, so they are set
+    to zero before a backward pass (``VAE.backward`` does), as PyTorch's ``zero_grad`` does.
     """
     name = "iaf"
     heads = ("mean", "log_var", "context")
@@ -216,8 +216,6 @@ class IAF:
             log_det += step_cache["log_sigma"].sum(axis=1)
             cache["steps"].append(step_cache)
         cache["log_det"] = log_det.reshape(eps.shape[:2])                  # (S, batch)
-        for grad in self.grads.values():
-            grad[...] = 0.0                       # both backward paths add into grads
         return z, cache
 
     def _backward(self, dz, dlog_det, cache):

@@ -18,7 +18,7 @@ from .layers import ACTIVATIONS, Dense, Sequential, Sigmoid
 from .labels import check_labels, one_hot
 from .likelihoods import LIKELIHOODS
 from .losses import NumericalError
-from .objectives import OBJECTIVES
+from .objectives import OBJECTIVES, kl_part_of
 from .posteriors import POSTERIORS
 from .priors import PRIORS
 from .validation import (check_choice, check_data, check_eps, check_latent,
@@ -153,6 +153,10 @@ class VAE:
         for kind in ("likelihood", "posterior", "prior", "objective"):
             part = getattr(self, kind)
             self.config.update({kind: part.name, **part.settings()})
+        try:  # a pair with no KL (a point mass under the ELBO) is refused here, not at a step
+            kl_part_of(self)
+        except ValueError as err:
+            raise ValueError(f"objective {objective!r}: {err}") from None
         self.n_classes = 0 if n_classes is None else check_positive_int(n_classes, "n_classes")
         if n_classes is not None:  # only a conditional model has the setting
             self.config["n_classes"] = self.n_classes
@@ -318,6 +322,11 @@ class VAE:
         head's gradient from z, from the KL and their sum, and the encoder's steps.
         """
         caches = cache["caches"]
+        # a part's own parameters (a flow's) get gradient along two paths, through z and
+        # through log q, each adding into the part's grads: start at zero (PyTorch's zero_grad)
+        for part in (self.posterior, self.prior):
+            for grad in getattr(part, "grads", {}).values():
+                grad[...] = 0.0
         # a diverging model overflows somewhere in here: fit names the non-finite gradient
         with np.errstate(over="ignore", invalid="ignore"):
             # V2: from the loss back through the likelihood and the decoder to z

@@ -47,9 +47,11 @@ def test_the_autoencoders_gradient_is_exact(likelihood):
 
 
 def test_a_point_mass_with_the_elbo_says_what_to_use():
-    model = tiny_model(posterior="point")
-    with pytest.raises(ValueError, match='objective="reconstruction"'):
-        model.forward(RNG.uniform(size=(2, 10)))
+    for objective in ("elbo", "iwae"):  # refused when the model is built, not at its first step
+        with pytest.raises(ValueError, match='no density.*objective="reconstruction"'):
+            tiny_model(posterior="point", objective=objective)
+    with pytest.raises(ValueError, match='objective="reconstruction"'):  # the part itself too
+        posteriors.PointMass().log_prob({})
 
 
 def test_fit_evaluate_inspect_and_checkpoint_work_with_one_head(tmp_path):

@@ -146,3 +146,63 @@ def test_iwae_table_runs_stops_and_resumes(mnist_dir, tmp_path):
     assert [stage["epoch"] for stage in results["stages"]] == [1, 4, 13]
     assert results["stages"][:2] == first["stages"] and len(results["train_loss"]) == 13
     assert "iwae_k2 | 13 |" in (tmp_path / "iwae_table.md").read_text()
+
+
+def test_iwae_table_final_covers_every_test_image_and_resumes(mnist_dir, tmp_path, capsys):
+    """--final: the last checkpoint on all 10,000 test images, chunk by chunk, in final.json;
+    chunk 0 is taken from the stage-end evaluation (same images, same seed), and a stopped
+    evaluation resumes at its next chunk (sentinel values show what was reused)."""
+    import json
+    spec = importlib.util.spec_from_file_location(
+        "numvae_bench_iwae_table_final", SPEED.parent / "iwae_table.py")
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    out = tmp_path / "vae_k1"
+    common = ["--model", "vae", "--k", "1", "--n-train", "100", "--eval-k", "2",
+              "--eval-images", "2500", "--data-dir", str(mnist_dir), "--out", str(out)]
+    table.main(common + ["--stages", "1"])
+    results = json.loads((out / "results.json").read_text())
+    stage = results["stages"][0]
+    # chunk 0 as a fresh evaluation gives it: the stage-end evaluation (seed = epoch = 1)
+    from numvae import evaluate
+    from numvae.checkpoint import load_checkpoint
+    model = load_checkpoint(out / "checkpoint.npz").model
+    _, test_images = table.load_data(table.parse_args(common))
+    fresh = evaluate.iwae_log_likelihood(model, test_images[:2500], k=2, seed=1)
+    np.testing.assert_array_equal(fresh["per_example"], stage["per_example_log_px"])
+    # sentinels in the stage's figures: --final must take chunk 0 from there
+    stage["per_example_log_px"] = [-1000.0] * 2500
+    (out / "results.json").write_text(json.dumps(results))
+    table.main(common + ["--final", "--final-chunk", "2500"])
+    final = json.loads((out / "final.json").read_text())
+    assert final["n_images"] == 10_000 and final["epoch"] == 1
+    assert final["per_example_log_px"][:2500] == [-1000.0] * 2500
+    assert -1000.0 not in final["per_example_log_px"][2500:]
+    assert np.isclose(final["nll"], -np.mean(final["per_example_log_px"]))
+    text = (tmp_path / "iwae_table.md").read_text().split("On all the test images")[1]
+    assert "| vae_k1 | 1 |" in text and "(2, 10000)" in text
+    # stopped after two chunks (sentinels in them): the rerun keeps them, adds two chunks
+    stopped = dict(final, per_example_log_px=[-2000.0] * 5000)
+    del stopped["nll"]
+    (out / "final.json").write_text(json.dumps(stopped))
+    table.main(common + ["--final", "--final-chunk", "2500"])
+    again = json.loads((out / "final.json").read_text())
+    assert again["per_example_log_px"][:5000] == [-2000.0] * 5000
+    assert again["per_example_log_px"][5000:] == final["per_example_log_px"][5000:]
+    # another chunk size: the old figures are dropped, and it says so
+    capsys.readouterr()
+    table.main(common + ["--final", "--final-chunk", "5000"])
+    assert "starting again" in capsys.readouterr().out
+    assert -2000.0 not in json.loads((out / "final.json").read_text())["per_example_log_px"]
+
+
+def test_iwae_table_final_refuses_a_row_never_trained_and_a_bad_chunk(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location(
+        "numvae_bench_iwae_table_refuse", SPEED.parent / "iwae_table.py")
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    with pytest.raises(SystemExit, match="train the row through a stage first"):
+        table.main(["--final", "--out", str(tmp_path / "none")])
+    with pytest.raises(SystemExit):
+        table.main(["--final", "--final-chunk", "0", "--out", str(tmp_path / "none")])
+    assert "--final-chunk: expected an integer of at least 1, got '0'" in capsys.readouterr().err

@@ -131,3 +131,49 @@ def test_ranges_still_allow_a_paper_s_schedule_and_k_5000():
     args = build_parser().parse_args(["train", "--epochs", "3280"])
     assert args.epochs == 3280
     assert build_parser().parse_args(["evaluate", "c.npz", "--iwae-k", "5000"]).iwae_k == 5000
+
+
+def test_train_takes_the_posterior_and_the_flow_settings(tmp_path, capsys):
+    out = tmp_path / "iaf"
+    code, stdout, _ = run(["train", *TOY, "--epochs", "1", "--posterior", "iaf", "--flow-steps",
+                           "2", "--flow-hidden", "12", "8", "--out", str(out)], capsys)
+    assert code == 0, stdout
+    model = load_checkpoint(out / "checkpoint.npz").model
+    assert model.config["posterior"] == "iaf" and model.config["flow_steps"] == 2
+    assert tuple(model.config["flow_hidden"]) == (12, 8)
+    assert "posterior.steps.1.made.0.W" in model.params
+    # resumed: the flow is the checkpoint's, and the options given are named as ignored
+    code, _, err = run(["train", "--resume", str(out / "checkpoint.npz"), "--epochs", "2",
+                        "--flow-steps", "3"], capsys)
+    assert code == 0 and "--flow-steps" in err
+    assert load_checkpoint(out / "checkpoint.npz").model.config["flow_steps"] == 2
+
+
+def test_train_refuses_a_point_mass_under_the_elbo_before_writing_anything(tmp_path, capsys):
+    out = tmp_path / "ae"
+    code, _, err = run(["train", *TOY, "--epochs", "1", "--posterior", "point", "--out",
+                        str(out)], capsys)
+    assert code == 2 and "no density" in err and "reconstruction" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+    code, _, err = run(["train", *TOY, "--epochs", "1", "--posterior", "point", "--objective",
+                        "reconstruction", "--out", str(out)], capsys)
+    assert code == 0 and load_checkpoint(out / "checkpoint.npz").model.config["posterior"] == "point"
+
+
+@pytest.mark.parametrize("options,named", [
+    (["--flow-steps", "3"], "--flow-steps"), (["--flow-hidden", "20"], "--flow-hidden"),
+    (["--prior-components", "4"], "--prior-components"),
+    (["--posterior", "iaf", "--prior-components", "4"], "--prior-components")])
+def test_train_refuses_a_setting_of_a_part_the_model_does_not_have(tmp_path, capsys, options,
+                                                                    named):
+    out = tmp_path / "run"
+    code, _, err = run(["train", *TOY, "--epochs", "1", *options, "--out", str(out)], capsys)
+    assert code == 2 and named in err and "no part of this model" in err and not out.exists()
+
+
+def test_a_validation_split_too_large_leaves_no_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = run(["train", *TOY, "--epochs", "1", "--val-size", "100000", "--out",
+                        str(out)], capsys)
+    assert code == 2 and "--val-size 100000 leaves no training images" in err
+    assert not out.exists()

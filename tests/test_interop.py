@@ -16,7 +16,8 @@ from numvae.checkpoint import load_checkpoint, save_checkpoint
 from numvae.cli import main
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
-from numvae.interop import InteropError, load_safetensors, save_safetensors  # noqa: E402
+from numvae.interop import (InteropError, load_safetensors, save_safetensors,  # noqa: E402
+                            to_state_dict)
 
 # The issue's names, and nn.Linear's (out, in) shapes, for the slides' VAE(784, 128, 2).
 SLIDES_SHAPES = {
@@ -116,6 +117,26 @@ def test_pytorch_file_infers_the_architecture_and_names_what_it_assumed(tmp_path
     assert np.array_equal(loaded.flat_params, model.flat_params)
     assert len(lines) == 1
     assert "assumed likelihood='bernoulli', sigma=1.0, kl_weight=1.0, n_samples=1" in lines[0]
+
+
+def test_pytorch_file_of_a_flow_model_infers_the_flow(tmp_path):
+    """posterior="iaf", flow_steps and flow_hidden read off posterior.steps.<t>.made.<2k>."""
+    model = small(posterior="iaf", flow_steps=3, flow_hidden=(6, 5), activation="tanh")
+    lines = []
+    loaded = load_safetensors(torch_style_file(tmp_path / "t.safetensors", model),
+                              config=dict(activation="tanh"), announce=lines.append)
+    assert loaded.config == model.config
+    assert (loaded.config["flow_steps"], loaded.config["flow_hidden"]) == (3, (6, 5))
+    assert np.array_equal(loaded.flat_params, model.flat_params)
+    rng = np.random.default_rng(0)
+    x, eps = rng.uniform(size=(4, 12)), rng.standard_normal((1, 4, 3))
+    assert loaded.forward(x, eps)["loss"] == model.forward(x, eps)["loss"]
+    assert "objective='elbo'" in lines[0]            # the shapes cannot tell the objective
+    # a step missing: refused, naming what was expected
+    step1 = {name: None for name in to_state_dict(model) if name.startswith("posterior.steps.1.")}
+    broken = torch_style_file(tmp_path / "b.safetensors", model, **step1)
+    with pytest.raises(InteropError, match=r"expected steps posterior.steps.0.*found \[0, 2\]"):
+        load_safetensors(broken)
 
 
 def test_given_config_overrides_and_silences_what_it_sets(tmp_path):

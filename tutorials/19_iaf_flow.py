@@ -66,6 +66,8 @@ def fit_to_banana(posterior, heads, steps, n_samples, rng, lr=1e-2):
     for _ in range(steps):
         eps = rng.standard_normal((n_samples, 1, 2))
         z, cache = posterior.rsample(heads, eps)
+        for grad in getattr(posterior, "grads", {}).values():
+            grad[...] = 0.0          # both backward paths below add into the flow's grads
         log_p, dlog_p_dz = log_target(z)
         weight = np.full((n_samples, 1), 1.0 / n_samples)        # d KL / d log q per draw
         dz_q, dheads_q = posterior.log_prob_backward(weight, cache)

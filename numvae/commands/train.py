@@ -10,7 +10,7 @@ from ..layers import ACTIVATIONS
 from ..objectives import OBJECTIVES
 from ..optim_fast import FastAdam
 from ..schedules import SCHEDULES
-from ..vae import ARCHITECTURES, LIKELIHOODS, PRIORS, VAE
+from ..vae import ARCHITECTURES, LIKELIHOODS, POSTERIORS, PRIORS, VAE
 from .common import (Parser, UsageError, epochs_option, int_in, load_data, lr_option,
                      make_out_dir, new_run_folder, nonnegative_float, nonnegative_int, save_figures,
                      seed_option, sigma_option, width_option)
@@ -42,6 +42,14 @@ def add_parser(commands):
     p.add_argument("--architecture", choices=sorted(ARCHITECTURES), default="mlp",
                    help="mlp (default): the slides' Dense layers; conv: two convolutions down "
                    "and two transposed convolutions up (square images)")
+    p.add_argument("--posterior", choices=sorted(POSTERIORS), default="diagonal_gaussian",
+                   help="diagonal_gaussian (default, the slides'), iaf (an inverse "
+                   "autoregressive flow after it) or point (a plain autoencoder, with "
+                   "--objective reconstruction)")
+    p.add_argument("--flow-steps", type=int_in(1, 100), default=1,
+                   help="steps of the iaf posterior (default 1)")
+    p.add_argument("--flow-hidden", type=width_option, nargs="+", default=[50], metavar="WIDTH",
+                   help="hidden widths of each iaf step's MADE (default 50)")
     p.add_argument("--prior", choices=sorted(PRIORS), default="standard_normal",
                    help="standard_normal (default) or mixture (a learnt Gaussian mixture)")
     p.add_argument("--prior-components", type=int_in(1, 1000), default=10,
@@ -79,7 +87,6 @@ def add_parser(commands):
 
 def _new_run(args):
     """A fresh model and optimiser from the options; what the run needs to resume later."""
-    folder = new_run_folder(args.out, args.overwrite)
     train_data, test_data, used = load_data(args.dataset, args.data_dir)
     data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None  # usable from anywhere
     meta = dict(dataset=used, data_dir=data_dir, epochs=args.epochs or DEFAULT_EPOCHS[used],
@@ -92,15 +99,37 @@ def _new_run(args):
     try:
         model = VAE(train_data.images.shape[1], args.shared_dim, args.latent_dim,
                     likelihood=args.likelihood, sigma=args.sigma, kl_weight=args.kl_weight,
-                    activation=args.activation, architecture=args.architecture, prior=args.prior,
+                    activation=args.activation, architecture=args.architecture,
+                    posterior=args.posterior, flow_steps=args.flow_steps,
+                    flow_hidden=tuple(args.flow_hidden), prior=args.prior,
                     prior_components=args.prior_components, objective=args.objective,
                     n_samples=args.n_samples, seed=args.seed,
                     n_classes=int(train_data.labels.max()) + 1 if args.conditional else None)
     except ValueError as err:  # e.g. --architecture conv on images it cannot take
         raise UsageError(f"numvae: error: {err}", code=2) from None
+    _check_val_size(train_data, meta)
+    _check_part_options(args, model)
+    folder = new_run_folder(args.out, args.overwrite)  # only once the settings are known good
     run = dict(model=model, optimizer=FastAdam(model.params, lr=args.lr), history=None,
                train_state=None, train_permutation=None)
     return folder, meta, run, (train_data, test_data)
+
+
+# options that are settings of one part (a flow posterior, a mixture prior): the chosen
+# parts' settings say which of them the model uses
+PART_OPTIONS = ("flow_steps", "flow_hidden", "prior_components")
+
+
+def _check_part_options(args, model):
+    """Refuse an option given for a part the model does not have (--flow-steps without
+    --posterior iaf): it would be silently ignored."""
+    given = _options_given(args, keep=())
+    unused = [f"--{name.replace('_', '-')}" for name in PART_OPTIONS
+              if f"--{name.replace('_', '-')}" in given and name not in model.config]
+    if unused:
+        raise UsageError(f"numvae: error: {', '.join(unused)}: no part of this model has that "
+                         f"setting (--posterior {model.config['posterior']}, --prior "
+                         f"{model.config['prior']})", code=2)
 
 
 def _resumed_run(args):
@@ -156,11 +185,15 @@ def _options_given(args, keep):
             if name not in keep and value != defaults.get(name)]
 
 
-def _split(train_data, meta):
-    """(fit data, validation data or None), the validation images held out by seed."""
+def _check_val_size(train_data, meta):
     if meta["val_size"] >= len(train_data.images):
         raise UsageError(f"numvae: error: --val-size {meta['val_size']} leaves no training images "
                          f"({meta['dataset']} has {len(train_data.images)})", code=2)
+
+
+def _split(train_data, meta):
+    """(fit data, validation data or None), the validation images held out by seed."""
+    _check_val_size(train_data, meta)
     if not meta["val_size"]:
         return train_data, None
     return datasets.train_val_split(train_data, meta["val_size"], seed=meta["seed"])
