@@ -42,7 +42,10 @@ _MAX_DIRECTORY = 2**20       # ... and its bytes (a checkpoint's takes a few kB)
 _MAX_HEADER = 10_000         # bytes of a .npy header dict (numpy's own limit)
 _MAX_NDIM = 8
 _CHUNK = 2**20               # data is read (and inflated) at most this much at a time
-_DESCR = re.compile(r"[<>|=]?[A-Za-z]\d{0,6}")  # plain dtypes only: '<f8', '|b1', '<U40', '|O'
+# plain dtypes only: '<f8', '|b1', '<U40', '|O'; the item size may be large (a long run's
+# history is a string of millions of characters): the member's bytes are checked against
+# the reader's limit before anything is read
+_DESCR = re.compile(r"[<>|=]?[A-Za-z]\d{0,10}")
 # Everything a damaged file can make the standard library or numpy raise:
 _LOW_LEVEL = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError,
               EOFError, OSError, KeyError, ValueError, TypeError, OverflowError, struct.error, zlib.error)

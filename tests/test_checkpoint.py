@@ -36,6 +36,19 @@ def test_round_trip(tmp_path):
     assert loaded.model.rng.standard_normal() == model.rng.standard_normal()
 
 
+def test_a_long_runs_history_of_millions_of_characters_loads(tmp_path):
+    """A run of 121 epochs of 3,000 steps keeps 363,000 per-step gradient norms: its history
+    is a string of about 7 million characters (dtype '<U7...', seven digits), which the
+    bounded reader once refused as not a plain dtype."""
+    model, optimizer = trained_pair()
+    norms = np.random.default_rng(1).uniform(size=100_000).tolist()
+    history = {"epoch": [1], "train_loss": [3.5], "grad_norm_step": list(range(100_000)),
+               "grad_norm": {"encoder.mean.W": norms}}
+    path = save_checkpoint(tmp_path / "c.npz", model, optimizer, history, {"epoch": 1})
+    assert len(json.dumps(history)) > 1_000_000     # a seven-digit string dtype
+    assert load_checkpoint(path).history == history
+
+
 def test_truncated_file_is_a_clear_error(tmp_path):
     model, optimizer = trained_pair()
     path = save_checkpoint(tmp_path / "c.npz", model, optimizer)

@@ -400,7 +400,7 @@ def test_damaged_bytes_give_npz_error_or_checked_arrays(tmp_path, which, data):
 
 
 DESCRS = ["<f8", ">f4", "<i8", "|u1", "|b1", "<U3", "|O", "<c16", "|V8", "<M8", "f", "<f", "<U0", "S2",
-          "<f8 ", "", "a", "<f800", "<U1000000"]
+          "<f8 ", "", "a", "<f800", "<U1000000", "<U10000000", "<U99999999999", "<U9999999999"]
 sizes = st.one_of(st.integers(0, 4), st.integers(-3, 2**70), st.booleans(), st.floats(), st.none())
 
 
