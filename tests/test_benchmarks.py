@@ -127,17 +127,28 @@ def test_gradcheck_and_iwae_workers(speed, cache):
     assert np.isfinite(iwae["log_px"]) and iwae["rows"] == 100
 
 
+def load_iwae_table():
+    """benchmarks/iwae_table.py as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("numvae_bench_iwae_table",
+                                                  SPEED.parent / "iwae_table.py")
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    return table
+
+
+def small_row(mnist_dir, out, *options):
+    """iwae_table.py's options for a row trained on 100 images, written into ``out``."""
+    return [*options, "--n-train", "100", "--data-dir", str(mnist_dir), "--out", str(out)]
+
+
 def test_iwae_table_runs_stops_and_resumes(mnist_dir, tmp_path):
     """benchmarks/iwae_table.py on 100 training images: two stages, then a third resumed
     from the checkpoint; the results and the table are written."""
     import json
-    spec = importlib.util.spec_from_file_location(
-        "numvae_bench_iwae_table", SPEED.parent / "iwae_table.py")
-    table = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(table)
+    table = load_iwae_table()
     out = tmp_path / "iwae_k2"
-    common = ["--model", "iwae", "--k", "2", "--n-train", "100", "--eval-k", "4",
-              "--eval-images", "10", "--data-dir", str(mnist_dir), "--out", str(out)]
+    common = small_row(mnist_dir, out, "--model", "iwae", "--k", "2", "--eval-k", "4",
+                       "--eval-images", "10")
     table.main(common + ["--stages", "2"])
     first = json.loads((out / "results.json").read_text())
     assert [stage["epoch"] for stage in first["stages"]] == [1, 4]
@@ -153,13 +164,10 @@ def test_iwae_table_final_covers_every_test_image_and_resumes(mnist_dir, tmp_pat
     chunk 0 is taken from the stage-end evaluation (same images, same seed), and a stopped
     evaluation resumes at its next chunk (sentinel values show what was reused)."""
     import json
-    spec = importlib.util.spec_from_file_location(
-        "numvae_bench_iwae_table_final", SPEED.parent / "iwae_table.py")
-    table = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(table)
+    table = load_iwae_table()
     out = tmp_path / "vae_k1"
-    common = ["--model", "vae", "--k", "1", "--n-train", "100", "--eval-k", "2",
-              "--eval-images", "2500", "--data-dir", str(mnist_dir), "--out", str(out)]
+    common = small_row(mnist_dir, out, "--model", "vae", "--k", "1", "--eval-k", "2",
+                       "--eval-images", "2500")
     table.main(common + ["--stages", "1"])
     results = json.loads((out / "results.json").read_text())
     stage = results["stages"][0]
@@ -197,10 +205,7 @@ def test_iwae_table_final_covers_every_test_image_and_resumes(mnist_dir, tmp_pat
 
 
 def test_iwae_table_final_refuses_a_row_never_trained_and_a_bad_chunk(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location(
-        "numvae_bench_iwae_table_refuse", SPEED.parent / "iwae_table.py")
-    table = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(table)
+    table = load_iwae_table()
     with pytest.raises(SystemExit, match="train the row through a stage first"):
         table.main(["--final", "--out", str(tmp_path / "none")])
     with pytest.raises(SystemExit):
