@@ -246,7 +246,7 @@ def final_lines(rows):
 def plot_curves(rows, path):
     """Test NLL at each stage's end against epochs, each row beside the paper's final value."""
     from matplotlib.figure import Figure
-    fig = Figure(figsize=(7.5, 4.5), layout="constrained")
+    fig = Figure(figsize=(10.5, 4.8), layout="constrained")
     ax = fig.subplots()
     for index, (name, result) in enumerate(rows.items()):
         epochs = [stage["epoch"] for stage in result["stages"]]
@@ -268,7 +268,7 @@ def plot_curves(rows, path):
     ax.set_ylabel("test NLL, nats (K = 5000)")
     ax.set_title("Burda et al. (2016), Table 1, one stochastic layer")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the curves
     fig.savefig(path, dpi=110)
 
 
