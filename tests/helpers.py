@@ -1,7 +1,9 @@
 """Test helpers: tiny float64 models and data, and the kink guard for ReLU."""
+import threading
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import numvae
 from numvae.layers import Dense, ReLU
@@ -39,3 +41,18 @@ def run_cli(argv, capsys):
     code = main(argv)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def call_on_a_named_pipe(function, pipe, what):
+    """``function()`` in a thread, for a reader handed the named pipe ``pipe``: its result,
+    or a test failure naming ``what`` if it is still waiting for a writer after 10 s (the
+    pipe is then opened for writing, so that the thread, and the test run, can end)."""
+    outcome = []
+    thread = threading.Thread(target=lambda: outcome.append(function()), daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    if thread.is_alive():
+        with open(pipe, "wb"):
+            pass
+        pytest.fail(f"{what} waited on a named pipe")
+    return outcome[0]

@@ -13,7 +13,6 @@ import os
 import struct
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 import zlib
@@ -28,6 +27,7 @@ from numvae import datasets
 from numvae.datasets import (DataUnavailableError, Dataset, IDXError, binarize, load_dataset,
                              load_mnist, load_mnist_mini, make_toy,
                              mnist_cache_dir, read_idx, train_val_split, write_idx)
+from helpers import call_on_a_named_pipe
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "mnist"
 PACKAGE_DATA = Path(datasets.__file__).parent / "data"
@@ -177,16 +177,8 @@ def test_idx_paths_that_are_not_files(tmp_path):
     with pytest.raises(IDXError, match=f"^{tmp_path}: is a folder, expected an IDX file$"):
         read_idx(tmp_path)
     os.mkfifo(tmp_path / "pipe")  # open() would wait for a writer; read_idx must not
-    outcome = []
-    thread = threading.Thread(target=lambda: outcome.append(read_or_idx_error(tmp_path / "pipe")),
-                              daemon=True)
-    thread.start()
-    thread.join(timeout=10)
-    if thread.is_alive():
-        with open(tmp_path / "pipe", "wb"):  # let it go, so that the test run can end
-            pass
-        pytest.fail("read_idx waited on a named pipe")
-    assert outcome == [None]
+    pipe = tmp_path / "pipe"
+    assert call_on_a_named_pipe(lambda: read_or_idx_error(pipe), pipe, "read_idx") is None
 
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,13 +3,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 from numvae._io import (NotRegularFileError, atomic_write, atomic_write_bytes, open_regular,
                         remove_stale_temporaries)
+from helpers import call_on_a_named_pipe
 
 
 def leftovers(folder, keep):
@@ -213,19 +213,12 @@ def test_open_regular(tmp_path):
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
 def test_open_regular_refuses_a_named_pipe_without_waiting(tmp_path):
-    os.mkfifo(tmp_path / "pipe")
-    outcome = []
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
 
     def attempt():
         try:
-            open_regular(tmp_path / "pipe").close()
+            open_regular(pipe).close()
         except NotRegularFileError as err:
-            outcome.append(err.kind)
-    thread = threading.Thread(target=attempt, daemon=True)
-    thread.start()
-    thread.join(timeout=10)
-    if thread.is_alive():
-        with open(tmp_path / "pipe", "wb"):  # let it go, so that the test run can end
-            pass
-        pytest.fail("open_regular waited on a named pipe")
-    assert outcome == ["a named pipe"]
+            return err.kind
+    assert call_on_a_named_pipe(attempt, pipe, "open_regular") == "a named pipe"
