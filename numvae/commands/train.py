@@ -124,8 +124,8 @@ def _check_part_options(args, model):
     """Refuse an option given for a part the model does not have (--flow-steps without
     --posterior iaf): it would be silently ignored."""
     given = _options_given(args, keep=())
-    unused = [f"--{name.replace('_', '-')}" for name in PART_OPTIONS
-              if f"--{name.replace('_', '-')}" in given and name not in model.config]
+    flags = {name: "--" + name.replace("_", "-") for name in PART_OPTIONS}
+    unused = [flag for name, flag in flags.items() if flag in given and name not in model.config]
     if unused:
         raise UsageError(f"numvae: error: {', '.join(unused)}: no part of this model has that "
                          f"setting (--posterior {model.config['posterior']}, --prior "
