@@ -1,11 +1,11 @@
 """THE 0.1.0 REFERENCE ADAM, used only by benchmarks/speed.py (``--sections adam``,
-``--optimizer before``): numvae/optim.py as it was at commit 80a7efa, before the
+``--optimizer before``): numvae/training/optim.py as it was at commit 80a7efa, before the
 redesign of issue 11 (one sweep over the flat buffer, whole arrays at a time, with a
 denormal flush). It is kept here, unchanged but for the import of the validation helpers
 (``from numvae.validation`` instead of ``from .validation``), so that the benchmark can
 time today's optimisers against it. It is not part of the package; do not use it.
 
-    git show 80a7efa:numvae/optim.py
+    git show 80a7efa:numvae/training/optim.py
 """
 """Optimisers that update the arrays of ``params`` in place.
 

@@ -77,7 +77,7 @@ def cpu_name():
 def numvae_stack(fast, seed=0):
     """The four numvae layers (float32), textbook or fast."""
     import numpy as np
-    from numvae import conv
+    from numvae.nn import conv
     rng = np.random.default_rng(seed)
     layers = []
     for c_in, c_out, transposed in STACK:
@@ -140,7 +140,7 @@ def stage_jobs(layers, x):
     Returns ({stage: closure}, GFLOP of the products).
     """
     import numpy as np
-    from numvae.conv import ConvTranspose2d, col2im_channels_last, im2col_channels_last
+    from numvae.nn.conv import ConvTranspose2d, col2im_channels_last, im2col_channels_last
     rng = np.random.default_rng(0)
     inputs, caches = [], []
     for layer in layers:

@@ -160,8 +160,9 @@ def speed(args):
 def quality(args):
     import numpy as np
     import numvae
-    from numvae import datasets, evaluate
-    from numvae.train import fit
+    from numvae.io import datasets
+    from numvae.diagnostics import evaluate
+    from numvae.training.loop import fit
     train_data, test, used = datasets.load_dataset(args.dataset, args.data_dir, announce=print)
     out = {}
     for arch, options in (("dense (slides)", {}), ("conv", dict(architecture="conv"))):

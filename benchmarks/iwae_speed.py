@@ -19,8 +19,8 @@ import time
 import numpy as np
 
 import numvae
-from numvae.optim_fast import FastAdam
-from numvae.train import train_step
+from numvae.training.optim_fast import FastAdam
+from numvae.training.loop import train_step
 
 
 def numvae_runner(k, batch, seed=0):

@@ -88,7 +88,7 @@ def build_model(args):
 
 
 def load_data(args):
-    from numvae import datasets
+    from numvae.io import datasets
     train, test = datasets.load_mnist(args.data_dir, download=False)
     images = train.images if args.n_train is None else train.images[:args.n_train]
     test_images = datasets.binarize(test.images, np.random.default_rng(TEST_SEED))
@@ -97,7 +97,7 @@ def load_data(args):
 
 def evaluate_stage(model, test_images, args, epoch):
     """Test NLL (K = eval_k, per example) and negative ELBO at the end of a stage."""
-    from numvae import evaluate
+    from numvae.diagnostics import evaluate
     start = time.perf_counter()
     subset = test_images[:args.eval_images]
     nll = evaluate.iwae_log_likelihood(model, subset, k=args.eval_k, seed=epoch)
@@ -109,15 +109,15 @@ def evaluate_stage(model, test_images, args, epoch):
 
 
 def write_json(path, value):
-    from numvae._io import atomic_write_bytes
+    from numvae.io.files import atomic_write_bytes
     atomic_write_bytes(path, (json.dumps(value, indent=1) + "\n").encode())
 
 
 def run(args):
-    from numvae import train
-    from numvae.checkpoint import load_checkpoint, save_checkpoint
-    from numvae.optim_fast import FastAdam
-    from numvae.schedules import Burda
+    from numvae.training import loop
+    from numvae.training.checkpoint import load_checkpoint, save_checkpoint
+    from numvae.training.optim_fast import FastAdam
+    from numvae.training.schedules import Burda
     out = Path(args.out) if args.out else RESULTS / row_name(args)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint_path, results_path = out / "checkpoint.npz", out / "results.json"
@@ -153,7 +153,7 @@ def run(args):
         save_checkpoint(checkpoint_path, model, optimizer, state["history"],
                         state["train_state"], state["train_permutation"])
 
-    train.fit(model, optimizer, images, epochs=ends[-1], batch_size=20, seed=args.seed,
+    loop.fit(model, optimizer, images, epochs=ends[-1], batch_size=20, seed=args.seed,
               binarize=True, schedule="burda", callbacks=[save], progress=False,
               log=lambda line: print(line, flush=True), **resume)
     write_table(out.parent)
@@ -276,8 +276,8 @@ def evaluate_final(args):
     """<out>/final.json: the NLL (K = eval_k) of the last checkpoint on every test image,
     chunk by chunk (each saved as it ends), and the negative ELBO on every test image. A
     file of its own, so that a training run writing results.json cannot overwrite it."""
-    from numvae import evaluate
-    from numvae.checkpoint import load_checkpoint
+    from numvae.diagnostics import evaluate
+    from numvae.training.checkpoint import load_checkpoint
     out = Path(args.out) if args.out else RESULTS / row_name(args)
     final_path = out / "final.json"
     results_path = out / "results.json"

@@ -20,8 +20,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
-from numvae import datasets, evaluate, plot_latent
-from numvae.train import fit
+from numvae.io import datasets
+from numvae.diagnostics import evaluate
+from numvae import plots
+from numvae.training.loop import fit
 
 
 def train(prior, data, epochs, seed):
@@ -42,7 +44,7 @@ def scores(model, test, iwae_n, k):
                   iwae_k=k, iwae_images=iwae_n, active_units=n_active,
                   mean_variance=variance.tolist())
     if model.config["prior"] == "mixture":
-        _, accuracy, mapping = plot_latent.mixture_clusters(model, test.images, test.labels)
+        _, accuracy, mapping = plots.mixture_clusters(model, test.images, test.labels)
         result.update(clustering_accuracy=accuracy,
                       component_to_digit={str(k): v for k, v in mapping.items()})
     return result
@@ -67,13 +69,13 @@ def main(argv=None):
         print(prior, json.dumps(results[prior]), flush=True)
     fig = Figure(figsize=(14, 6.5), layout="constrained")
     for ax, prior in zip(fig.subplots(1, 2), ("standard_normal", "mixture")):
-        plot_latent.latent_space_with_components(models[prior], test.images, test.labels, ax=ax)
+        plots.latent_space_with_components(models[prior], test.images, test.labels, ax=ax)
     accuracy = results["mixture"]["clustering_accuracy"]
     fig.suptitle(f"{used}, {args.epochs} epochs, test images coloured by digit; clustering "
                  f"accuracy of the most responsible component: {accuracy:.1%}")
     args.out.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out / "mixture_prior_latent.png", dpi=110)
-    plot_latent.component_samples(models["mixture"], path=args.out / "mixture_prior_components.png")
+    plots.component_samples(models["mixture"], path=args.out / "mixture_prior_components.png")
     (args.out / "mixture_prior.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     return 0

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 
 import numvae
-from numvae import datasets, evaluate, train
+from numvae.io import datasets
+from numvae.diagnostics import evaluate
+from numvae.training import loop
 
 ARCHITECTURES = {
     "slides": dict(shared_dim=128, latent_dim=2),
@@ -40,7 +42,7 @@ def main():
         model = numvae.VAE(784, **ARCHITECTURES[arch], seed=args.seed)
         optimizer = numvae.Adam(model.params, lr=1e-3)
         start = time.perf_counter()
-        train.fit(model, optimizer, train_data, epochs=args.epochs, batch_size=128,
+        loop.fit(model, optimizer, train_data, epochs=args.epochs, batch_size=128,
                   seed=args.seed, progress=False, log=None)
         seconds = time.perf_counter() - start
         result = evaluate.evaluate_elbo(model, test_data.images)

@@ -13,7 +13,7 @@ check and the test suite.
 Sections (``--sections``):
 
 matrix     for each architecture x batch x dtype x thread count, a sub-run of ``--steps``
-           steps (or ``--epochs`` full epochs) of ``numvae.train.fit`` with the optimiser
+           steps (or ``--epochs`` full epochs) of ``numvae.training.loop.fit`` with the optimiser
            ``numvae train`` uses (FastAdam; ``--optimizer adam`` the textbook Adam,
            ``before`` the 0.1.0 one, ``--chunk`` FastAdam's slice): training examples/s,
            seconds per 60,000-image epoch, peak memory, and the step time divided by the
@@ -22,7 +22,7 @@ matrix     for each architecture x batch x dtype x thread count, a sub-run of ``
            processes, alternating numvae, PyTorch, numvae, PyTorch (``--repeats`` pairs).
 headline   three full epochs (``--headline-epochs``) at batch 128, float32, 2 threads,
            numvae vs PyTorch.
-iwae       numvae.evaluate.iwae_log_likelihood with K=5000 on 1,000 test images.
+iwae       numvae.diagnostics.evaluate.iwae_log_likelihood with K=5000 on 1,000 test images.
 gradcheck  the slides' model in float64 on a batch of 8 test images: every entry of every
            parameter at once along random directions (check_model_directions, 2 loss
            evaluations per direction), then entry by entry (check_model, 2 per entry;
@@ -32,7 +32,7 @@ profile    where the time of one training step goes (timers wrapped around the p
            own functions: Dense.forward/backward, VAE.forward/backward, FastAdam.step ...),
            early in training and after ``--profile-epochs`` epochs.
 adam       the optimiser's step alone, in alternated processes: the Adam of numvae 0.1.0
-           (benchmarks/adam_before.py, the reference), the textbook numvae.optim.Adam and
+           (benchmarks/adam_before.py, the reference), the textbook numvae.training.optim.Adam and
            FastAdam at each of ``--adam-chunks``; 1 thread (``--adam-threads``).
 
 The sections live in their own modules: speed_training.py (matrix, headline),
@@ -100,7 +100,7 @@ def _training_options(parser):
                              "the fastest block gives a second ratio, robust to load (0: skip)")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="fast",
                         help="numvae's optimiser: fast = FastAdam, what `numvae train` uses "
-                             "(default); adam = the textbook numvae.optim.Adam; before = "
+                             "(default); adam = the textbook numvae.training.optim.Adam; before = "
                              "the Adam of numvae 0.1.0 (benchmarks/adam_before.py)")
     parser.add_argument("--chunk", type=int, default=DEFAULT_CHUNK,
                         help="FastAdam's chunk (entries per slice)")
@@ -200,7 +200,7 @@ def run_training_sections(chosen, args, cache, n_train, with_torch, results, tab
         log(f"matrix: sub-runs of {what}")
         rows = run_training(args, cache, n_train, with_torch, headline=False)
         results["matrix"] = rows
-        tables.append(training_table(rows, f"MATRIX: sub-runs of {what} of numvae.train.fit, "
+        tables.append(training_table(rows, f"MATRIX: sub-runs of {what} of numvae.training.loop.fit, "
                                            f"{optimizer} (PyTorch: float32 only); ratio = median "
                                            f"of alternated pairs"))
 

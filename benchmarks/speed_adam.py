@@ -3,7 +3,7 @@
 Compared, each in its own process and the processes alternated in time (round r runs
 every variant once, in an order rotated by r): the Adam of numvae 0.1.0 (one sweep of
 whole arrays, benchmarks/adam_before.py: the reference), the textbook
-``numvae.optim.Adam`` (array by array) and ``numvae.optim_fast.FastAdam`` at several
+``numvae.training.optim.Adam`` (array by array) and ``numvae.training.optim_fast.FastAdam`` at several
 ``chunk`` sizes, on each architecture, float32, one BLAS thread by default.
 
 The gradients are real ones: the model first takes ``--adam-warm-steps`` training steps
@@ -24,7 +24,7 @@ REFERENCE = ("before", None)
 
 def worker_adam(cfg):
     """ms per ``optimizer.step`` of one optimiser (kind, chunk) on a real gradient."""
-    from numvae.optim_fast import FastAdam
+    from numvae.training.optim_fast import FastAdam
     images = load_cached(cfg["cache"], "train")
     model = make_model(dict(cfg, dtype="float32"))
     train = step_function(model, FastAdam(model.params), images, cfg["batch"], cfg["seed"])

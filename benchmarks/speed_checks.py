@@ -12,12 +12,12 @@ from speed_common import (ARCHITECTURES, REPO, load_cached, log, rss_mib, run_wo
 
 
 def worker_cache(cfg):
-    """Load MNIST once with numvae.datasets.load_mnist; save float32 .npy files that each
+    """Load MNIST once with numvae.io.datasets.load_mnist; save float32 .npy files that each
     worker loads without the conversion's temporaries (so peak memory is the training's).
     Also describe the environment (numpy, BLAS, CPU)."""
     import numpy as np
 
-    from numvae import datasets
+    from numvae.io import datasets
     start = time.perf_counter()
     train, test = datasets.load_mnist(cfg["data_dir"], download=False)
     np.save(Path(cfg["cache"]) / "train.npy", train.images)
@@ -42,7 +42,7 @@ def worker_iwae(cfg):
     import numpy as np
 
     import numvae
-    from numvae import evaluate
+    from numvae.diagnostics import evaluate
     test = load_cached(cfg["cache"], "test")[:cfg["n_images"]]
     model = numvae.VAE(784, **ARCHITECTURES[cfg["arch"]], dtype=np.dtype(cfg["dtype"]),
                        seed=cfg["seed"])
@@ -58,7 +58,7 @@ def worker_gradcheck(cfg):
     import numpy as np
 
     import numvae
-    from numvae import gradcheck
+    from numvae.diagnostics import gradcheck
     x = load_cached(cfg["cache"], "test")[:cfg["batch"]].astype(np.float64)
     model = numvae.VAE(784, **ARCHITECTURES[cfg["arch"]], dtype=np.float64, seed=cfg["seed"])
     # time one loss evaluation, for the per-evaluation cost

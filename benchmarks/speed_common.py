@@ -67,13 +67,13 @@ def make_model(cfg, dtype=None):
 
 def make_optimizer(kind, params, chunk=DEFAULT_CHUNK, lr=1e-3):
     """The package's own optimiser classes (never a copy): ``fast`` is
-    ``numvae.optim_fast.FastAdam`` (what ``numvae train`` uses), ``adam`` the textbook
-    ``numvae.optim.Adam``; ``before`` the 0.1.0 reference kept in benchmarks/adam_before.py."""
+    ``numvae.training.optim_fast.FastAdam`` (what ``numvae train`` uses), ``adam`` the textbook
+    ``numvae.training.optim.Adam``; ``before`` the 0.1.0 reference kept in benchmarks/adam_before.py."""
     if kind == "fast":
-        from numvae.optim_fast import FastAdam
+        from numvae.training.optim_fast import FastAdam
         return FastAdam(params, lr=lr, chunk=chunk)
     if kind == "adam":
-        from numvae.optim import Adam
+        from numvae.training.optim import Adam
         return Adam(params, lr=lr)
     if kind == "before":
         if str(BENCHMARKS) not in sys.path:
@@ -84,7 +84,7 @@ def make_optimizer(kind, params, chunk=DEFAULT_CHUNK, lr=1e-3):
 
 
 def optimizer_label(kind, chunk=DEFAULT_CHUNK):
-    return {"fast": f"FastAdam(chunk={chunk})", "adam": "numvae.optim.Adam (textbook)",
+    return {"fast": f"FastAdam(chunk={chunk})", "adam": "numvae.training.optim.Adam (textbook)",
             "before": "Adam of 0.1.0 (adam_before.py)"}[kind]
 
 

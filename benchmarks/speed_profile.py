@@ -52,20 +52,24 @@ class Timers:
 
 def targets(optimizer):
     """(owner, attribute, label) of every function the profile wraps."""
-    from numvae import layers, likelihoods, losses, objectives, posteriors, train, vae
+    from numvae.nn import layers
+    from numvae.model import kl, likelihoods, objectives
+    from numvae.model import posteriors
+    from numvae.training import loop
+    from numvae.model import vae
     other = "Python and small ops in "
     return [
         (layers.Dense, "forward", DENSE_FORWARD), (layers.Dense, "backward", DENSE_BACKWARD),
         (layers.ReLU, "forward", "ReLU forward (np.maximum)"),
         (layers.ReLU, "backward", "ReLU backward (dy * (y > 0))"),
         (layers.Sigmoid, "forward", "sigmoid forward (decoder output)"),
-        (losses, "bernoulli_nll", "softplus loss (bernoulli_nll)"),
-        (losses, "bernoulli_nll_backward", "sigmoid(a) - x (bernoulli_nll_backward)"),
+        (likelihoods, "bernoulli_nll", "softplus loss (bernoulli_nll)"),
+        (likelihoods, "bernoulli_nll_backward", "sigmoid(a) - x (bernoulli_nll_backward)"),
         (likelihoods.Bernoulli, "nll_backward", "dnll * dlogits (Bernoulli.nll_backward)"),
-        (losses, "safe_exp", "exp + isfinite (safe_exp)"),
+        (kl, "safe_exp", "exp + isfinite (safe_exp)"),
         (posteriors, "safe_exp", "exp + isfinite (safe_exp)"),
-        (losses, "kl_divergence", "KL and its gradient"),
-        (losses, "kl_divergence_backward", "KL and its gradient"),
+        (kl, "kl_divergence", "KL and its gradient"),
+        (kl, "kl_divergence_backward", "KL and its gradient"),
         (posteriors.DiagonalGaussian, "rsample", "reparameterisation (rsample + backward)"),
         (posteriors.DiagonalGaussian, "rsample_backward", "reparameterisation (rsample + backward)"),
         (objectives.ELBO, "forward", other + "ELBO.forward/backward"),
@@ -81,8 +85,8 @@ def targets(optimizer):
         (layers.Sequential, "backward_steps", other + "Encoder/Decoder/Sequential"),
         (vae.VAE, "forward", other + "VAE.forward"),
         (vae.VAE, "backward", other + "VAE.backward"),
-        (train, "_check_finite", "_check_finite (one vdot over flat_grads)"),
-        (train, "train_step", other + "train_step"),
+        (loop, "_check_finite", "_check_finite (one vdot over flat_grads)"),
+        (loop, "train_step", other + "train_step"),
         (type(optimizer), "step", f"{OPTIMIZER_STEP} ({type(optimizer).__name__}.step)")]
 
 
@@ -176,7 +180,7 @@ def _instrumented_is_identical(model, optimizer, x):
 
 def worker_profile(cfg):
     """Break one training step (the body of fit's loop) into timed parts, early and late."""
-    from numvae import train
+    from numvae.training import loop
     images = load_cached(cfg["cache"], "train")
     batch, seed = cfg["batch"], cfg["seed"]
     model = make_model(cfg)
@@ -191,7 +195,7 @@ def worker_profile(cfg):
     results = [profile(f"early (steps 4-{3 + n_profiled})", cfg, model, optimizer, step, floor)]
     epoch_rates = []
     if cfg["profile_epochs"]:
-        history = train.fit(model, optimizer, images, epochs=cfg["profile_epochs"],
+        history = loop.fit(model, optimizer, images, epochs=cfg["profile_epochs"],
                             batch_size=batch, seed=seed, progress=False, log=None)
         results.append(profile(f"after {cfg['profile_epochs']} more epochs", cfg, model,
                                optimizer, step, floor))

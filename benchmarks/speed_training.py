@@ -1,5 +1,5 @@
 """Sections ``matrix`` and ``headline`` of benchmarks/speed.py: numvae's training
-throughput (``numvae.train.fit`` with the optimiser ``numvae train`` uses, FastAdam, or
+throughput (``numvae.training.loop.fit`` with the optimiser ``numvae train`` uses, FastAdam, or
 another one with ``--optimizer``), the GEMM floor, and the alternated PyTorch runs."""
 import statistics
 import time
@@ -12,7 +12,7 @@ from speed_torch import best_block_ms
 def dense_layers(model):
     """[(Dense layer, is the network's first layer, rows per example)] in forward order:
     the encoder sees each example once, the decoder once per sample of z."""
-    from numvae.layers import Dense
+    from numvae.nn.layers import Dense
     encoder = [layer for layer in model.encoder.compressor.layers if isinstance(layer, Dense)]
     encoder += list(model.encoder.heads.values())
     decoder = [layer for layer in model.decoder.decompressor.layers if isinstance(layer, Dense)]
@@ -53,17 +53,17 @@ class GemmFloor:
 
 def step_function(model, optimizer, images, batch, seed):
     """One step of fit's loop on a fixed random order: gather a batch, then the package's
-    ``numvae.train.train_step`` (forward, backward, finite check, optimiser step)."""
+    ``numvae.training.loop.train_step`` (forward, backward, finite check, optimiser step)."""
     import numpy as np
 
-    from numvae import train
+    from numvae.training import loop
     order = np.random.default_rng(seed).permutation(len(images))
     position = [0]
 
     def step():
         p = position[0] % (len(images) - batch)
         position[0] += batch
-        train.train_step(model, optimizer, images[order[p:p + batch]], None, (1, 1))
+        loop.train_step(model, optimizer, images[order[p:p + batch]], None, (1, 1))
     return step
 
 
@@ -81,8 +81,8 @@ def alternate(functions, rounds, reps):
 
 
 def worker_numvae(cfg):
-    """Train with numvae.train.fit; then alternate timed training steps and the GEMM floor."""
-    from numvae import train
+    """Train with numvae.training.loop.fit; then alternate timed training steps and the GEMM floor."""
+    from numvae.training import loop
     images = load_cached(cfg["cache"], "train")
     batch, seed = cfg["batch"], cfg["seed"]
     kind, chunk = cfg.get("optimizer", "fast"), cfg.get("chunk", DEFAULT_CHUNK)
@@ -95,7 +95,7 @@ def worker_numvae(cfg):
         warm_step()
     setup_mib = rss_mib()
     start = time.perf_counter()
-    history = train.fit(model, optimizer, data, epochs=cfg["epochs"], batch_size=batch,
+    history = loop.fit(model, optimizer, data, epochs=cfg["epochs"], batch_size=batch,
                         seed=seed, progress=False, log=None)
     wall = time.perf_counter() - start
     seconds = sum(history["seconds"])

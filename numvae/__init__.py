@@ -3,18 +3,22 @@
     >>> import numvae
     >>> model = numvae.VAE(784, shared_dim=128, latent_dim=2, seed=0)
 
-The names below and the submodules (``numvae.losses``, ...) are imported on first
+The names below and the subpackages (``numvae.model``, ``numvae.nn``, ...) are imported on first
 use (PEP 562's module ``__getattr__``): ``import numvae`` alone imports nothing
 heavy, so that the ``numvae`` command can catch Ctrl-C from its very start.
 """
 import importlib
 import importlib.util
 
-__version__ = "0.2.0"
+from numvae import moved
+
+moved.install()  # numvae 0.2's module paths (numvae.losses, ...) import with a warning
+
+__version__ = "0.3.0"
 __all__ = ["VAE", "Adam", "FastAdam", "SGD", "Dense", "ReLU", "Sigmoid", "Tanh", "Sequential"]
-_HOME = {"VAE": "vae", "Adam": "optim", "FastAdam": "optim_fast", "SGD": "optim",
-         "Dense": "layers", "ReLU": "layers", "Sigmoid": "layers", "Tanh": "layers",
-         "Sequential": "layers"}  # name -> its module
+_HOME = {"VAE": "model.vae", "Adam": "training.optim", "FastAdam": "training.optim_fast",
+         "SGD": "training.optim", "Dense": "nn.layers", "ReLU": "nn.layers",
+         "Sigmoid": "nn.layers", "Tanh": "nn.layers", "Sequential": "nn.layers"}  # its module
 
 
 def __getattr__(name):

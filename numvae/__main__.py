@@ -1,6 +1,6 @@
 """``python -m numvae``: the same as the ``numvae`` command."""
 import sys
 
-from ._entry import main
+from numvae.commands.entry import main
 
 sys.exit(main())

@@ -88,7 +88,7 @@ def check_data(x, input_dim, dtype, name="x", support=None):
     """A batch of data (batch, input_dim) of finite values, cast to ``dtype``.
 
     ``support(x, name)``: the likelihood's own check of the values (``check_data`` of a
-    part in ``numvae.likelihoods``), run on the values as given, before the cast.
+    part in ``numvae.model.likelihoods``), run on the values as given, before the cast.
     """
     x = _as_float_array(x, name)
     if x.ndim != 2 or x.shape[1] != input_dim:
@@ -138,3 +138,18 @@ def check_latent(z, latent_dim, dtype):
     if z.dtype.kind == "f" and not np.isfinite(z).all():
         raise ValueError("z contains NaN or infinite values")
     return _cast_finite(z, dtype, "z")
+
+
+class NumericalError(FloatingPointError):
+    """A quantity that must be finite is not (overflow, NaN)."""
+
+
+def safe_exp(a, name):
+    """exp(a), raising NumericalError naming ``name`` instead of warning on overflow."""
+    with np.errstate(over="ignore"):
+        out = np.exp(a)
+    if not np.isfinite(out).all():
+        raise NumericalError(
+            f"exp({name}) is not finite: {name} reached {np.nanmax(a):.4g} "
+            f"(or is NaN); training has diverged, try a smaller learning rate")
+    return out

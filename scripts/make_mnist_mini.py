@@ -16,7 +16,7 @@ import numpy as np
 # rebuilds), not whichever numvae happens to be installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from numvae.datasets import MNIST_FILES, DataUnavailableError, read_idx, write_idx  # noqa: E402
+from numvae.io.datasets import MNIST_FILES, DataUnavailableError, read_idx, write_idx  # noqa: E402
 
 PREFIX = "mnist-mini-"
 

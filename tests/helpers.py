@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import numvae
-from numvae.layers import Dense, ReLU
+from numvae.nn.layers import Dense, ReLU
 
 # CI clones the repository next to a copy of shared/ (which holds ../shared/mnist).
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "mnist"
@@ -37,7 +37,7 @@ def tiny_model(input_dim=10, seed=0, **kwargs):
 
 def run_cli(argv, capsys):
     """``numvae`` in-process: (exit code, stdout, stderr)."""
-    from numvae.cli import main
+    from numvae.commands.cli import main
     code = main(argv)
     out, err = capsys.readouterr()
     return code, out, err

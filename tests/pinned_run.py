@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 import numvae
-from numvae import train
+from numvae.training import loop
 
 DATA = Path(__file__).resolve().parent / "data"
 CASES = {  # name: VAE keyword arguments (besides the tiny architecture)
@@ -31,14 +31,14 @@ def pinned_run(name):
     model = numvae.VAE(10, 6, 3, encoder_hidden=(7,), decoder_hidden=(5, 6), dtype=np.float64,
                        seed=5, **CASES[name])
     optimizer = numvae.Adam(model.params, lr=5e-3)
-    history = train.fit(model, optimizer, pinned_data(), epochs=2, batch_size=16, seed=9,
+    history = loop.fit(model, optimizer, pinned_data(), epochs=2, batch_size=16, seed=9,
                         kl_warmup_epochs=1, binarize=name == "bernoulli", progress=False,
                         log=None)
     return model, optimizer, history
 
 
 if __name__ == "__main__" and "--write" in sys.argv:
-    from numvae.checkpoint import save_checkpoint
+    from numvae.training.checkpoint import save_checkpoint
     expected = {}
     for case in CASES:
         model, optimizer, history = pinned_run(case)
@@ -49,8 +49,8 @@ if __name__ == "__main__" and "--write" in sys.argv:
             save_checkpoint(DATA / "checkpoint_v1.npz", model, optimizer, history,
                             {"epoch": 2, "step": 0})
             x = pinned_data()
-            elbo = numvae.evaluate.evaluate_elbo(model, x, seed=3)
-            iwae = numvae.evaluate.iwae_log_likelihood(model, x, k=20, seed=4)
+            elbo = numvae.diagnostics.evaluate.evaluate_elbo(model, x, seed=3)
+            iwae = numvae.diagnostics.evaluate.iwae_log_likelihood(model, x, k=20, seed=4)
             expected["checkpoint_v1/elbo"] = np.array([elbo["loss"], elbo["reconstruction"],
                                                        elbo["kl"]])
             expected["checkpoint_v1/iwae"] = iwae["per_example"]

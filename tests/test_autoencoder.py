@@ -4,12 +4,14 @@ import numpy as np
 import pytest
 
 import numvae
-from numvae import objectives, plots, posteriors
-from numvae.checkpoint import load_checkpoint, save_checkpoint
-from numvae.evaluate import active_units, evaluate_elbo, kl_per_dimension
-from numvae.gradcheck import check_arrays, check_model
-from numvae.inspect import trace_step
-from numvae.train import fit
+from numvae import plots
+from numvae.model import objectives
+from numvae.model import posteriors
+from numvae.training.checkpoint import load_checkpoint, save_checkpoint
+from numvae.diagnostics.evaluate import active_units, evaluate_elbo, kl_per_dimension
+from numvae.diagnostics.gradcheck import check_arrays, check_model
+from numvae.diagnostics.inspect import trace_step
+from numvae.training.loop import fit
 from helpers import tiny_model
 
 RNG = np.random.default_rng(0)
@@ -84,7 +86,7 @@ def test_every_figure_can_be_drawn_for_an_autoencoder(tmp_path):
 
 
 def test_numvae_evaluate_skips_the_importance_weighted_bound_for_an_autoencoder(tmp_path, capsys):
-    from numvae.cli import main
+    from numvae.commands.cli import main
     model = numvae.VAE(784, 16, 2, encoder_hidden=(), decoder_hidden=(8,), posterior="point",
                        objective="reconstruction", seed=0)
     path = tmp_path / "ae.npz"

@@ -66,7 +66,7 @@ def test_adam_worker_times_one_optimizer(speed, cache, optimizer, chunk):
 def test_the_old_adam_is_the_0_1_0_one(speed):
     """benchmarks/adam_before.py (0.1.0) and FastAdam with the flush off: the same update."""
     import numvae
-    from numvae.optim_fast import FastAdam
+    from numvae.training.optim_fast import FastAdam
     sys.path.insert(0, str(SPEED.parent))
     import adam_before
     x = np.random.default_rng(0).random((16, 784), dtype=np.float32)
@@ -107,7 +107,8 @@ def test_profile_worker_runs_the_package_step_unchanged(speed, cache):
 
 def test_profile_unwraps_everything_it_wrapped(speed):
     import numvae
-    from numvae import layers, optim_fast
+    from numvae.nn import layers
+    from numvae.training import optim_fast
     model = numvae.VAE(784, shared_dim=128, latent_dim=2, seed=0)
     optimizer = optim_fast.FastAdam(model.params)
     before = (layers.Dense.forward, optim_fast.FastAdam.step, numvae.VAE.backward)
@@ -172,8 +173,8 @@ def test_iwae_table_final_covers_every_test_image_and_resumes(mnist_dir, tmp_pat
     results = json.loads((out / "results.json").read_text())
     stage = results["stages"][0]
     # chunk 0 as a fresh evaluation gives it: the stage-end evaluation (seed = epoch = 1)
-    from numvae import evaluate
-    from numvae.checkpoint import load_checkpoint
+    from numvae.diagnostics import evaluate
+    from numvae.training.checkpoint import load_checkpoint
     model = load_checkpoint(out / "checkpoint.npz").model
     _, test_images = table.load_data(table.parse_args(common))
     fresh = evaluate.iwae_log_likelihood(model, test_images[:2500], k=2, seed=1)

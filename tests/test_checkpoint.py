@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import numvae
-from numvae import checkpoint as ckpt
-from numvae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from numvae.training import checkpoint as ckpt
+from numvae.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 
 def trained_pair(seed=0):
@@ -112,7 +112,7 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     def interrupted(fd):
         raise KeyboardInterrupt  # Ctrl-C after the bytes were written, before the rename
 
-    monkeypatch.setattr("numvae._io.os.fsync", interrupted)
+    monkeypatch.setattr("numvae.io.files.os.fsync", interrupted)
     model.params["encoder.mean.b"][:] = 42.0
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(path, model, optimizer)

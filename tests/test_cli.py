@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from numvae.checkpoint import load_checkpoint
+from numvae.training.checkpoint import load_checkpoint
 from helpers import run_cli
 
 TOY = ["--dataset", "toy", "--latent-dim", "2", "--shared-dim", "16", "--no-plots",
@@ -104,7 +104,7 @@ def test_train_writes_figures_and_plot_remakes_them(tmp_path, capsys):
 
 def test_diverged_checkpoint_and_bad_sizes_get_one_line(tmp_path, capsys):
     import numvae
-    from numvae.checkpoint import save_checkpoint
+    from numvae.training.checkpoint import save_checkpoint
     model = numvae.VAE(64, 16, 2, seed=0)
     model.params["encoder.log_var.b"][:] = 300.0  # exp(300) does not fit in float32
     path = save_checkpoint(tmp_path / "bad.npz", model)
@@ -127,7 +127,7 @@ def test_resume_says_which_options_it_ignores(tmp_path, capsys):
 
 
 def test_ranges_still_allow_a_paper_s_schedule_and_k_5000():
-    from numvae.cli import build_parser
+    from numvae.commands.cli import build_parser
     args = build_parser().parse_args(["train", "--epochs", "3280"])
     assert args.epochs == 3280
     assert build_parser().parse_args(["evaluate", "c.npz", "--iwae-k", "5000"]).iwae_k == 5000

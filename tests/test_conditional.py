@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 
 import numvae
-from numvae import datasets, evaluate, plots
-from numvae.checkpoint import load_checkpoint, save_checkpoint
-from numvae.gradcheck import check_model, check_model_directions
-from numvae.inspect import trace_step
-from numvae.labels import check_labels, one_hot
-from numvae.plot_latent import conditional_grid
-from numvae.train import fit
+from numvae import plots
+from numvae.io import datasets
+from numvae.diagnostics import evaluate
+from numvae.training.checkpoint import load_checkpoint, save_checkpoint
+from numvae.diagnostics.gradcheck import check_model, check_model_directions
+from numvae.diagnostics.inspect import trace_step
+from numvae.model.labels import check_labels, one_hot
+from numvae.plots.structure import conditional_grid
+from numvae.training.loop import fit
 from helpers import tiny_model
 
 RNG = np.random.default_rng(0)
@@ -140,7 +142,7 @@ def test_trace_step_and_checkpoint(tmp_path):
 
 
 def test_command_line(tmp_path, capsys):
-    from numvae.cli import main
+    from numvae.commands.cli import main
     out = tmp_path / "run"
     code = main(["train", "--dataset", "toy", "--latent-dim", "2", "--shared-dim", "16",
                  "--epochs", "1", "--conditional", "--out", str(out)])

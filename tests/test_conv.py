@@ -1,14 +1,14 @@
-"""Conv2d, ConvTranspose2d, Flatten, Reshape (numvae.conv) against finite differences,
+"""Conv2d, ConvTranspose2d, Flatten, Reshape (numvae.nn.conv) against finite differences,
 direct loop implementations written here, the adjoint identities, and PyTorch if present."""
 import itertools
 
 import numpy as np
 import pytest
 
-from numvae.conv import (Conv2d, ConvTranspose2d, FastConv2d, FastConvTranspose2d, Flatten,
+from numvae.nn.conv import (Conv2d, ConvTranspose2d, FastConv2d, FastConvTranspose2d, Flatten,
                          Reshape, col2im, col2im_channels_last, im2col, im2col_channels_last,
                          output_size)
-from numvae.gradcheck import check_layer
+from numvae.diagnostics.gradcheck import check_layer
 
 # L = sum(y * g) is linear in x, in W and in b separately, so central differences are exact
 # but for rounding (about 1e-10 here); a factor 2 anywhere gives 0.5, a missing 1/2 0.33.
@@ -405,7 +405,7 @@ def test_conv_speed_benchmark_runs_on_a_tiny_batch():
 
 
 def test_a_first_conv_layer_in_a_sequential_skips_the_input_gradient():
-    from numvae.layers import Sequential, Tanh
+    from numvae.nn.layers import Sequential, Tanh
     rng = np.random.default_rng(0)
     net = Sequential(Conv2d(1, 2, 3, rng=rng, dtype=np.float64), Tanh(), Flatten())
     y, cache = net.forward(rng.standard_normal((2, 1, 5, 5)))

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import numvae
-from numvae.checkpoint import config_schema, load_checkpoint, save_checkpoint
-from numvae.conv import FastConv2d
-from numvae.gradcheck import check_model
+from numvae.training.checkpoint import config_schema, load_checkpoint, save_checkpoint
+from numvae.nn.conv import FastConv2d
+from numvae.diagnostics.gradcheck import check_model
 
 
 def tiny_conv(**kwargs):
@@ -97,7 +97,7 @@ def test_safetensors_keep_conv_weights_in_pytorchs_layout(tmp_path):
 
 
 def test_command_line_trains_a_conv_model_with_a_mixture_prior(tmp_path, capsys):
-    from numvae.cli import main
+    from numvae.commands.cli import main
     out = tmp_path / "run"
     code = main(["train", "--dataset", "toy", "--latent-dim", "2", "--shared-dim", "8",
                  "--no-plots", "--epochs", "1", "--architecture", "conv", "--prior", "mixture",
@@ -121,7 +121,7 @@ def test_no_gradient_is_computed_for_the_images():
 
 
 def test_inspect_a_fresh_conv_model_shows_each_convolution(capsys):
-    from numvae.cli import main
+    from numvae.commands.cli import main
     assert main(["inspect", "--architecture", "conv", "--prior", "mixture"]) == 0
     out = capsys.readouterr().out
     for formula in ("(CV1, CV2)", "(CV4)", "(CV5)", "(CV6)", "(CV7)", "reshaped back"):

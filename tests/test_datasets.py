@@ -1,4 +1,4 @@
-"""Tests for numvae.datasets.
+"""Tests for numvae.io.datasets.
 
 No test touches the network: an autouse fixture replaces urllib.request.urlopen
 (tests that need downloads serve local bytes), points the cache at a temporary
@@ -23,14 +23,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
-from numvae import datasets
-from numvae.datasets import (DataUnavailableError, Dataset, IDXError, binarize, load_dataset,
+from numvae.io import datasets
+from numvae.io.datasets import (DataUnavailableError, Dataset, IDXError, binarize, load_dataset,
                              load_mnist, load_mnist_mini, make_toy,
                              mnist_cache_dir, read_idx, train_val_split, write_idx)
 from helpers import call_on_a_named_pipe
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "mnist"
-PACKAGE_DATA = Path(datasets.__file__).parent / "data"
+PACKAGE_DATA = Path(datasets.__file__).resolve().parents[1] / "data"
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_mnist_mini.py"
 MNIST_FILES = datasets.MNIST_FILES
 FIRST_MIRROR, SECOND_MIRROR = datasets.MNIST_MIRRORS
@@ -224,7 +224,7 @@ def test_gzip_bomb_is_refused_within_a_memory_limit(tmp_path):
     assert bomb.stat().st_size < 2 * 2**20
     output = run_with_memory_limit(f"""
 import gzip
-from numvae import datasets
+from numvae.io import datasets
 path = {str(bomb)!r}
 try:  # what read_idx used to do: the bomb must be real, or this test proves nothing
     gzip.decompress(open(path, "rb").read())

@@ -2,7 +2,7 @@
 
 * Every link [`numvae.x.y`](../numvae/x.py) names an object that exists, in the file linked.
 * Every equation label the package or a tutorial cites ("eq. K1", "eqs. V1-V6" in
-  docstrings, "(B4, V2)" in numvae.inspect's formulas and the tutorials' text) is an anchor
+  docstrings, "(B4, V2)" in numvae.diagnostics.inspect's formulas and the tutorials' text) is an anchor
   in the doc, and every anchor is cited.
 """
 import importlib
@@ -17,7 +17,7 @@ DOC = ROOT / "docs" / "derivations.md"
 PACKAGE = ROOT / "numvae"
 TUTORIALS = ROOT / "tutorials"
 
-# [`numvae.losses.kl_divergence`](../numvae/losses.py)
+# [`numvae.model.kl.kl_divergence`](../numvae/model/kl.py)
 LINK = re.compile(r"\[`(numvae(?:\.\w+)+)`\]\((\.\./numvae/[\w/]+\.py)\)")
 # Anything that looks like such a link, to catch malformed ones (wrong path, extra text).
 LOOSE_LINK = re.compile(r"\[`(numvae\.[^`]*)`\]\(([^)]*)\)")
@@ -27,7 +27,7 @@ LABEL = r"[A-Z]{1,2}\d"
 ANCHOR = re.compile(rf"\*\*\(({LABEL})\)\*\*")
 # Citations in docstrings: "eq. K1", "eq. B3 or G1", "eqs. V1-V6".
 CITATION = re.compile(rf"eqs?\.\s+({LABEL})((?:\s*(?:-|,|or|and)\s*{LABEL})*)")
-# Citations in formulas shown to users (numvae.inspect): "(D2)", "(B4, V2)".
+# Citations in formulas shown to users (numvae.diagnostics.inspect): "(D2)", "(B4, V2)".
 BRACKETED = re.compile(rf"\(({LABEL})((?:,\s*{LABEL})*)\)")
 MIN_REFERENCES = 25
 
@@ -111,10 +111,10 @@ def test_citation_parser_expands_ranges_and_lists():
 
 
 def test_link_parser_reads_the_house_format():
-    text = ("[`numvae.losses.kl_divergence`](../numvae/losses.py) and "
-            "[`numvae.vae.VAE.loss_and_grad`](../numvae/vae.py)")
-    assert LINK.findall(text) == [("numvae.losses.kl_divergence", "../numvae/losses.py"),
-                                  ("numvae.vae.VAE.loss_and_grad", "../numvae/vae.py")]
+    text = ("[`numvae.model.kl.kl_divergence`](../numvae/model/kl.py) and "
+            "[`numvae.model.vae.VAE.loss_and_grad`](../numvae/model/vae.py)")
+    assert LINK.findall(text) == [("numvae.model.kl.kl_divergence", "../numvae/model/kl.py"),
+                                  ("numvae.model.vae.VAE.loss_and_grad", "../numvae/model/vae.py")]
 
 
 # --- doc -> code ------------------------------------------------------------------------

@@ -10,23 +10,23 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# Seconds between the first import inside numvae._entry.main's try (the first import-time
-# line after numvae._entry's own) and our SIGINT. The imports of NumPy and the rest of
+# Seconds between the first import inside numvae.commands.entry.main's try (the first import-time
+# line after numvae.commands.entry's own) and our SIGINT. The imports of NumPy and the rest of
 # numvae that follow take a tenth of a second or more.
 DELAYS = (0.0, 0.001, 0.003, 0.01, 0.02, 0.03)
-MARK = "numvae._entry"
+MARK = "numvae.commands.entry"
 
 
 def interrupt_early(command, delay, tmp_path):
     """Start ``command`` under ``python -X importtime``; send SIGINT ``delay`` s after its
-    first import inside numvae._entry.main; return (exit code, stderr without the
+    first import inside numvae.commands.entry.main; return (exit code, stderr without the
     import-time lines)."""
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
     process = subprocess.Popen([sys.executable, "-X", "importtime", *command], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=environment, cwd=tmp_path)
     try:
         # A Ctrl-C before this point lands in Python's own start-up (importing site,
-        # runpy, the package), which no program can guard: see numvae/_entry.py.
+        # runpy, the package), which no program can guard: see numvae/commands/entry.py.
         lines = iter(process.stderr)
         for line in lines:
             if line.split("|")[-1].strip() == MARK:
@@ -47,7 +47,7 @@ def interrupt_early(command, delay, tmp_path):
 def test_ctrl_c_during_imports_gives_one_line_and_code_130(tmp_path, how):
     train = ["train", "--dataset", "toy", "--epochs", "1", "--no-plots", "--out", str(tmp_path / "run")]
     if how == "numvae":  # what the console script that pip writes does
-        command = ["-c", "import sys; from numvae._entry import main; sys.exit(main())", *train]
+        command = ["-c", "import sys; from numvae.commands.entry import main; sys.exit(main())", *train]
     else:
         command = ["-m", "numvae", *train]
     for delay in DELAYS:
@@ -56,8 +56,8 @@ def test_ctrl_c_during_imports_gives_one_line_and_code_130(tmp_path, how):
 
 
 def test_entry_module_and_package_import_nothing_heavy():
-    code = ("import sys, numvae, numvae._entry; "
-            "print(sorted(m for m in ('numpy', 'numvae.cli', 'numvae.vae') if m in sys.modules))")
+    code = ("import sys, numvae, numvae.commands.entry; "
+            "print(sorted(m for m in ('numpy', 'numvae.commands.cli', 'numvae.model.vae') if m in sys.modules))")
     process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                              env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert process.returncode == 0, process.stderr
@@ -66,9 +66,9 @@ def test_entry_module_and_package_import_nothing_heavy():
 
 def test_lazy_names_still_work():
     import numvae
-    from numvae.layers import Dense
-    assert numvae.Dense is Dense and numvae.VAE.__name__ == "VAE" and numvae.losses.kl_divergence
-    assert numvae.gradcheck.check_model and numvae.datasets.make_toy  # any submodule, on first use
+    from numvae.nn.layers import Dense
+    assert numvae.Dense is Dense and numvae.VAE.__name__ == "VAE" and numvae.model.kl.kl_divergence
+    assert numvae.diagnostics.gradcheck.check_model and numvae.io.datasets.make_toy  # any submodule, on first use
     assert set(numvae.__all__) <= set(dir(numvae))
     with pytest.raises(AttributeError, match="module 'numvae' has no attribute 'nothing'"):
         numvae.nothing
@@ -77,13 +77,13 @@ def test_lazy_names_still_work():
 def test_console_script_and_python_m_use_the_entry_module():
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg")
-    assert config["options.entry_points"]["console_scripts"].split() == ["numvae", "=", "numvae._entry:main"]
+    assert config["options.entry_points"]["console_scripts"].split() == ["numvae", "=", "numvae.commands.entry:main"]
     assert "from ._entry import main" in (ROOT / "numvae" / "__main__.py").read_text()
 
 
 def test_entry_runs_the_command_and_leaves_sigint_as_it_was(capsys):
     import signal
-    from numvae._entry import main
+    from numvae.commands.entry import main
     assert main(["train", "--no-such-option"]) == 2
     assert "no-such-option" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import numvae
-from numvae import evaluate
+from numvae.diagnostics import evaluate
 
 
 def one_dimensional_model(seed=0):
@@ -17,7 +17,7 @@ def exact_log_px(model, x):
     z = np.linspace(-9, 9, 9001)
     dz = z[1] - z[0]
     logits, _ = model.decoder.to_logits.forward(z[:, None])
-    log_joint = (-numvae.losses.bernoulli_nll(logits, x[None, :]) - 0.5 * z**2
+    log_joint = (-numvae.model.likelihoods.bernoulli_nll(logits, x[None, :]) - 0.5 * z**2
                  - 0.5 * math.log(2 * math.pi))
     top = log_joint.max()
     return top + math.log(np.sum(np.exp(log_joint - top)) * dz)

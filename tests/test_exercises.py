@@ -19,13 +19,13 @@ import pytest
 
 import numvae
 from numvae import exercises
-from numvae.cli import main
-from numvae.evaluate import iwae_log_likelihood, log_weights
-from numvae.exercises import _reference as ref
+from numvae.commands.cli import main
+from numvae.diagnostics.evaluate import iwae_log_likelihood, log_weights
+from numvae.exercises import reference as ref
 from numvae.exercises import grader
 from numvae.exercises.mistakes import HINTS
 from numvae.exercises.specs import vae_params
-from numvae.gradcheck import check_arrays
+from numvae.diagnostics.gradcheck import check_arrays
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION = Path(__file__).with_name("exercise_solution.py")
@@ -159,11 +159,13 @@ def test_reference_iwae_bound_by_hand_and_against_numvae():
 # --- the grader: right answers pass -----------------------------------------------------
 
 NUMVAE_AS_A_STUDENT = """
-from numvae.exercises._reference import (dense_forward, dense_backward, relu_backward,
+from numvae.exercises.reference import (dense_forward, dense_backward, relu_backward,
     sigmoid_backward, encoder_forward, reparameterise, reparameterise_backward, vae_forward,
     vae_loss_and_grad, adam_step, iwae_bound)
-from numvae.losses import (kl_divergence, kl_divergence_backward, bernoulli_nll,
-    bernoulli_nll_backward, seed_loss as loss_fn, gaussian_nll, gaussian_nll_backward)
+from numvae.model.kl import kl_divergence, kl_divergence_backward
+from numvae.model.likelihoods import (bernoulli_nll, bernoulli_nll_backward, gaussian_nll,
+    gaussian_nll_backward)
+from numvae.model.objectives import seed_loss as loss_fn
 """
 
 
@@ -463,7 +465,7 @@ def test_a_stub_in_a_real_process_exits_1_without_a_traceback(tmp_path):
 def test_the_library_never_imports_the_command_line():
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     code = ("import sys, numvae.exercises.grader; "
-            "print(sorted(m for m in sys.modules if m.startswith(('numvae.cli', 'numvae.commands'))))")
+            "print(sorted(m for m in sys.modules if m.startswith(('numvae.commands.cli', 'numvae.commands'))))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr

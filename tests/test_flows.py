@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 
 import numvae
-from numvae import datasets, evaluate, interop
-from numvae.checkpoint import load_checkpoint, save_checkpoint
-from numvae.flows import IAFStep, MaskedDense, made_masks
-from numvae.gradcheck import check_arrays, check_layer, check_model, check_model_directions
-from numvae.posteriors import IAF
+from numvae import interop
+from numvae.io import datasets
+from numvae.diagnostics import evaluate
+from numvae.training.checkpoint import load_checkpoint, save_checkpoint
+from numvae.nn.flows import IAFStep, MaskedDense, made_masks
+from numvae.diagnostics.gradcheck import check_arrays, check_layer, check_model, check_model_directions
+from numvae.model.posteriors import IAF
 from helpers import tiny_model
 
 RNG = np.random.default_rng(0)
@@ -177,7 +179,7 @@ def test_bad_flow_settings_are_named(bad):
 
 @pytest.mark.parametrize("objective", ["elbo", "iwae"])
 def test_the_inspector_traces_a_flow_step(objective):
-    from numvae.inspect import trace_step
+    from numvae.diagnostics.inspect import trace_step
     model = iaf_model(objective=objective, n_samples=2)
     trace = trace_step(model, X, check=True)
     assert "context" in trace.names() and "z0" in trace.names()
@@ -186,7 +188,7 @@ def test_the_inspector_traces_a_flow_step(objective):
 
 def test_figures_and_the_evaluate_command_handle_a_flow(tmp_path, capsys):
     from numvae import plots
-    from numvae.cli import main
+    from numvae.commands.cli import main
     model = numvae.VAE(64, 16, 2, encoder_hidden=(16,), decoder_hidden=(16,), posterior="iaf",
                        flow_steps=2, flow_hidden=(8,), seed=0)
     data = datasets.make_toy(60, seed=0)

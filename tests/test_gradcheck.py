@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from numvae import Sigmoid
-from numvae.gradcheck import (check_arrays, check_layer, check_model, check_model_directions,
+from numvae.diagnostics.gradcheck import (check_arrays, check_layer, check_model, check_model_directions,
                               directional_check, numerical_gradient, relative_error)
 from helpers import tiny_model
 
@@ -25,8 +25,8 @@ def test_checker_catches_a_missing_factor_of_one_half():
 
 @pytest.mark.parametrize("check", [check_model, check_model_directions])
 def test_checker_catches_a_wrong_kl_gradient(monkeypatch, check):
-    from numvae import losses
-    correct = losses.kl_divergence_backward
+    from numvae.model import kl
+    correct = kl.kl_divergence_backward
 
     def wrong(mean, log_var):  # dKL/dlog_var without its factor 0.5
         dmean, dlog_var = correct(mean, log_var)
@@ -35,7 +35,7 @@ def test_checker_catches_a_wrong_kl_gradient(monkeypatch, check):
     model = tiny_model(seed=1)
     x = np.random.default_rng(0).uniform(size=(4, 10))
     assert max(check(model, x).values()) < 1e-6
-    monkeypatch.setattr(losses, "kl_divergence_backward", wrong)
+    monkeypatch.setattr(kl, "kl_divergence_backward", wrong)
     assert check(model, x)["encoder.log_var.b"] > 0.01
 
 
@@ -77,7 +77,7 @@ def test_directional_check_of_the_whole_slides_model():
 def test_directional_check_catches_a_halved_array_and_one_wrong_entry():
     """Fake analytic gradients: one whole array halved gives 0.5; a single entry of the
     200,704-entry decoder output weight doubled is still far above the roundoff level."""
-    from numvae.gradcheck import _float64_loss
+    from numvae.diagnostics.gradcheck import _float64_loss
     model, x = _slides_model_and_batch()
     model, x, eps, analytic = _float64_loss(model, x, None, seed=0)
     f = lambda: model.loss(x, eps)  # noqa: E731

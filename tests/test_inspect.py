@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from numvae import priors
-from numvae.cli import main
-from numvae.inspect import trace_step
-from numvae.inspect_check import check_rows
+from numvae.model import priors
+from numvae.commands.cli import main
+from numvae.diagnostics.inspect import trace_step
+from numvae.diagnostics.inspect_check import check_rows
 from helpers import tiny_model
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import numvae
-from numvae.checkpoint import load_checkpoint, save_checkpoint
-from numvae.cli import main
+from numvae.training.checkpoint import load_checkpoint, save_checkpoint
+from numvae.commands.cli import main
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 from numvae.interop import (InteropError, load_safetensors, save_safetensors,  # noqa: E402

@@ -1,4 +1,4 @@
-"""Tests for numvae._io: atomic file writes."""
+"""Tests for numvae.io.files: atomic file writes."""
 import os
 import signal
 import subprocess
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from numvae._io import (NotRegularFileError, atomic_write, atomic_write_bytes, open_regular,
+from numvae.io.files import (NotRegularFileError, atomic_write, atomic_write_bytes, open_regular,
                         remove_stale_temporaries)
 from helpers import call_on_a_named_pipe
 
@@ -130,7 +130,7 @@ def test_bad_arguments():
 ROOT = Path(__file__).resolve().parents[1]
 SAVE_AND_HANG = """
 import sys, time
-from numvae._io import atomic_write
+from numvae.io.files import atomic_write
 with atomic_write(sys.argv[1]) as file:
     file.write(b"half a save")
     file.flush()

@@ -5,10 +5,13 @@ import numpy as np
 import pytest
 
 import numvae
-from numvae import datasets, evaluate, priors, train
-from numvae.checkpoint import load_checkpoint, save_checkpoint
-from numvae.gradcheck import check_model, check_model_directions
-from numvae.schedules import Burda, learning_rate
+from numvae.io import datasets
+from numvae.diagnostics import evaluate
+from numvae.model import priors
+from numvae.training import loop
+from numvae.training.checkpoint import load_checkpoint, save_checkpoint
+from numvae.diagnostics.gradcheck import check_model, check_model_directions
+from numvae.training.schedules import Burda, learning_rate
 from helpers import tiny_model
 
 X = np.random.default_rng(2).uniform(size=(5, 10))
@@ -88,7 +91,7 @@ def test_kl_weight_and_warmup_are_refused():
         model.forward(X, EPS[:2], kl_weight=0.3)
     data = np.random.default_rng(0).uniform(size=(20, 10))
     with pytest.raises(ValueError, match="kl_warmup_epochs=2 has no meaning for objective='iwae'"):
-        train.fit(model, numvae.Adam(model.params), data, epochs=1, kl_warmup_epochs=2,
+        loop.fit(model, numvae.Adam(model.params), data, epochs=1, kl_warmup_epochs=2,
                   progress=False, log=None)
 
 
@@ -97,7 +100,7 @@ def test_fit_trains_the_bound_and_a_checkpoint_keeps_the_objective(tmp_path):
     model = numvae.VAE(64, 16, 2, encoder_hidden=(32,), decoder_hidden=(32,),
                        objective="iwae", n_samples=5, seed=0)
     before = model.forward(data.images[:100], model.draw_eps(100))["loss"]
-    history = train.fit(model, numvae.Adam(model.params, lr=3e-3), data, epochs=4,
+    history = loop.fit(model, numvae.Adam(model.params, lr=3e-3), data, epochs=4,
                         batch_size=20, seed=0, progress=False, log=None)
     after = model.forward(data.images[:100], model.draw_eps(100))["loss"]
     assert after < before - 1 and len(history["train_loss"]) == 4
@@ -128,31 +131,31 @@ def test_fit_follows_the_schedule_and_a_resumed_run_keeps_it(tmp_path):
 
     model, optimizer = setup()
     straight = []
-    train.fit(model, optimizer, data, epochs=5, batch_size=20, seed=0, schedule="burda",
+    loop.fit(model, optimizer, data, epochs=5, batch_size=20, seed=0, schedule="burda",
               callbacks=[record(straight)], progress=False, log=None)
     np.testing.assert_allclose(straight, [2e-3 * 10 ** (-i / 7) for i in (0, 1, 1, 1, 2)])
     # stop after 2 epochs, save, load, resume without naming the schedule
     model, optimizer = setup()
     saved = {}
-    train.fit(model, optimizer, data, epochs=2, batch_size=20, seed=0, schedule="burda",
+    loop.fit(model, optimizer, data, epochs=2, batch_size=20, seed=0, schedule="burda",
               callbacks=[lambda state: saved.update(state)], progress=False, log=None)
     save_checkpoint(tmp_path / "c.npz", model, optimizer, saved["history"],
                     saved["train_state"], saved["train_permutation"])
     checkpoint = load_checkpoint(tmp_path / "c.npz")
     resumed = []
-    train.fit(checkpoint.model, checkpoint.optimizer, data, epochs=5, batch_size=20, seed=0,
+    loop.fit(checkpoint.model, checkpoint.optimizer, data, epochs=5, batch_size=20, seed=0,
               history=checkpoint.history, train_state=checkpoint.train_state,
               train_permutation=checkpoint.train_permutation, callbacks=[record(resumed)],
               progress=False, log=None)
     np.testing.assert_allclose(resumed, straight[2:])
     with pytest.raises(ValueError, match="resumed run follows 'burda'"):
-        train.fit(checkpoint.model, checkpoint.optimizer, data, epochs=6, batch_size=20,
+        loop.fit(checkpoint.model, checkpoint.optimizer, data, epochs=6, batch_size=20,
                   train_state=checkpoint.train_state, schedule="constant", progress=False,
                   log=None)
 
 
 def test_command_line_trains_with_the_bound_and_refuses_a_kl_weight(tmp_path, capsys):
-    from numvae.cli import main
+    from numvae.commands.cli import main
     out = tmp_path / "run"
     code = main(["train", "--dataset", "toy", "--epochs", "2", "--objective", "iwae",
                  "--n-samples", "3", "--schedule", "burda", "--out", str(out), "--no-plots",

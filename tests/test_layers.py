@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from numvae import Dense, ReLU, Sequential, Sigmoid, Tanh
-from numvae.gradcheck import check_layer
-from numvae.layers import sigmoid
+from numvae.diagnostics.gradcheck import check_layer
+from numvae.nn.layers import sigmoid
 
 TOL = 1e-6
 dims = st.integers(1, 10)
@@ -96,7 +96,7 @@ def test_sequential_names_follow_positions():
 def test_sigmoid_and_softplus_take_scalars_and_lists(value):
     """Both work in place on a new float array, which must not trip over 0-d input, and
     integers must be converted before any arithmetic (-(-128) is -128 in int8)."""
-    from numvae.losses import softplus
+    from numvae.model.likelihoods import softplus
     a = np.asarray(value, dtype=np.float64)
     rtol = 1e-6 if isinstance(value, np.float32) else 1e-12
     np.testing.assert_allclose(sigmoid(value), 1 / (1 + np.exp(-a)), rtol=rtol)

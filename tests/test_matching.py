@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from numvae.matching import clustering_accuracy, linear_sum_assignment
+from numvae.diagnostics.matching import clustering_accuracy, linear_sum_assignment
 
 
 def brute_force(cost):

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 import numvae
-from numvae import evaluate, priors
-from numvae.checkpoint import load_checkpoint, save_checkpoint
-from numvae.gradcheck import check_arrays, check_model
+from numvae.diagnostics import evaluate
+from numvae.model import priors
+from numvae.training.checkpoint import load_checkpoint, save_checkpoint
+from numvae.diagnostics.gradcheck import check_arrays, check_model
 from helpers import tiny_model
 
 TOL = 1e-7
@@ -155,23 +156,24 @@ def test_evaluation_reports_no_kl_per_dimension_but_active_units():
 
 
 def test_mixture_figures_and_clusters(tmp_path):
-    from numvae import datasets, plot_latent
+    from numvae.io import datasets
+    from numvae import plots
     data = datasets.make_toy(60, side=4, seed=0)
     model = numvae.VAE(16, 8, 2, encoder_hidden=(8,), decoder_hidden=(8,), prior="mixture",
                        prior_components=4, seed=0)
-    components, accuracy, mapping = plot_latent.mixture_clusters(model, data.images, data.labels)
+    components, accuracy, mapping = plots.mixture_clusters(model, data.images, data.labels)
     assert components.shape == (60,) and 0.25 <= accuracy <= 1.0   # >= the largest class
     assert set(mapping) <= set(range(4)) and set(mapping.values()) <= set(range(4))
-    fig = plot_latent.latent_space_with_components(model, data.images, data.labels,
+    fig = plots.latent_space_with_components(model, data.images, data.labels,
                                                    path=tmp_path / "latent.png")
     assert len(fig.axes[0].patches) == 4                              # one ellipse each
-    plot_latent.component_samples(model, n=3, image_shape=(4, 4), path=tmp_path / "samples.png")
+    plots.component_samples(model, n=3, image_shape=(4, 4), path=tmp_path / "samples.png")
     assert (tmp_path / "latent.png").exists() and (tmp_path / "samples.png").exists()
     standard = numvae.VAE(16, 8, 2, encoder_hidden=(8,), decoder_hidden=(8,), seed=0)
-    fig = plot_latent.latent_space_with_components(standard, data.images, data.labels)
+    fig = plots.latent_space_with_components(standard, data.images, data.labels)
     assert len(fig.axes[0].patches) == 1                              # the 1-sigma circle
     with pytest.raises(ValueError, match="latent_dim 2"):
-        plot_latent.latent_space_with_components(tiny_model(), np.zeros((2, 10)), [0, 1])
+        plots.latent_space_with_components(tiny_model(), np.zeros((2, 10)), [0, 1])
 
 
 def test_kl_per_dimension_figure_shows_active_unit_variances_instead():

@@ -9,10 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import numvae
-from numvae import evaluate, train
-from numvae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from numvae.diagnostics import evaluate
+from numvae.training import loop
+from numvae.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from helpers import run_cli
-from numvae.losses import NumericalError
+from numvae.validation import NumericalError
 
 TOY = ["--dataset", "toy", "--latent-dim", "2", "--shared-dim", "16", "--no-plots",
        "--batch-size", "64", "--no-progress"]
@@ -76,7 +77,7 @@ def test_resume_with_fewer_epochs_trains_nothing_and_records_nothing(tmp_path, c
 def test_a_damaged_model_gets_numerical_errors_not_nan(tmp_path, capsys):
     model = numvae.VAE(64, 16, 2, encoder_hidden=(32,), decoder_hidden=(32,), seed=0)
     model.params["encoder.mean.W"][:] = 3e38  # finite in float32; mean**2 is not
-    x = numvae.datasets.make_toy(40, seed=1).images
+    x = numvae.io.datasets.make_toy(40, seed=1).images
     for quantity, call in [("loss", lambda: evaluate.evaluate_elbo(model, x)),
                            ("importance-weighted", lambda: evaluate.iwae_log_likelihood(model, x, k=5)),
                            ("KL per latent dimension", lambda: evaluate.kl_per_dimension(model, x))]:
@@ -100,14 +101,14 @@ def small_model(seed=0):
 def test_fit_names_bad_options(options, error, message):
     model = small_model()
     with pytest.raises(error, match=message):
-        train.fit(model, numvae.Adam(model.params), np.zeros((10, 64)), epochs=1, log=None,
+        loop.fit(model, numvae.Adam(model.params), np.zeros((10, 64)), epochs=1, log=None,
                   progress=False, **options)
 
 
 def test_fit_refuses_an_optimiser_of_another_model():
     model, other = small_model(), small_model(1)
     with pytest.raises(ValueError, match="optimizer must hold the model's own parameter arrays"):
-        train.fit(model, numvae.Adam(other.params), np.zeros((10, 64)), epochs=1, log=None,
+        loop.fit(model, numvae.Adam(other.params), np.zeros((10, 64)), epochs=1, log=None,
                   progress=False)
 
 
@@ -135,9 +136,9 @@ json_values = st.recursive(
 def saved(tmp_path_factory):
     model = small_model()
     optimizer = numvae.FastAdam(model.params)
-    data = numvae.datasets.make_toy(100, seed=0).images
+    data = numvae.io.datasets.make_toy(100, seed=0).images
     states = []
-    train.fit(model, optimizer, data, epochs=1, batch_size=32, seed=0, log=None, progress=False,
+    loop.fit(model, optimizer, data, epochs=1, batch_size=32, seed=0, log=None, progress=False,
               callbacks=[states.append])
     path = tmp_path_factory.mktemp("ck") / "c.npz"
     state = states[-1]
@@ -164,7 +165,7 @@ def test_fuzzed_json_fields_are_checkpoint_errors(tmp_path, saved, field, value)
         return
     # what loads either resumes, or fit names the field it cannot resume from
     try:
-        train.fit(checkpoint.model, checkpoint.optimizer, np.zeros((100, 64)), epochs=2,
+        loop.fit(checkpoint.model, checkpoint.optimizer, np.zeros((100, 64)), epochs=2,
                   batch_size=32, log=None, progress=False, history=checkpoint.history,
                   train_state=checkpoint.train_state,
                   train_permutation=checkpoint.train_permutation)
@@ -190,7 +191,7 @@ def test_a_permutation_out_of_range_or_a_step_beyond_the_epoch_is_refused_on_res
         checkpoint = load_checkpoint(rewrite(tmp_path, saved, train_state=np.array(
             json.dumps(bad_state)), train_permutation=permutation))
         with pytest.raises(ValueError, match="train_permutation|beyond"):
-            train.fit(checkpoint.model, checkpoint.optimizer, np.zeros((100, 64)), epochs=2,
+            loop.fit(checkpoint.model, checkpoint.optimizer, np.zeros((100, 64)), epochs=2,
                       batch_size=32, log=None, progress=False, history=checkpoint.history,
                       train_state=checkpoint.train_state,
                       train_permutation=checkpoint.train_permutation)

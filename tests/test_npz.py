@@ -1,4 +1,4 @@
-"""Tests for numvae.npz: reading .npz files that may be damaged or made to harm."""
+"""Tests for numvae.io.npz: reading .npz files that may be damaged or made to harm."""
 import os
 import pathlib
 import struct
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from numvae.npz import Member, NpzError, NpzReader, read_npz
+from numvae.io.npz import Member, NpzError, NpzReader, read_npz
 
 ROOT = Path(__file__).resolve().parents[1]
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -484,7 +484,7 @@ def test_one_gib_member_is_never_inflated_within_a_memory_limit(tmp_path):
     code = f"""
 import resource; resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))
 import numpy as np
-from numvae.npz import Member, NpzError, read_npz
+from numvae.io.npz import Member, NpzError, read_npz
 extra, lying = {str(tmp_path / "extra.npz")!r}, {str(tmp_path / "lying.npz")!r}
 expected = {{"weights": Member("f", (3, 4))}}
 try:  # what np.load does: the bomb must be real, or this test proves nothing

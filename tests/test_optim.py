@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from numvae import SGD, Adam
-from numvae.optim_fast import FastAdam
+from numvae.training.optim_fast import FastAdam
 
 
 def test_adam_three_steps_by_hand():

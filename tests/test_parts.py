@@ -7,8 +7,12 @@ import numpy as np
 import pytest
 
 import numvae
-from numvae import likelihoods, objectives, posteriors, priors
-from numvae.gradcheck import check_arrays, check_model
+from numvae.model import likelihoods
+from numvae.model import objectives
+from numvae.model import kl as kl_terms
+from numvae.model import posteriors
+from numvae.model import priors
+from numvae.diagnostics.gradcheck import check_arrays, check_model
 from helpers import tiny_model
 
 TOL = 1e-7
@@ -84,9 +88,9 @@ def test_monte_carlo_kl_is_an_unbiased_estimate_of_the_analytic_one():
     mean, log_var = np.array([[0.5, -1.0]]), np.array([[-0.4, 0.3]])
     eps = np.random.default_rng(1).standard_normal((200_000, 1, 2))
     z, cache = q.rsample({"mean": mean, "log_var": log_var}, eps)
-    monte_carlo, _ = objectives.MonteCarloKL().forward(z, cache, q, p)
-    analytic, _ = objectives.GaussianKL().forward(z, cache, q, p)
-    assert objectives.kl_term(q, p).__class__ is objectives.GaussianKL
+    monte_carlo, _ = kl_terms.MonteCarloKL().forward(z, cache, q, p)
+    analytic, _ = kl_terms.GaussianKL().forward(z, cache, q, p)
+    assert kl_terms.kl_term(q, p).__class__ is kl_terms.GaussianKL
     assert monte_carlo[0] == pytest.approx(analytic[0], abs=0.02)
 
 
@@ -110,7 +114,7 @@ def test_a_new_prior_is_one_class_and_one_entry_and_its_gradient_is_exact(plain_
     x = np.random.default_rng(2).uniform(size=(4, 10))
     eps = np.random.default_rng(3).standard_normal((2, 4, 3))
     cache = model.forward(x, eps)
-    assert type(cache["caches"]["objective"]["kl_part"]) is objectives.MonteCarloKL
+    assert type(cache["caches"]["objective"]["kl_part"]) is kl_terms.MonteCarloKL
     errors = check_model(model, x, eps)
     assert max(errors.values()) < 1e-6, errors
     # the same model with the analytic KL: the reconstruction terms agree exactly, the KLs
@@ -122,7 +126,7 @@ def test_a_new_prior_is_one_class_and_one_entry_and_its_gradient_is_exact(plain_
 
 
 def test_registries_are_the_choices_everywhere():
-    from numvae.cli import build_parser
+    from numvae.commands.cli import build_parser
     train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
     likelihood = next(a for a in train_parser._actions if a.dest == "likelihood")
     assert sorted(likelihood.choices) == sorted(likelihoods.LIKELIHOODS)

@@ -5,8 +5,8 @@ one CPU to another, so their bits are not pinned."""
 import numpy as np
 import pytest
 
-from numvae import evaluate
-from numvae.checkpoint import load_checkpoint
+from numvae.diagnostics import evaluate
+from numvae.training.checkpoint import load_checkpoint
 from pinned_run import CASES, DATA, pinned_data, pinned_run
 
 EXPECTED = np.load(DATA / "pinned_0_1_0.npz")

@@ -12,7 +12,8 @@ import pytest
 from matplotlib.figure import Figure
 
 import numvae
-from numvae import evaluate, plots
+from numvae import plots
+from numvae.diagnostics import evaluate
 
 SHAPE = (8, 8)
 N_IMAGES = 40

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 import numvae
-from numvae import datasets, train
-from numvae.checkpoint import load_checkpoint, save_checkpoint
+from numvae.io import datasets
+from numvae.training import loop
+from numvae.training.checkpoint import load_checkpoint, save_checkpoint
 
 
 def small_setup(seed=0):
@@ -17,7 +18,7 @@ def small_setup(seed=0):
 
 def fit_quietly(model, optimizer, data, **kwargs):
     kwargs.setdefault("batch_size", 32)
-    return train.fit(model, optimizer, data, progress=False, log=None, **kwargs)
+    return loop.fit(model, optimizer, data, progress=False, log=None, **kwargs)
 
 
 def test_same_seed_gives_bit_identical_parameters():
@@ -113,14 +114,14 @@ def test_ctrl_c_mid_epoch_saves_a_state_that_resumes_exactly(tmp_path):
 def test_nan_gradient_stops_with_epoch_step_and_name():
     data, model, optimizer = small_setup()
     model.params["decoder.decompressor.2.W"][0, 0] = np.nan
-    with pytest.raises(train.TrainingDivergedError, match="epoch 1, step 1"):
+    with pytest.raises(loop.TrainingDivergedError, match="epoch 1, step 1"):
         fit_quietly(model, optimizer, data, epochs=1, seed=0)
 
 
 def test_overflowing_log_var_names_the_quantity():
     data, model, optimizer = small_setup()
     model.params["encoder.log_var.b"][:] = 1000.0
-    with pytest.raises(train.TrainingDivergedError, match=r"epoch 1, step 1: exp\(0.5 \* log_var\)"):
+    with pytest.raises(loop.TrainingDivergedError, match=r"epoch 1, step 1: exp\(0.5 \* log_var\)"):
         fit_quietly(model, optimizer, data, epochs=1, seed=0)
 
 
@@ -142,7 +143,7 @@ def test_nan_gradient_with_finite_loss_names_the_parameter():
         return steps
 
     model.backward = poisoned
-    with pytest.raises(train.TrainingDivergedError,
+    with pytest.raises(loop.TrainingDivergedError,
                        match="epoch 1, step 1: the gradient of encoder.log_var.W is not finite"):
         fit_quietly(model, optimizer, data, epochs=1, seed=0)
 

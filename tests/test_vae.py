@@ -3,7 +3,7 @@ import pytest
 from hypothesis import assume, given, settings, strategies as st
 
 import numvae
-from numvae.gradcheck import check_model
+from numvae.diagnostics.gradcheck import check_model
 from helpers import relu_margin, tiny_model
 
 # h = 1e-4 leaves a truncation error O(h^2) that reads as ~1e-6 relative to a gradient as

@@ -12,9 +12,12 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import numvae
-from numvae import evaluate, losses
-from numvae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from numvae.layers import sigmoid
+from numvae.diagnostics import evaluate
+from numvae.model.kl import kl_divergence
+from numvae.model.likelihoods import bernoulli_nll, bernoulli_nll_backward
+from numvae.validation import NumericalError
+from numvae.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from numvae.nn.layers import sigmoid
 
 
 def small_model(**kwargs):
@@ -126,10 +129,10 @@ def test_fuzz_checkpoint_reader_truncations_and_flips(tmp_path_factory, checkpoi
 def test_extreme_values_stay_finite_without_warnings():
     a = np.array([[-1000.0, 1000.0]], dtype=np.float32)
     assert np.isfinite(sigmoid(a)).all()
-    assert np.isfinite(losses.bernoulli_nll(a, np.array([[1.0, 0.0]], np.float32))).all()
-    assert np.isfinite(losses.bernoulli_nll_backward(a, np.array([[1.0, 0.0]], np.float32))).all()
+    assert np.isfinite(bernoulli_nll(a, np.array([[1.0, 0.0]], np.float32))).all()
+    assert np.isfinite(bernoulli_nll_backward(a, np.array([[1.0, 0.0]], np.float32))).all()
     mean = np.zeros((1, 2))
-    kl = losses.kl_divergence(mean, np.array([[-100.0, 100.0]]))  # float64: exp(100) is finite
+    kl = kl_divergence(mean, np.array([[-100.0, 100.0]]))  # float64: exp(100) is finite
     assert np.isfinite(kl).all()
     model = small_model()
     model.params["encoder.log_var.b"][:] = -100.0   # q collapses: exp(-100) underflows to 0
@@ -140,13 +143,13 @@ def test_extreme_values_stay_finite_without_warnings():
 def test_float32_overflow_names_the_quantity():
     model = small_model()
     model.params["encoder.log_var.b"][:] = 100.0  # exp(100) does not fit in float32
-    with pytest.raises(losses.NumericalError, match=r"exp\(log_var\) is not finite: log_var reached"):
+    with pytest.raises(NumericalError, match=r"exp\(log_var\) is not finite: log_var reached"):
         model.loss_and_grad(np.full((2, 6), 0.5))
 
 
 SAVER = """
 import sys, numpy as np, numvae
-from numvae.checkpoint import save_checkpoint
+from numvae.training.checkpoint import save_checkpoint
 model = numvae.VAE(784, 400, 20, encoder_hidden=(), decoder_hidden=(400,), seed=0)
 optimizer = numvae.Adam(model.params)
 print("ready", flush=True)
@@ -194,7 +197,7 @@ def test_ctrl_c_during_numvae_train_saves_and_resumes_exactly(tmp_path):
     assert "checkpoint saved" in err and "Traceback" not in err
     checkpoint = tmp_path / "split" / "checkpoint.npz"
     assert load_checkpoint(checkpoint).train_state["epoch"] < 40
-    from numvae.cli import main
+    from numvae.commands.cli import main
     assert main(["train", "--resume", str(checkpoint), "--no-plots"]) == 0
     assert main(["train", *common, "--out", str(tmp_path / "straight")]) == 0
     a = load_checkpoint(checkpoint).model.params
@@ -222,7 +225,7 @@ def test_fuzz_model_arguments(overrides):
     else:
         try:
             loss = model.loss(np.full((2, model.input_dim), 0.5))
-        except losses.NumericalError as err:  # e.g. kl_weight 3e38: the loss overflows float32
+        except NumericalError as err:  # e.g. kl_weight 3e38: the loss overflows float32
             assert "not finite" in str(err)
         else:
             assert np.isfinite(loss)

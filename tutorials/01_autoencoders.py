@@ -23,7 +23,7 @@
 import numpy as np
 from matplotlib.figure import Figure
 
-from numvae.datasets import load_mnist_mini
+from numvae.io.datasets import load_mnist_mini
 
 from _common import banner, figure_path, parse_args, show
 

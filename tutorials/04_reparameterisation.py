@@ -27,7 +27,7 @@ from statistics import NormalDist
 import numpy as np
 from matplotlib.figure import Figure
 
-from numvae.layers import sigmoid
+from numvae.nn.layers import sigmoid
 
 from _common import banner, figure_path, parse_args, show
 

@@ -8,7 +8,7 @@
 #     - nn_linear(256, input_dim) - sigmoid
 #
 # The sigmoid keeps each output pixel in (0, 1), like the data. In numvae the same network
-# is a `numvae.layers.Sequential` of `Dense`, `ReLU` and `Sigmoid`; each layer's `forward`
+# is a `numvae.nn.layers.Sequential` of `Dense`, `ReLU` and `Sigmoid`; each layer's `forward`
 # returns its output and a cache, what its `backward` needs, and the backward pass is
 # handed that cache (docs/derivations.md, section 8, (D1)-(D4)).
 #
@@ -22,10 +22,11 @@
 import numpy as np
 
 import numvae
-from numvae import losses, plots
-from numvae.datasets import load_mnist_mini
-from numvae.gradcheck import check_arrays, check_layer
-from numvae.layers import Dense, ReLU, Sequential, Sigmoid
+from numvae import plots
+from numvae.model.likelihoods import gaussian_nll, gaussian_nll_backward
+from numvae.io.datasets import load_mnist_mini
+from numvae.diagnostics.gradcheck import check_arrays, check_layer
+from numvae.nn.layers import Dense, ReLU, Sequential, Sigmoid
 
 from _common import banner, figure_path, parse_args, show
 
@@ -55,14 +56,14 @@ def decompressor(latent_dim, input_dim, rng, dtype=np.float32):
 def reconstruction_loss(decoder, z, x, sigma):
     """Mean over the batch of -log N(x; decoder(z), sigma^2 I): a float."""
     output, _ = decoder.forward(z)
-    return float(np.mean(losses.gaussian_nll(output, x, sigma)))
+    return float(np.mean(gaussian_nll(output, x, sigma)))
 
 
 def reconstruction_loss_and_grad(decoder, z, x, sigma):
     """The loss above, and dloss/dz (batch, latent_dim); fills ``decoder.grads``."""
     output, cache = decoder.forward(z)                                   # (batch, input_dim)
-    loss = float(np.mean(losses.gaussian_nll(output, x, sigma)))
-    doutput = losses.gaussian_nll_backward(output, x, sigma) / len(x)   # G2, and the 1/B
+    loss = float(np.mean(gaussian_nll(output, x, sigma)))
+    doutput = gaussian_nll_backward(output, x, sigma) / len(x)   # G2, and the 1/B
     dz = decoder.backward(doutput, cache)                                # D4, D2, D3
     return loss, dz
 

@@ -27,10 +27,11 @@
 import numpy as np
 
 import numvae
-from numvae import losses, plots
-from numvae.datasets import load_mnist_mini
-from numvae.gradcheck import check_arrays
-from numvae.layers import Dense, ReLU, Sequential
+from numvae import plots
+from numvae.model.kl import kl_divergence, kl_divergence_backward
+from numvae.io.datasets import load_mnist_mini
+from numvae.diagnostics.gradcheck import check_arrays
+from numvae.nn.layers import Dense, ReLU, Sequential
 
 from _common import banner, figure_path, parse_args, show
 
@@ -83,13 +84,13 @@ def parameters(encoder, kind="params"):
 # %%
 def kl_loss(encoder, x):
     mean, log_var, _ = encoder_forward(encoder, x)
-    return float(np.mean(losses.kl_divergence(mean, log_var)))
+    return float(np.mean(kl_divergence(mean, log_var)))
 
 
 def kl_loss_and_grad(encoder, x, add_both_heads=True):
     mean, log_var, cache = encoder_forward(encoder, x)
-    loss = float(np.mean(losses.kl_divergence(mean, log_var)))
-    dmean, dlog_var = losses.kl_divergence_backward(mean, log_var)    # K2
+    loss = float(np.mean(kl_divergence(mean, log_var)))
+    dmean, dlog_var = kl_divergence_backward(mean, log_var)    # K2
     encoder_backward(encoder, dmean / len(x), dlog_var / len(x), cache, add_both_heads)
     return loss
 
@@ -121,7 +122,7 @@ print(f"with the same weights, numvae.VAE.encode gives the same mean and log_var
 # %%
 banner("What the untrained encoder says")
 std = np.exp(0.5 * log_var)
-kl = losses.kl_divergence(mean, log_var)
+kl = kl_divergence(mean, log_var)
 print(f"mean    {mean.shape}: entries between {mean.min():.3f} and {mean.max():.3f}")
 print(f"log_var {log_var.shape}: entries between {log_var.min():.3f} and {log_var.max():.3f}"
       f"  -> std between {std.min():.3f} and {std.max():.3f}")

@@ -29,9 +29,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
-from numvae import losses
-from numvae.datasets import load_mnist_mini
-from numvae.gradcheck import check_model, check_model_directions
+from numvae.model.kl import kl_divergence
+from numvae.io.datasets import load_mnist_mini
+from numvae.diagnostics.gradcheck import check_model, check_model_directions
 
 from _common import banner, figure_path, parse_args, show
 
@@ -123,7 +123,7 @@ n = 20_000 if args.quick else 1_000_000
 noise = rng.standard_normal(n)
 z_right = mean + np.exp(0.5 * log_var) * noise
 z_wrong = mean + np.exp(log_var) * noise
-analytic = float(losses.kl_divergence(np.array([[mean]]), np.array([[log_var]]))[0])
+analytic = float(kl_divergence(np.array([[mean]]), np.array([[log_var]]))[0])
 print(f"KL by (K1):                        {analytic:.4f}")
 right, right_se = monte_carlo_kl(z_right, mean, log_var)
 wrong, wrong_se = monte_carlo_kl(z_wrong, mean, log_var)

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 8. Coding time: the loss function
 #
-# The slides' `loss_fn` (numvae.losses.seed_loss, eq. S1) is
+# The slides' `loss_fn` (numvae.model.objectives.seed_loss, eq. S1) is
 #
 #     sum (prediction - target)^2 + kl_weight * sum(mean^2 + exp(log_var) - log_var),
 #
@@ -28,9 +28,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
-from numvae import losses
-from numvae.datasets import load_mnist_mini
-from numvae.gradcheck import check_arrays
+from numvae.model.kl import kl_divergence, kl_divergence_backward
+from numvae.model.likelihoods import gaussian_nll, gaussian_nll_backward
+from numvae.model.objectives import seed_loss, seed_loss_backward
+from numvae.io.datasets import load_mnist_mini
+from numvae.diagnostics.gradcheck import check_arrays
 
 from _common import banner, figure_path, parse_args, show
 
@@ -44,9 +46,9 @@ def both_losses(model, x, eps, kl_weight):
     """The slides' loss (a float, summed over the batch) and the negative ELBO with
     KL weight ``kl_weight`` per example (batch,), from one forward pass of a Gaussian VAE."""
     c = model.forward(x, eps)
-    seed = losses.seed_loss(c["output"], x, c["mean"], c["log_var"], kl_weight)
-    negative_elbo = (losses.gaussian_nll(c["output"], x, model.config["sigma"])   # G1
-                     + kl_weight * losses.kl_divergence(c["mean"], c["log_var"]))  # K1
+    seed = seed_loss(c["output"], x, c["mean"], c["log_var"], kl_weight)
+    negative_elbo = (gaussian_nll(c["output"], x, model.config["sigma"])   # G1
+                     + kl_weight * kl_divergence(c["mean"], c["log_var"]))  # K1
     return seed, negative_elbo
 
 
@@ -106,7 +108,7 @@ print("have the same minimiser.")
 points = {}
 for kl_weight in (1.0, 4.0):                        # seed_loss of each example on its own
     c = model.forward(x, eps)
-    seed_each = np.array([losses.seed_loss(c["output"][i:i + 1], x[i:i + 1],
+    seed_each = np.array([seed_loss(c["output"][i:i + 1], x[i:i + 1],
                                            c["mean"][i:i + 1], c["log_var"][i:i + 1],
                                            kl_weight) for i in range(batch)])
     points[kl_weight] = (2 * both_losses(model, x, eps, kl_weight)[1], seed_each)
@@ -122,19 +124,19 @@ mean = small_rng.standard_normal((4, 2))
 log_var = small_rng.standard_normal((4, 2))
 kl_weight = 0.7
 arrays = dict(prediction=prediction, mean=mean, log_var=log_var)
-dprediction, dmean, dlog_var = losses.seed_loss_backward(prediction, target, mean, log_var,
+dprediction, dmean, dlog_var = seed_loss_backward(prediction, target, mean, log_var,
                                                           kl_weight)
-errors = check_arrays(lambda: losses.seed_loss(prediction, target, mean, log_var, kl_weight),
+errors = check_arrays(lambda: seed_loss(prediction, target, mean, log_var, kl_weight),
                       arrays, dict(prediction=dprediction, mean=dmean, log_var=dlog_var))
 report = {f"seed_loss_backward: d{name}": e for name, e in errors.items()}
-dmean, dlog_var = losses.kl_divergence_backward(mean, log_var)
-errors = check_arrays(lambda: losses.kl_divergence(mean, log_var).sum(),
+dmean, dlog_var = kl_divergence_backward(mean, log_var)
+errors = check_arrays(lambda: kl_divergence(mean, log_var).sum(),
                       dict(mean=mean, log_var=log_var), dict(mean=dmean, log_var=dlog_var))
 report.update({f"kl_divergence_backward: d{name}": e for name, e in errors.items()})
 sigma = 0.3
-errors = check_arrays(lambda: losses.gaussian_nll(prediction, target, sigma).sum(),
+errors = check_arrays(lambda: gaussian_nll(prediction, target, sigma).sum(),
                       dict(prediction=prediction),
-                      dict(prediction=losses.gaussian_nll_backward(prediction, target, sigma)))
+                      dict(prediction=gaussian_nll_backward(prediction, target, sigma)))
 report["gaussian_nll_backward: dprediction"] = errors["prediction"]
 for name, error in report.items():
     print(f"  {name:<38} relative error {error:.1e}")
@@ -152,7 +154,7 @@ scaled = {name: 2 * len(xs) * grad for name, grad in small.grads.items()}
 
 def seed_of_model():
     c = small.forward(xs, eps_small)
-    return losses.seed_loss(c["output"], xs, c["mean"], c["log_var"], 1.0)
+    return seed_loss(c["output"], xs, c["mean"], c["log_var"], 1.0)
 
 errors = check_arrays(seed_of_model, small.params, scaled,
                       n_entries=8 if args.quick else 30)

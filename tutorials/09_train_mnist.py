@@ -16,7 +16,7 @@
 # Gaussian decoder has a knob, sigma, that the Bernoulli one does not: tutorial 13 trains
 # it for several sigma beside this Bernoulli model, and shows what a large sigma does.
 #
-# The training loop, `numvae.train.fit`, knows nothing of the VAE's insides: it calls
+# The training loop, `numvae.training.loop.fit`, knows nothing of the VAE's insides: it calls
 # `model.loss_and_grad(batch)` and `optimizer.step(model.grads)`. A similar run from the
 # command line, which also holds out 1,000 training images for validation and saves a
 # checkpoint: `numvae train --dataset mnist-mini --epochs 15`.
@@ -28,9 +28,9 @@ import time
 
 import numvae
 from numvae import plots
-from numvae.datasets import load_mnist_mini
-from numvae.evaluate import evaluate_elbo
-from numvae.train import fit
+from numvae.io.datasets import load_mnist_mini
+from numvae.diagnostics.evaluate import evaluate_elbo
+from numvae.training.loop import fit
 
 from _common import banner, figure_path, parse_args, show
 

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 10. One training step, one named quantity at a time
 #
-# `numvae.inspect.trace_step(model, x)` runs `model.loss_and_grad(x)` once and returns
+# `numvae.diagnostics.inspect.trace_step(model, x)` runs `model.loss_and_grad(x)` once and returns
 # every quantity it computed, in order: the forward pass layer by layer (x, the
 # compressor's layers, mean, log_var, std, eps, z, the decompressor's layers, the loss
 # terms), then the backward pass in the order the code runs it (d logits, each layer's
@@ -33,10 +33,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
-from numvae.datasets import load_mnist_mini
-from numvae.inspect import trace_step
-from numvae.layers import sigmoid
-from numvae.train import fit
+from numvae.io.datasets import load_mnist_mini
+from numvae.diagnostics.inspect import trace_step
+from numvae.nn.layers import sigmoid
+from numvae.training.loop import fit
 
 from _common import banner, figure_path, parse_args, show
 
@@ -121,7 +121,7 @@ def plot_gradients(trace, path):
 # ## The story
 
 # %%
-args = parse_args("10_inspect_gradients", "One training step traced with numvae.inspect.")
+args = parse_args("10_inspect_gradients", "One training step traced with numvae.diagnostics.inspect.")
 train, test = load_mnist_mini()
 model = numvae.VAE(784, shared_dim=128, latent_dim=2, n_samples=2, seed=0)
 n_train = 500 if args.quick else 10_000

@@ -21,7 +21,7 @@
 # log sigma^2 (P4).
 #
 # numvae.VAE has ReLU layers and a sigmoid output, so we assemble the linear VAE here from
-# numvae's pieces: `Dense` layers, `losses.gaussian_nll` (G1), `losses.kl_divergence` (K1)
+# numvae's pieces: `Dense` layers, `gaussian_nll` (G1), `kl_divergence` (K1)
 # and their backward functions, `Adam`, and the reparameterisation (R1).
 #
 #     encoder:  mean = x A + a      (Dense(d, q));   log_var: a free vector (q,), the same
@@ -47,9 +47,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
-from numvae import losses
-from numvae.gradcheck import check_arrays
-from numvae.layers import Dense
+from numvae.model.kl import kl_divergence, kl_divergence_backward
+from numvae.model.likelihoods import gaussian_nll, gaussian_nll_backward
+from numvae.diagnostics.gradcheck import check_arrays
+from numvae.nn.layers import Dense
 
 from _common import banner, figure_path, parse_args, show
 
@@ -125,8 +126,8 @@ class LinearVAE:
         z = mean + np.exp(0.5 * log_var) * eps                          # R1
         output, decoder_cache = self.decoder.forward(z)                 # (B, D)
         sigma = np.exp(0.5 * self.params["log_sigma2"][0])
-        negative_elbo = (losses.gaussian_nll(output, x, sigma)          # G1
-                         + losses.kl_divergence(mean, log_var))         # K1
+        negative_elbo = (gaussian_nll(output, x, sigma)          # G1
+                         + kl_divergence(mean, log_var))         # K1
         cache = dict(x=x, eps=eps, mean=mean, log_var=log_var, z=z, output=output,
                      sigma=sigma, encoder=encoder_cache, decoder=decoder_cache)
         return float(np.mean(negative_elbo)), cache
@@ -140,9 +141,9 @@ class LinearVAE:
         residual2 = np.sum((x - c["output"]) ** 2, axis=1)             # (B,)
         # d/ds of G1, s = log sigma^2: -||x - output||^2 / (2 sigma^2) + D/2, mean over B
         self.grads["log_sigma2"][0] = np.mean(-residual2 / (2 * c["sigma"] ** 2) + D / 2)
-        doutput = losses.gaussian_nll_backward(c["output"], x, c["sigma"]) / batch   # G2
+        doutput = gaussian_nll_backward(c["output"], x, c["sigma"]) / batch   # G2
         dz = self.decoder.backward(doutput, c["decoder"])               # D2
-        dmean_kl, dlog_var_kl = losses.kl_divergence_backward(c["mean"], c["log_var"])  # K2
+        dmean_kl, dlog_var_kl = kl_divergence_backward(c["mean"], c["log_var"])  # K2
         std = np.exp(0.5 * c["log_var"])
         dmean = dz + dmean_kl / batch                                   # V5: the paths add
         dlog_var = dz * 0.5 * std * c["eps"] + dlog_var_kl / batch      # V3 + V4
@@ -159,7 +160,7 @@ class LinearVAE:
         sigma2 = np.exp(self.params["log_sigma2"][0])
         squared = np.sum((x - mean @ W - b) ** 2, axis=1) + var @ np.sum(W**2, axis=1)
         reconstruction = squared / (2 * sigma2) + 0.5 * D * np.log(2 * np.pi * sigma2)
-        kl = losses.kl_divergence(mean, np.broadcast_to(np.log(var), mean.shape))
+        kl = kl_divergence(mean, np.broadcast_to(np.log(var), mean.shape))
         return float(np.mean(reconstruction + kl))
 
 # %% [markdown]

@@ -8,7 +8,7 @@
 #     L_K(x) = E[log (1/K) sum_k w_k]                                          (I1, I2)
 #
 # satisfies ELBO = L_1 <= L_2 <= ... <= log p(x), and L_K -> log p(x) as K grows
-# (docs/derivations.md, section 11). `numvae.evaluate.iwae_log_likelihood(model, images,
+# (docs/derivations.md, section 11). `numvae.diagnostics.evaluate.iwae_log_likelihood(model, images,
 # k=K)` estimates L_K, combining the weights with a running log-sum-exp.
 #
 # The gap L_K - ELBO, for large K, estimates KL(q(z|x) || p(z|x)): how far the encoder's
@@ -22,9 +22,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
-from numvae.datasets import load_mnist_mini
-from numvae.evaluate import evaluate_elbo, iwae_log_likelihood
-from numvae.train import fit
+from numvae.io.datasets import load_mnist_mini
+from numvae.diagnostics.evaluate import evaluate_elbo, iwae_log_likelihood
+from numvae.training.loop import fit
 
 from _common import banner, figure_path, parse_args, show
 

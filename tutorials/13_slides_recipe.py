@@ -20,8 +20,8 @@
 #   0.1, 0.3, 1 and 3 (slides' kl_weight 0.01, 0.09, 1 and 9), on the same images, with a
 #   latent space of 10 dimensions, so that some dimensions can fall silent;
 # * and we measure for each: the squared error of the reconstructions (decoding the mean
-#   of q(z|x)), the KL per latent dimension (`numvae.evaluate.kl_per_dimension`) and the
-#   active units (`numvae.evaluate.active_units`, Burda et al. 2016: the dimensions whose
+#   of q(z|x)), the KL per latent dimension (`numvae.diagnostics.evaluate.kl_per_dimension`) and the
+#   active units (`numvae.diagnostics.evaluate.active_units`, Burda et al. 2016: the dimensions whose
 #   posterior mean varies with x, variance above 0.01).
 #
 # A large sigma makes the reconstruction cheap to get wrong: the reconstructions blur, and
@@ -38,10 +38,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
-from numvae import losses
-from numvae.datasets import load_mnist_mini
-from numvae.evaluate import active_units, kl_per_dimension
-from numvae.train import fit
+from numvae.model.objectives import seed_loss
+from numvae.io.datasets import load_mnist_mini
+from numvae.diagnostics.evaluate import active_units, kl_per_dimension
+from numvae.training.loop import fit
 
 from _common import banner, figure_path, parse_args, show
 
@@ -114,7 +114,7 @@ def plot_kl_per_dimension(rows, path):
 # %% [markdown]
 # ## The slides' loss is the Gaussian negative ELBO with sigma^2 = kl_weight
 #
-# On one batch and one eps, with the same network: `losses.seed_loss` (the slides'
+# On one batch and one eps, with the same network: `seed_loss` (the slides'
 # `loss_fn`) against 2 w B times the model's mean negative ELBO at sigma^2 = w, minus the
 # constants. Both sides in float64, so they agree to rounding.
 
@@ -131,7 +131,7 @@ for w in (0.09, 1.0):
     model = numvae.VAE(784, 128, LATENT_DIM, likelihood="gaussian", sigma=np.sqrt(w),
                        dtype=np.float64, seed=0)
     cache = model.forward(x, eps)
-    slides = losses.seed_loss(cache["output"], x, cache["mean"], cache["log_var"], kl_weight=w)
+    slides = seed_loss(cache["output"], x, cache["mean"], cache["log_var"], kl_weight=w)
     n, m, b = 784, LATENT_DIM, len(x)
     ours = 2 * w * b * cache["loss"] - b * w * n * np.log(2 * np.pi * w) + b * w * m
     print(f"kl_weight w = {w}: loss_fn {slides:.6f}, 2 w B (negative ELBO) + constants "

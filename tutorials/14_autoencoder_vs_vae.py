@@ -7,13 +7,13 @@
 # with two parts swapped:
 #
 # * the posterior "point": q(z|x) is a point mass at the encoder's `mean` head, z = mean
-#   (no `log_var` head, no eps: `numvae.posteriors.PointMass`);
+#   (no `log_var` head, no eps: `numvae.model.posteriors.PointMass`);
 # * the objective "reconstruction": the loss is the reconstruction term alone, no KL
-#   (`numvae.objectives.Reconstruction`).
+#   (`numvae.model.objectives.Reconstruction`).
 #
 # `VAE(784, 128, 2, posterior="point", objective="reconstruction")` has the slides'
 # architecture (the same compressor, one head instead of two, the same decoder) and
-# trains with the same `numvae.train.fit`. Both models use the Bernoulli decoder on the
+# trains with the same `numvae.training.loop.fit`. Both models use the Bernoulli decoder on the
 # same images, for the same number of epochs. Then we compare:
 #
 # 1. the codes: where the encoder puts the test images in the 2-D latent space. The VAE's
@@ -34,8 +34,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
-from numvae.datasets import load_mnist_mini
-from numvae.train import fit
+from numvae.io.datasets import load_mnist_mini
+from numvae.training.loop import fit
 
 from _common import banner, figure_path, parse_args, show
 

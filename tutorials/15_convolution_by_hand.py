@@ -8,9 +8,9 @@
 # On one 6 x 6 image and a 3 x 3 kernel we compute, three ways each, and compare:
 #
 # * the forward pass: four nested loops (CV1), im2col and one matrix product (CV2), and
-#   `numvae.conv.Conv2d`;
+#   `numvae.nn.conv.Conv2d`;
 # * the backward pass: dW (CV4), db (CV5) and dx (CV6) by loops, against the layer's,
-#   and all of them against central differences (`numvae.gradcheck.check_layer`);
+#   and all of them against central differences (`numvae.diagnostics.gradcheck.check_layer`);
 # * the transposed convolution (CV7) as the convolution's input gradient run forwards.
 #
 # Then the convolutional VAE of `numvae.VAE(..., architecture="conv")`, 1x28x28 ->
@@ -23,11 +23,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
-from numvae.conv import Conv2d, ConvTranspose2d, im2col, output_size
-from numvae.datasets import load_mnist_mini
-from numvae.evaluate import evaluate_elbo
-from numvae.gradcheck import check_layer
-from numvae.train import fit
+from numvae.nn.conv import Conv2d, ConvTranspose2d, im2col, output_size
+from numvae.io.datasets import load_mnist_mini
+from numvae.diagnostics.evaluate import evaluate_elbo
+from numvae.diagnostics.gradcheck import check_layer
+from numvae.training.loop import fit
 
 from _common import banner, figure_path, parse_args, show
 

@@ -32,10 +32,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 import numvae
-from numvae import plot_latent, plots
-from numvae.datasets import Dataset, load_mnist_mini
-from numvae.evaluate import evaluate_elbo
-from numvae.train import fit
+from numvae import plots
+from numvae.io.datasets import Dataset, load_mnist_mini
+from numvae.diagnostics.evaluate import evaluate_elbo
+from numvae.training.loop import fit
 
 from _common import banner, figure_path, parse_args, show
 
@@ -47,12 +47,12 @@ def plot_latent_spaces(models, test, path):
     fig = Figure(figsize=(13, 6), layout="constrained")
     for ax, (title, model) in zip(fig.subplots(1, 2), models.items()):
         means = model.encode(test.images, test.labels if model.n_classes else None)[0]
-        colours = plots._label_colours(10)[test.labels]
+        colours = plots.label_colours(10)[test.labels]
         ax.scatter(means[:, 0], means[:, 1], c=colours, s=3, alpha=0.6, linewidths=0)
         ax.set_title(title)
         if model.n_classes:  # one legend: the colours of the digits
             ax.legend(handles=[Line2D([], [], linestyle="", marker="o", color=colour, label=str(c))
-                               for c, colour in enumerate(plots._label_colours(10))],
+                               for c, colour in enumerate(plots.label_colours(10))],
                       title="digit", fontsize="x-small", ncol=2, loc="upper right")
         ax.set_aspect("equal", adjustable="datalim")
         ax.set_xlabel("z[0] (encoder mean)")
@@ -156,7 +156,7 @@ print("With --quick both near 20%: after two epochs neither model's codes hold m
 
 # %%
 banner("Figures")
-show(plot_latent.conditional_grid(models["conditional VAE: z encodes the style"], n_styles=12,
+show(plots.conditional_grid(models["conditional VAE: z encodes the style"], n_styles=12,
                                   rng=np.random.default_rng(1),
                                   path=figure_path(args.out, "conditional_grid.png")))
 show(plot_latent_spaces(models, test, figure_path(args.out, "conditional_latent_space.png")))

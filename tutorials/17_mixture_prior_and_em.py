@@ -23,7 +23,7 @@
 # gradient descent and EM share their fixed points. We check that on fixed 2-D points, then
 # train a VAE with a 10-component prior on MNIST and ask how well its components find the
 # digits without the labels (best one-to-one matching by the Hungarian algorithm,
-# `numvae.matching`), against EM run afterwards on the latent means of an ordinary VAE.
+# `numvae.diagnostics.matching`), against EM run afterwards on the latent means of an ordinary VAE.
 #
 # Run: `python tutorials/17_mixture_prior_and_em.py [--quick] [--out DIR]`.
 
@@ -32,12 +32,12 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
-from numvae import plot_latent
-from numvae.datasets import Dataset, load_mnist_mini
-from numvae.evaluate import evaluate_elbo
-from numvae.matching import clustering_accuracy
-from numvae.priors import GaussianMixture
-from numvae.train import fit
+from numvae import plots
+from numvae.io.datasets import Dataset, load_mnist_mini
+from numvae.diagnostics.evaluate import evaluate_elbo
+from numvae.diagnostics.matching import clustering_accuracy
+from numvae.model.priors import GaussianMixture
+from numvae.training.loop import fit
 
 from _common import banner, figure_path, parse_args, show
 
@@ -104,7 +104,7 @@ def plot_em_against_gradient(z, priors, histories, path):
     for ax, (name, prior) in zip(ax_fits, priors.items()):
         ax.scatter(z[:, 0], z[:, 1], s=3, c=prior.responsibilities(z).argmax(1), cmap="tab10",
                    vmin=0, vmax=9)
-        plot_latent.draw_components(ax, prior)
+        plots.draw_components(ax, prior)
         ax.set_title(name)
         ax.set_aspect("equal", adjustable="datalim")
     fig.savefig(path, dpi=110)
@@ -114,7 +114,7 @@ def plot_em_against_gradient(z, priors, histories, path):
 def plot_clusterings(models, test, path):
     fig = Figure(figsize=(13, 6), layout="constrained")
     for ax, (title, model) in zip(fig.subplots(1, 2), models.items()):
-        plot_latent.latent_space_with_components(model, test.images, test.labels, ax=ax)
+        plots.latent_space_with_components(model, test.images, test.labels, ax=ax)
         ax.set_title(title, fontsize="small")
     fig.savefig(path, dpi=110)
     return fig
@@ -201,7 +201,7 @@ print("340; the full run shows that the lead does not last.)")
 # %%
 banner("Clustering without the labels")
 mixture = models["mixture"]
-components, accuracy, mapping = plot_latent.mixture_clusters(mixture, test.images,
+components, accuracy, mapping = plots.mixture_clusters(mixture, test.images,
                                                              test.labels)
 print(f"most responsible component of the mixture prior: accuracy {accuracy:.1%}; "
       f"component -> digit {mapping}")
@@ -272,7 +272,7 @@ show(plot_clusterings({f"standard normal prior (EM afterwards: {post_hoc_accurac
                        models["standard_normal"],
                        f"mixture prior, K = 10 (accuracy {accuracy:.0%})": mixture},
                       test, figure_path(args.out, "mixture_latent_space.png")))
-show(plot_latent.component_samples(mixture,
+show(plots.component_samples(mixture,
                                    path=figure_path(args.out, "component_samples.png")))
 if args.quick:
     print("You should see (--quick, two epochs on 1,000 images): in mixture_latent_space.png,")

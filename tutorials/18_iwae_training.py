@@ -26,9 +26,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
-from numvae import datasets, priors
-from numvae.evaluate import active_units, evaluate_elbo, iwae_log_likelihood
-from numvae.train import fit
+from numvae.io import datasets
+from numvae.model import priors
+from numvae.diagnostics.evaluate import active_units, evaluate_elbo, iwae_log_likelihood
+from numvae.training.loop import fit
 
 from _common import banner, figure_path, parse_args, show
 

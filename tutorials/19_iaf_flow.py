@@ -28,10 +28,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
-from numvae import datasets
-from numvae.evaluate import evaluate_elbo, iwae_log_likelihood
-from numvae.posteriors import IAF, DiagonalGaussian
-from numvae.train import fit
+from numvae.io import datasets
+from numvae.diagnostics.evaluate import evaluate_elbo, iwae_log_likelihood
+from numvae.model.posteriors import IAF, DiagonalGaussian
+from numvae.training.loop import fit
 
 from _common import banner, figure_path, parse_args, show
 

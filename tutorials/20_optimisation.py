@@ -9,9 +9,9 @@
 # | SGD + momentum | velocity = 0.9 velocity + grad; param -= lr * velocity (O1) |
 # | Adam | Kingma & Ba's Algorithm 1 (O2), lr 1e-3 |
 # | Adam + KL warm-up | the KL weight rising from 0 to 1 over the first epoch (Bowman et al.) |
-# | Adam + schedule | `numvae.schedules`' "burda" from 3e-3: 10^(-1/7) lower after 1, 4, 13 ... epochs |
+# | Adam + schedule | `numvae.training.schedules`' "burda" from 3e-3: 10^(-1/7) lower after 1, 4, 13 ... epochs |
 #
-# The loop below is `numvae.train.fit`'s inner loop written out (`train_step`, the
+# The loop below is `numvae.training.loop.fit`'s inner loop written out (`train_step`, the
 # warm-up weight `kl_weight_at`, the rate `learning_rate`), so that the validation
 # negative ELBO can be recorded every few steps, against steps and against seconds.
 # `fit(..., kl_warmup_epochs=1)` and `fit(..., schedule="burda")` do the same in one call,
@@ -26,10 +26,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
-from numvae import datasets
-from numvae.evaluate import evaluate_elbo
-from numvae.schedules import learning_rate
-from numvae.train import kl_weight_at, train_step
+from numvae.io import datasets
+from numvae.diagnostics.evaluate import evaluate_elbo
+from numvae.training.schedules import learning_rate
+from numvae.training.loop import kl_weight_at, train_step
 
 from _common import banner, figure_path, parse_args, show
 

@@ -33,11 +33,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
-from numvae.checkpoint import save_checkpoint
-from numvae.cli import main as numvae_command
-from numvae.datasets import load_mnist_mini
-from numvae.evaluate import evaluate_elbo
-from numvae.train import fit
+from numvae.training.checkpoint import save_checkpoint
+from numvae.commands.cli import main as numvae_command
+from numvae.io.datasets import load_mnist_mini
+from numvae.diagnostics.evaluate import evaluate_elbo
+from numvae.training.loop import fit
 
 from _common import banner, figure_path, parse_args
 

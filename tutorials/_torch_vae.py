@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from numvae.datasets import load_mnist_mini
+from numvae.io.datasets import load_mnist_mini
 
 
 def linear_relu(widths):

@@ -6,8 +6,8 @@ import sys
 import time
 from pathlib import Path
 
-from .. import datasets
-from ..checkpoint import load_checkpoint
+from numvae.io import datasets
+from numvae.training.checkpoint import load_checkpoint
 
 
 class UsageError(Exception):
@@ -140,11 +140,13 @@ def make_out_dir(out, default):
 
 
 def save_figures(model, history, data, folder):
-    from .. import plot_latent, plots  # late: matplotlib is slow to import, --help should not wait
+    from numvae import (
+        plots,  # late: matplotlib is slow to import, --help should not wait
+    )
     paths = plots.save_all(model, history, data.images, data.labels, folder)
     if model.n_classes:  # a conditional model: its digits in shared styles
         paths["conditional_grid"] = folder / "conditional_grid.png"
-        plot_latent.conditional_grid(model, path=paths["conditional_grid"])
+        plots.conditional_grid(model, path=paths["conditional_grid"])
     print("figures: " + ", ".join(path.name for path in paths.values()))
 
 

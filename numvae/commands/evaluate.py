@@ -1,7 +1,13 @@
 """``numvae evaluate``: test-set negative ELBO, KL per dimension, active units and the
 importance-weighted estimate of log p(x)."""
-from .. import evaluate
-from .common import add_data_options, open_checkpoint, positive_int, samples_option, test_data
+from numvae.commands.common import (
+    add_data_options,
+    open_checkpoint,
+    positive_int,
+    samples_option,
+    test_data,
+)
+from numvae.diagnostics import evaluate
 
 
 def add_parser(commands):

@@ -1,9 +1,9 @@
 """``numvae exercise``: list the exercises, copy fresh stubs into a folder, grade a file."""
 from pathlib import Path
 
-from .. import exercises
-from ..exercises import grader
-from .common import Parser, UsageError
+from numvae import exercises
+from numvae.commands.common import Parser, UsageError
+from numvae.exercises import grader
 
 
 def add_parser(commands):

@@ -1,6 +1,6 @@
 """``numvae export``: a checkpoint's model as a safetensors file with PyTorch's names and
 layouts (``encoder.compressor.0.weight`` of shape (out, in), ...), for ``load_state_dict``."""
-from .common import UsageError, open_checkpoint, output_file
+from numvae.commands.common import UsageError, open_checkpoint, output_file
 
 
 def add_parser(commands):
@@ -19,7 +19,7 @@ def run(args):
     out = output_file(args.out, ".safetensors", args.overwrite)
     model = open_checkpoint(args.checkpoint).model
     try:
-        from ..interop import save_safetensors, to_state_dict
+        from numvae.interop import save_safetensors, to_state_dict
         save_safetensors(model, out)
     except ImportError as err:
         raise UsageError(f"numvae: error: {err}") from None

@@ -3,9 +3,15 @@ numvae checkpoint, which ``numvae inspect``, ``evaluate``, ``sample`` and ``plot
 import argparse
 import sys
 
-from ..checkpoint import save_checkpoint
-from ..vae import LIKELIHOODS
-from .common import (UsageError, nonnegative_float, output_file, positive_float, positive_int)
+from numvae.commands.common import (
+    UsageError,
+    nonnegative_float,
+    output_file,
+    positive_float,
+    positive_int,
+)
+from numvae.model.vae import LIKELIHOODS
+from numvae.training.checkpoint import save_checkpoint
 
 # the architecture options, in the order of numvae.VAE's arguments
 ARCHITECTURE = ("input_dim", "shared_dim", "latent_dim", "encoder_hidden", "decoder_hidden",
@@ -51,7 +57,7 @@ def run(args):
     out = output_file(args.out, ".npz", args.overwrite)
     config = {key: getattr(args, key) for key in ARCHITECTURE if getattr(args, key) is not None}
     try:
-        from ..interop import load_safetensors
+        from numvae.interop import load_safetensors
         model = load_safetensors(args.file, config=config or None, announce=_announce)
     except ImportError as err:
         raise UsageError(f"numvae: error: {err}") from None

@@ -3,11 +3,11 @@ import sys
 
 import numpy as np
 
-from .. import datasets
-from ..checkpoint import load_checkpoint
-from ..inspect import trace_step
-from ..vae import ARCHITECTURES, PRIORS, VAE
-from .common import UsageError, int_in, seed_option
+from numvae.commands.common import UsageError, int_in, seed_option
+from numvae.diagnostics.inspect import trace_step
+from numvae.io import datasets
+from numvae.model.vae import ARCHITECTURES, PRIORS, VAE
+from numvae.training.checkpoint import load_checkpoint
 
 
 def add_parser(commands):

@@ -1,7 +1,13 @@
 """``numvae plot``: make the figures of a run again from its checkpoint."""
 from pathlib import Path
 
-from .common import add_data_options, make_out_dir, open_checkpoint, save_figures, test_data
+from numvae.commands.common import (
+    add_data_options,
+    make_out_dir,
+    open_checkpoint,
+    save_figures,
+    test_data,
+)
 
 
 def add_parser(commands):

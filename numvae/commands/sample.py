@@ -3,8 +3,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write
-from .common import UsageError, images_option, int_in, open_checkpoint, output_file, seed_option
+from numvae.commands.common import (
+    UsageError,
+    images_option,
+    int_in,
+    open_checkpoint,
+    output_file,
+    seed_option,
+)
+from numvae.io.files import atomic_write
 
 
 def add_parser(commands):
@@ -38,7 +45,7 @@ def run(args):
         with atomic_write(out) as file:
             np.save(file, samples)
     else:
-        from .. import plots
+        from numvae import plots
         plots.prior_samples(model, n=args.n, rng=rng, label=args.label, path=out)
     print(f"wrote {args.n} samples to {out}")
     return 0

@@ -3,17 +3,32 @@ import json
 import sys
 from pathlib import Path
 
-from .. import datasets, evaluate, train
-from .._io import atomic_write_bytes
-from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ..layers import ACTIVATIONS
-from ..objectives import OBJECTIVES
-from ..optim_fast import FastAdam
-from ..schedules import SCHEDULES
-from ..vae import ARCHITECTURES, LIKELIHOODS, POSTERIORS, PRIORS, VAE
-from .common import (Parser, UsageError, epochs_option, int_in, load_data, lr_option,
-                     make_out_dir, new_run_folder, nonnegative_float, nonnegative_int, save_figures,
-                     seed_option, sigma_option, width_option)
+from numvae.commands.common import (
+    Parser,
+    UsageError,
+    epochs_option,
+    int_in,
+    load_data,
+    lr_option,
+    make_out_dir,
+    new_run_folder,
+    nonnegative_float,
+    nonnegative_int,
+    save_figures,
+    seed_option,
+    sigma_option,
+    width_option,
+)
+from numvae.diagnostics import evaluate
+from numvae.io import datasets
+from numvae.io.files import atomic_write_bytes
+from numvae.model.objectives import OBJECTIVES
+from numvae.model.vae import ARCHITECTURES, LIKELIHOODS, POSTERIORS, PRIORS, VAE
+from numvae.nn.layers import ACTIVATIONS
+from numvae.training import loop as train
+from numvae.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from numvae.training.optim_fast import FastAdam
+from numvae.training.schedules import SCHEDULES
 
 DEFAULT_EPOCHS = {"mnist": 10, "mnist-mini": 30, "toy": 50}
 DEFAULT_VAL_SIZE = {"mnist": 5000, "mnist-mini": 1000, "toy": 200}

@@ -5,7 +5,7 @@
     dense_forward: passed
     dense_backward: wrong: dW has shape (5, 4); expected (4, 5) (x (3, 4), W (4, 5)). Hint: ...
 
-For each function: its values against numvae's (``_reference``) on several random float64
+For each function: its values against numvae's (``reference``) on several random float64
 inputs; for a backward, its gradient against central differences of the student's own
 forward too, so that the message says which of the two is wrong; the shapes; in-place
 updates where the task asks for them. A function that still raises NotImplementedError is
@@ -23,10 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..gradcheck import check_arrays
-from . import EXERCISES, _reference
-from .mistakes import HINTS, MISTAKES
-from .specs import SPECS, Wrong, shape_hint
+from numvae.diagnostics.gradcheck import check_arrays
+from numvae.exercises import EXERCISES
+from numvae.exercises import reference as answers
+from numvae.exercises.mistakes import HINTS, MISTAKES
+from numvae.exercises.specs import SPECS, Wrong, shape_hint
 
 PASSED, NOT_DONE, WRONG = "passed", "not done yet", "wrong"
 Result = namedtuple("Result", "function status message")
@@ -231,7 +232,7 @@ def _backward_sentence(function, spec, verdict, detail):
 
 def check_function(function, fn, module, path):
     """Grade the student's ``fn`` (named ``function``): a Result."""
-    spec, reference = SPECS[function], getattr(_reference, function)
+    spec, reference = SPECS[function], getattr(answers, function)
     try:
         for case in spec.cases(np.random.default_rng(SEED)):
             with _quiet():

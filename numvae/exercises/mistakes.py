@@ -3,11 +3,11 @@
 When a student's result differs from the reference, the grader computes each wrong
 variant listed for that function on the same inputs; if the student's result equals one
 of them, the message names the mistake. Each variant has the signature of the function it
-imitates and is built from the reference answers in ``_reference``.
+imitates and is built from the reference answers in ``reference``.
 """
 import numpy as np
 
-from . import _reference as ref
+from numvae.exercises import reference as ref
 
 HINTS = {
     "sign": "a sign is flipped",

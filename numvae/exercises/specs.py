@@ -15,8 +15,8 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..layers import sigmoid
-from ..vae import VAE
+from numvae.model.vae import VAE
+from numvae.nn.layers import sigmoid
 
 # args: dict in the signature's order; extra: what else the checks need, and "hint": the
 # mistake to suspect when only these (extreme) inputs fail; text: the inputs, for messages

@@ -1,0 +1,56 @@
+"""The ``numvae`` command: train, evaluate, sample, plot, inspect, export, import, exercise.
+
+Each sub-command lives in its own module of ``numvae.commands`` (its options and its
+``run``); this module only assembles the parser and turns every failure the user can
+cause (a bad option, a missing checkpoint, a folder that cannot be written, data that
+cannot be read) into one line on stderr and a non-zero exit code, never a traceback.
+"""
+import sys
+
+from numvae.commands import (
+    evaluate,
+    exercise,
+    export,
+    import_,
+    inspect,
+    plot,
+    sample,
+    train,
+)
+from numvae.commands.common import Parser, UsageError
+from numvae.io import datasets
+from numvae.training.checkpoint import CheckpointError
+
+COMMANDS = {"train": train, "evaluate": evaluate, "sample": sample, "plot": plot,
+            "inspect": inspect, "export": export, "import": import_, "exercise": exercise}
+
+
+def build_parser():
+    parser = Parser(prog="numvae", description="A variational auto-encoder in NumPy, "
+                    "every gradient derived by hand.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    commands.required = True
+    for module in COMMANDS.values():
+        module.add_parser(commands)
+    return parser
+
+
+def main(argv=None):
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command].run(args)
+    except UsageError as err:
+        print(err, file=sys.stderr)
+        return err.code
+    except (CheckpointError, datasets.DataUnavailableError, datasets.IDXError,
+            FloatingPointError, OSError, ValueError, TypeError) as err:
+        # FloatingPointError covers TrainingDivergedError and validation.NumericalError
+        print(f"numvae: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("numvae: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

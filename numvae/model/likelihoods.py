@@ -1,0 +1,180 @@
+"""The decoder's distribution p_theta(x|z): one class per likelihood, one registry.
+
+Every likelihood reads the decoder's last pre-activation ``logits`` a (rows, input_dim)
+and its sigmoid ``output`` (the Bernoulli probabilities, or the Gaussian mean), and has
+
+* ``nll(logits, x, output=None)``: -log p(x|z) per row, (rows,);
+* ``nll_backward(dnll, logits, x, output)``: dL/dlogits (rows, input_dim) for a loss
+  L with dL/dnll = ``dnll`` (rows,), and the named gradients it passed on the way
+  (for ``numvae.diagnostics.inspect``);
+* ``check_data(x, name)``: the values it can model; ``sample(output, rng)``;
+* ``settings()``: what a checkpoint stores besides its name; ``from_config(config, rng,
+  dtype)``, the constructor from the model's settings (the same for every kind of part).
+
+A new likelihood is one class here plus one entry in ``LIKELIHOODS``: the model, the
+evaluation, the inspector, the checkpoint reader and the command line all go through
+this registry, and never test a likelihood's name.
+"""
+import numpy as np
+
+from numvae.nn.layers import as_float_array, sigmoid
+
+# --- Bernoulli likelihood -------------------------------------------------------------
+
+def softplus(a):
+    """log(1 + exp(a)), stable for any a: max(a, 0) + log1p(exp(-|a|)).
+
+    exp(-|a|) never overflows, and log1p keeps its relative precision where it is tiny.
+    Computed in place, in two new arrays instead of six (it is the training step's
+    largest elementwise work).
+    """
+    a = as_float_array(a)
+    out = np.abs(a, out=np.empty_like(a))  # out=: an array even for 0-d input
+    np.negative(out, out=out)
+    np.exp(out, out=out)
+    np.log1p(out, out=out)
+    out += np.maximum(a, 0)
+    return out
+
+
+def bernoulli_nll(logits, x):
+    """-log p(x|z) for p = sigmoid(logits), fused with the sigmoid (eq. B3).
+
+    -log p(x|z) = sum_i [softplus(a_i) - x_i a_i], exact even where sigmoid(a) rounds to
+    0 or 1 (the staged form below would take log 0 there).
+    logits, x: (batch, input_dim) -> (batch,). x may be grey levels in [0, 1].
+    """
+    return np.sum(softplus(logits) - x * logits, axis=-1)
+
+
+def bernoulli_nll_backward(logits, x, probs=None):
+    """Gradient of ``bernoulli_nll`` with respect to the logits: sigmoid(a) - x (eq. B4).
+
+    ``probs``: sigmoid(logits) if the caller already has it (the decoder's output), so
+    that the sigmoid is not computed twice.
+    """
+    return (sigmoid(logits) if probs is None else probs) - x
+
+
+def bernoulli_nll_from_probs(probs, x):
+    """Staged form -sum_i [x_i log p_i + (1 - x_i) log(1 - p_i)] (eq. B1).
+
+    Kept as the test oracle of the fused form; it is infinite where p_i is exactly 0 or 1.
+    probs, x: (batch, input_dim) -> (batch,).
+    """
+    return -np.sum(x * np.log(probs) + (1 - x) * np.log1p(-probs), axis=-1)
+
+
+def bernoulli_nll_from_probs_backward(probs, x):
+    """Gradient of ``bernoulli_nll_from_probs``: (p - x) / (p (1 - p)) (eq. B2)."""
+    return (probs - x) / (probs * (1 - probs))
+
+
+class Bernoulli:
+    """p(x|z) = prod_i sigmoid(a_i)^x_i (1 - sigmoid(a_i))^(1 - x_i) (eqs. B1-B4).
+
+    Grey levels in [0, 1] are allowed: the loss is then the cross-entropy.
+    """
+    name = "bernoulli"
+    nll_formula = "-log p(x|z) = sum_i softplus(a_i) - x_i a_i  (B3)"
+
+    def settings(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config, rng, dtype):
+        return cls()
+
+    def check_data(self, x, name):
+        if x.min() < 0 or x.max() > 1:
+            raise ValueError(f"{name} has values in [{x.min():.4g}, {x.max():.4g}]; the Bernoulli "
+                             f"likelihood needs values in [0, 1]")
+
+    def nll(self, logits, x, output=None):
+        """-log p(x|z) per row, fused with the sigmoid (eq. B3): (rows,). x broadcasts."""
+        return bernoulli_nll(logits, x)
+
+    def nll_backward(self, dnll, logits, x, output):
+        """dL/dlogits = dnll * (sigmoid(a) - x) (eq. B4), the Sigmoid's own backward fused in.
+
+        dnll: (rows,) or a number. Returns (dlogits, {}): no other gradient on the way.
+        """
+        dlogits = bernoulli_nll_backward(logits, x, probs=output)
+        dlogits *= _as_column(dnll)  # in place: a new array from the line above
+        return dlogits, {}
+
+    def backward_formulas(self):
+        """(name, formula) of the rows ``nll_backward`` produces, for the inspector."""
+        return [("d logits", "dL/da = dnll * (sigmoid(a) - x)  (B4, V2)")]
+
+    def sample(self, output, rng):
+        """Binary images drawn from Bernoulli(output): (rows, input_dim)."""
+        return (rng.random(output.shape) < output).astype(output.dtype)
+
+
+# --- Gaussian likelihood --------------------------------------------------------------
+
+def gaussian_nll(prediction, x, sigma=1.0):
+    """-log N(x; prediction, sigma^2 I) per example, constants included (eq. G1).
+
+    = sum_i (x_i - prediction_i)^2 / (2 sigma^2) + (input_dim / 2) log(2 pi sigma^2).
+    prediction, x: (batch, input_dim) -> (batch,).
+    """
+    residual = x - prediction
+    n_dims = x.shape[-1]
+    return (np.sum(residual * residual, axis=-1) / (2 * sigma**2)
+            + 0.5 * n_dims * np.log(2 * np.pi * sigma**2))
+
+
+def gaussian_nll_backward(prediction, x, sigma=1.0):
+    """Gradient of ``gaussian_nll`` with respect to the prediction: (prediction - x) / sigma^2 (eq. G2)."""
+    return (prediction - x) / sigma**2
+
+
+class Gaussian:
+    """p(x|z) = N(x; sigmoid(a), sigma^2 I) with a fixed sigma (eqs. G1, G2): the slides'
+    squared error, in nats."""
+    name = "gaussian"
+    nll_formula = "-log p(x|z) = sum_i (x_i - out_i)^2 / (2 sigma^2) + N/2 log(2 pi sigma^2)  (G1)"
+
+    def __init__(self, sigma=1.0):
+        self.sigma = float(sigma)
+
+    def settings(self):
+        return {"sigma": self.sigma}
+
+    @classmethod
+    def from_config(cls, config, rng, dtype):
+        return cls(config.get("sigma", 1.0))
+
+    def check_data(self, x, name):
+        """Any finite value (checked by the caller)."""
+
+    def nll(self, logits, x, output=None):
+        """-log N(x; output, sigma^2 I) per row (eq. G1): (rows,). x broadcasts."""
+        output = sigmoid(logits) if output is None else output
+        return gaussian_nll(output, x, self.sigma)
+
+    def nll_backward(self, dnll, logits, x, output):
+        """dL/dout = dnll * (out - x) / sigma^2 (eq. G2), then through the sigmoid,
+        dL/da = dL/dout * out (1 - out) (eq. D4). Returns (dlogits, {"doutput": dL/dout})."""
+        doutput = gaussian_nll_backward(output, x, self.sigma) * _as_column(dnll)
+        dlogits = doutput * output * (1 - output)
+        return dlogits, {"doutput": doutput}
+
+    def backward_formulas(self):
+        return [("d output", "dL/dout = dnll * (out - x) / sigma^2  (G2, V2)"),
+                ("d logits", "dL/da = dL/dout * out (1 - out)  (D4)")]
+
+    def sample(self, output, rng):
+        """Draws x = output + sigma * noise: (rows, input_dim)."""
+        return output + self.sigma * rng.standard_normal(output.shape).astype(output.dtype)
+
+
+def _as_column(dnll):
+    """dnll (rows,) as (rows, 1), to scale each row of a (rows, input_dim) array; a number
+    stays a number."""
+    return dnll[:, None] if np.ndim(dnll) == 1 else dnll
+
+
+LIKELIHOODS = {part.name: part for part in (Bernoulli, Gaussian)}

@@ -1,0 +1,216 @@
+"""What training minimises, made of the parts: the KL term and the objective.
+
+The KL term KL(q(z|x) || p(z)) is analytic where a formula is registered for the pair
+(posterior, prior) in ``ANALYTIC_KL``, and a Monte Carlo estimate otherwise; both have
+``forward(z, cache, posterior, prior) -> (kl (batch,), cache)`` and
+``backward(dkl, cache) -> (dz or None, {head: gradient})``.
+
+An objective turns the per-sample negative log-likelihoods and the KL into the loss,
+and back: ``forward(nll, z, posterior_cache, posterior, prior, kl_weight) -> (terms,
+cache)`` and ``backward(cache) -> (dnll, dz or None, {head: gradient})``. ``OBJECTIVES``
+is its registry: ``ELBO`` and ``IWAE``, the importance-weighted bound.
+"""
+import numpy as np
+
+from numvae.model.kl import NoKL, kl_term
+from numvae.validation import safe_exp
+
+
+class ELBO:
+    """The negative ELBO with S samples of z per example (eq. V1):
+
+        L = (1/B) sum_b [ (1/S) sum_s -log p(x_b | z_bs) + kl_weight * KL_b ].
+
+    kl_weight = 1 is the negative ELBO itself; other values are beta-VAEs and KL warm-up.
+    """
+    name = "elbo"
+    supports_kl_weight = True
+    formula = "L = mean_batch(reconstruction + kl_weight * kl)  (V1)"
+
+    def __init__(self, n_samples=1, kl_weight=1.0):
+        self.n_samples, self.kl_weight = int(n_samples), float(kl_weight)
+
+    def settings(self):
+        return {"kl_weight": self.kl_weight, "n_samples": self.n_samples}
+
+    @classmethod
+    def from_config(cls, config, rng, dtype):
+        return cls(config.get("n_samples", 1), config.get("kl_weight", 1.0))
+
+    def forward(self, nll, z, posterior_cache, posterior, prior, kl_weight):
+        """nll: (S, batch) -log p(x|z) of each draw. Returns the terms (``reconstruction``
+        and ``kl`` (batch,), the float ``loss``) and the cache for ``backward``."""
+        kl_part = kl_term(posterior, prior)
+        kl, kl_cache = kl_part.forward(z, posterior_cache, posterior, prior)
+        reconstruction = nll.mean(axis=0)                             # (batch,)
+        loss = float(np.mean(reconstruction + kl_weight * kl))
+        terms = dict(reconstruction=reconstruction, kl=kl, loss=loss)
+        return terms, dict(kl_part=kl_part, kl_cache=kl_cache, shape=nll.shape,
+                           kl_weight=kl_weight)
+
+    def backward(self, cache):
+        """Returns dL/dnll (a number: each (sample, example) row weighs 1 / (S B)), the KL's
+        dL/dz (or None) and its {head: gradient} (eqs. V2, V4)."""
+        n_samples, batch = cache["shape"]
+        dz_kl, dheads_kl = cache["kl_part"].backward(cache["kl_weight"] / batch, cache["kl_cache"])
+        return 1.0 / (n_samples * batch), dz_kl, dheads_kl
+
+
+class Reconstruction:
+    """The autoencoder's loss: the mean reconstruction term and no KL,
+
+        L = (1/B) sum_b (1/S) sum_s -log p(x_b | z_bs),
+
+    with -log p(x|z) the likelihood's (the squared error / (2 sigma^2) plus a constant for
+    the Gaussian). ``kl_weight`` is 0: ``terms["kl"]`` holds zeros. With the "point"
+    posterior this is the slides' autoencoder; with a Gaussian posterior, a VAE at beta = 0.
+    """
+    name = "reconstruction"
+    formula = "L = mean_batch(reconstruction): no KL term"
+    kl_weight = 0.0
+    supports_kl_weight = False  # no KL term to weigh (nor warm up)
+
+    def __init__(self, n_samples=1):
+        self.n_samples = int(n_samples)
+
+    def settings(self):
+        return {"kl_weight": 0.0, "n_samples": self.n_samples}
+
+    @classmethod
+    def from_config(cls, config, rng, dtype):
+        return cls(config.get("n_samples", 1))
+
+    def kl_term(self, posterior, prior):
+        return NoKL()
+
+    def forward(self, nll, z, posterior_cache, posterior, prior, kl_weight):
+        """As ``ELBO.forward`` with the KL replaced by zeros; ``kl_weight`` is ignored."""
+        kl_part = NoKL()
+        kl, kl_cache = kl_part.forward(z, posterior_cache, posterior, prior)
+        reconstruction = nll.mean(axis=0)                             # (batch,)
+        terms = dict(reconstruction=reconstruction, kl=kl, loss=float(np.mean(reconstruction)))
+        return terms, dict(kl_part=kl_part, kl_cache=kl_cache, shape=nll.shape, kl_weight=0.0)
+
+    def backward(self, cache):
+        """dL/dnll = 1 / (S B) for every row; no dz and zero head gradients from a KL."""
+        n_samples, batch = cache["shape"]
+        dz_kl, dheads_kl = cache["kl_part"].backward(0.0, cache["kl_cache"])
+        return 1.0 / (n_samples * batch), dz_kl, dheads_kl
+
+
+class IWAE:
+    """The negative importance-weighted bound with K samples of z per example (eq. IW1,
+    Burda, Grosse & Salakhutdinov 2016):
+
+        L = -(1/B) sum_b log (1/K) sum_k w_bk,
+        log w_bk = log p(x_b|z_bk) + log p(z_bk) - log q(z_bk|x_b).
+
+    K = 1 is the ELBO with a Monte Carlo KL; the bound tightens as K grows. It has no KL
+    term to weigh, so a ``kl_weight`` other than 1 (or a KL warm-up) is refused.
+    """
+    name = "iwae"
+    formula = "L = -mean_batch log mean_k w_k,  log w = -nll + log p(z) - log q(z|x)  (IW1)"
+    supports_kl_weight = False
+
+    def __init__(self, n_samples=1):
+        self.n_samples, self.kl_weight = int(n_samples), 1.0
+
+    def settings(self):
+        return {"n_samples": self.n_samples}
+
+    @classmethod
+    def from_config(cls, config, rng, dtype):
+        check_kl_weight_is_one(config.get("kl_weight", 1.0))
+        return cls(config.get("n_samples", 1))
+
+    def forward(self, nll, z, posterior_cache, posterior, prior, kl_weight):
+        """nll: (K, batch) -log p(x|z_k). Returns the terms and the cache for ``backward``.
+
+        Terms: ``bound`` (batch,), log (1/K) sum_k w_k; ``loss`` = -mean(bound), the
+        trained quantity; for the history (as the ELBO reports them), ``reconstruction``
+        (batch,), the mean over the K draws of -log p(x|z_k), and ``kl`` (batch,), the KL
+        (analytic where ``ANALYTIC_KL`` has the pair, else K3): their sum is the negative
+        ELBO of the same draws, which the bound exceeds.
+        """
+        check_kl_weight_is_one(kl_weight)
+        log_q = posterior.log_prob(posterior_cache)                   # (K, batch)
+        log_p = prior.log_prob(z).reshape(log_q.shape)                # (K, batch)
+        log_w = -nll + log_p - log_q                                  # (K, batch), eq. I1
+        top = log_w.max(axis=0)                                       # log-sum-exp: subtract the max
+        log_sum = top + np.log(np.exp(log_w - top).sum(axis=0))       # (batch,)
+        normalised = np.exp(log_w - log_sum)                          # w~_k, sums to 1 over k (IW2)
+        bound = log_sum - np.log(log_w.shape[0])
+        kl_part = kl_term(posterior, prior)
+        kl, _ = kl_part.forward(z, posterior_cache, posterior, prior)
+        terms = dict(reconstruction=nll.mean(axis=0), kl=kl, bound=bound,
+                     loss=float(-np.mean(bound)))
+        return terms, dict(normalised=normalised, z=z, posterior_cache=posterior_cache,
+                           posterior=posterior, prior=prior, kl_part=_BoundPaths(kl_part),
+                           kl_weight=1.0)
+
+    def backward(self, cache):
+        """dL/dlog w_bk = -w~_bk / B (eq. IW2), sent down the three terms of log w:
+
+        dL/dnll = w~ / B (the (K * batch,) row weights), dL/dlog p = -w~ / B and
+        dL/dlog q = w~ / B (through ``prior.log_prob_backward`` and
+        ``posterior.log_prob_backward``, as the Monte Carlo KL's, eq. IW3). Returns
+        (dnll, dz, {head: gradient}).
+        """
+        normalised = cache["normalised"]                              # (K, batch)
+        weight = normalised / normalised.shape[1]                     # w~ / B
+        dz_q, dheads = cache["posterior"].log_prob_backward(weight, cache["posterior_cache"])
+        dz_p = cache["prior"].log_prob_backward(-weight.reshape(-1), cache["z"])
+        return weight.reshape(-1), dz_q + dz_p, dheads
+
+
+class _BoundPaths:
+    """For the inspector: the formulas of the IWAE's log q and log p paths (what the ELBO
+    shows as its KL term's)."""
+    backward_formulas = {head: "sum_k w~_k / B * explicit partials of log q  (IW2, IW3)"
+                         for head in ("mean", "log_var", "context")}
+
+    def __init__(self, kl_part):
+        self.formula = f"{kl_part.formula}; reported only, the loss is the bound (IW1)"
+
+
+def check_kl_weight_is_one(kl_weight):
+    """The importance-weighted bound has no KL term: refuse any weight but 1."""
+    if kl_weight != 1.0:
+        raise ValueError(f"kl_weight={kl_weight!r} has no meaning for objective='iwae' (the "
+                         f"importance-weighted bound has no separate KL term to weigh; nor "
+                         f"has KL warm-up); use objective='elbo' for a weighted KL")
+
+
+OBJECTIVES = {part.name: part for part in (ELBO, Reconstruction, IWAE)}
+
+
+# --- The slides' loss -----------------------------------------------------------------
+
+def seed_loss(prediction, target, mean, log_var, kl_weight=1.0):
+    """The slides' ``loss_fn``, exactly as written there (eq. S1), summed over the batch:
+
+        sum (prediction - target)^2 + kl_weight * sum(mean^2 + exp(log_var) - log_var).
+
+    How it relates to the ELBO: per example, with N = input_dim, M = latent_dim,
+
+        seed_loss = 2 * [negative ELBO with sigma^2 = 1 and KL weight kl_weight]
+                    - N log(2 pi) + kl_weight * M.
+
+    So its squared error is the Gaussian likelihood with sigma^2 = 1, the whole loss is
+    doubled, and it drops the constants N/2 log(2 pi sigma^2) and the "-1" inside the KL.
+    None of these change the minimiser (at kl_weight = 1), but the value is not in nats.
+    (Read with the slides' "||x - mu||^2 / sigma^2" alone, it would be sigma^2 = 1/2 with
+    the KL counted twice.) Returns a float.
+    """
+    residual = prediction - target
+    kl_part = np.sum(mean * mean + safe_exp(log_var, "log_var") - log_var)
+    return float(np.sum(residual * residual) + kl_weight * kl_part)
+
+
+def seed_loss_backward(prediction, target, mean, log_var, kl_weight=1.0):
+    """Gradient of ``seed_loss`` (eq. S2): returns (dprediction, dmean, dlog_var) =
+    (2 (prediction - target), 2 kl_weight mean, kl_weight (exp(log_var) - 1))."""
+    dprediction = 2.0 * (prediction - target)
+    dmean = 2.0 * kl_weight * mean
+    dlog_var = kl_weight * (safe_exp(log_var, "log_var") - 1.0)
+    return dprediction, dmean, dlog_var

@@ -1,0 +1,141 @@
+"""THE FAST PATH of Adam, for training. Read ``numvae.training.optim.Adam`` first: this class
+does the same arithmetic (eq. O2), bit for bit with ``flush_every=0`` (a test says so),
+and only changes how the work is laid out in memory:
+
+* one sweep over the whole model: when the parameters tile one flat buffer (a VAE's
+  ``flat_params``; its gradients ``flat_grads``), the moments do too, and a step is a
+  dozen NumPy calls instead of a dozen per array;
+* cache-sized slices: the dozen passes (moments, square root, division, update) run on
+  ``chunk`` entries at a time, all passes on one slice before the next, so that the
+  slice stays in the CPU's cache instead of streaming every array through memory twelve
+  times;
+* a denormal flush: every ``flush_every`` steps, moment entries below ``tiny`` in
+  magnitude are set to 0. Where a gradient is exactly zero (a pixel that is always
+  black), m decays geometrically into float32 denormal numbers, which CPUs handle very
+  slowly; the flush changes the update by far less than float32 rounding does.
+"""
+import numbers
+
+import numpy as np
+
+from numvae.training.optim import Adam, check_grads
+from numvae.validation import check_positive_float, check_positive_int
+
+
+def flat_buffer(arrays):
+    """The one 1-D array that the arrays of the dict ``arrays`` tile, in order and without
+    gaps, or None. ``VAE.params`` and ``VAE.grads`` are such views (``VAE.flat_params``,
+    ``VAE.flat_grads``); arbitrary dicts of arrays generally are not."""
+    values = list(arrays.values())
+    base = values[0].base
+    if base is None or base.ndim != 1 or not base.flags.c_contiguous:
+        return None
+    address, offset = base.__array_interface__["data"][0], 0
+    for value in values:
+        if (value.base is not base or not value.flags.c_contiguous
+                or value.__array_interface__["data"][0] != address + offset * base.itemsize):
+            return None
+        offset += value.size
+    return base if offset == base.size else None
+
+
+def _zeros_like_views(params, flat):
+    """A zero array shaped like ``flat`` and its views named like ``params``."""
+    buffer, views, offset = np.zeros_like(flat), {}, 0
+    for name, p in params.items():
+        views[name] = buffer[offset: offset + p.size].reshape(p.shape)
+        offset += p.size
+    return buffer, views
+
+
+class FastAdam(Adam):
+    """Adam (eq. O2), laid out for speed (see the module docstring). ``chunk``: entries
+    per slice; 32,768 float32 entries make five arrays of 128 KiB, which fit in the L2
+    cache of current x86 CPUs."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, *, flush_every=50,
+                 tiny=1e-30, chunk=32768):
+        super().__init__(params, lr, betas, eps)
+        if not isinstance(flush_every, numbers.Integral) or isinstance(flush_every, bool) \
+                or flush_every < 0:
+            raise ValueError(f"flush_every must be an integer >= 0 (0: never); got {flush_every!r}")
+        self.flush_every = int(flush_every)
+        self.tiny = check_positive_float(tiny, "tiny")
+        self.chunk = check_positive_int(chunk, "chunk")
+        self._names = list(params)  # the order in which params tile the flat buffer
+        self._flat_params = flat_buffer(params)
+        if self._flat_params is not None:
+            self._flat_m, self.m = _zeros_like_views(params, self._flat_params)
+            self._flat_v, self.v = _zeros_like_views(params, self._flat_params)
+        largest = max(p.size for p in params.values()) if self._flat_params is None \
+            else self._flat_params.size
+        dtype = np.result_type(*params.values())
+        self._scratch = np.empty(min(self.chunk, largest), dtype)
+        self._known_grads, self._known_flat_grads = (), None
+
+    def settings(self):
+        return dict(super().settings(), flush_every=self.flush_every, tiny=self.tiny,
+                    chunk=self.chunk)
+
+    def _flat_grads(self, grads):
+        """Check ``grads`` against the parameters; return the flat buffer it tiles, or None.
+
+        A VAE hands over the very same gradient arrays at every step: then the check of
+        their shapes and the lookup of their buffer are not repeated.
+        """
+        if (isinstance(grads, dict) and self._known_grads and list(grads) == self._names
+                and all(a is b for a, b in zip(grads.values(), self._known_grads))):
+            return self._known_flat_grads
+        check_grads(self.params, grads)
+        # one sweep only if every gradient sits where its parameter sits in the flat buffer:
+        # the same names in the same order (same shapes, checked above), tiling one buffer
+        same_order = list(grads) == self._names
+        flat = None if self._flat_params is None or not same_order else flat_buffer(grads)
+        # remembered only for the flat case (the arrays are held, so their ids stay unique)
+        self._known_grads = tuple(grads.values()) if flat is not None else ()
+        self._known_flat_grads = flat
+        return flat
+
+    def step(self, grads):
+        flat_grads = self._flat_grads(grads)
+        self.t += 1
+        step_size, eps_hat = self.corrected_step()
+        flush = bool(self.flush_every) and self.t % self.flush_every == 0
+        if flat_grads is not None:
+            pieces = [(self._flat_params, flat_grads, self._flat_m, self._flat_v)]
+        else:
+            pieces = [(param, grads[name], self.m[name], self.v[name])
+                      for name, param in self.params.items()]
+        for param, g, m, v in pieces:
+            self._update(param, np.asarray(g), m, v, step_size, eps_hat, flush)
+
+    def _update(self, param, g, m, v, step_size, eps_hat, flush):
+        """One Adam update of ``param`` in place, slice by slice (all arrays of one shape)."""
+        if not all(a.flags.c_contiguous for a in (param, g, m, v)):
+            param, g, m, v = param[None], g[None], m[None], v[None]  # no flat views: one slice
+            return self._update_slice(param, g, m, v, step_size, eps_hat, flush,
+                                      np.empty_like(param))
+        param, g, m, v = (a.reshape(-1) for a in (param, g, m, v))  # views: contiguous
+        for start in range(0, param.size, self.chunk):
+            span = slice(start, start + self.chunk)
+            scratch = self._scratch[: len(param[span])]
+            self._update_slice(param[span], g[span], m[span], v[span], step_size, eps_hat,
+                               flush, scratch)
+
+    def _update_slice(self, param, g, m, v, step_size, eps_hat, flush, scratch):
+        """Adam.step's four lines on one slice, in place, with ``scratch`` for temporaries."""
+        m *= self.beta1                                   # m <- beta1 m + (1 - beta1) g
+        np.multiply(g, 1.0 - self.beta1, out=scratch)
+        m += scratch
+        v *= self.beta2                                   # v <- beta2 v + (1 - beta2) g^2
+        np.square(g, out=scratch)
+        scratch *= 1.0 - self.beta2
+        v += scratch
+        if flush:
+            m[np.abs(m) < self.tiny] = 0.0
+            v[v < self.tiny] = 0.0
+        np.sqrt(v, out=scratch)                           # scratch <- sqrt(v) + eps_hat
+        scratch += eps_hat
+        np.divide(m, scratch, out=scratch)                # scratch <- m / (...)
+        scratch *= step_size
+        param -= scratch
