@@ -390,13 +390,8 @@ def test_values_and_gradients_match_pytorch(geometry):
 # --- the benchmark still runs (its figures are never asserted on) --------------------------
 
 def test_conv_speed_benchmark_runs_on_a_tiny_batch():
-    import importlib.util
-    from pathlib import Path
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "conv_speed.py"
-    spec = importlib.util.spec_from_file_location("numvae_bench_conv_speed", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    result = module.measure(batch=2, steps=1, repeats=1, use_torch=False)
+    from benchmarks.speed import conv_layers
+    result = conv_layers.measure(batch=2, steps=1, repeats=1, use_torch=False)
     assert set(result["ms"]) == {"numvae textbook", "numvae fast", "im2col", "col2im", "GEMM"}
     assert all(np.isfinite(value) and value > 0 for value in result["ms"].values())
     # 2 flops per multiply-add, 3 products per layer, each size in the encoder and decoder

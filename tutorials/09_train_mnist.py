@@ -95,4 +95,4 @@ print("to 29/30, about +-1.8): digits that morph smoothly into one another (0 to
 print("to 7); in reconstructions.png, blurred digits, several of them the wrong one (a 4")
 print("comes back as a 9, a 3 as a 5): two numbers per image are not much. With 20 latent")
 print("dimensions the test negative ELBO on full MNIST drops from about 148 to about 105")
-print("nats (benchmarks/quality.py).")
+print("nats (experiments/quality).")

@@ -1,19 +1,14 @@
-"""The convolutional VAE (``architecture="conv"``) against PyTorch, and against the slides'
-dense model.
+"""The convolutional VAE's training step (``architecture="conv"``) against PyTorch's.
 
-    PYTHONPATH=. python benchmarks/conv_vae.py speed   [--rounds 3] [--steps 20]
-    PYTHONPATH=. python benchmarks/conv_vae.py quality [--epochs 10] [--dataset mnist-mini]
-        [--data-dir ../shared/mnist]
+    python -m benchmarks.speed.conv_vae [--rounds 3] [--steps 20] [--json F]
 
-speed: training throughput (forward, backward and Adam; batch 128, float32, one BLAS and
-one torch thread) of numvae's conv VAE and of the same architecture in PyTorch
+Training throughput (forward, backward and Adam; batch 128, float32, one BLAS and one
+torch thread) of numvae's conv VAE and of the same architecture in PyTorch
 (Conv2d/ConvTranspose2d, BCE with logits, closed-form KL, torch.optim.Adam), each in its
 own process, the two alternated ``--rounds`` times; then where numvae's step spends its
-time, layer by layer (forward and backward of each layer, the rest of the step).
-
-quality: test negative ELBO and IWAE estimate of log p(x) of the conv VAE and of the
-slides' dense model (784-256-128-2, decoder 2-32-256-784), both latent size 2, shared
-width 128, Adam lr 1e-3, batch 128, after the same number of epochs.
+time, layer by layer (forward and backward of each layer, the rest of the step). Its last
+figures: benchmarks/speed/results/conv_vae.json. The quality half (the conv VAE against the
+dense model after the same epochs) is an experiment: ``python -m experiments.conv_vae``.
 """
 import argparse
 import json
@@ -23,9 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conv_speed import cpu_name  # noqa: E402  (the benchmark beside this one)
+from benchmarks.speed.conv_layers import cpu_name
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def batches(steps, batch, seed=0):
@@ -38,7 +33,6 @@ def batches(steps, batch, seed=0):
 
 
 def worker_numvae(steps, batch):
-    import numpy as np
     import numvae
     model = numvae.VAE(784, 128, 2, architecture="conv", seed=0)
     optimizer = numvae.FastAdam(model.params, lr=1e-3)
@@ -127,8 +121,9 @@ def layer_profile(batch, repeats=5):
 def run_worker(kind, steps, batch):
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, __file__, "worker", kind, str(steps), str(batch)],
-                         capture_output=True, text=True, env=env, check=True).stdout
+    out = subprocess.run([sys.executable, "-m", "benchmarks.speed.conv_vae", "worker", kind,
+                          str(steps), str(batch)], cwd=ROOT, capture_output=True, text=True,
+                         env=env, check=True).stdout
     return float(out.strip().splitlines()[-1])
 
 
@@ -157,37 +152,6 @@ def speed(args):
                 profile_ms={k: 1e3 * v for k, v in profile.items()})
 
 
-def quality(args):
-    import numpy as np
-    import numvae
-    from numvae.io import datasets
-    from numvae.diagnostics import evaluate
-    from numvae.training.loop import fit
-    train_data, test, used = datasets.load_dataset(args.dataset, args.data_dir, announce=print)
-    out = {}
-    for arch, options in (("dense (slides)", {}), ("conv", dict(architecture="conv"))):
-        model = numvae.VAE(784, 128, 2, seed=args.seed, **options)
-        start = time.perf_counter()
-        fit(model, numvae.FastAdam(model.params, lr=1e-3), train_data, epochs=args.epochs,
-            batch_size=128, seed=args.seed, progress=False,
-            log=lambda line, arch=arch: print(f"[{arch}] {line}", flush=True))
-        seconds = time.perf_counter() - start
-        elbo = evaluate.evaluate_elbo(model, test.images)
-        iwae = evaluate.iwae_log_likelihood(model, test.images[:args.iwae_n], k=args.iwae_k)
-        out[arch] = dict(test_negative_elbo=elbo["loss"], se=elbo["loss_se"],
-                         iwae_negative_log_px=-iwae["log_px"], iwae_se=iwae["log_px_se"],
-                         train_seconds=seconds, n_params=int(model.n_params()))
-        print(arch, json.dumps(out[arch]), flush=True)
-    print(f"\n{used}, {args.epochs} epochs, test set {len(test.images)} images "
-          f"(IWAE: K={args.iwae_k} on the first {args.iwae_n}); CPU {cpu_name()}")
-    for arch, r in out.items():
-        print(f"  {arch:15s} -ELBO {r['test_negative_elbo']:7.2f} +- {r['se']:.2f}   "
-              f"-log p(x) IWAE {r['iwae_negative_log_px']:7.2f}   {r['n_params']:,} parameters, "
-              f"{r['train_seconds']:.0f} s")
-    return dict(dataset=used, epochs=args.epochs, iwae_k=args.iwae_k, iwae_n=args.iwae_n,
-                cpu=cpu_name(), results=out)
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "worker":
@@ -195,19 +159,12 @@ def main(argv=None):
         print(function(int(argv[2]), int(argv[3])))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", choices=("speed", "quality"))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--dataset", default="mnist-mini")
-    parser.add_argument("--data-dir", help="the MNIST IDX files (e.g. ../shared/mnist)")
-    parser.add_argument("--iwae-k", type=int, default=500)
-    parser.add_argument("--iwae-n", type=int, default=500)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
-    result = speed(args) if args.mode == "speed" else quality(args)
+    result = speed(args)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

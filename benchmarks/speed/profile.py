@@ -1,4 +1,4 @@
-"""Section ``profile`` of benchmarks/speed.py: where the time of one training step goes.
+"""Section ``profile`` of python -m benchmarks.speed: where the time of one training step goes.
 
 Timers are put around the package's own functions (``Dense.forward``, ``Dense.backward``,
 ``VAE.forward``, ``VAE.backward``, ``FastAdam.step`` ...): each is wrapped, never
@@ -11,9 +11,9 @@ GEMM floor, the same products alone, is timed alternately with the step instead.
 import statistics
 import time
 
-from speed_common import (DEFAULT_CHUNK, load_cached, make_model, make_optimizer,
+from benchmarks.speed.common import (DEFAULT_CHUNK, load_cached, make_model, make_optimizer,
                           optimizer_label, rss_mib)
-from speed_training import GemmFloor, step_function
+from benchmarks.speed.training import GemmFloor, step_function
 
 DENSE_FORWARD = "Dense.forward (x @ W + b)"
 DENSE_BACKWARD = "Dense.backward (x^T dy, sum dy, dy W^T)"

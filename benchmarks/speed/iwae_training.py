@@ -1,7 +1,7 @@
 """Training throughput of the K = 50 IWAE (Burda et al.'s 784-200-200-50 tanh model, batch
 20, Adam), numvae against PyTorch on the same architecture, batch and threads.
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/iwae_speed.py [--k 50] [--steps 100] [--rounds 5]
+    OPENBLAS_NUM_THREADS=1 python -m benchmarks.speed.iwae_training [--k 50] [--steps 100] [--rounds 5]
 
 Both run in this process, alternately, ``--rounds`` times ``--steps`` steps each (after
 warm-up steps), on random binary images; the figure is the median over rounds of

@@ -1,4 +1,4 @@
-"""The PyTorch side of the ``matrix`` and ``headline`` sections of benchmarks/speed.py:
+"""The PyTorch side of the ``matrix`` and ``headline`` sections of python -m benchmarks.speed:
 the numvae architecture in PyTorch, trained the same way (same data order, Adam lr 1e-3).
 
 PyTorch is optional and never a dependency of numvae: it is imported only in the worker,
@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from speed_common import ARCHITECTURES, load_cached, rss_mib, subset
+from benchmarks.speed.common import ARCHITECTURES, load_cached, rss_mib, subset
 
 
 def torch_available():

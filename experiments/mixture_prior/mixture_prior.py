@@ -3,11 +3,11 @@ normal prior: the latent spaces with the components' means and 1-sigma ellipses,
 from each component, the unsupervised clustering accuracy of the most responsible
 component (best one-to-one matching by the Hungarian algorithm), test -ELBO and IWAE.
 
-    PYTHONPATH=. python benchmarks/mixture_prior.py [--epochs 30] [--dataset mnist-mini]
-        [--out docs/figures]
+    python -m experiments.mixture_prior [--epochs 30] [--dataset mnist-mini]
+        [--out experiments/mixture_prior/results]
 
-Writes mixture_prior_latent.png, mixture_prior_components.png and mixture_prior.json into
---out. The slides' dense model (784-256-128-2, decoder 2-32-256-784), Adam lr 1e-3,
+Writes mixture_prior_latent.png, mixture_prior_components.png, mixture_prior.json and
+mixture_prior.md into --out. The slides' dense model (784-256-128-2, decoder 2-32-256-784), Adam lr 1e-3,
 batch 128, the same seed for both priors.
 """
 import argparse
@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
@@ -24,6 +23,8 @@ from numvae.io import datasets
 from numvae.diagnostics import evaluate
 from numvae import plots
 from numvae.training.loop import fit
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def train(prior, data, epochs, seed):
@@ -50,6 +51,20 @@ def scores(model, test, iwae_n, k):
     return result
 
 
+def markdown(results):
+    """The two priors side by side, as a Markdown table."""
+    lines = [f"{results['dataset']}, {results['epochs']} epochs, seed {results['seed']}", "",
+             "| prior | test -ELBO | test KL | -log p(x), IWAE | active units | clustering accuracy |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for prior in ("standard_normal", "mixture"):
+        r = results[prior]
+        accuracy = f"{r['clustering_accuracy']:.1%}" if "clustering_accuracy" in r else ""
+        lines.append(f"| {prior} | {r['test_negative_elbo']:.2f} +- {r['test_negative_elbo_se']:.2f} "
+                     f"| {r['test_kl']:.2f} | {r['iwae_negative_log_px']:.2f} (K = {r['iwae_k']}, "
+                     f"{r['iwae_images']} images) | {r['active_units']} | {accuracy} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=30)
@@ -57,7 +72,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--iwae-k", type=int, default=1000)
     parser.add_argument("--iwae-n", type=int, default=500)
-    parser.add_argument("--out", type=Path, default=Path("docs/figures"))
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     train_data, test, used = datasets.load_dataset(args.dataset, announce=print)
     results = dict(dataset=used, epochs=args.epochs, seed=args.seed)
@@ -77,6 +92,7 @@ def main(argv=None):
     fig.savefig(args.out / "mixture_prior_latent.png", dpi=110)
     plots.component_samples(models["mixture"], path=args.out / "mixture_prior_components.png")
     (args.out / "mixture_prior.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "mixture_prior.md").write_text(markdown(results))
     print(json.dumps(results, indent=2))
     return 0
 

@@ -1,7 +1,7 @@
 """Burda, Grosse & Salakhutdinov (2016), Table 1, MNIST, one stochastic layer, reproduced.
 
-    python benchmarks/iwae_table.py --model iwae --k 5 --stages 5      # one row, resumable
-    python benchmarks/iwae_table.py --table                           # the side-by-side table
+    python -m experiments.iwae_table --model iwae --k 5 --stages 5      # one row, resumable
+    python -m experiments.iwae_table --table                           # the side-by-side table
 
 The set-up of the paper: 784-200-200-50 (tanh) encoder and 50-200-200-784 decoder,
 Bernoulli likelihood, dynamically binarised training images (all 60,000), Adam (beta2 =
@@ -15,7 +15,7 @@ NLL (K = ``--eval-k`` on the first ``--eval-images`` test images, per example, s
 rows can be compared pair by pair) and the test negative ELBO are written to
 ``<out>/results.json``; ``--table`` gathers every row into ``results/iwae_table.md``.
 
-    python benchmarks/iwae_table.py --model iwae --k 5 --final         # all 10,000 test images
+    python -m experiments.iwae_table --model iwae --k 5 --final         # all 10,000 test images
 
 ``--final`` evaluates the row's last checkpoint as the paper does, on every test image
 (K = ``--eval-k``), in chunks of ``--final-chunk`` images, each saved to ``<out>/final.json``
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent
-RESULTS = ROOT / "results" / "iwae_table"
+RESULTS = ROOT / "results"
 # the paper's Table 1 (one stochastic layer): test NLL in nats
 PAPER = {("vae", 1): 86.76, ("vae", 5): 86.47, ("iwae", 5): 85.54, ("vae", 50): 86.35,
          ("iwae", 50): 84.78}
@@ -58,8 +58,9 @@ def parse_args(argv=None):
                         help="diagonal_gaussian or iaf")
     parser.add_argument("--flow-steps", type=int, default=2)
     parser.add_argument("--flow-hidden", type=int, nargs="+", default=[200])
-    parser.add_argument("--data-dir", default=str(ROOT.parents[1] / "shared" / "mnist"))
-    parser.add_argument("--out", help="the row's folder (default: results/iwae_table/<row>)")
+    parser.add_argument("--data-dir", default=str(ROOT.parents[2] / "shared" / "mnist"))
+    parser.add_argument("--out",
+                        help="the row's folder (default: experiments/iwae_table/results/<row>)")
     parser.add_argument("--eval-k", type=int, default=5000)
     parser.add_argument("--eval-images", type=int, default=1000,
                         help="test images for the NLL at each stage's end")
@@ -283,7 +284,7 @@ def evaluate_final(args):
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     if not (out / "checkpoint.npz").exists() or not results.get("stages"):
-        raise SystemExit(f"iwae_table.py --final: {out} has no checkpoint.npz and no stage "
+        raise SystemExit(f"iwae_table --final: {out} has no checkpoint.npz and no stage "
                          f"evaluated in results.json; train the row through a stage first "
                          f"(the same options without --final)")
     saved = load_checkpoint(out / "checkpoint.npz")

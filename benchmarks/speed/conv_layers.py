@@ -1,7 +1,7 @@
 """Speed of numvae's convolution layers against PyTorch's, on the conv VAE's image stack.
 
-    python benchmarks/conv_speed.py                    # batch 128, float32, 1 thread
-    python benchmarks/conv_speed.py --threads 2 --repeats 7
+    python -m benchmarks.speed.conv_layers                    # batch 128, float32, 1 thread
+    python -m benchmarks.speed.conv_layers --threads 2 --repeats 7
 
 The stack is the convolutional part of the MNIST conv VAE of issue 14, without the
 activations and the Dense layers to and from the latent space:
@@ -46,7 +46,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # (in_channels, out_channels, transposed); every layer has kernel 4, stride 2, padding 1
 STACK = [(1, 32, False), (32, 64, False), (64, 32, True), (32, 1, True)]

@@ -1,4 +1,4 @@
-"""Sections ``iwae``, ``gradcheck`` and ``tests`` of benchmarks/speed.py, and the worker
+"""Sections ``iwae``, ``gradcheck`` and ``tests`` of python -m benchmarks.speed, and the worker
 that loads MNIST once into a cache of .npy files for all the others."""
 import os
 import platform
@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from speed_common import (ARCHITECTURES, REPO, load_cached, log, rss_mib, run_worker,
+from benchmarks.speed.common import (ARCHITECTURES, REPO, load_cached, log, rss_mib, run_worker,
                           worker_env)
 
 

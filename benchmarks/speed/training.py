@@ -1,12 +1,12 @@
-"""Sections ``matrix`` and ``headline`` of benchmarks/speed.py: numvae's training
+"""Sections ``matrix`` and ``headline`` of python -m benchmarks.speed: numvae's training
 throughput (``numvae.training.loop.fit`` with the optimiser ``numvae train`` uses, FastAdam, or
 another one with ``--optimizer``), the GEMM floor, and the alternated PyTorch runs."""
 import statistics
 import time
 
-from speed_common import (DEFAULT_CHUNK, EPOCH, fmt, load_cached, log, make_model,
+from benchmarks.speed.common import (DEFAULT_CHUNK, EPOCH, fmt, load_cached, log, make_model,
                           make_optimizer, median_ratio, rss_mib, run_worker, subset)
-from speed_torch import best_block_ms
+from benchmarks.speed.torch_side import best_block_ms
 
 
 def dense_layers(model):

@@ -1,4 +1,4 @@
-"""What the sections of benchmarks/speed.py share: the architectures, the data cache, the
+"""What the sections of ``python -m benchmarks.speed`` share: the architectures, the data cache, the
 optimisers by name, and running one configuration in a fresh interpreter.
 
 The parent process never imports numpy (ru_maxrss of a child starts at its parent's
@@ -11,12 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = Path(__file__).resolve().parent
-REPO = BENCHMARKS.parent
-SPEED = BENCHMARKS / "speed.py"
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "mnist"
 ARCHITECTURES = {
-    # the slides' model and the PyTorch examples' model (as in benchmarks/quality.py)
+    # the slides' model and the PyTorch examples' model (as in experiments/quality)
     "slides": dict(shared_dim=128, latent_dim=2),
     "examples": dict(shared_dim=400, latent_dim=20, encoder_hidden=(), decoder_hidden=(400,)),
 }
@@ -24,8 +22,8 @@ THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"
 EPOCH = 60_000
 RESULT_TAG = "SPEED-RESULT "
 # the optimisers a training worker can use (``--optimizer``): what ``numvae train`` uses,
-# the textbook Adam, and the one-sweep Adam of numvae 0.1.0 (benchmarks/adam_before.py)
-OPTIMIZERS = ("fast", "adam", "before")
+# and the textbook Adam
+OPTIMIZERS = ("fast", "adam")
 DEFAULT_CHUNK = 32768
 
 
@@ -68,24 +66,18 @@ def make_model(cfg, dtype=None):
 def make_optimizer(kind, params, chunk=DEFAULT_CHUNK, lr=1e-3):
     """The package's own optimiser classes (never a copy): ``fast`` is
     ``numvae.training.optim_fast.FastAdam`` (what ``numvae train`` uses), ``adam`` the textbook
-    ``numvae.training.optim.Adam``; ``before`` the 0.1.0 reference kept in benchmarks/adam_before.py."""
+    ``numvae.training.optim.Adam``."""
     if kind == "fast":
         from numvae.training.optim_fast import FastAdam
         return FastAdam(params, lr=lr, chunk=chunk)
     if kind == "adam":
         from numvae.training.optim import Adam
         return Adam(params, lr=lr)
-    if kind == "before":
-        if str(BENCHMARKS) not in sys.path:
-            sys.path.insert(0, str(BENCHMARKS))
-        import adam_before
-        return adam_before.Adam(params, lr=lr)
     raise ValueError(f"unknown optimizer {kind!r}; expected one of {OPTIMIZERS}")
 
 
 def optimizer_label(kind, chunk=DEFAULT_CHUNK):
-    return {"fast": f"FastAdam(chunk={chunk})", "adam": "numvae.training.optim.Adam (textbook)",
-            "before": "Adam of 0.1.0 (adam_before.py)"}[kind]
+    return {"fast": f"FastAdam(chunk={chunk})", "adam": "numvae.training.optim.Adam (textbook)"}[kind]
 
 
 def worker_env(threads):
@@ -102,8 +94,8 @@ def worker_env(threads):
 def run_worker(cfg, threads):
     """Run one configuration in a fresh interpreter with the BLAS thread count set."""
     cfg = dict(cfg, threads=threads)
-    proc = subprocess.run([sys.executable, str(SPEED), "--worker", json.dumps(cfg)],
-                          env=worker_env(threads), capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.speed", "--worker", json.dumps(cfg)],
+                          env=worker_env(threads), cwd=REPO, capture_output=True, text=True)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_TAG):
             return json.loads(line[len(RESULT_TAG):])

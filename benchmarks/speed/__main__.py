@@ -2,20 +2,20 @@
 (when it is installed) an identical PyTorch model; plus the IWAE estimate, a full gradient
 check and the test suite.
 
-    python benchmarks/speed.py                 # all but the profile: ~25 min on a quiet 2-core machine
-    python benchmarks/speed.py --quick         # 1-2 minutes: a taste of each section
-    python benchmarks/speed.py --sections headline iwae
-    python benchmarks/speed.py --sections matrix --arch examples --batch 128 --threads 1 --steps 200
-    python benchmarks/speed.py --sections profile --arch slides --threads 1 --profile-epochs 3
-    python benchmarks/speed.py --sections adam                       # the optimiser's step alone
-    python benchmarks/speed.py --sections matrix --optimizer adam    # train with the textbook Adam
+    python -m benchmarks.speed                 # all but the profile: ~25 min on a quiet 2-core machine
+    python -m benchmarks.speed --quick         # 1-2 minutes: a taste of each section
+    python -m benchmarks.speed --sections headline iwae
+    python -m benchmarks.speed --sections matrix --arch examples --batch 128 --threads 1 --steps 200
+    python -m benchmarks.speed --sections profile --arch slides --threads 1 --profile-epochs 3
+    python -m benchmarks.speed --sections adam                       # the optimiser's step alone
+    python -m benchmarks.speed --sections matrix --optimizer adam    # train with the textbook Adam
 
 Sections (``--sections``):
 
 matrix     for each architecture x batch x dtype x thread count, a sub-run of ``--steps``
            steps (or ``--epochs`` full epochs) of ``numvae.training.loop.fit`` with the optimiser
            ``numvae train`` uses (FastAdam; ``--optimizer adam`` the textbook Adam,
-           ``before`` the 0.1.0 one, ``--chunk`` FastAdam's slice): training examples/s,
+           ``--chunk`` FastAdam's slice): training examples/s,
            seconds per 60,000-image epoch, peak memory, and the step time divided by the
            "GEMM floor", the time of the very same matrix products alone. For float32,
            when PyTorch is importable, an identical PyTorch model is trained in separate
@@ -31,13 +31,18 @@ tests      ``python -m pytest -q`` in the repository, wall time.
 profile    where the time of one training step goes (timers wrapped around the package's
            own functions: Dense.forward/backward, VAE.forward/backward, FastAdam.step ...),
            early in training and after ``--profile-epochs`` epochs.
-adam       the optimiser's step alone, in alternated processes: the Adam of numvae 0.1.0
-           (benchmarks/adam_before.py, the reference), the textbook numvae.training.optim.Adam and
-           FastAdam at each of ``--adam-chunks``; 1 thread (``--adam-threads``).
+adam       the optimiser's step alone, in alternated processes: the textbook
+           numvae.training.optim.Adam (the reference) and FastAdam at each of
+           ``--adam-chunks``; 1 thread (``--adam-threads``).
 
-The sections live in their own modules: speed_training.py (matrix, headline),
-speed_torch.py (the PyTorch model), speed_profile.py, speed_adam.py, speed_checks.py
-(iwae, gradcheck, tests, the MNIST cache) and speed_common.py; this file is the driver.
+The sections live in their own modules of this package: training.py (matrix, headline),
+torch_side.py (the PyTorch side), profile.py, adam.py, checks.py (iwae, gradcheck, tests,
+the MNIST cache) and common.py; this file is the driver. Three more sections have their
+own command line, each a module of the package:
+
+    python -m benchmarks.speed.conv_layers      # Conv2d / ConvTranspose2d against PyTorch's
+    python -m benchmarks.speed.conv_vae         # the conv VAE's training step against PyTorch
+    python -m benchmarks.speed.iwae_training    # the K = 50 IWAE's step against PyTorch
 
 Every configuration runs in a fresh subprocess, because the BLAS thread count
 (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS; torch.set_num_threads for
@@ -54,21 +59,17 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the section modules beside this one
-
-from speed_adam import run_adam, worker_adam  # noqa: E402
-from speed_checks import (run_gradcheck, run_iwae, run_test_suite, run_tests,  # noqa: E402,F401
-                          worker_cache, worker_gradcheck, worker_iwae)
-from speed_common import (ARCHITECTURES, DEFAULT_CHUNK, DEFAULT_DATA_DIR,  # noqa: E402,F401
-                          OPTIMIZERS, RESULT_TAG, log, run_worker)
-from speed_profile import Timers, instrument, profile_table, worker_profile  # noqa: E402,F401
-from speed_torch import torch_available, torch_model, worker_torch  # noqa: E402,F401
-from speed_training import (GemmFloor, dense_layers, run_training,  # noqa: E402,F401
-                            training_table, worker_numvae)
+from benchmarks.speed.adam import run_adam, worker_adam
+from benchmarks.speed.checks import (run_gradcheck, run_iwae, run_test_suite, worker_cache,
+                                     worker_gradcheck, worker_iwae)
+from benchmarks.speed.common import (ARCHITECTURES, DEFAULT_CHUNK, DEFAULT_DATA_DIR, OPTIMIZERS,
+                                     RESULT_TAG, log, run_worker)
+from benchmarks.speed.profile import profile_table, worker_profile
+from benchmarks.speed.torch_side import torch_available, worker_torch
+from benchmarks.speed.training import run_training, training_table, worker_numvae
 
 SECTIONS = ["matrix", "headline", "adam", "iwae", "gradcheck", "tests", "profile"]
 WORKERS = dict(numvae=worker_numvae, torch=worker_torch, iwae=worker_iwae,
@@ -100,8 +101,7 @@ def _training_options(parser):
                              "the fastest block gives a second ratio, robust to load (0: skip)")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="fast",
                         help="numvae's optimiser: fast = FastAdam, what `numvae train` uses "
-                             "(default); adam = the textbook numvae.training.optim.Adam; before = "
-                             "the Adam of numvae 0.1.0 (benchmarks/adam_before.py)")
+                             "(default); adam = the textbook numvae.training.optim.Adam")
     parser.add_argument("--chunk", type=int, default=DEFAULT_CHUNK,
                         help="FastAdam's chunk (entries per slice)")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")

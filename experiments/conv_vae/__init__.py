@@ -1,0 +1,1 @@
+"""conv_vae: see conv_vae.py."""

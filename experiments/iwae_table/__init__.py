@@ -1,0 +1,1 @@
+"""iwae_table: see iwae_table.py."""

@@ -1,0 +1,1 @@
+"""mixture_prior: see mixture_prior.py."""

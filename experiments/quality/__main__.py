@@ -1,0 +1,5 @@
+import sys
+
+from experiments.quality.quality import main
+
+sys.exit(main())
