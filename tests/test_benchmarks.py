@@ -174,7 +174,7 @@ def test_iwae_table_final_covers_every_test_image_and_resumes(mnist_dir, tmp_pat
     # chunk 0 as a fresh evaluation gives it: the stage-end evaluation (seed = epoch = 1)
     from numvae.diagnostics import evaluate
     from numvae.training.checkpoint import load_checkpoint
-    model = load_checkpoint(out / "checkpoint.npz").model
+    model = load_checkpoint(out / "resume" / "checkpoint.npz").model
     _, test_images = table.load_data(table.parse_args(common))
     fresh = evaluate.iwae_log_likelihood(model, test_images[:2500], k=2, seed=1)
     np.testing.assert_array_equal(fresh["per_example"], stage["per_example_log_px"])

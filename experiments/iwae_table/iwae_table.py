@@ -9,11 +9,18 @@ Bernoulli likelihood, dynamically binarised training images (all 60,000), Adam (
 epochs at 1e-3 * 10^(-i/7); ``--stages 5`` is the first 121 epochs), test log-likelihood
 estimated with K = 5000 on the test images, binarised once with a fixed seed.
 
-Every epoch ends with a checkpoint (``<out>/checkpoint.npz``): kill the run at any point
-and run the same command again to resume where it was. At the end of each stage the test
-NLL (K = ``--eval-k`` on the first ``--eval-images`` test images, per example, so that two
-rows can be compared pair by pair) and the test negative ELBO are written to
+Every epoch ends with a resume checkpoint (``<out>/resume/checkpoint.npz``: parameters,
+optimiser and generator state only; the history is in results.json): kill the run at any
+point and run the same command again to resume where it was. At the end of each stage the
+test NLL (K = ``--eval-k`` on the first ``--eval-images`` test images, per example, so that
+two rows can be compared pair by pair) and the test negative ELBO are written to
 ``<out>/results.json``; ``--table`` gathers every row into ``results/iwae_table.md``.
+
+The results (JSON, Markdown, PNG) are committed; a checkpoint is not, except a row's
+``resume/checkpoint.npz`` at a stage's end while the row is still to be continued on
+another day, deleted once the row is final. A row whose results say epoch E but whose
+resume checkpoint is missing is refused (``--restart`` trains it again from epoch 0,
+replacing its results); ``--table`` and the table after ``--final`` read the results only.
 
     python -m experiments.iwae_table --model iwae --k 5 --final         # all 10,000 test images
 
@@ -29,6 +36,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from experiments.iwae_table.result_files import read_final, read_results, trained_epochs
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
@@ -59,8 +68,10 @@ def parse_args(argv=None):
     parser.add_argument("--flow-steps", type=int, default=2)
     parser.add_argument("--flow-hidden", type=int, nargs="+", default=[200])
     parser.add_argument("--data-dir", default=str(ROOT.parents[2] / "shared" / "mnist"))
-    parser.add_argument("--out",
-                        help="the row's folder (default: experiments/iwae_table/results/<row>)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS,
+                        help="the folder of the rows and the table (default: "
+                             "experiments/iwae_table/results)")
+    parser.add_argument("--out", help="the row's folder (default: <results-dir>/<row>)")
     parser.add_argument("--eval-k", type=int, default=5000)
     parser.add_argument("--eval-images", type=int, default=1000,
                         help="test images for the NLL at each stage's end")
@@ -71,6 +82,9 @@ def parse_args(argv=None):
                         help="evaluate the last checkpoint on all the test images")
     parser.add_argument("--final-chunk", type=positive_int, default=1000,
                         help="test images per saved chunk of --final")
+    parser.add_argument("--restart", action="store_true",
+                        help="train the row from epoch 0 again, replacing its results.json "
+                             "and final.json (the only way to retrain a row that has results)")
     return parser.parse_args(argv)
 
 
@@ -114,36 +128,72 @@ def write_json(path, value):
     atomic_write_bytes(path, (json.dumps(value, indent=1) + "\n").encode())
 
 
-def run(args):
-    from numvae.training import loop
-    from numvae.training.checkpoint import load_checkpoint, save_checkpoint
+def row_folder(args):
+    return Path(args.out) if args.out else args.results_dir / row_name(args)
+
+
+def resume_path(out):
+    """Where a row's resume checkpoint lives: parameters, optimiser and generator state."""
+    return out / "resume" / "checkpoint.npz"
+
+
+def start_or_resume(args, out, ends):
+    """The row's results so far and what ``fit`` resumes from, or a refusal: results that
+    say epoch E are never retrained from epoch 0 without ``--restart``."""
+    from numvae.training.checkpoint import CheckpointError, load_checkpoint
     from numvae.training.optim_fast import FastAdam
-    from numvae.training.schedules import Burda
-    out = Path(args.out) if args.out else RESULTS / row_name(args)
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint_path, results_path = out / "checkpoint.npz", out / "results.json"
-    images, test_images = load_data(args)
-    ends = Burda.stage_ends(args.stages)
-    results = (json.loads(results_path.read_text()) if results_path.exists()
-               else dict(row=row_name(args), args=vars(args), stage_ends=ends, stages=[],
-                         epoch_seconds=[], train_loss=[]))
-    if checkpoint_path.exists():
-        saved = load_checkpoint(checkpoint_path)
-        model, optimizer = saved.model, saved.optimizer
-        resume = dict(history=saved.history, train_state=saved.train_state,
-                      train_permutation=saved.train_permutation)
-        print(f"resuming {checkpoint_path} at epoch {saved.train_state['epoch']}")
-    else:
+    results_path, checkpoint_path = out / "results.json", resume_path(out)
+    fresh = dict(row=row_name(args), args=dict(vars(args), results_dir=str(args.results_dir)),
+                 stage_ends=ends, stages=[],
+                 epoch_seconds=[], train_loss=[])
+    if args.restart:
+        for stale in (results_path, out / "final.json", checkpoint_path):
+            if stale.exists():
+                stale.unlink()
+                print(f"--restart: removed {stale}", flush=True)
+    results = read_results(results_path) if results_path.exists() else fresh
+    epochs = trained_epochs(results)
+    if not checkpoint_path.exists():
+        if epochs:
+            old = out / "checkpoint.npz"  # where 0.2 kept it
+            hint = (f"move {old} to {checkpoint_path}" if old.exists() else
+                    "put the row's resume checkpoint there, or train it again from epoch 0 "
+                    "with --restart (its results are then replaced)")
+            raise SystemExit(f"iwae_table: {results_path} says the row was trained to epoch "
+                             f"{epochs}, but {checkpoint_path} is missing: {hint}")
         model = build_model(args)
         optimizer = FastAdam(model.params, lr=1e-3, betas=(0.9, 0.999), eps=1e-4)
-        resume = dict(history=None, train_state=None, train_permutation=None)
+        return results, model, optimizer, dict(train_state=None, train_permutation=None)
+    try:
+        saved = load_checkpoint(checkpoint_path)
+    except CheckpointError as err:
+        raise SystemExit(f"iwae_table: {err}") from None
+    epoch = saved.train_state.get("epoch", 0)
+    if epoch not in (epochs, epochs - 1):  # the results are written just before the checkpoint
+        raise SystemExit(f"iwae_table: {checkpoint_path} is at epoch {epoch}, but "
+                         f"{results_path} says epoch {epochs}: they belong to different runs")
+    print(f"resuming {checkpoint_path} at epoch {epoch}", flush=True)
+    return results, saved.model, saved.optimizer, dict(
+        train_state=saved.train_state, train_permutation=saved.train_permutation)
+
+
+def run(args):
+    from numvae.training import loop
+    from numvae.training.checkpoint import save_checkpoint
+    from numvae.training.schedules import Burda
+    out = row_folder(args)
+    ends = Burda.stage_ends(args.stages)
+    results, model, optimizer, resume = start_or_resume(args, out, ends)
+    results_path = out / "results.json"
+    resume_path(out).parent.mkdir(parents=True, exist_ok=True)
+    images, test_images = load_data(args)
 
     def save(state):
         if not state["interrupted"]:
             epoch = state["train_state"]["epoch"]
-            history = state["history"]
-            results["epoch_seconds"] = history["seconds"]
-            results["train_loss"] = history["train_loss"]
+            history = state["history"]  # this run's epochs only: the rest is in results.json
+            results["epoch_seconds"][epoch - 1:] = history["seconds"][-1:]
+            results["train_loss"][epoch - 1:] = history["train_loss"][-1:]
             if epoch in ends and all(s["epoch"] != epoch for s in results["stages"]):
                 stage = evaluate_stage(model, test_images, args, epoch)
                 results["stages"].append(stage)
@@ -151,12 +201,13 @@ def run(args):
                       f"{stage['nll_se']:.2f}, -ELBO {stage['negative_elbo']:.2f} "
                       f"({stage['seconds']:.0f} s)", flush=True)
             write_json(results_path, results)
-        save_checkpoint(checkpoint_path, model, optimizer, state["history"],
-                        state["train_state"], state["train_permutation"])
+        # parameters, optimiser and generator state only (history=None)
+        save_checkpoint(resume_path(out), model, optimizer, None, state["train_state"],
+                        state["train_permutation"])
 
     loop.fit(model, optimizer, images, epochs=ends[-1], batch_size=20, seed=args.seed,
-              binarize=True, schedule="burda", callbacks=[save], progress=False,
-              log=lambda line: print(line, flush=True), **resume)
+             binarize=True, schedule="burda", callbacks=[save], progress=False,
+             log=lambda line: print(line, flush=True), **resume)
     write_table(out.parent)
 
 
@@ -186,11 +237,10 @@ def write_table(folder=RESULTS):
     differences of rows evaluated at the same epoch on the same images."""
     rows = {}
     for path in sorted(folder.glob("*/results.json")):
-        result = json.loads(path.read_text())
+        result = read_results(path)
         if (path.parent / "final.json").exists():
-            result["final"] = json.loads((path.parent / "final.json").read_text())
-        if result["stages"]:
-            rows[result["row"]] = result
+            result["final"] = read_final(path.parent / "final.json")
+        rows[result["row"]] = result
     lines = list(TABLE_HEAD)
     for name, result in rows.items():
         lines.append(table_row(name, result["stages"][-1], result["args"]))
@@ -273,24 +323,48 @@ def plot_curves(rows, path):
     fig.savefig(path, dpi=110)
 
 
+def final_checkpoint(out):
+    """The row's resume checkpoint for ``--final``, or None when final.json is complete and
+    there is no checkpoint (a final row keeps its results only); else a refusal."""
+    from numvae.training.checkpoint import CheckpointError, load_checkpoint
+    results_path, final_path, checkpoint_path = (out / "results.json", out / "final.json",
+                                                 resume_path(out))
+    if not results_path.exists():
+        raise SystemExit(f"iwae_table --final: {out} has no results.json: no stage evaluated; "
+                         f"train the row through a stage first (the same options without "
+                         f"--final)")
+    read_results(results_path)
+    final = read_final(final_path) if final_path.exists() else None
+    if not checkpoint_path.exists():
+        if final is not None and "nll" in final:
+            print(f"iwae_table --final: {final_path} holds epoch {final['epoch']} on all "
+                  f"{final['n_images']} test images, and the row has no resume checkpoint to "
+                  f"evaluate: nothing to do", flush=True)
+            return None
+        old = out / "checkpoint.npz"  # where 0.2 kept it
+        hint = f"move {old} there" if old.exists() else "train the row first"
+        raise SystemExit(f"iwae_table --final: {checkpoint_path} is missing and {final_path} "
+                         f"is {'incomplete' if final else 'absent'}: {hint}")
+    try:
+        return load_checkpoint(checkpoint_path)
+    except CheckpointError as err:
+        raise SystemExit(f"iwae_table --final: {err}") from None
+
+
 def evaluate_final(args):
-    """<out>/final.json: the NLL (K = eval_k) of the last checkpoint on every test image,
-    chunk by chunk (each saved as it ends), and the negative ELBO on every test image. A
-    file of its own, so that a training run writing results.json cannot overwrite it."""
+    """<out>/final.json: the NLL (K = eval_k) of the row's resume checkpoint on every test
+    image, chunk by chunk (each saved as it ends), and the negative ELBO on every test image.
+    A file of its own, so that a training run writing results.json cannot overwrite it."""
     from numvae.diagnostics import evaluate
-    from numvae.training.checkpoint import load_checkpoint
-    out = Path(args.out) if args.out else RESULTS / row_name(args)
+    out = row_folder(args)
     final_path = out / "final.json"
-    results_path = out / "results.json"
-    results = json.loads(results_path.read_text()) if results_path.exists() else {}
-    if not (out / "checkpoint.npz").exists() or not results.get("stages"):
-        raise SystemExit(f"iwae_table --final: {out} has no checkpoint.npz and no stage "
-                         f"evaluated in results.json; train the row through a stage first "
-                         f"(the same options without --final)")
-    saved = load_checkpoint(out / "checkpoint.npz")
+    saved = final_checkpoint(out)
+    if saved is None:
+        return
+    results = read_results(out / "results.json")
     epoch, chunk = saved.train_state["epoch"], args.final_chunk
     _, test_images = load_data(args)
-    final = json.loads(final_path.read_text()) if final_path.exists() else None
+    final = read_final(final_path) if final_path.exists() else None
     if final and (final["epoch"], final["k"], final["chunk"]) != (epoch, args.eval_k, chunk):
         print(f"final.json holds epoch {final['epoch']}, K = {final['k']}, chunks of "
               f"{final['chunk']}: starting again for epoch {epoch}, K = {args.eval_k}, "
@@ -325,10 +399,10 @@ def evaluate_final(args):
 def main(argv=None):
     args = parse_args(argv)
     if args.table:
-        write_table()
+        write_table(args.results_dir)
     elif args.final:
         evaluate_final(args)
-        write_table((Path(args.out) if args.out else RESULTS / row_name(args)).parent)
+        write_table(row_folder(args).parent)
     else:
         run(args)
 

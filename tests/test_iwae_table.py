@@ -1,0 +1,177 @@
+"""experiments/iwae_table on a tiny MNIST (60 training and 30 test images written as IDX
+files): the resume checkpoint holds no history and resumes exactly; a row whose results
+say epoch E is never retrained from epoch 0 without --restart; malformed or non-finite
+results are refused, naming the file and the field; the table and a final row's --final
+read the results only."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiments.iwae_table import iwae_table
+from numvae.io.idx import write_idx
+from numvae.training.checkpoint import load_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_mnist(tmp_path_factory):
+    """The four MNIST files, 60 training and 30 test images of random grey levels."""
+    folder = tmp_path_factory.mktemp("tiny_mnist")
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 60), ("t10k", 30)):
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz",
+                  rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz",
+                  rng.integers(0, 10, n, dtype=np.uint8))
+    return folder
+
+
+def options(data_dir, results_dir, *more):
+    """A VAE k=1 row on the tiny data: batch 20, so 3 steps an epoch; K = 4 on 10 images."""
+    return ["--model", "vae", "--k", "1", "--eval-k", "4", "--eval-images", "10",
+            "--data-dir", str(data_dir), "--results-dir", str(results_dir), *more]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_mnist, tmp_path_factory):
+    """A row trained through its first stage (epoch 1), to copy and damage."""
+    results_dir = tmp_path_factory.mktemp("trained")
+    iwae_table.main(options(tiny_mnist, results_dir, "--stages", "1"))
+    return results_dir
+
+
+def copy_of(trained, tmp_path):
+    shutil.copytree(trained, tmp_path / "rows")
+    return tmp_path / "rows", tmp_path / "rows" / "vae_k1"
+
+
+def without_seconds(stages):
+    return [{k: v for k, v in stage.items() if k != "seconds"} for stage in stages]
+
+
+def test_the_resume_checkpoint_holds_no_history_and_resumes_exactly(tiny_mnist, tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    iwae_table.main(options(tiny_mnist, straight, "--stages", "2"))
+    iwae_table.main(options(tiny_mnist, split, "--stages", "1"))
+    first = load_checkpoint(split / "vae_k1" / "resume" / "checkpoint.npz")
+    assert first.history == {} and first.train_state["epoch"] == 1
+    iwae_table.main(options(tiny_mnist, split, "--stages", "2"))
+    a, b = (json.loads((d / "vae_k1" / "results.json").read_text()) for d in (straight, split))
+    assert len(a["train_loss"]) == len(a["epoch_seconds"]) == 4
+    assert a["train_loss"] == b["train_loss"]  # the resumed run's epochs 2-4 added to epoch 1
+    assert without_seconds(a["stages"]) == without_seconds(b["stages"])
+    ends = [load_checkpoint(d / "vae_k1" / "resume" / "checkpoint.npz") for d in (straight, split)]
+    for name, value in ends[0].model.params.items():
+        np.testing.assert_array_equal(value, ends[1].model.params[name])
+    assert ends[0].train_state == ends[1].train_state
+    assert not (straight / "vae_k1" / "checkpoint.npz").exists()  # the 0.2 place
+
+
+def test_a_row_with_results_and_no_checkpoint_is_refused_not_retrained(trained, tiny_mnist,
+                                                                      tmp_path, capsys):
+    rows, row = copy_of(trained, tmp_path)
+    (row / "resume" / "checkpoint.npz").unlink()
+    before = (row / "results.json").read_bytes()
+    with pytest.raises(SystemExit) as refused:
+        iwae_table.main(options(tiny_mnist, rows, "--stages", "2"))
+    message = str(refused.value.code)
+    assert f"{row / 'results.json'} says the row was trained to epoch 1, but " in message
+    assert "--restart" in message and "\n" not in message
+    assert (row / "results.json").read_bytes() == before  # nothing retrained, nothing lost
+    # a checkpoint at 0.2's place: the line says where it goes
+    shutil.copy(trained / "vae_k1" / "resume" / "checkpoint.npz", row / "checkpoint.npz")
+    with pytest.raises(SystemExit, match="move .*checkpoint.npz to .*resume"):
+        iwae_table.main(options(tiny_mnist, rows, "--stages", "2"))
+    # --restart: trained again from epoch 0, and it says what it replaced
+    (row / "checkpoint.npz").unlink()
+    (row / "final.json").write_text("{}")
+    capsys.readouterr()
+    iwae_table.main(options(tiny_mnist, rows, "--stages", "1", "--restart"))
+    assert f"--restart: removed {row / 'results.json'}" in capsys.readouterr().out
+    assert len(json.loads((row / "results.json").read_text())["train_loss"]) == 1
+    assert not (row / "final.json").exists()
+
+
+def test_a_checkpoint_of_another_run_is_refused(trained, tiny_mnist, tmp_path):
+    rows, row = copy_of(trained, tmp_path)
+    results = json.loads((row / "results.json").read_text())
+    results["train_loss"] += [1.0, 2.0]  # results say epoch 3, the checkpoint epoch 1
+    (row / "results.json").write_text(json.dumps(results))
+    with pytest.raises(SystemExit, match=r"is at epoch 1, but .*results.json says epoch 3"):
+        iwae_table.main(options(tiny_mnist, rows, "--stages", "2"))
+
+
+def damage_nan_nll(row):
+    results = json.loads((row / "results.json").read_text())
+    results["stages"][0]["nll"] = float("nan")
+    (row / "results.json").write_text(json.dumps(results))  # NaN, as json writes it
+
+
+def damage_no_stage(row):
+    results = json.loads((row / "results.json").read_text())
+    results["stages"] = []
+    (row / "results.json").write_text(json.dumps(results))
+
+
+def damage_truncated(row):
+    text = (row / "results.json").read_bytes()
+    (row / "results.json").write_bytes(text[:len(text) // 2])
+
+
+def damage_final_nan(row):
+    (row / "final.json").write_text(json.dumps(dict(
+        row="vae_k1", epoch=1, k=4, chunk=10, n_images=2, per_example_log_px=[-1.0, -2.0],
+        nll=float("nan"), nll_se=0.5, negative_elbo=3.0, negative_elbo_se=0.1)))
+
+
+def damage_short_per_example(row):
+    results = json.loads((row / "results.json").read_text())
+    del results["stages"][0]["per_example_log_px"][3:]
+    (row / "results.json").write_text(json.dumps(results))
+
+
+@pytest.mark.parametrize("damage, file, field", [
+    (damage_nan_nll, "results.json", "stages[0].nll is nan; expected a finite number"),
+    (damage_no_stage, "results.json", "stages is a list of 0; expected a non-empty list"),
+    (damage_truncated, "results.json", "is not readable JSON"),
+    (damage_final_nan, "final.json", "final.nll is nan; expected a finite number"),
+    (damage_short_per_example, "results.json",
+     "stages[0].per_example_log_px is a list of 3; expected a list of 10 numbers"),
+])
+def test_malformed_results_are_refused_naming_the_file_and_field(trained, tmp_path, damage,
+                                                                  file, field):
+    rows, row = copy_of(trained, tmp_path)
+    damage(row)
+    table_before = (rows / "iwae_table.md").read_bytes()
+    proc = subprocess.run([sys.executable, "-m", "experiments.iwae_table", "--table",
+                           "--results-dir", str(rows)], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(row / file) in lines[0] and field in lines[0], proc.stderr
+    assert (rows / "iwae_table.md").read_bytes() == table_before  # no table without the row
+
+
+def test_a_final_row_needs_no_checkpoint_and_an_unfinished_one_is_refused(trained, tiny_mnist,
+                                                                          tmp_path, capsys):
+    rows, row = copy_of(trained, tmp_path)
+    final = options(tiny_mnist, rows, "--final", "--final-chunk", "10")
+    iwae_table.main(final)
+    done = json.loads((row / "final.json").read_text())
+    assert done["n_images"] == 30 and done["epoch"] == 1
+    shutil.rmtree(row / "resume")  # the row is final: its checkpoint goes
+    capsys.readouterr()
+    iwae_table.main(final)
+    assert "nothing to do" in capsys.readouterr().out
+    assert json.loads((row / "final.json").read_text()) == done
+    assert "On all the test images" in (rows / "iwae_table.md").read_text()
+    # a stopped --final without its checkpoint cannot be finished: refused
+    (row / "final.json").write_text(json.dumps(dict(
+        row="vae_k1", epoch=1, k=4, chunk=10, per_example_log_px=done["per_example_log_px"][:10])))
+    with pytest.raises(SystemExit, match="resume/checkpoint.npz is missing and .* is incomplete"):
+        iwae_table.main(final)
