@@ -211,3 +211,15 @@ def test_iwae_table_final_refuses_a_row_never_trained_and_a_bad_chunk(tmp_path, 
     with pytest.raises(SystemExit):
         table.main(["--final", "--final-chunk", "0", "--out", str(tmp_path / "none")])
     assert "--final-chunk: expected an integer of at least 1, got '0'" in capsys.readouterr().err
+
+
+def test_the_pytorch_sides_run_the_package_mirror(cache):
+    """The benchmarks' PyTorch models are ``numvae.interop.to_torch``'s (no copy of the model)."""
+    pytest.importorskip("torch")
+    from benchmarks.speed import conv_vae, iwae_training, torch_side
+    result = torch_side.worker_torch(dict(cache=cache, arch="slides", seed=0, batch=100,
+                                          n_examples=300, epochs=1, threads=1))
+    assert result["steps"] == 3 and np.isfinite(result["final_loss"])
+    run = iwae_training.torch_runner(k=2, batch=4, threads=1)
+    assert np.isfinite(run((np.random.default_rng(0).random((4, 784)) < 0.3).astype(np.float32)))
+    assert conv_vae.worker_torch(steps=1, batch=2) > 0

@@ -13,8 +13,9 @@
 #    `numvae.interop.save_safetensors` (the command `numvae export` does the same): a
 #    safetensors file with PyTorch's names and layouts, `encoder.compressor.0.weight` of
 #    shape (out, in) = numvae's `encoder.compressor.0.W` (in, out) transposed;
-# 2. build the slides' modules in PyTorch (`_torch_vae.SlidesVAE`) and load the file with
-#    `load_state_dict(..., strict=True)`: on the same x and eps, the same loss;
+# 2. build the slides' modules in PyTorch (`numvae.interop.to_torch`, the model's PyTorch
+#    mirror) and load the file with `load_state_dict(..., strict=True)`: on the same x and
+#    eps, the same loss;
 # 3. continue training with `torch.nn.parallel.DistributedDataParallel` on two CPU processes
 #    (the gloo backend, on the loopback address 127.0.0.1 only; the processes meet through a
 #    file, so nothing listens on the network): each process draws batches
@@ -46,8 +47,8 @@ try:  # the optional part: this tutorial stops with a message where it is missin
     import torch.multiprocessing
     from safetensors.torch import load_file
 
-    from _torch_vae import SlidesVAE, ddp_worker
-    from numvae.interop import load_safetensors, save_safetensors
+    from _ddp_worker import ddp_worker
+    from numvae.interop import load_safetensors, save_safetensors, to_torch
 except ImportError as err:
     MISSING = err.name
 else:
@@ -72,7 +73,7 @@ def train_in_numvae(train, test, quick):
 # %%
 def same_loss(model, path):
     """numvae's and PyTorch's loss on the same x and eps (float32)."""
-    module = SlidesVAE(**model.config)
+    module = to_torch(model)                                       # the slides' modules
     module.load_state_dict(load_file(str(path)), strict=True)     # every name and shape fits
     rng = np.random.default_rng(1)
     x = load_mnist_mini()[1].images[:64]

@@ -48,30 +48,20 @@ def worker_numvae(steps, batch):
 
 
 def worker_torch(steps, batch):
+    """The same conv VAE in PyTorch (``numvae.interop.to_torch``: nn.Conv2d and
+    nn.ConvTranspose2d, BCE with logits, the closed-form KL), torch.optim.Adam."""
     import torch
-    from torch import nn
-    import torch.nn.functional as F
+    import numvae
+    from numvae.interop import to_torch
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    encoder = nn.Sequential(nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 32, 4, 2, 1), nn.ReLU(),
-                            nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(), nn.Flatten(),
-                            nn.Linear(64 * 49, 128), nn.ReLU())
-    heads = nn.Linear(128, 4)  # mean and log_var in one product
-    decoder = nn.Sequential(nn.Linear(2, 64 * 49), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
-                            nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),
-                            nn.ConvTranspose2d(32, 1, 4, 2, 1), nn.Flatten())
-    modules = nn.ModuleList([encoder, heads, decoder])
-    optimizer = torch.optim.Adam(modules.parameters(), lr=1e-3)
+    module = to_torch(numvae.VAE(784, 128, 2, architecture="conv", seed=0))
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
     x_all, eps_all = (torch.from_numpy(a) for a in batches(steps + 3, batch))
 
     def step(i):
         optimizer.zero_grad()
-        mean, log_var = heads(encoder(x_all[i])).chunk(2, dim=1)
-        z = mean + torch.exp(0.5 * log_var) * eps_all[i]
-        logits = decoder(z)
-        nll = F.binary_cross_entropy_with_logits(logits, x_all[i], reduction="none").sum(1)
-        kl = 0.5 * (mean ** 2 + log_var.exp() - 1 - log_var).sum(1)
-        (nll + kl).mean().backward()
+        module(x_all[i], eps_all[i]).backward()
         optimizer.step()
 
     for i in range(3):

@@ -12,7 +12,6 @@ running), torch gets ``--threads``.
 """
 import argparse
 import json
-import math
 import statistics
 import time
 
@@ -34,34 +33,19 @@ def numvae_runner(k, batch, seed=0):
 
 
 def torch_runner(k, batch, threads, seed=0):
+    """The same model in PyTorch (``numvae.interop.to_torch``: the same layers, initial
+    weights and bound), torch.optim.Adam with the same settings."""
     import torch
-    import torch.nn.functional as F
-    from torch import nn
+    from numvae.interop import to_torch
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-
-    def mlp(widths, last_activation=True):
-        layers = []
-        for n_in, n_out in zip(widths[:-1], widths[1:]):
-            layers += [nn.Linear(n_in, n_out), nn.Tanh()]
-        return layers if last_activation else layers[:-1]
-    compressor = nn.Sequential(*mlp([784, 200, 200]))
-    heads = nn.Linear(200, 100)                       # mean and log_var
-    decoder = nn.Sequential(*mlp([50, 200, 200, 784], last_activation=False))
-    params = [*compressor.parameters(), *heads.parameters(), *decoder.parameters()]
-    optimizer = torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-4)
+    module = to_torch(numvae.VAE(784, 200, 50, encoder_hidden=(200,), decoder_hidden=(200, 200),
+                                 activation="tanh", objective="iwae", n_samples=k, seed=seed))
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-4)
 
     def run(x):
         x = torch.from_numpy(x)
-        mean, log_var = heads(compressor(x)).chunk(2, dim=1)
-        eps = torch.randn(k, *mean.shape)
-        z = mean + torch.exp(0.5 * log_var) * eps                       # (K, batch, 50)
-        logits = decoder(z)
-        log_px = -F.binary_cross_entropy_with_logits(logits, x.expand(k, -1, -1),
-                                                     reduction="none").sum(-1)
-        log_pz = (-0.5 * z ** 2).sum(-1) - 25 * math.log(2 * math.pi)
-        log_qz = (-0.5 * eps ** 2 - 0.5 * log_var).sum(-1) - 25 * math.log(2 * math.pi)
-        loss = -(torch.logsumexp(log_px + log_pz - log_qz, 0) - math.log(k)).mean()
+        loss = module(x, torch.randn(k, len(x), 50))    # the negative IWAE bound, eq. IW1
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

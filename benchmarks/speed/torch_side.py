@@ -1,5 +1,6 @@
 """The PyTorch side of the ``matrix`` and ``headline`` sections of python -m benchmarks.speed:
-the numvae architecture in PyTorch, trained the same way (same data order, Adam lr 1e-3).
+the numvae model in PyTorch (its mirror, ``numvae.interop.to_torch``: the same layers and
+initial weights), trained the same way (same data order, Adam lr 1e-3).
 
 PyTorch is optional and never a dependency of numvae: it is imported only in the worker,
 and only if ``torch_available()``.
@@ -8,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from benchmarks.speed.common import ARCHITECTURES, load_cached, rss_mib, subset
+from benchmarks.speed.common import load_cached, make_model, rss_mib, subset
 
 
 def torch_available():
@@ -16,40 +17,14 @@ def torch_available():
                           capture_output=True).returncode == 0
 
 
-def torch_model(arch):
-    """The numvae architecture in PyTorch: Linear/ReLU, two heads, logits out."""
-    import torch
-    from torch import nn
-    import torch.nn.functional as F
-
-    config = {"encoder_hidden": (256,), "decoder_hidden": (32, 256), **ARCHITECTURES[arch]}
-
-    def mlp(sizes):
-        layers = []
-        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-            layers += [nn.Linear(n_in, n_out), nn.ReLU()]
-        return layers
-
-    class TorchVAE(nn.Module):
-        def __init__(self, input_dim, shared_dim, latent_dim, encoder_hidden, decoder_hidden):
-            super().__init__()
-            self.compressor = nn.Sequential(*mlp([input_dim, *encoder_hidden, shared_dim]))
-            self.mean = nn.Linear(shared_dim, latent_dim)
-            self.log_var = nn.Linear(shared_dim, latent_dim)
-            sizes = [latent_dim, *decoder_hidden]
-            self.decoder = nn.Sequential(*mlp(sizes), nn.Linear(sizes[-1], input_dim))
-
-        def loss(self, x):
-            """Mean over the batch of BCE-with-logits summed over pixels + analytic KL."""
-            shared = self.compressor(x)
-            mean, log_var = self.mean(shared), self.log_var(shared)
-            z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
-            logits = self.decoder(z)
-            reconstruction = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
-            kl = 0.5 * torch.sum(mean * mean + torch.exp(log_var) - 1.0 - log_var)
-            return (reconstruction + kl) / x.shape[0]
-
-    return TorchVAE(784, **config)
+def torch_model(cfg):
+    """The numvae model of ``cfg`` (architecture, seed) as its PyTorch mirror
+    (``numvae.interop.to_torch``: Linear/ReLU, the two heads, the Sigmoid), float32, and its
+    latent width: calling it with x and eps gives the training loss, the mean over the batch
+    of -log p(x|z) (Bernoulli, from the logits) + the analytic KL."""
+    from numvae.interop import to_torch
+    model = make_model(dict(cfg, dtype="float32"))
+    return to_torch(model), model.latent_dim
 
 
 def worker_torch(cfg):
@@ -64,12 +39,13 @@ def worker_torch(cfg):
     n = len(data)
 
     def make():
-        model = torch_model(cfg["arch"])
-        return model, torch.optim.Adam(model.parameters(), lr=1e-3)
+        model, latent_dim = torch_model(cfg)
+        return (model, latent_dim), torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def run_step(model, optimizer, x):
+        model, latent_dim = model
         optimizer.zero_grad(set_to_none=True)
-        loss = model.loss(x)
+        loss = model(x, torch.randn(len(x), latent_dim))
         loss.backward()
         optimizer.step()
         return loss.item()

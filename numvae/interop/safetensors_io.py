@@ -36,10 +36,10 @@ __all__ = ["save_safetensors", "load_safetensors", "to_state_dict", "infer_confi
 
 # numvae's last name part -> (PyTorch's, whether the array is transposed on the way). A new
 # kind of parameter (a flow's, a mixture prior's, a convolution's) gets its rule here, with
-# the name and layout of the PyTorch module that holds it (or of a reference module in tests/).
+# the name and layout of the PyTorch module that holds it (numvae.interop.torch_modules).
 # A Dense ``W`` (in, out) is transposed; a convolution's ``W`` is already in PyTorch's layout
 # (out, in, k, k) for Conv2d, (in, out, k, k) for ConvTranspose2d): only 2-D ``W`` turn over.
-# The mixture prior's arrays keep their names and layouts (tests/torch_reference.py's
+# The mixture prior's arrays keep their names and layouts (numvae.interop.torch_modules'
 # GaussianMixturePrior holds them as nn.Parameters of those names).
 RULES = {"W": ("weight", True), "b": ("bias", False), "logits": ("logits", False),
          "means": ("means", False), "log_var": ("log_var", False)}

@@ -1,8 +1,10 @@
-"""The slides' VAE in PyTorch, and the worker of tutorial 21's distributed training.
+"""The worker of tutorial 21's distributed training.
 
-They live in a module of their own, not in the tutorial, because
+It lives in a module of its own, not in the tutorial, because
 ``torch.multiprocessing.spawn`` starts fresh Python processes that must import the worker
-function by name. Needs torch and safetensors.
+function by name. Each process reads the exported file into numvae and makes it the
+PyTorch module with ``numvae.interop.to_torch`` (the slides' modules, numvae's names).
+Needs torch and safetensors.
 """
 import json
 import math
@@ -12,50 +14,11 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
-from torch import nn
+from safetensors.torch import save_file
 from torch.nn.parallel import DistributedDataParallel
 
+from numvae.interop import load_safetensors, to_torch
 from numvae.io.datasets import load_mnist_mini
-
-
-def linear_relu(widths):
-    """nn.Linear and nn.ReLU alternating through ``widths``: indices 0, 2, 4... are Linear."""
-    layers = []
-    for n_in, n_out in zip(widths[:-1], widths[1:]):
-        layers += [nn.Linear(n_in, n_out), nn.ReLU()]
-    return layers
-
-
-class SlidesVAE(nn.Module):
-    """The slides' modules: ``encoder.compressor``, ``encoder.mean``, ``encoder.log_var``,
-    ``decoder.decompressor`` (ending in Sigmoid). ``forward(x, eps)`` returns the training
-    loss, the mean over the batch of -log p(x|z) + kl_weight * KL (Bernoulli likelihood)."""
-
-    def __init__(self, input_dim, shared_dim, latent_dim, encoder_hidden=(256,),
-                 decoder_hidden=(32, 256), kl_weight=1.0, **ignored):
-        super().__init__()
-        self.encoder = nn.Module()
-        self.encoder.compressor = nn.Sequential(*linear_relu([input_dim, *encoder_hidden,
-                                                              shared_dim]))
-        self.encoder.mean = nn.Linear(shared_dim, latent_dim)
-        self.encoder.log_var = nn.Linear(shared_dim, latent_dim)
-        self.decoder = nn.Module()
-        widths = [latent_dim, *decoder_hidden]
-        self.decoder.decompressor = nn.Sequential(*linear_relu(widths),
-                                                  nn.Linear(widths[-1], input_dim), nn.Sigmoid())
-        self.kl_weight = kl_weight
-
-    def forward(self, x, eps):
-        """x (batch, input_dim) in [0, 1], eps (batch, latent_dim) -> the loss, a scalar."""
-        shared = self.encoder.compressor(x)
-        mean, log_var = self.encoder.mean(shared), self.encoder.log_var(shared)
-        z = mean + torch.exp(0.5 * log_var) * eps
-        logits = self.decoder.decompressor[:-1](z)                 # before the Sigmoid
-        reconstruction = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
-        kl = 0.5 * (mean ** 2 + torch.exp(log_var) - 1 - log_var).sum(1)
-        return (reconstruction + self.kl_weight * kl).mean()
 
 
 def loopback_interface():
@@ -78,8 +41,7 @@ def ddp_worker(rank, world_size, job):
     dist.init_process_group("gloo", init_method=Path(job["rendezvous"]).resolve().as_uri(),
                             rank=rank, world_size=world_size)
     try:
-        module = SlidesVAE(**job["config"])
-        module.load_state_dict(load_file(job["source"]), strict=True)
+        module = to_torch(load_safetensors(job["source"]))   # the exported model, in PyTorch
         model = DistributedDataParallel(module)    # averages the gradients over the processes
         images = torch.from_numpy(load_mnist_mini()[0].images[: job["n_images"]])
         shard = images[rank::world_size]           # each process its own images
