@@ -1,5 +1,7 @@
 """The shape of numvae/ that the style notes ask for, kept true as parts are added:
 
+* subpackages import one way, from a floor to the floors below it: io, nn < model <
+  diagnostics, interop < training < plots, exercises < commands (``FLOORS``);
 * no import cycle among numvae's modules (an import anywhere in a file counts);
 * no module over 400 lines, no function over 60 (argparse parser builders excepted);
 * no test of a likelihood by its name outside numvae/model/likelihoods.py: a new likelihood is
@@ -65,6 +67,52 @@ def find_cycle(graph):
             if cycle:
                 return cycle
     return None
+
+
+# The floors of the subpackages: a module may import from its own floor and the ones
+# below, never from a higher one. numvae.validation (argument checks) lies under them all;
+# the package's top (numvae/__init__.py, __main__.py, moved.py) may import anything.
+FLOORS = {"io": 0, "nn": 0, "model": 1, "diagnostics": 2, "interop": 2, "training": 3,
+          "plots": 4, "exercises": 4, "commands": 5}
+UNDER_ALL = {"numvae.validation": -1}
+
+
+def floor(module):
+    """The floor of ``module`` (a dotted name), or None for the package's top."""
+    if module in UNDER_ALL:
+        return UNDER_ALL[module]
+    parts = module.split(".")
+    return FLOORS.get(parts[1]) if len(parts) > 1 else None
+
+
+def upward_imports(graph):
+    """Every import from a lower floor to a higher one, as "a -> b" lines."""
+    found = []
+    for module, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            low, high = floor(module), floor(target)
+            if low is not None and high is not None and high > low:
+                found.append(f"{module} -> {target}")
+    return found
+
+
+def test_subpackages_import_downwards_only():
+    known = modules()
+    graph = {name: imported(name, path, known) for name, path in known.items()}
+    assert not upward_imports(graph), "imports from a lower floor to a higher one"
+    subpackages = {path.parent.name for path in PACKAGE.glob("*/__init__.py")}
+    assert subpackages == set(FLOORS), "every subpackage has a floor in FLOORS"
+    assert "numvae.training.loop" in graph["numvae.commands.train"]  # the graph is not empty
+
+
+def test_the_order_check_finds_an_upward_import():
+    """A check of the check, on a made-up graph."""
+    graph = {"numvae.model.vae": {"numvae.training.loop", "numvae.nn.layers"},
+             "numvae.training.loop": {"numvae.model.vae", "numvae.diagnostics.evaluate"},
+             "numvae.interop.safetensors_io": {"numvae.diagnostics.evaluate"},
+             "numvae.validation": {"numvae.io.files"}, "numvae": {"numvae.commands.cli"}}
+    assert upward_imports(graph) == ["numvae.model.vae -> numvae.training.loop",
+                                     "numvae.validation -> numvae.io.files"]
 
 
 def test_find_cycle_finds_one():
