@@ -84,10 +84,15 @@ def test_a_row_with_results_and_no_checkpoint_is_refused_not_retrained(trained, 
     assert f"{row / 'results.json'} says the row was trained to epoch 1, but " in message
     assert "--restart" in message and "\n" not in message
     assert (row / "results.json").read_bytes() == before  # nothing retrained, nothing lost
-    # a checkpoint at 0.2's place: the line says where it goes
+    # a checkpoint at 0.2's place: the line says where it goes (also beside a resume one)
     shutil.copy(trained / "vae_k1" / "resume" / "checkpoint.npz", row / "checkpoint.npz")
-    with pytest.raises(SystemExit, match="move .*checkpoint.npz to .*resume"):
+    with pytest.raises(SystemExit, match=r"at 0.2's place; .* move it there \(mv "):
         iwae_table.main(options(tiny_mnist, rows, "--stages", "2"))
+    shutil.copy(trained / "vae_k1" / "resume" / "checkpoint.npz", row / "resume")
+    for extra in ([], ["--final"]):
+        with pytest.raises(SystemExit, match="at 0.2's place"):
+            iwae_table.main(options(tiny_mnist, rows, "--stages", "2", *extra))
+    (row / "resume" / "checkpoint.npz").unlink()
     # --restart: trained again from epoch 0, and it says what it replaced
     (row / "checkpoint.npz").unlink()
     (row / "final.json").write_text("{}")

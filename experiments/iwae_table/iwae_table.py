@@ -137,6 +137,16 @@ def resume_path(out):
     return out / "resume" / "checkpoint.npz"
 
 
+def refuse_old_place(out, program="iwae_table"):
+    """A checkpoint where 0.2 kept it (``<row>/checkpoint.npz``) is never used silently,
+    nor left beside the resume checkpoint: one line says where it goes."""
+    old = out / "checkpoint.npz"
+    if old.exists():
+        raise SystemExit(f"{program}: {old} is a checkpoint at 0.2's place; a row's resume "
+                         f"checkpoint is {resume_path(out)}: move it there "
+                         f"(mv {old} {resume_path(out)}), replacing any older one")
+
+
 def start_or_resume(args, out, ends):
     """The row's results so far and what ``fit`` resumes from, or a refusal: results that
     say epoch E are never retrained from epoch 0 without ``--restart``."""
@@ -151,16 +161,15 @@ def start_or_resume(args, out, ends):
             if stale.exists():
                 stale.unlink()
                 print(f"--restart: removed {stale}", flush=True)
+    refuse_old_place(out)
     results = read_results(results_path) if results_path.exists() else fresh
     epochs = trained_epochs(results)
     if not checkpoint_path.exists():
         if epochs:
-            old = out / "checkpoint.npz"  # where 0.2 kept it
-            hint = (f"move {old} to {checkpoint_path}" if old.exists() else
-                    "put the row's resume checkpoint there, or train it again from epoch 0 "
-                    "with --restart (its results are then replaced)")
             raise SystemExit(f"iwae_table: {results_path} says the row was trained to epoch "
-                             f"{epochs}, but {checkpoint_path} is missing: {hint}")
+                             f"{epochs}, but {checkpoint_path} is missing: put the row's resume "
+                             f"checkpoint there, or train it again from epoch 0 with --restart "
+                             f"(its results are then replaced)")
         model = build_model(args)
         optimizer = FastAdam(model.params, lr=1e-3, betas=(0.9, 0.999), eps=1e-4)
         return results, model, optimizer, dict(train_state=None, train_permutation=None)
@@ -334,6 +343,7 @@ def final_checkpoint(out):
                          f"train the row through a stage first (the same options without "
                          f"--final)")
     read_results(results_path)
+    refuse_old_place(out, "iwae_table --final")
     final = read_final(final_path) if final_path.exists() else None
     if not checkpoint_path.exists():
         if final is not None and "nll" in final:
@@ -341,10 +351,8 @@ def final_checkpoint(out):
                   f"{final['n_images']} test images, and the row has no resume checkpoint to "
                   f"evaluate: nothing to do", flush=True)
             return None
-        old = out / "checkpoint.npz"  # where 0.2 kept it
-        hint = f"move {old} there" if old.exists() else "train the row first"
         raise SystemExit(f"iwae_table --final: {checkpoint_path} is missing and {final_path} "
-                         f"is {'incomplete' if final else 'absent'}: {hint}")
+                         f"is {'incomplete' if final else 'absent'}: train the row first")
     try:
         return load_checkpoint(checkpoint_path)
     except CheckpointError as err:
