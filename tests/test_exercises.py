@@ -507,10 +507,32 @@ def test_the_command_lists_starts_and_refuses(tmp_path, capsys):
     assert (folder / "01_dense.py").read_text() == "# my work\n"
     assert main(["exercise", "start", str(folder), "--overwrite"]) == 0
     assert "NotImplementedError" in (folder / "01_dense.py").read_text()
-    assert main(["exercise", "check", str(folder / "missing.py")]) == 1
+    assert main(["exercise", "check", str(folder / "missing.py")]) == 2  # a usage error
     capsys.readouterr()
     assert main(["exercise", "check", str(folder)]) == 1  # a whole folder: nothing done yet
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "01_dense.py:" and lines[1] == "dense_forward: not done yet"
     assert lines[-1] == f"0 of {len(grader.known_functions())} passed"
     assert main(["exercise", "frobnicate"]) == 2
+
+
+def test_a_loss_off_by_a_constant_with_right_gradients_says_so(tmp_path):
+    """A KL without its -1 in exercise 08: the loss differs, every gradient is right; the
+    message must not send the student to fix gradients that are right."""
+    message = grade(mutated_solution(tmp_path, [NO_MINUS_ONE]))["vae_loss_and_grad"].message
+    assert message.startswith("loss differs from numvae's"), message
+    assert "Your gradients are right: only the loss's value is off." in message
+    assert "wrong too" not in message and HINTS["kl_minus_one"] in message
+
+
+EFFICIENT_ADAM = ("    m_hat = m / (1 - beta1**t)\n    v_hat = v / (1 - beta2**t)\n"
+                  "    param -= lr * m_hat / (np.sqrt(v_hat) + eps)",
+                  "    lr_t = lr * np.sqrt(1 - beta2**t) / (1 - beta1**t)\n"
+                  "    param -= lr_t * m / (np.sqrt(v) + eps)")
+
+
+def test_kingma_and_bas_efficient_adam_passes_with_a_note(tmp_path):
+    result = grade(mutated_solution(tmp_path, [EFFICIENT_ADAM]))["adam_step"]
+    assert result.status == grader.PASSED
+    assert result.message.startswith("accepted as Kingma & Ba's efficient form"), result.message
+    assert grade(SOLUTION)["adam_step"].message == ""  # Algorithm 1 itself gets no note

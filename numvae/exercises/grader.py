@@ -1,142 +1,64 @@
-"""The grader: import a student's file, check each exercise function it defines.
+"""The grader's judge: compare what a student's functions returned with numvae's answers.
 
     >>> results = check_file("01_dense.py")            # doctest: +SKIP
     >>> print(format_results(results))                 # doctest: +SKIP
     dense_forward: passed
     dense_backward: wrong: dW has shape (5, 4); expected (4, 5) (x (3, 4), W (4, 5)). Hint: ...
 
-For each function: its values against numvae's (``reference``) on several random float64
-inputs; for a backward, its gradient against central differences of the student's own
-forward too, so that the message says which of the two is wrong; the shapes; in-place
+The student's functions are run by ``numvae.exercises.attempt``, which records their
+outputs (``numvae exercise check`` runs it in a child process per file: see
+``isolation``); this module never calls student code. For each function: its values
+against numvae's (``reference``, computed before any student code runs in this process) on
+several random float64 inputs; for a backward, what central differences of the student's
+own forward said, so that the message says which of the two is wrong; the shapes; in-place
 updates where the task asks for them. A function that still raises NotImplementedError is
 "not done yet"; an exception in the student's code is reported with their file and line.
 """
-import contextlib
-import copy
-import importlib.util
-import itertools
-import sys
-import traceback
-import warnings
 from collections import namedtuple
 from pathlib import Path
 
 import numpy as np
 
-from numvae.diagnostics.gradcheck import check_arrays
-from numvae.exercises import EXERCISES
 from numvae.exercises import reference as answers
-from numvae.exercises.mistakes import HINTS, MISTAKES
+from numvae.exercises.attempt import (
+    StudentError,
+    all_cases,
+    as_array,
+    attempt,
+    copy_case,
+    decode,
+    forward_label,
+    known_functions,
+    load_student,
+    named,
+    quiet,
+)
+from numvae.exercises.mistakes import ACCEPTED, HINTS, MISTAKES
 from numvae.exercises.specs import SPECS, Wrong, shape_hint
 
 PASSED, NOT_DONE, WRONG = "passed", "not done yet", "wrong"
+CRASHED, TIMED_OUT, MISSING = "crashed", "timed out", "missing"
 Result = namedtuple("Result", "function status message")
-SEED = 20231  # the same inputs at every run: a grade never depends on luck
-FD_AGREES = 1e-5  # relative error of a correct float64 gradient: ~1e-9; a lost 1/2: 0.5
-_module_numbers = itertools.count()
+_CASES, _REFERENCE = {}, {}
 
 
-class NotDone(Exception):
-    """The student's function raised NotImplementedError."""
+# --- numvae's answers, before any student code runs -------------------------------------
 
-
-class StudentError(Exception):
-    """The student's code raised an exception; the text names their file and line."""
-
-
-# --- running the student's code ----------------------------------------------------------
-
-def load_student(path):
-    """Import the file at ``path`` as a fresh module (a new name each time, so an edited file
-    is read again). Raises StudentError with the student's line if the import fails."""
-    path = Path(path).resolve()
-    name = f"_numvae_student_{next(_module_numbers)}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(path.parent))  # the student's own helper modules next to the file
-    try:
-        with _quiet():
-            spec.loader.exec_module(module)
-    except SyntaxError as err:
-        raise StudentError(f"SyntaxError: {err.msg} ({path.name}, line {err.lineno})") from None
-    except (Exception, SystemExit) as err:  # noqa: BLE001 -- any error in the file is theirs
-        raise StudentError(describe(err, path)) from None
-    finally:
-        sys.path.remove(str(path.parent))
-    return module
-
-
-@contextlib.contextmanager
-def _quiet():
-    """No RuntimeWarning from a student's overflow: the grader reports it as a hint."""
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-
-
-def _student_frame(err, path):
-    """The last frame of the error's traceback that lies in the student's file, or None."""
-    frames = traceback.extract_tb(err.__traceback__)
-    mine = [frame for frame in frames if Path(frame.filename).resolve() == Path(path).resolve()]
-    return mine[-1] if mine else None
-
-
-def describe(err, path):
-    """"ValueError: ... (01_dense.py, line 12, in dense_backward: return dy @ W)": the
-    error and where it happened in the student's file (nothing more if it happened outside
-    it, as when the function does not take the arguments of its signature)."""
-    text = f"{type(err).__name__}: {err}"
-    frame = _student_frame(err, path)
-    if frame is None:
-        return text
-    code = f": {frame.line.strip()}" if frame.line else ""
-    return f"{text} ({Path(frame.filename).name}, line {frame.lineno}, in {frame.name}{code})"
-
-
-def _copy_case(case):
-    """The student gets copies: a function that writes into its inputs spoils nothing."""
-    return case._replace(args=copy.deepcopy(case.args), extra=copy.deepcopy(case.extra))
-
-
-def run_student(call, fn, case, path):
-    """``call(fn, case)`` on a copy of the case, the student's exceptions translated."""
-    with _quiet():
-        try:
-            return call(fn, _copy_case(case))
-        except Wrong:
-            raise
-        except NotImplementedError as err:
-            frame = _student_frame(err, path)
-            raise NotDone(frame.name if frame else "") from None
-        except (Exception, SystemExit) as err:  # noqa: BLE001 -- the student's, shown as theirs
-            raise StudentError(f"your code raised {describe(err, path)}") from None
+def prepare_references():
+    """Draw every function's cases and compute numvae's answers on them, once per process:
+    call it before a student's file is imported here, so that a file which patches NumPy
+    cannot change the answers it is compared with."""
+    if not _CASES:
+        _CASES.update(all_cases())
+    for function in known_functions():
+        if function not in _REFERENCE:
+            spec, reference = SPECS[function], getattr(answers, function)
+            with quiet():
+                _REFERENCE[function] = [named(spec, spec.call(reference, copy_case(case)))
+                                        for case in _CASES[function]]
 
 
 # --- comparing ---------------------------------------------------------------------------
-
-def named(spec, out, keys=None):
-    """The outputs as {name: value}: ``spec.outputs`` names a tuple's items; a dict keeps
-    its own names (``keys``: the ones expected)."""
-    if spec.outputs == "dict":
-        if not isinstance(out, dict):
-            raise Wrong(f"should return a dict; got {type(out).__name__}")
-        return {key: out.get(key) for key in (keys or out)}
-    if len(spec.outputs) == 1:
-        return {spec.outputs[0]: out}
-    if not isinstance(out, (tuple, list)) or len(out) != len(spec.outputs):
-        raise Wrong(f"should return a tuple ({', '.join(spec.outputs)}); got {type(out).__name__}")
-    return dict(zip(spec.outputs, out))
-
-
-def as_array(value, name):
-    """``value`` as a float64 array, or Wrong naming ``name`` if it is missing or not numbers."""
-    if value is None:
-        raise Wrong(f"{name} is missing from what you return")
-    try:
-        return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise Wrong(f"{name} is not an array of numbers (got {type(value).__name__})") from None
-
 
 def close(got, want):
     """Equal up to roundoff: relative 1e-7, and absolute 1e-10 of the array's largest entry."""
@@ -144,22 +66,51 @@ def close(got, want):
     return bool(np.allclose(got, want, rtol=1e-7, atol=1e-10 * scale))
 
 
+def same(got, want):
+    """``close`` where ``want`` is finite, and the same infinities and NaNs elsewhere (a
+    wrong variant may be -inf exactly where the student's answer is)."""
+    if got.shape != want.shape:
+        return False
+    finite = np.isfinite(want)
+    if not np.array_equal(finite, np.isfinite(got)):
+        return False
+    return close(got[finite], want[finite]) and np.array_equal(got[~finite], want[~finite],
+                                                               equal_nan=True)
+
+
 def compare(function, spec, got, want, case):
-    """Raise Wrong at the first output whose shape or values differ from numvae's."""
+    """Raise Wrong (``output``: the name) at the first output whose shape or values differ
+    from numvae's, unless the answer is an accepted variant (``ACCEPTED``, e.g. Adam's
+    efficient form): then return its note."""
     for name, expected in want.items():
         expected = np.asarray(expected, np.float64)
-        value = as_array(got.get(name), name)
-        if value.shape != expected.shape:
-            raise Wrong(f"{name} has shape {value.shape}; expected {expected.shape} "
-                        f"({case.text})", shape_hint(function, name, value.shape, case))
-        if np.isfinite(expected).all() and not np.isfinite(value).all():
-            raise Wrong(f"{name} is not finite ({case.text})",
-                        diagnose(function, spec, name, value, case) or spec.overflow_hint)
-        if not close(value, expected):
-            error = np.max(np.abs(value - expected)) / max(np.max(np.abs(expected)), 1e-300)
-            raise Wrong(f"{name} differs from numvae's by up to {error:.2g} (relative) "
-                        f"({case.text}{_where(name, want)})",
-                        diagnose(function, spec, name, value, case) or case.extra.get("hint"))
+        try:
+            value = got.get(name)
+            if isinstance(value, str):
+                raise Wrong(value)
+            value = as_array(value, name) if not hasattr(value, "shape") else value
+            _compare_one(function, spec, name, value, expected, case, want)
+        except Wrong as wrong:
+            note = _accepted(function, got, case, want)
+            if note:
+                return note
+            wrong.output = name
+            raise
+    return None
+
+
+def _compare_one(function, spec, name, value, expected, case, want):
+    if value.shape != expected.shape:
+        raise Wrong(f"{name} has shape {value.shape}; expected {expected.shape} "
+                    f"({case.text})", shape_hint(function, name, value.shape, case))
+    if np.isfinite(expected).all() and not np.isfinite(value).all():
+        raise Wrong(f"{name} is not finite ({case.text})",
+                    diagnose(function, spec, name, value, case) or spec.overflow_hint)
+    if not close(value, expected):
+        error = np.max(np.abs(value - expected)) / max(np.max(np.abs(expected)), 1e-300)
+        raise Wrong(f"{name} differs from numvae's by up to {error:.2g} (relative) "
+                    f"({case.text}{_where(name, want)})",
+                    diagnose(function, spec, name, value, case) or case.extra.get("hint"))
 
 
 def _where(name, want):
@@ -170,55 +121,55 @@ def _where(name, want):
     return "; the gradients nearer the output, checked before it, are right"
 
 
+def _variant_value(function, variant, case, name):
+    """Output ``name`` of a wrong (or accepted) variant of ``function`` on ``case``."""
+    spec = SPECS[function]
+    with quiet():
+        return as_array(named(spec, spec.call(variant, copy_case(case)))[name], name)
+
+
 def diagnose(function, spec, name, value, case):
     """The classic mistake whose wrong answer equals the student's ``name``, if any."""
     for hint, variant in MISTAKES.get(function, {}).items():
         try:
-            with _quiet():
-                guess = as_array(named(spec, spec.call(variant, _copy_case(case)))[name], name)
-        except Exception:  # noqa: BLE001 -- a variant that does not apply to these inputs
+            guess = _variant_value(function, variant, case, name)
+        except Exception:  # noqa: BLE001, S112 -- a variant that does not apply to these inputs
             continue
-        if guess.shape == value.shape and np.isfinite(value).all() and close(value, guess):
+        if same(value, guess):
             return hint.split(":")[0]  # "adam_bias:m only" is a variant of "adam_bias"
     return None
 
 
-# --- finite differences of the student's own forward ----------------------------------
-
-def _forward_label(function, spec):
-    """"your loss" for exercise 08 (its own first value), else "your <forward>"."""
-    return "your loss" if spec.forward == function else f"your {spec.forward}"
-
-
-def fd_check(function, spec, module, case, got):
-    """Compare the student's backward outputs ``got`` with central differences of their own
-    forward. Returns (verdict, detail): "agrees", "disagrees" (detail: the first output that
-    does, in the backward pass's order) or "unknown" (detail: why)."""
-    forward, label = getattr(module, spec.forward, None), _forward_label(function, spec)
-    if forward is None:
-        return "unknown", f"no {spec.forward} in your file to compare it with"
-    f, arrays = spec.fd(forward, _copy_case(case))
-    try:
-        analytic = {name: as_array(got.get(name), name) for name in arrays}
-        if any(analytic[name].shape != arrays[name].shape for name in arrays):
-            return "unknown", ""
-        with _quiet():
-            errors = check_arrays(f, arrays, analytic, n_entries=3 if len(arrays) > 4 else None)
-    except NotImplementedError:
-        return "unknown", f"{spec.forward} is not done yet, so it cannot be compared"
-    except Exception as err:  # noqa: BLE001 -- the student's forward failed
-        return "unknown", f"central differences of {label} failed: {describe(err, module.__file__)}"
-    if not all(np.isfinite(error) for error in errors.values()):
-        return "unknown", f"{label} is not finite here"
-    failing = [name for name, error in errors.items() if error >= FD_AGREES]
-    if not failing:
-        return "agrees", ""
-    return "disagrees", f"{failing[0]}: relative error {errors[failing[0]]:.2g}"
+def _accepted(function, got, case, want):
+    """The note of an accepted variant (e.g. Adam's efficient form) that the student's
+    answer equals on every output; else None."""
+    for variant, note in ACCEPTED.get(function, {}).values():
+        try:
+            values = {name: _variant_value(function, variant, case, name) for name in want}
+        except Exception:  # noqa: BLE001, S112 -- as in diagnose
+            continue
+        mine = {name: got.get(name) for name in want}
+        if all(isinstance(mine[name], np.ndarray) and same(mine[name], values[name])
+               for name in want):
+            return note
+    return None
 
 
-def _backward_sentence(function, spec, verdict, detail):
-    """What the finite differences of the student's forward add to a wrong backward."""
-    label = _forward_label(function, spec)
+# --- judging one function's outcomes ------------------------------------------------------
+
+def _fd_sentence(function, spec, wrong, fd, got, want):
+    """What central differences of the student's forward add to a wrong result."""
+    verdict, detail = fd or ("unknown", "")
+    label = forward_label(function, spec)
+    if spec.forward == function:  # exercise 08: the loss and its gradients in one function
+        if getattr(wrong, "output", None) == "loss":
+            grads_right = all(isinstance(got.get(name), np.ndarray)
+                              and same(got[name], np.asarray(value, np.float64))
+                              for name, value in want.items() if name != "loss")
+            if grads_right:
+                return " Your gradients are right: only the loss's value is off."
+        elif verdict == "agrees":
+            return ""
     if verdict == "agrees":
         return (f" It agrees with central differences of {label}: so {label} is wrong too; "
                 f"fix it first.")
@@ -228,51 +179,64 @@ def _backward_sentence(function, spec, verdict, detail):
     return f" ({detail})" if detail else ""
 
 
-# --- one function, one file ------------------------------------------------------------
+def _raised(function, outcome):
+    kind = outcome["raised"]
+    if kind == "not_done":
+        where = outcome.get("where", "")
+        return Result(function, NOT_DONE, f"it calls {where}" if where not in ("", function) else "")
+    if kind == "wrong":
+        raise Wrong(outcome.get("text", ""), outcome.get("hint"))
+    return Result(function, WRONG, str(outcome.get("text", "")))
 
-def check_function(function, fn, module, path):
-    """Grade the student's ``fn`` (named ``function``): a Result."""
-    spec, reference = SPECS[function], getattr(answers, function)
+
+def judge(function, outcomes):
+    """The Result of ``function`` from the student's ``outcomes`` (``attempt.attempt``)."""
+    prepare_references()
+    spec, notes = SPECS[function], []
     try:
-        for case in spec.cases(np.random.default_rng(SEED)):
-            with _quiet():
-                want = named(spec, spec.call(reference, _copy_case(case)))
-            got = named(spec, run_student(spec.call, fn, case, path), list(want))
+        for case, want, outcome in zip(_CASES[function], _REFERENCE[function], outcomes):
+            if "raised" in outcome:
+                return _raised(function, outcome)
+            got = outcome["outputs"]
             try:
-                compare(function, spec, got, want, case)
+                note = compare(function, spec, got, want, case)
             except Wrong as wrong:
-                if spec.forward:
-                    verdict, sentence = fd_check(function, spec, module, case, got)
-                    sentence = _backward_sentence(function, spec, verdict, sentence)
-                    wrong.text += "." + sentence if sentence else ""
+                sentence = _fd_sentence(function, spec, wrong, outcome.get("fd"), got, want)
+                wrong.text += ("." + sentence) if sentence else ""
                 raise
-        if spec.forward and spec.forward != function:
-            verdict, sentence = fd_check(function, spec, module, case, got)
-            if verdict == "disagrees":
-                return Result(function, PASSED, f"but central differences of your "
-                              f"{spec.forward} disagree with it ({sentence}): fix {spec.forward}")
-        return Result(function, PASSED, "")
-    except NotDone as err:
-        where = str(err)  # the student's function that raised NotImplementedError
-        helper = where not in ("", function)
-        return Result(function, NOT_DONE, f"it calls {where}" if helper else "")
-    except StudentError as err:
-        return Result(function, WRONG, str(err))
+            if note and note not in notes:
+                notes.append(note)
+        if len(outcomes) < len(_CASES[function]):
+            return Result(function, CRASHED, "it returned no result for some inputs")
+        verdict, detail = outcomes[-1].get("fd") or ("unknown", "")
+        if spec.forward and spec.forward != function and verdict == "disagrees":
+            notes.append(f"but central differences of your {spec.forward} disagree with it "
+                         f"({detail}): fix {spec.forward}")
+        return Result(function, PASSED, "; ".join(notes))
     except Wrong as wrong:
         hint = f" Hint: {HINTS[wrong.hint]}." if wrong.hint else ""
         text = wrong.text if wrong.text.endswith(".") else wrong.text + "."
         return Result(function, WRONG, text + hint)
 
 
-def known_functions():
-    """Every function the grader checks, in the exercises' order."""
-    return [function for exercise in EXERCISES for function in exercise.functions]
+def judge_encoded(function, encoded):
+    """``judge`` of outcomes that came back as JSON; anything malformed is "crashed"."""
+    try:
+        outcomes = decode(encoded)
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return Result(function, CRASHED, "its result came back unreadable")
+    return judge(function, outcomes)
 
+
+# --- in this process -------------------------------------------------------------------------
 
 def check_file(path):
-    """Grade every exercise function that the file at ``path`` defines: a list of Results
-    (one for the file itself if it cannot be imported or defines none)."""
+    """Grade every exercise function the file at ``path`` defines, IN THIS PROCESS: a list of
+    Results (one for the file itself if it cannot be imported or defines none). For your
+    own file (a notebook's check cell, a test); ``numvae exercise check`` grades each file
+    in a child process of its own (``isolation.grade_files``), which no file can fool."""
     path = Path(path)
+    prepare_references()  # before the student's code runs here
     try:
         module = load_student(path)
     except StudentError as err:
@@ -281,7 +245,8 @@ def check_file(path):
     if not found:
         return [Result(path.name, WRONG, "defines none of the exercise functions "
                        "(see numvae exercise list)")]
-    return [check_function(name, getattr(module, name), module, path) for name in found]
+    return [judge(name, attempt(name, getattr(module, name), module, _CASES[name], path))
+            for name in found]
 
 
 def format_results(results):
