@@ -193,6 +193,11 @@ NO_MINUS_ONE = (KL, "0.5 * np.sum(mean**2 + np.exp(log_var) - log_var, axis=1)")
 NO_HALF = (KL, "np.sum(mean**2 + np.exp(log_var) - 1 - log_var, axis=1)")
 GAUSSIAN = "squared / (2 * sigma**2) + 0.5 * n_pixels * np.log(2 * np.pi * sigma**2)"
 DGAUSSIAN = "return (prediction - x) / sigma**2"
+ENCODER_H = 'p = params\n    h = relu(x @ p["encoder.compressor.0.W"] + p["encoder.compressor.0.b"])'
+DECODER_H2 = 'h2 = relu(h1 @ p["decoder.decompressor.2.W"] + p["decoder.decompressor.2.b"])'
+DMEAN = "dmean = dz + mean / batch"
+DLOG_VAR = "dlog_var = dz * 0.5 * std * eps + 0.5 * (np.exp(log_var) - 1) / batch"
+DSHARED = 'dshared = dmean @ p["encoder.mean.W"].T + dlog_var @ p["encoder.log_var.W"].T'
 # (function checked, hint expected, replacements in exercise_solution.py)
 MUTATIONS = [
     ("dense_backward", "sign", [("return dx, dW, db", "return -dx, -dW, -db")]),
@@ -274,6 +279,40 @@ MUTATIONS = [
     ("gaussian_nll_backward", "mean_vs_sum", [(DGAUSSIAN, DGAUSSIAN + " / len(x)")]),
     ("iwae_bound", "mean_vs_sum", [("np.log(np.mean(np.exp(log_weights - top)",
                                     "np.log(np.sum(np.exp(log_weights - top)")]),
+    # issue 22: the mistakes that had no hint
+    ("encoder_forward", "compressor_relu", [(ENCODER_H, ENCODER_H.replace(
+        'relu(x @ p["encoder.compressor.0.W"] + p["encoder.compressor.0.b"])',
+        'x @ p["encoder.compressor.0.W"] + p["encoder.compressor.0.b"]'))]),
+    ("encoder_forward", "heads_swapped", [("return mean, log_var\n\n\ndef reparameterise",
+                                           "return log_var, mean\n\n\ndef reparameterise")]),
+    ("reparameterise_backward", "std_vs_var",
+     [(ONE_HALF[0], "dlog_var = dz * 0.5 * np.exp(log_var) * eps")]),
+    ("vae_forward", "decoder_relu", [(DECODER_H2, DECODER_H2.replace("relu(", "(", 1))]),
+    ("vae_loss_and_grad", "kl_grad_sign", [(DMEAN, "dmean = dz - mean / batch"),
+                                           (DLOG_VAR, DLOG_VAR.replace("+ 0.5", "- 0.5"))]),
+    ("vae_loss_and_grad", "fork_assign", [(DMEAN, "dmean = mean / batch"),
+                                          (DLOG_VAR, "dlog_var = 0.5 * (np.exp(log_var) - 1) / batch")]),
+    ("vae_loss_and_grad", "head_dropped", [(DSHARED, 'dshared = dmean @ p["encoder.mean.W"].T')]),
+    ("vae_loss_and_grad", "half", [(DLOG_VAR, DLOG_VAR.replace("dz * 0.5 * std", "dz * std"))]),
+    ("vae_loss_and_grad", "relu_mask", [
+        ("(dlogits @ p[\"decoder.decompressor.4.W\"].T) * (h2 > 0)",
+         "relu_from_dy(dlogits @ p[\"decoder.decompressor.4.W\"].T)"),
+        ("(dh2 @ p[\"decoder.decompressor.2.W\"].T) * (h1 > 0)",
+         "relu_from_dy(dh2 @ p[\"decoder.decompressor.2.W\"].T)"),
+        ("dshared = dshared * (shared > 0)", "dshared = relu_from_dy(dshared)"),
+        ("(dshared @ p[\"encoder.compressor.2.W\"].T) * (h > 0)",
+         "relu_from_dy(dshared @ p[\"encoder.compressor.2.W\"].T)"),
+        ("def relu(a):", "def relu_from_dy(dy):\n    return dy * (dy > 0)\n\n\ndef relu(a):")]),
+    ("adam_step", "adam_t_plus_one", [("m_hat = m / (1 - beta1**t)", "m_hat = m / (1 - beta1**(t + 1))"),
+                                      ("v_hat = v / (1 - beta2**t)", "v_hat = v / (1 - beta2**(t + 1))")]),
+    ("adam_step", "adam_alias", [("m_hat = m / (1 - beta1**t)", "m_hat = m\n    m_hat /= 1 - beta1**t")]),
+    ("adam_step", "eps_in_sqrt", [("(np.sqrt(v_hat) + eps)", "np.sqrt(v_hat + eps)")]),
+    ("iwae_bound", "lse_global_max", [("top = log_weights.max(axis=1, keepdims=True)",
+                                       "top = np.full((len(log_weights), 1), log_weights.max())")]),
+    ("iwae_bound", "lse_not_added_back", [("return top[:, 0] + np.log(np.mean(", "return np.log(np.mean(")]),
+    ("gaussian_nll", "gaussian_log_sigma", [(GAUSSIAN, GAUSSIAN.replace("np.log(2 * np.pi * sigma**2)",
+                                                                          "np.log(2 * np.pi * sigma)"))]),
+    ("gaussian_nll_backward", "gaussian_grad_variance", [(DGAUSSIAN, "return prediction - x")]),
 ]
 
 
@@ -536,3 +575,20 @@ def test_kingma_and_bas_efficient_adam_passes_with_a_note(tmp_path):
     assert result.status == grader.PASSED
     assert result.message.startswith("accepted as Kingma & Ba's efficient form"), result.message
     assert grade(SOLUTION)["adam_step"].message == ""  # Algorithm 1 itself gets no note
+
+
+def test_the_broken_vae_switched_off_is_numvaes():
+    """mistakes' plain VAE (numvae/exercises/broken_vae.py) without a mistake equals the
+    reference: otherwise its variants would name mistakes the student did not make."""
+    from numvae.exercises import broken_vae
+    rng = np.random.default_rng(11)
+    params = vae_params(rng, (9, 7, 5, 3, 4, 6))
+    x, eps = rng.uniform(size=(4, 9)), rng.normal(size=(4, 3))
+    out, want = broken_vae.forward(x, params, eps), ref.vae_forward(x, params, eps)
+    for name in ("mean", "log_var", "z", "output"):
+        np.testing.assert_allclose(out[name], want[name], rtol=1e-12)
+    loss, grads = broken_vae.loss_and_grad(x, params, eps)
+    want_loss, want_grads = ref.vae_loss_and_grad(x, params, eps)
+    assert loss == pytest.approx(want_loss, rel=1e-12)
+    for name, grad in want_grads.items():
+        np.testing.assert_allclose(grads[name], grad, rtol=1e-10, atol=1e-14)

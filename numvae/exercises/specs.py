@@ -140,7 +140,11 @@ def _iwae_cases(rng):
                   log_weights=-10_000 + rng.normal(size=(3, 10))),
             _case("log_weights (2, 3) near +1,000", {"hint": "lse_overflow"},
                   log_weights=1_000 + rng.normal(size=(2, 3))),
-            _case("log_weights (2, 1), K = 1", log_weights=rng.normal(size=(2, 1)))]
+            _case("log_weights (2, 1), K = 1", log_weights=rng.normal(size=(2, 1))),
+            # rows of very different scales: a maximum taken over the whole batch fails
+            _case("log_weights (2, 5): one row near -1, one near -10,000",
+                  {"hint": "lse_global_max"},
+                  log_weights=np.array([[-1.0], [-10_000.0]]) + rng.normal(size=(2, 5)))]
 
 
 def _gaussian_cases(rng):
