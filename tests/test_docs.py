@@ -61,7 +61,7 @@ def expand(first, rest):
 def cited_labels():
     """{label: [file names citing it]} over the package's and the tutorials' Python files."""
     cited = {}
-    for path in [*sorted(PACKAGE.glob("*.py")), *sorted(TUTORIALS.glob("*.py"))]:
+    for path in [*sorted(PACKAGE.rglob("*.py")), *sorted(TUTORIALS.glob("*.py"))]:
         text = path.read_text(encoding="utf-8")
         for match in [*CITATION.finditer(text), *BRACKETED.finditer(text)]:
             for label in expand(match.group(1), match.group(2)):

@@ -44,6 +44,14 @@ RESULTS = ROOT / "results"
 # the paper's Table 1 (one stochastic layer): test NLL in nats
 PAPER = {("vae", 1): 86.76, ("vae", 5): 86.47, ("iwae", 5): 85.54, ("vae", 50): 86.35,
          ("iwae", 50): 84.78}
+# its other half, two stochastic layers (--layers 2)
+PAPER_TWO_LAYERS = {("vae", 1): 85.33, ("vae", 5): 85.01, ("vae", 50): 84.78,
+                    ("iwae", 5): 83.89, ("iwae", 50): 82.90}
+# the paper's active units (Table 1): one number per stochastic layer
+PAPER_ACTIVE = {(1, "vae", 1): "19", (1, "vae", 5): "20", (1, "vae", 50): "20",
+                (1, "iwae", 5): "22", (1, "iwae", 50): "25",
+                (2, "vae", 1): "16+5", (2, "vae", 5): "17+5", (2, "vae", 50): "17+5",
+                (2, "iwae", 5): "21+5", (2, "iwae", 50): "26+7"}
 TEST_SEED = 2016  # the test images are binarised once, with this seed
 
 
@@ -63,6 +71,9 @@ def parse_args(argv=None):
     parser.add_argument("--model", choices=["vae", "iwae"], default="vae")
     parser.add_argument("--k", type=int, default=1, help="samples of z per example")
     parser.add_argument("--stages", type=int, default=5, help="stages of the schedule (1..8)")
+    parser.add_argument("--layers", type=int, choices=[1, 2], default=1,
+                        help="stochastic layers: 1 (784-200-200-50) or 2 (784-100-100-100 "
+                             "then 100-50-50-50, numvae.model.two_layer)")
     parser.add_argument("--posterior", default="diagonal_gaussian",
                         help="diagonal_gaussian or iaf")
     parser.add_argument("--flow-steps", type=int, default=2)
@@ -90,11 +101,19 @@ def parse_args(argv=None):
 
 def row_name(args):
     flow = f"_iaf{args.flow_steps}" if args.posterior == "iaf" else ""
-    return f"{args.model}_k{args.k}{flow}"
+    layers = "_2layers" if args.layers == 2 else ""
+    return f"{args.model}_k{args.k}{flow}{layers}"
 
 
 def build_model(args):
     import numvae
+    if args.layers == 2:  # Burda et al.'s appendix: 100-100 to z1 (100), 50-50 to z2 (50)
+        if args.posterior != "diagonal_gaussian":
+            raise SystemExit("iwae_table.py: --layers 2 has diagonal Gaussian layers only")
+        from numvae.model.two_layer import TwoLayerVAE
+        return TwoLayerVAE(784, (100, 50), ((100, 100), (50, 50)), activation="tanh",
+                           objective="elbo" if args.model == "vae" else "iwae",
+                           n_samples=args.k, seed=args.seed)
     flow = (dict(flow_steps=args.flow_steps, flow_hidden=tuple(args.flow_hidden))
             if args.posterior == "iaf" else {})
     return numvae.VAE(784, 200, 50, encoder_hidden=(200,), decoder_hidden=(200, 200),
@@ -119,8 +138,18 @@ def evaluate_stage(model, test_images, args, epoch):
     elbo = evaluate.evaluate_elbo(model, subset, seed=epoch)
     return dict(epoch=epoch, nll=-nll["log_px"], nll_se=nll["log_px_se"],
                 negative_elbo=elbo["loss"], negative_elbo_se=elbo["loss_se"],
+                active_units=active_units(model, subset),
                 per_example_log_px=nll["per_example"].tolist(), k=args.eval_k,
                 n_images=len(subset), seconds=time.perf_counter() - start)
+
+
+def active_units(model, images):
+    """Burda et al.'s active units (Cov_x E_q[z_u|x] > 0.01) of each stochastic layer: a list."""
+    from numvae.diagnostics import evaluate
+    if hasattr(model, "expected_latents"):
+        layers = evaluate.active_units_per_layer(model, images)
+        return [layers["z1"][0], layers["z2"][0]]
+    return [evaluate.active_units(model, images)[0]]
 
 
 def write_json(path, value):
@@ -227,18 +256,30 @@ def paired(a, b):
 
 
 TABLE_HEAD = ("| row | epochs | test NLL (K, images) | test -ELBO | log p(x) - ELBO | paper NLL "
-              "| NLL - paper |", "|---|---:|---:|---:|---:|---:|---:|")
+              "| NLL - paper | active units | paper's |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+
+def paper_nll(args):
+    """The paper's NLL for the row's layers, model and k (None for a flow: no such row)."""
+    if args["posterior"] != "diagonal_gaussian":
+        return None
+    table = PAPER_TWO_LAYERS if args.get("layers", 1) == 2 else PAPER
+    return table.get((args["model"], args["k"]))
 
 
 def table_row(name, figures, args):
     """One row of the table: ``figures`` (a stage's or the final evaluation's) beside the
-    paper's NLL for the row's model and k (none for a flow: the paper has no such row)."""
-    diagonal = args["posterior"] == "diagonal_gaussian"
-    paper = PAPER.get((args["model"], args["k"])) if diagonal else None
+    paper's NLL and active units for the row's layers, model and k."""
+    paper = paper_nll(args)
     gap = f"{figures['nll'] - paper:+.2f}" if paper else ""
+    active = "+".join(str(n) for n in figures.get("active_units", []))
+    paper_active = (PAPER_ACTIVE.get((args.get("layers", 1), args["model"], args["k"]), "")
+                    if paper else "")
     return (f"| {name} | {figures['epoch']} | {figures['nll']:.2f} +- {figures['nll_se']:.2f} "
             f"({figures['k']}, {figures['n_images']}) | {figures['negative_elbo']:.2f} | "
-            f"{figures['negative_elbo'] - figures['nll']:.2f} | {paper or ''} | {gap} |")
+            f"{figures['negative_elbo'] - figures['nll']:.2f} | {paper or ''} | {gap} | "
+            f"{active} | {paper_active} |")
 
 
 def write_table(folder=RESULTS):
@@ -318,15 +359,15 @@ def plot_curves(rows, path):
         if "nll" in final:  # --final: all the test images
             ax.plot([final["epoch"]], [final["nll"]], "s", color=f"C{index}", fillstyle="none",
                     markersize=9, label=f"{name}: all {final['n_images']:,} test images")
-        paper = PAPER.get((result["args"]["model"], result["args"]["k"]))
-        if paper and result["args"]["posterior"] == "diagonal_gaussian":
+        paper = paper_nll(result["args"])
+        if paper:
             ax.axhline(paper, color=f"C{index}", linestyle=":", linewidth=0.8)
             ax.plot([3280], [paper], "*", color=f"C{index}", markersize=12,
                     label=f"{name}: the paper, 3280 epochs ({paper})")
     ax.set_xscale("log")
     ax.set_xlabel("epoch (end of a stage of the schedule)")
     ax.set_ylabel("test NLL, nats (K = 5000)")
-    ax.set_title("Burda et al. (2016), Table 1, one stochastic layer")
+    ax.set_title("Burda et al. (2016), Table 1 (rows ending _2layers: two stochastic layers)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the curves
     fig.savefig(path, dpi=110)

@@ -41,6 +41,11 @@ def _labels(model, labels, n):
     return model.check_labels(labels, n)
 
 
+def noise_width(model):
+    """The width of eps: ``latent_dim``, or a two-layer model's ``noise_dim`` (M1 + M2)."""
+    return getattr(model, "noise_dim", model.latent_dim)
+
+
 def _encode(model, x, y):
     """The encoder's heads for x (batch, input_dim) with labels y (checked, or None)."""
     return model.encoder.forward(model.condition(x, y))[0]
@@ -65,7 +70,7 @@ def evaluate_elbo(model, images, *, labels=None, batch_size=1000, seed=0):
     kl_part = kl_part_of(model)
     for rows in _batches(len(images), batch_size):
         x = images[rows]
-        eps = rng.standard_normal((1, len(x), model.latent_dim)).astype(model.dtype)
+        eps = rng.standard_normal((1, len(x), noise_width(model))).astype(model.dtype)
         c = model.forward(x, eps, y=None if labels is None else labels[rows], kl_weight=1.0)
         reconstruction.append(c["reconstruction"])
         kl.append(c["kl"])
@@ -120,13 +125,35 @@ def active_units(model, images, *, labels=None, threshold=0.01, batch_size=1000,
     return int(np.sum(variance > threshold)), variance
 
 
+def active_units_per_layer(model, images, *, threshold=0.01, batch_size=1000, seed=0):
+    """Burda et al.'s active units of each stochastic layer of a two-layer model (eq. H8):
+    zeta's u with Cov_x(E_q[zeta_u | x]) > threshold, and xi's with Cov_x(E_q[xi_u | x]) >
+    threshold, E_q[xi|x] averaged over draws of zeta (``model.expected_latents``, from a
+    generator seeded by ``seed``). Returns {"z1": (count, variances (M1,)), "z2": (count,
+    variances (M2,))}."""
+    images = model.check_data(images, "images")
+    rng = np.random.default_rng(seed)
+    with np.errstate(over="ignore", invalid="ignore"):  # checked below, by name
+        layers = [model.expected_latents(images[rows], rng)
+                  for rows in _batches(len(images), batch_size)]
+    result = {}
+    for index, name in enumerate(("z1", "z2")):
+        variance = np.concatenate([means[index] for means in layers]).astype(np.float64).var(axis=0)
+        variance = _finite(variance, f"the variance of the encoder means of {name}")
+        result[name] = (int(np.sum(variance > threshold)), variance)
+    return result
+
+
 def log_weights(model, x, eps, y=None):
     """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) for z_k drawn from q (eq. I1),
     each term from the model's own parts (likelihood, prior, posterior).
 
     x: (batch, input_dim), eps: (K, batch, latent_dim), y: checked labels (batch,) of a
-    conditional model, or None -> (K, batch).
+    conditional model, or None -> (K, batch). A model with its own ``log_weights`` (the
+    two-layer one, eq. H1: both layers' densities) computes them itself.
     """
+    if hasattr(model, "log_weights"):
+        return model.log_weights(x, eps, y)
     heads = _encode(model, x, y)                                  # each (batch, latent_dim)
     z, posterior_cache = model.posterior.rsample(heads, eps)      # (K * batch, latent_dim)
     n_samples, batch = eps.shape[:2]
@@ -165,7 +192,7 @@ def iwae_log_likelihood(model, images, *, labels=None, k=5000, batch_size=None, 
         running_max = np.full(len(x), -np.inf)
         running_sum = np.zeros(len(x))  # sum_k exp(log w_k - running_max)
         for start in range(0, k, chunk):
-            eps = rng.standard_normal((min(chunk, k - start), len(x), model.latent_dim))
+            eps = rng.standard_normal((min(chunk, k - start), len(x), noise_width(model)))
             # a damaged or diverged model overflows in here: reported by name below
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 log_w = log_weights(model, x, eps.astype(model.dtype),

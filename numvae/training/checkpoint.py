@@ -27,6 +27,7 @@ import numpy as np
 from numvae.io.files import as_path, atomic_write_bytes
 from numvae.io.npz import Member, NpzReader
 from numvae.model.architectures import ARCHITECTURES as _ARCHITECTURES
+from numvae.model.two_layer import TwoLayerVAE
 from numvae.model.vae import VAE
 from numvae.training.checkpoint_fields import (
     check_generator_state,
@@ -88,7 +89,12 @@ def config_schema(model):
          "likelihood": {"name": "gaussian", "sigma": 0.5},
          "posterior": {"name": "diagonal_gaussian"}, "prior": {"name": "standard_normal"},
          "objective": {"name": "elbo", "kl_weight": 1.0, "n_samples": 1}, "dtype": "float32"}
+
+    A two-layer model (``numvae.model.two_layer``) stores its own ``config`` (with
+    ``"model": "two_layer"``) and the dtype.
     """
+    if isinstance(model, TwoLayerVAE):
+        return {**model.config, "dtype": model.dtype.name}
     schema = {"architecture": {"name": model.config["architecture"],
                                **{k: model.config[k] for k in ARCHITECTURE_KEYS
                                   if k in model.config}}}
@@ -191,6 +197,8 @@ def load_checkpoint(path, *, expect_config=None):
 
 def _build_model(config, version, expect_config, path):
     try:
+        if isinstance(config, dict) and config.get("model") == "two_layer":
+            return TwoLayerVAE.from_config(config)
         arguments = vae_arguments(config, version)
         if expect_config is not None:
             _compare_configs(arguments, expect_config, path)

@@ -1,0 +1,149 @@
+"""The two-stochastic-layer VAE (numvae.model.two_layer, eqs. H1-H7): its gradients against
+central differences in float64 and against PyTorch autograd (skipped without torch), its
+log-weights against the five densities written out here, and the rest of its interface
+(sampling top-down, training with fit, checkpoints, evaluation)."""
+import math
+
+import numpy as np
+import pytest
+
+from numvae.diagnostics import evaluate
+from numvae.diagnostics.gradcheck import check_model
+from numvae.model.two_layer import TwoLayerVAE
+from numvae.training import loop
+from numvae.training.checkpoint import load_checkpoint, save_checkpoint
+from numvae.training.optim_fast import FastAdam
+
+X = (np.random.default_rng(2).uniform(size=(5, 10)) < 0.4).astype(np.float64)
+SIZES = dict(input_dim=10, latent_dims=(4, 3), hidden=((6, 5), (5, 4)))
+
+
+def tiny(dtype=np.float64, seed=1, **settings):
+    return TwoLayerVAE(**SIZES, **settings, dtype=dtype, seed=seed)
+
+
+def eps_for(n_samples, seed=3):
+    return np.random.default_rng(seed).standard_normal((n_samples, 5, 7))
+
+
+@pytest.mark.parametrize("settings", [
+    dict(), dict(n_samples=3, kl_weight=0.5), dict(objective="iwae", n_samples=4),
+    dict(likelihood="gaussian", sigma=0.7, n_samples=2),
+    dict(likelihood="gaussian", objective="iwae", n_samples=3, activation="relu")])
+def test_gradient_matches_central_differences(settings):
+    errors = check_model(tiny(**settings), X, eps_for(settings.get("n_samples", 1)))
+    assert len(errors) == 30  # 4 networks: every W and b of q_z1, q_z2, p_z1 and p_x
+    assert max(errors.values()) < 1e-6, errors
+
+
+@pytest.mark.parametrize("objective", ["elbo", "iwae"])
+def test_dropping_zetas_second_role_is_caught(objective):
+    """zeta conditions q(xi|zeta) (eq. H5): without that path the check fails (> 1e-3)."""
+    model = tiny(objective=objective, n_samples=2)
+    backward = model.q_z2.backward
+
+    def without_input_gradient(dheads, cache, need_input_grad=True):
+        dz1, steps = backward(dheads, cache, need_input_grad)
+        return np.zeros_like(dz1), steps
+    model.q_z2.backward = without_input_gradient
+    errors = check_model(model, X, eps_for(2))
+    assert max(errors[name] for name in errors if name.startswith("q_z1")) > 1e-3
+
+
+def gaussian_log_density(point, mean, log_var):
+    """log N(point; mean, diag(exp(log_var))) summed over the last axis, written out."""
+    return np.sum(-0.5 * (point - mean) ** 2 / np.exp(log_var) - 0.5 * log_var
+                  - 0.5 * math.log(2 * math.pi), axis=-1)
+
+
+def test_log_weights_are_the_five_densities_of_both_layers():
+    model = tiny(objective="iwae", n_samples=4)
+    eps = eps_for(4)
+    cache = model.forward(X, eps)
+    z1, z2 = cache["z1"].reshape(4, 5, 4), cache["z2"].reshape(4, 5, 3)
+    q1 = gaussian_log_density(z1, cache["z1_mean"], cache["z1_log_var"])
+    q2 = gaussian_log_density(z2, cache["mean"].reshape(4, 5, 3),
+                              cache["log_var"].reshape(4, 5, 3))
+    p1 = gaussian_log_density(z1, cache["prior_z1_mean"].reshape(4, 5, 4),
+                              cache["prior_z1_log_var"].reshape(4, 5, 4))
+    p2 = gaussian_log_density(z2, 0.0, 0.0)
+    a = cache["logits"].reshape(4, 5, 10)
+    log_px = np.sum(X * a - np.logaddexp(0.0, a), axis=-1)
+    expected = log_px + p1 + p2 - q1 - q2
+    np.testing.assert_allclose(evaluate.log_weights(model, X, eps), expected, rtol=1e-12)
+    bound = np.log(np.mean(np.exp(expected), axis=0))
+    assert cache["loss"] == pytest.approx(-bound.mean(), rel=1e-12)
+    # z1 = mean + std * eps[..., :M1] and z2 from eps[..., M1:] (the layout of eps)
+    np.testing.assert_allclose(z1, cache["z1_mean"] + np.exp(0.5 * cache["z1_log_var"])
+                               * eps[..., :4], rtol=1e-12)
+
+
+def test_the_elbo_uses_the_analytic_kl_of_the_top_layer():
+    """-ELBO = R + [log q(zeta|x) - log p(zeta|xi)] + KL(q(xi|zeta) || N(0, I)) (eq. H2)."""
+    model = tiny(n_samples=2, kl_weight=0.5)
+    cache = model.forward(X, eps_for(2))
+    d = cache["log_densities"]
+    mean, log_var = cache["mean"], cache["log_var"]
+    kl_top = 0.5 * np.sum(mean**2 + np.exp(log_var) - 1 - log_var, axis=1).reshape(2, 5)
+    np.testing.assert_allclose(cache["kl_z2"], kl_top.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(cache["kl_z1"], (d["log_q_z1"] - d["log_p_z1"]).mean(axis=0),
+                               rtol=1e-12)
+    expected = np.mean(d["nll"].mean(axis=0) + 0.5 * (cache["kl_z1"] + cache["kl_z2"]))
+    assert cache["loss"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_iwae_refuses_a_kl_weight_and_sizes_are_checked():
+    with pytest.raises(ValueError, match="kl_weight=0.5 has no meaning"):
+        tiny(objective="iwae", kl_weight=0.5)
+    with pytest.raises(ValueError, match="latent_dims must be two positive widths M1 and M2"):
+        TwoLayerVAE(10, (4,), ((6,), (5,)))
+    with pytest.raises(ValueError, match="hidden two non-empty"):
+        TwoLayerVAE(10, (4, 3), ((6,), ()))
+    with pytest.raises(ValueError, match="eps has shape"):
+        tiny().forward(X, np.zeros((1, 5, 3)))  # the noise is M1 + M2 = 7 wide
+
+
+def test_sampling_is_top_down_and_the_verbs_have_their_shapes():
+    model = tiny()
+    assert (model.latent_dim, model.noise_dim) == (3, 7)
+    mean, log_var = model.encode(X)
+    assert mean.shape == log_var.shape == (5, 3)
+    assert model.decode(mean).shape == (5, 10)
+    drawn = model.sample(6, np.random.default_rng(0))
+    # by hand: xi ~ N(0, I), then zeta ~ p(zeta|xi), then the output, from the same generator
+    rng = np.random.default_rng(0)
+    xi = rng.standard_normal((6, 3))
+    heads, _ = model.p_z1.forward(xi)
+    zeta = heads["mean"] + np.exp(0.5 * heads["log_var"]) * rng.standard_normal((6, 4))
+    np.testing.assert_allclose(drawn, model.decode_z1(zeta), rtol=1e-12)
+
+
+def test_fit_trains_it_and_a_checkpoint_resumes_it_exactly(tmp_path):
+    images = (np.random.default_rng(5).uniform(size=(40, 10)) < 0.3).astype(np.float32)
+    model = TwoLayerVAE(**SIZES, objective="iwae", n_samples=3, seed=0)
+    optimizer = FastAdam(model.params, lr=3e-3)
+    history = loop.fit(model, optimizer, images, epochs=8, batch_size=10, seed=0,
+                       progress=False, log=None, binarize=True)
+    assert history["train_loss"][-1] < history["train_loss"][0] - 0.5
+    save_checkpoint(tmp_path / "c.npz", model, optimizer, history)
+    loaded = load_checkpoint(tmp_path / "c.npz")
+    assert isinstance(loaded.model, TwoLayerVAE) and loaded.model.config == model.config
+    eps = np.random.default_rng(1).standard_normal((3, 40, 7)).astype(np.float32)
+    assert loaded.model.loss_and_grad(images, eps) == model.loss_and_grad(images, eps)
+    loaded.optimizer.step(loaded.model.grads)
+    optimizer.step(model.grads)
+    for name in model.params:
+        np.testing.assert_array_equal(loaded.model.params[name], model.params[name])
+
+
+def test_evaluation_uses_both_layers():
+    model = tiny(objective="iwae", n_samples=2)
+    result = evaluate.iwae_log_likelihood(model, X, k=200, seed=0)
+    elbo = evaluate.evaluate_elbo(model, X, seed=0)
+    # the bound with K = 200 lies above the one-draw ELBO on average (by far, here)
+    assert result["log_px"] > -elbo["loss"]
+    assert elbo["kl_per_dim"].shape == (3,)  # the top layer's analytic KL (K1) per dimension
+    layers = evaluate.active_units_per_layer(model, X, threshold=0.0)
+    assert [layers["z1"][0], layers["z2"][0]] == [4, 3]
+    layers = evaluate.active_units_per_layer(model, X, threshold=np.inf)
+    assert [layers["z1"][0], layers["z2"][0]] == [0, 0]
