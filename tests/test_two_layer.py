@@ -147,3 +147,32 @@ def test_evaluation_uses_both_layers():
     assert [layers["z1"][0], layers["z2"][0]] == [4, 3]
     layers = evaluate.active_units_per_layer(model, X, threshold=np.inf)
     assert [layers["z1"][0], layers["z2"][0]] == [0, 0]
+
+
+def test_numvae_evaluate_prints_each_layers_active_units(tmp_path, capsys):
+    from helpers import run_cli
+    model = TwoLayerVAE(64, (4, 3), ((6,), (5,)), seed=0)
+    save_checkpoint(tmp_path / "c.npz", model)
+    code, stdout, _ = run_cli(["evaluate", str(tmp_path / "c.npz"), "--dataset", "toy",
+                               "--iwae-k", "10", "--n", "50"], capsys)
+    assert code == 0, stdout
+    assert "KL per latent dimension of z2, the top layer (analytic)" in stdout
+    assert " of 4 in z1, " in stdout and " of 3 in z2" in stdout and "K=10" in stdout
+
+
+def test_safetensors_round_trip(tmp_path):
+    pytest.importorskip("safetensors")
+    from numvae.interop import load_safetensors, save_safetensors
+    model = tiny(objective="iwae", n_samples=2, likelihood="gaussian", sigma=0.5)
+    save_safetensors(model, tmp_path / "m.safetensors")
+    loaded = load_safetensors(tmp_path / "m.safetensors")
+    assert isinstance(loaded, TwoLayerVAE) and loaded.config == model.config
+    for name in model.params:
+        np.testing.assert_array_equal(loaded.params[name], model.params[name])
+    assert loaded.dtype == np.float64
+
+
+def test_the_inspector_refuses_in_one_line():
+    from numvae.diagnostics.inspect import trace_step
+    with pytest.raises(TypeError, match="the inspector traces numvae.VAE only; a TwoLayerVAE"):
+        trace_step(tiny(), X)

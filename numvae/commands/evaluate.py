@@ -26,14 +26,19 @@ def run(args):
     images = data.images[: args.n] if args.n else data.images
     labels = data.labels[: len(images)]                 # read by a conditional model only
     result = evaluate.evaluate_elbo(model, images, labels=labels)
-    n_active, _ = evaluate.active_units(model, images, labels=labels)
     print(f"{len(images)} test images: -ELBO {result['loss']:.2f} +- {result['loss_se']:.2f} "
           f"nats (reconstruction {result['reconstruction']:.2f}, KL {result['kl']:.2f})")
     # a Monte Carlo KL (a mixture prior) has no split by dimension: NaN, shown as "n/a"
-    print("KL per latent dimension: " + " ".join("n/a" if v != v else f"{v:.3f}"
-                                                 for v in result["kl_per_dim"])
-          + f"  ({n_active} of {model.latent_dim} active units: Var_x E_q[z|x] "
-            f"> 0.01)")
+    per_dim = " ".join("n/a" if v != v else f"{v:.3f}" for v in result["kl_per_dim"])
+    if hasattr(model, "expected_latents"):  # two stochastic layers: each its active units
+        layers = evaluate.active_units_per_layer(model, images)
+        print(f"KL per latent dimension of z2, the top layer (analytic): {per_dim}")
+        print("active units (Var_x E_q[z|x] > 0.01): " + ", ".join(
+            f"{layers[name][0]} of {len(layers[name][1])} in {name}" for name in ("z1", "z2")))
+    else:
+        n_active, _ = evaluate.active_units(model, images, labels=labels)
+        print(f"KL per latent dimension: {per_dim}  ({n_active} of {model.latent_dim} active "
+              f"units: Var_x E_q[z|x] > 0.01)")
     if args.iwae_k and not getattr(model.posterior, "has_density", True):
         print("importance-weighted log p(x): not defined, the posterior is a point mass "
               "(an autoencoder); skipped")

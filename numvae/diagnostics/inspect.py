@@ -214,6 +214,10 @@ def trace_step(model, x, eps=None, *, y=None, check=False, n_entries=None):
     quantity's by perturbing that quantity and re-running the rest of the step.
     ``eps`` defaults to a draw from ``model.rng``.
     """
+    if not hasattr(model, "encoder"):  # the two-layer model: its rows are not written yet
+        raise TypeError(f"the inspector traces numvae.VAE only; a {type(model).__name__} has "
+                        f"four networks it cannot lay out (check its gradients with "
+                        f"numvae.diagnostics.gradcheck.check_model)")
     if check:
         model = model.copy(np.float64)
     x = np.asarray(x)

@@ -29,6 +29,7 @@ import numpy as np
 
 from numvae import __version__
 from numvae.io.files import as_path, atomic_write_bytes
+from numvae.model.two_layer import TwoLayerVAE
 from numvae.model.vae import VAE
 
 __all__ = ["save_safetensors", "load_safetensors", "to_state_dict", "infer_config",
@@ -253,6 +254,8 @@ def _file_dtype(specs, path):
 
 def _build(config, dtype, path):
     try:
+        if config.get("model") == "two_layer":  # its own class (numvae.model.two_layer)
+            return TwoLayerVAE.from_config({**config, "dtype": dtype})
         return VAE(**config, dtype=dtype)
     except (TypeError, ValueError) as err:
         raise InteropError(f"{path}: cannot build numvae.VAE from the configuration "
