@@ -180,3 +180,28 @@ def test_a_final_row_needs_no_checkpoint_and_an_unfinished_one_is_refused(traine
         row="vae_k1", epoch=1, k=4, chunk=10, per_example_log_px=done["per_example_log_px"][:10])))
     with pytest.raises(SystemExit, match="resume/checkpoint.npz is missing and .* is incomplete"):
         iwae_table.main(final)
+
+
+def test_a_two_layer_row_resumes_exactly_and_shows_each_layers_active_units(tiny_mnist,
+                                                                          tmp_path):
+    """--layers 2 (numvae.model.two_layer): the row is named *_2layers, resumes bit for bit
+    from its resume checkpoint, and the table puts it beside the paper's two-layer figures."""
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    more = ["--layers", "2", "--model", "iwae", "--k", "2"]
+    iwae_table.main(options(tiny_mnist, straight, "--stages", "2", *more))
+    iwae_table.main(options(tiny_mnist, split, "--stages", "1", *more))
+    iwae_table.main(options(tiny_mnist, split, "--stages", "2", *more))
+    a, b = (json.loads((d / "iwae_k2_2layers" / "results.json").read_text())
+            for d in (straight, split))
+    assert a["train_loss"] == b["train_loss"] and len(a["train_loss"]) == 4
+    assert without_seconds(a["stages"]) == without_seconds(b["stages"])
+    assert all(len(stage["active_units"]) == 2 for stage in a["stages"])
+    ends = [load_checkpoint(d / "iwae_k2_2layers" / "resume" / "checkpoint.npz")
+            for d in (straight, split)]
+    assert type(ends[0].model).__name__ == "TwoLayerVAE"
+    for name, value in ends[0].model.params.items():
+        np.testing.assert_array_equal(value, ends[1].model.params[name])
+    # a row of the paper's: IWAE k=5 with two layers is 83.89, its active units 21+5
+    row = iwae_table.table_row("r", dict(a["stages"][-1], active_units=[3, 1]),
+                               dict(a["args"], k=5))
+    assert row.endswith("| 83.89 | " + f"{a['stages'][-1]['nll'] - 83.89:+.2f} | 3+1 | 21+5 |")

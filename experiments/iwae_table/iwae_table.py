@@ -109,7 +109,7 @@ def build_model(args):
     import numvae
     if args.layers == 2:  # Burda et al.'s appendix: 100-100 to z1 (100), 50-50 to z2 (50)
         if args.posterior != "diagonal_gaussian":
-            raise SystemExit("iwae_table.py: --layers 2 has diagonal Gaussian layers only")
+            raise SystemExit("iwae_table: --layers 2 has diagonal Gaussian layers only (no --posterior)")
         from numvae.model.two_layer import TwoLayerVAE
         return TwoLayerVAE(784, (100, 50), ((100, 100), (50, 50)), activation="tanh",
                            objective="elbo" if args.model == "vae" else "iwae",
