@@ -78,7 +78,7 @@ def test_console_script_and_python_m_use_the_entry_module():
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg")
     assert config["options.entry_points"]["console_scripts"].split() == ["numvae", "=", "numvae.commands.entry:main"]
-    assert "from ._entry import main" in (ROOT / "numvae" / "__main__.py").read_text()
+    assert "from numvae.commands.entry import main" in (ROOT / "numvae" / "__main__.py").read_text()
 
 
 def test_entry_runs_the_command_and_leaves_sigint_as_it_was(capsys):
