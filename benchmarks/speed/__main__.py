@@ -2,7 +2,7 @@
 (when it is installed) an identical PyTorch model; plus the IWAE estimate, a full gradient
 check and the test suite.
 
-    python -m benchmarks.speed                 # all but the profile: ~25 min on a quiet 2-core machine
+    python -m benchmarks.speed                 # the default sections: ~25 min on a quiet 2-core machine
     python -m benchmarks.speed --quick         # 1-2 minutes: a taste of each section
     python -m benchmarks.speed --sections headline iwae
     python -m benchmarks.speed --sections matrix --arch examples --batch 128 --threads 1 --steps 200
@@ -35,14 +35,16 @@ adam       the optimiser's step alone, in alternated processes: the textbook
            numvae.training.optim.Adam (the reference) and FastAdam at each of
            ``--adam-chunks``; 1 thread (``--adam-threads``).
 
+conv-layers, conv-vae, iwae-training
+           sections with a command line of their own, run here with their defaults (a
+           taste with ``--quick``): numvae's Conv2d / ConvTranspose2d against PyTorch's,
+           the conv VAE's training step, the K = 50 IWAE's (each against PyTorch);
+           ``python -m benchmarks.speed.conv_layers --help`` gives their options.
+
 The sections live in their own modules of this package: training.py (matrix, headline),
 torch_side.py (the PyTorch side), profile.py, adam.py, checks.py (iwae, gradcheck, tests,
-the MNIST cache) and common.py; this file is the driver. Three more sections have their
-own command line, each a module of the package:
-
-    python -m benchmarks.speed.conv_layers      # Conv2d / ConvTranspose2d against PyTorch's
-    python -m benchmarks.speed.conv_vae         # the conv VAE's training step against PyTorch
-    python -m benchmarks.speed.iwae_training    # the K = 50 IWAE's step against PyTorch
+the MNIST cache), conv_layers.py, conv_vae.py, iwae_training.py and common.py; this file is
+the driver.
 
 Every configuration runs in a fresh subprocess, because the BLAS thread count
 (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS; torch.set_num_threads for
@@ -65,13 +67,17 @@ from pathlib import Path
 from benchmarks.speed.adam import run_adam, worker_adam
 from benchmarks.speed.checks import (run_gradcheck, run_iwae, run_test_suite, worker_cache,
                                      worker_gradcheck, worker_iwae)
-from benchmarks.speed.common import (ARCHITECTURES, DEFAULT_CHUNK, DEFAULT_DATA_DIR, OPTIMIZERS,
-                                     RESULT_TAG, log, run_worker)
+from benchmarks.speed.common import (ARCHITECTURES, DEFAULT_CHUNK, DEFAULT_DATA_DIR,
+                                     MODULE_SECTIONS, OPTIMIZERS, QUICK_OPTIONS,
+                                     RESULT_TAG, log,
+                                     run_module_section, run_worker)
 from benchmarks.speed.profile import profile_table, worker_profile
 from benchmarks.speed.torch_side import torch_available, worker_torch
 from benchmarks.speed.training import run_training, training_table, worker_numvae
 
-SECTIONS = ["matrix", "headline", "adam", "iwae", "gradcheck", "tests", "profile"]
+SECTIONS = ["matrix", "headline", "adam", "iwae", "gradcheck", "tests", "profile",
+            *MODULE_SECTIONS]
+DEFAULT_SECTIONS = ["matrix", "headline", "adam", "iwae", "gradcheck", "tests"]
 WORKERS = dict(numvae=worker_numvae, torch=worker_torch, iwae=worker_iwae,
                gradcheck=worker_gradcheck, profile=worker_profile, cache=worker_cache,
                adam=worker_adam)
@@ -141,7 +147,7 @@ def parse_args(argv):
                                      epilog="\n".join(__doc__.splitlines()[1:]))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--sections", nargs="+", choices=SECTIONS,
-                        help="what to run (default: all but profile)")
+                        help="what to run (default: " + " ".join(DEFAULT_SECTIONS) + ")")
     parser.add_argument("--quick", action="store_true",
                         help="1-2 minutes: batch 128 float32, 40 steps, one pair; Adam "
                              "one round; IWAE on 100 images; gradcheck of 5 entries per array; "
@@ -155,7 +161,7 @@ def parse_args(argv):
 
 
 def chosen_sections(args):
-    chosen = args.sections or [s for s in SECTIONS if s != "profile"]
+    chosen = args.sections or DEFAULT_SECTIONS
     if args.quick:
         chosen = args.sections or ["matrix", "adam", "iwae", "gradcheck"]
         args.batch, args.dtype = [128], ["float32"]
@@ -225,6 +231,11 @@ def run_sections(chosen, args, cache, with_torch, results):
         tables.append(run_test_suite(results))
     if "profile" in chosen:
         tables.append(run_profiles(args, cache, results))
+    for name in MODULE_SECTIONS:
+        if name in chosen:
+            log(f"{name}: python -m {MODULE_SECTIONS[name]}")
+            tables.append(run_module_section(name, QUICK_OPTIONS[name] if args.quick else ()))
+            log(tables[-1])
     return tables
 
 

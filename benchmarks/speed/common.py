@@ -109,3 +109,26 @@ def log(*args):
 
 def fmt(value, spec, missing="-"):
     return missing if value is None else format(value, spec)
+
+
+# sections with a command line of their own: run as they are, in a fresh interpreter
+MODULE_SECTIONS = {"conv-layers": "benchmarks.speed.conv_layers",
+                   "conv-vae": "benchmarks.speed.conv_vae",
+                   "iwae-training": "benchmarks.speed.iwae_training"}
+QUICK_OPTIONS = {"conv-layers": ["--repeats", "1", "--steps", "2"],
+                 "conv-vae": ["--rounds", "1", "--steps", "3"],
+                 "iwae-training": ["--steps", "10", "--rounds", "1"]}
+
+
+def run_module_section(name, options=()):
+    """``python -m <module> <options>`` of a section with its own command line (its
+    defaults, or ``QUICK_OPTIONS`` for a taste), one BLAS thread; returns its report as it
+    printed it."""
+    module = MODULE_SECTIONS[name]
+    command = [sys.executable, "-m", module, *options]
+    proc = subprocess.run(command, env=worker_env(1), cwd=REPO, capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"section {name} failed (exit {proc.returncode}):\n"
+                           f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    return f"{name.upper()} (python -m {module} {' '.join(command[3:])}):\n{proc.stdout.strip()}"
+
