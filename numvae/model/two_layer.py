@@ -204,16 +204,17 @@ class TwoLayerVAE:
         prior1, net_p1 = self.p_z1.forward(z2)                                # (S B, M1)
         density1 = density_cache(z1, prior1)                                  # H4
         (logits, output), net_px = self.decoder.forward(z1)
-        x_rows = x if n_samples == 1 else np.tile(x, (n_samples, 1))          # row s B + b
         shape = (n_samples, batch)
+        # -log p(x|zeta) sums over the last axis: x (batch, N) broadcasts over the S draws
+        by_draw = (n_samples, batch, -1)
         log_densities = dict(
-            nll=self.likelihood.nll(logits, x_rows, output).reshape(shape),
+            nll=self.likelihood.nll(logits.reshape(by_draw), x, output.reshape(by_draw)),
             log_q_z1=self.posterior.log_prob(post1),
             log_q_z2=self.posterior.log_prob(post2).reshape(shape),
             log_p_z1=self.posterior.log_prob(density1).reshape(shape),
             log_p_z2=self.prior.log_prob(z2).reshape(shape))
         analytic_kl = kl_divergence(heads2["mean"], heads2["log_var"]).reshape(shape)  # K1
-        named = dict(x_rows=x_rows, z1=z1, z2=z2, mean=heads2["mean"], log_var=heads2["log_var"],
+        named = dict(z1=z1, z2=z2, mean=heads2["mean"], log_var=heads2["log_var"],
                      z1_mean=heads1["mean"], z1_log_var=heads1["log_var"],
                      prior_z1_mean=prior1["mean"], prior_z1_log_var=prior1["log_var"],
                      logits=logits, output=output)
@@ -254,8 +255,9 @@ class TwoLayerVAE:
         c, g = cache["caches"], cache["weights"]
         with np.errstate(over="ignore", invalid="ignore"):
             # H5 role 1: zeta decoded into x (B4 or G2, then D2 through p_x)
+            x_rows = np.tile(cache["x"], (len(cache["eps"]), 1))            # row s B + b
             dlogits, _ = self.likelihood.nll_backward(g["nll"].reshape(-1), cache["logits"],
-                                                      cache["x_rows"], cache["output"])
+                                                      x_rows, cache["output"])
             dz1_from_x = self.decoder.backward_from_logits(dlogits, c["p_x"])[0]
             # H4: log p(zeta|xi), explicit partials in zeta and in p_z1's heads (K4's form)
             dz1_from_prior, dprior1 = self.posterior.log_prob_backward(
