@@ -205,3 +205,28 @@ def test_a_two_layer_row_resumes_exactly_and_shows_each_layers_active_units(tiny
     row = iwae_table.table_row("r", dict(a["stages"][-1], active_units=[3, 1]),
                                dict(a["args"], k=5))
     assert row.endswith("| 83.89 | " + f"{a['stages'][-1]['nll'] - 83.89:+.2f} | 3+1 | 21+5 |")
+
+
+def test_the_papers_orderings_are_listed_with_their_verdicts():
+    from experiments.iwae_table.orderings import ordering_lines
+
+    def row(layers, model, k, log_px, epoch=4):
+        stage = dict(epoch=epoch, n_images=len(log_px), per_example_log_px=log_px)
+        return dict(args=dict(layers=layers, model=model, k=k, posterior="diagonal_gaussian"),
+                    stages=[stage])
+    base = np.random.default_rng(0).normal(-90, 5, 100)
+    noise = np.random.default_rng(1).normal(0, 0.1, 100)
+    noise -= noise.mean()  # the paired differences are then exactly 1 and 0.5 nats
+    rows = {"vae_k1": row(1, "vae", 1, list(base)),
+            "vae_k1_2layers": row(2, "vae", 1, list(base + 1 + noise)),      # 1 nat better
+            "iwae_k5_2layers": row(2, "iwae", 5, list(base + 0.5 + noise)),  # worse than the VAE
+            "iwae_k5_iaf": dict(row(1, "iwae", 5, list(base)),
+                                args=dict(model="iwae", k=5, posterior="iaf")),
+            "late": row(1, "iwae", 5, list(base), epoch=13)}                 # no common epoch
+    lines = [line for line in ordering_lines(rows) if line.startswith("- ")]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("- two layers ahead of one (vae k=1), epoch 4: vae_k1_2layers "
+                               "- vae_k1 = -1.00 +- 0.01 nats (paper -1.43): holds")
+    assert lines[1].startswith("- IWAE k=5 ahead of VAE k=1 (2 layers), epoch 4: "
+                               "iwae_k5_2layers - vae_k1_2layers = +0.50")
+    assert lines[1].endswith("(paper -1.44): reversed")

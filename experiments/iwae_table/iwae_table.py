@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.iwae_table.orderings import ordering_lines
 from experiments.iwae_table.result_files import read_final, read_results, trained_epochs
 
 ROOT = Path(__file__).resolve().parent
@@ -315,6 +316,7 @@ def write_table(folder=RESULTS):
                 mean, se = paired(sa["per_example_log_px"], sb["per_example_log_px"])
                 lines.append(f"- epoch {epoch}: {a} - {b} = {mean:+.2f} +- {se:.2f} nats "
                              f"({abs(mean) / se:.0f} SE)")
+    lines += ordering_lines(rows)
     lines += final_lines(rows)
     text = "\n".join(lines) + "\n"
     (folder / "iwae_table.md").write_text(text)

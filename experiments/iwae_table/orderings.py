@@ -1,0 +1,65 @@
+"""The paper's orderings, row pair by row pair: Burda et al.'s Table 1 puts two stochastic
+layers ahead of one (same objective and k), the IWAE ahead of the VAE (same layers, the
+IWAE's k at least the VAE's),
+and k = 50 ahead of k = 5 (the IWAE, same layers). For every such pair of rows evaluated at
+the same epoch on the same test images, the paired difference NLL_ahead - NLL_behind with
+its standard error, beside the paper's difference (after 3,280 epochs)."""
+import math
+
+import numpy as np
+
+# the paper's Table 1, test NLL: (layers, model, k) -> nats
+PAPER = {(1, "vae", 1): 86.76, (1, "vae", 5): 86.47, (1, "vae", 50): 86.35,
+         (1, "iwae", 5): 85.54, (1, "iwae", 50): 84.78,
+         (2, "vae", 1): 85.33, (2, "vae", 5): 85.01, (2, "vae", 50): 84.78,
+         (2, "iwae", 5): 83.89, (2, "iwae", 50): 82.90}
+
+
+def key(result):
+    """(layers, model, k) of a row with a diagonal Gaussian posterior, else None."""
+    args = result["args"]
+    if args["posterior"] != "diagonal_gaussian":
+        return None
+    return args.get("layers", 1), args["model"], args["k"]
+
+
+def why_ahead(ahead, behind):
+    """The paper's reason for ``ahead`` (layers, model, k) to lead ``behind``, or None."""
+    (layers_a, model_a, k_a), (layers_b, model_b, k_b) = ahead, behind
+    if (model_a, k_a) == (model_b, k_b) and (layers_a, layers_b) == (2, 1):
+        return f"two layers ahead of one ({model_a} k={k_a})"
+    if layers_a == layers_b and k_a >= k_b and (model_a, model_b) == ("iwae", "vae"):
+        return f"IWAE k={k_a} ahead of VAE k={k_b} ({layers_a} layer{'s' * (layers_a > 1)})"
+    if layers_a == layers_b and model_a == model_b == "iwae" and (k_a, k_b) == (50, 5):
+        return f"k=50 ahead of k=5 (IWAE, {layers_a} layer{'s' * (layers_a > 1)})"
+    return None
+
+
+def paired(a, b):
+    """Mean and standard error of NLL_a - NLL_b from per-example log p(x) lists."""
+    diff = np.asarray(b) - np.asarray(a)
+    return float(diff.mean()), float(diff.std(ddof=1) / math.sqrt(len(diff)))
+
+
+def ordering_lines(rows):
+    """Markdown lines: each ordering of the paper met at a common epoch, held or not."""
+    keyed = {name: key(result) for name, result in rows.items() if key(result)}
+    lines = ["", "The paper's orderings (same epoch, same test images): NLL_ahead - NLL_behind "
+                 "+- SE; negative where the paper's order holds", ""]
+    for ahead, key_a in keyed.items():
+        for behind, key_b in keyed.items():
+            reason = why_ahead(key_a, key_b)
+            if reason is None:
+                continue
+            stages_b = {s["epoch"]: s for s in rows[behind]["stages"]}
+            for stage in rows[ahead]["stages"]:
+                other = stages_b.get(stage["epoch"])
+                if other is None or other["n_images"] != stage["n_images"]:
+                    continue
+                mean, se = paired(stage["per_example_log_px"], other["per_example_log_px"])
+                paper = PAPER[key_a] - PAPER[key_b]
+                verdict = "holds" if mean < -2 * se else (
+                    "reversed" if mean > 2 * se else "within 2 SE of 0")
+                lines.append(f"- {reason}, epoch {stage['epoch']}: {ahead} - {behind} = "
+                             f"{mean:+.2f} +- {se:.2f} nats (paper {paper:+.2f}): {verdict}")
+    return lines
