@@ -1,4 +1,5 @@
-"""The ``numvae`` command: train, evaluate, sample, plot, inspect, export, import, exercise.
+"""The ``numvae`` command: train, evaluate, sample, plot, inspect, export, import, exercise,
+explore.
 
 Each sub-command lives in its own module of ``numvae.commands`` (its options and its
 ``run``); this module only assembles the parser and turns every failure the user can
@@ -10,6 +11,7 @@ import sys
 from numvae.commands import (
     evaluate,
     exercise,
+    explore,
     export,
     import_,
     inspect,
@@ -22,7 +24,8 @@ from numvae.io import datasets
 from numvae.training.checkpoint import CheckpointError
 
 COMMANDS = {"train": train, "evaluate": evaluate, "sample": sample, "plot": plot,
-            "inspect": inspect, "export": export, "import": import_, "exercise": exercise}
+            "inspect": inspect, "export": export, "import": import_, "exercise": exercise,
+            "explore": explore}
 
 
 def build_parser():
