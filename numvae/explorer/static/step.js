@@ -142,6 +142,7 @@ window.addEventListener("DOMContentLoaded", () => {
     exportStep: () => { const out = {}, r = app.step.result; for (const k in r.F.N) out[k] = pack(r.F.N[k]); for (const k in r.G) out[k] = pack(r.G[k]); return out; },
     check: (name, n, seed) => app.step.check(name, n, seed),
     timeStep: repeats => { const t = []; for (let i = 0; i < repeats; i++) { const t0 = performance.now(); NV.step(app.P, app.step.batch); t.push(performance.now() - t0); } return t; },
+    timeDecodeOnly: repeats => { const t = []; for (let i = 0; i < repeats; i++) { const t0 = performance.now(); app.plane.decodePoint(app.plane.latentPoint([Math.sin(i), Math.cos(i)])); t.push(performance.now() - t0); } return t; },
     timeDecode: repeats => { const t = []; for (let i = 0; i < repeats; i++) { const t0 = performance.now(); app.plane.pointAt([Math.sin(i), Math.cos(i)]); t.push(performance.now() - t0); } return t; },
   };
   document.body.dataset.ready = "yes";

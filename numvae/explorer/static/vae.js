@@ -52,14 +52,14 @@ const NV = (function () {
     }
     return out;
   }
-  function denseBackward(dout, x, W) {  // (D2): dx = dout W^T, dW = x^T dout, db = sum_batch dout
-    const n = x.r, k = x.c, m = W.c, dx = matrix(n, k), dW = matrix(k, m), db = matrix(1, m);
+  function denseBackward(dout, x, W, skipDx) {  // (D2): dx = dout W^T, dW = x^T dout, db = sum_batch dout
+    // skipDx: the network's first layer, whose input (the data) needs no gradient
+    const n = x.r, k = x.c, m = W.c, dx = skipDx ? null : matrix(n, k), dW = matrix(k, m), db = matrix(1, m);
     for (let i = 0; i < n; i++) {
       const gr = i * m;
       for (let p = 0; p < k; p++) {
-        let s = 0; const a = x.d[i * k + p], wr = p * m;
-        for (let j = 0; j < m; j++) s += dout.d[gr + j] * W.d[wr + j];
-        dx.d[i * k + p] = s;
+        const a = x.d[i * k + p], wr = p * m;
+        if (!skipDx) { let s = 0; for (let j = 0; j < m; j++) s += dout.d[gr + j] * W.d[wr + j]; dx.d[i * k + p] = s; }
         if (a !== 0) for (let j = 0; j < m; j++) dW.d[wr + j] += a * dout.d[gr + j];
       }
       for (let j = 0; j < m; j++) db.d[j] += dout.d[i * m + j];
@@ -73,8 +73,8 @@ const NV = (function () {
     if (layer.kind === "relu") return map(x, v => (v > 0 ? v : 0));         // (D3)
     return map(x, Math.tanh);                                                 // (D5)
   }
-  function layerBackward(layer, dout, input, output) {  // -> {dx, dW?, db?}
-    if (layer.kind === "dense") return denseBackward(dout, input, layer.W);
+  function layerBackward(layer, dout, input, output, skipDx) {  // -> {dx, dW?, db?}
+    if (layer.kind === "dense") return denseBackward(dout, input, layer.W, skipDx);
     if (layer.kind === "relu") return {dx: zip(dout, output, (g, y) => (y > 0 ? g : 0))};  // (D3)
     return {dx: zip(dout, output, (g, y) => g * (1 - y * y))};                            // (D5)
   }
@@ -185,7 +185,7 @@ const NV = (function () {
   // --- and backward (V2-V6) ------------------------------------------------------------
   function sequenceBackward(layers, input, outputs, dout, prefix, G, stopAtFirst) {
     for (let i = layers.length - 1; i >= 0; i--) {
-      const layer = layers[i], r = layerBackward(layer, dout, i ? outputs[i - 1] : input, outputs[i]);
+      const layer = layers[i], r = layerBackward(layer, dout, i ? outputs[i - 1] : input, outputs[i], i === 0 && stopAtFirst);
       if (r.dW) { G[`${prefix}.${i}.W (grad)`] = r.dW; G[`${prefix}.${i}.b (grad)`] = r.db; }
       if (i === 0 && stopAtFirst) return null;
       dout = r.dx;
