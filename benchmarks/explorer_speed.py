@@ -2,7 +2,7 @@
 of the slides' model (median <= 5 ms, for smooth dragging) and one forward and backward
 step of a batch of 8 (< 100 ms).
 
-    python benchmarks/explorer_speed.py [--repeats 200] [--out benchmarks/results/explorer_speed.json]
+    python -m benchmarks.explorer_speed [--repeats 200] [--out benchmarks/speed/results/explorer_speed.json]
 
 Builds the page of the shipped model (``numvae explore``), opens it in Debian's Chromium
 (driven by selenium, the tests' helper in tests/browser.py) and times, with the page's own
