@@ -14,6 +14,7 @@ from numvae.explorer.bundle import missing_panels
 from numvae.explorer.page import explorer_html
 from numvae.explorer.shipped import shipped_path
 from numvae.io import datasets
+from numvae.model.two_layer import TwoLayerVAE
 from numvae.model.vae import VAE
 from numvae.training.checkpoint import load_checkpoint, save_checkpoint
 
@@ -96,6 +97,18 @@ def test_panels_drawn_for_each_model(settings, panels, tmp_path, capsys):
     assert all(f"panel {p!r} is not drawn" in "\n".join(lines) for p in panels)
     page = (tmp_path / "explorer.html").read_text("utf-8")
     assert ("step" in embedded(page)) == ("step" not in panels)
+
+
+def test_two_stochastic_layers_scatter_only(tmp_path, capsys):
+    model = TwoLayerVAE(64, (4, 2), ((10,), (6,)), seed=0)
+    save_checkpoint(tmp_path / "model.npz", model)
+    assert main(["explore", str(tmp_path / "model.npz")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and all("two_layer model" in line for line in lines[:3])
+    bundle = embedded((tmp_path / "explorer.html").read_text("utf-8"))
+    toy = datasets.make_toy(2000, side=8, seed=0)  # the command's data for width 64, seed 0
+    means = np.frombuffer(raw_bytes(bundle["test"]["means"]), "<f4").reshape(-1, 2)
+    np.testing.assert_allclose(means, model.encode(toy.images)[0], rtol=0, atol=1e-6)
 
 
 def test_refuses_to_overwrite_and_bad_suffix(tmp_path, capsys):

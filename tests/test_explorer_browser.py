@@ -137,3 +137,16 @@ def test_no_console_error_no_network_and_not_blank(page):
     assert requests_off_machine(driver) == []
     pixels = screenshot_pixels(driver)[..., :3]
     assert pixels.std() > 0.05 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20
+
+
+def test_pages_with_panels_not_drawn_load_cleanly(browser, tmp_path):
+    from numvae.model.two_layer import TwoLayerVAE
+    toy = datasets.make_toy(200, side=8, seed=0)
+    for name, model in [("conv", VAE(64, 8, 2, architecture="conv", seed=0)),
+                        ("iaf", VAE(64, 8, 2, posterior="iaf", seed=0)),
+                        ("two_layer", TwoLayerVAE(64, (4, 2), ((10,), (6,)), seed=0))]:
+        write_explorer(tmp_path / f"{name}.html", model, toy.images, toy.labels)
+        browser.get((tmp_path / f"{name}.html").as_uri())
+        assert browser.find_element("css selector", "body").get_attribute("data-ready") == "yes"
+        assert browser.find_element("id", "step-missing").is_displayed(), name
+        assert console_errors(browser) == [], name

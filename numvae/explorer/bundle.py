@@ -14,6 +14,7 @@ import numpy as np
 
 from numvae.diagnostics.inspect import trace_step
 from numvae.model.kl import GaussianKL, MonteCarloKL, kl_part_of
+from numvae.model.vae import VAE
 from numvae.nn.layers import Dense, ReLU, Tanh
 
 PANELS = ("plane", "encode", "step")
@@ -57,6 +58,9 @@ def missing_panels(model):
     """{panel: reason} for each panel the page cannot draw for this model (empty for the
     Dense architecture with a diagonal Gaussian posterior and the ELBO)."""
     missing = {}
+    if not isinstance(model, VAE):  # the two-stochastic-layer model, say: the scatter only
+        reason = f"the {model.config.get('model', type(model).__name__)} model has no JavaScript version"
+        return {panel: reason for panel in PANELS}
     networks_ok = all(type(layer) in _KINDS for layer in
                       [*model.encoder.compressor.layers, *model.decoder.to_logits.layers])
     if not networks_ok:
@@ -74,8 +78,10 @@ def missing_panels(model):
 
 
 def _prior(model):
-    prior = {"name": model.prior.name}
-    for key, value in getattr(model.prior, "params", {}).items():
+    """The prior's name and parameters; a model without a prior part has N(0, I) on top."""
+    part = getattr(model, "prior", None)
+    prior = {"name": part.name if part is not None else "standard_normal"}
+    for key, value in getattr(part, "params", {}).items():
         prior[key] = pack(value, np.float32)
     return prior
 
@@ -95,9 +101,13 @@ def test_means(model, images, labels):
     means = []
     for start in range(0, len(images), 500):
         heads = model.encode(images[start:start + 500],
-                             labels[start:start + 500] if model.n_classes else None)
+                             labels[start:start + 500] if _classes(model) else None)
         means.append(heads[0])
     return np.concatenate(means).astype(np.float32)
+
+
+def _classes(model):
+    return getattr(model, "n_classes", 0) or 0
 
 
 def step_batch(model, images, labels, seed=0):
@@ -121,9 +131,8 @@ def make_bundle(model, images, labels, *, title="", seed=0):
     """Everything the page embeds, as a JSON-ready dict. images (n, input_dim) in [0, 1],
     labels (n,): the test set (its encoder means are the plane's scatter)."""
     missing = missing_panels(model)
-    bundle = {"title": title, "config": {k: (list(v) if isinstance(v, tuple) else v)
-                                         for k, v in model.config.items()},
-              "n_classes": model.n_classes, "missing": missing,
+    bundle = {"title": title, "config": dict(model.config), "input_dim": model.config["input_dim"],
+              "latent_dim": model.latent_dim, "n_classes": _classes(model), "missing": missing,
               "network": _network(model, missing), "prior": _prior(model),
               "test": {"labels": pack(labels, np.uint8),
                        "pick": pack(np.rint(np.asarray(images[:N_PICK]) * 255), np.uint8),

@@ -27,6 +27,8 @@ def static_text(name):
 def describe(model):
     """One line naming the model's parts, for the page's header."""
     c = model.config
+    if "architecture" not in c:  # not numvae.model.vae.VAE: the two-layer model, say
+        return repr(model)
     parts = [f"{c['architecture']} {c['input_dim']}-{c['shared_dim']}-{c['latent_dim']}",
              f"{c['likelihood']} likelihood", f"{c['posterior']} posterior", f"{c['prior']} prior",
              f"{c['objective']} objective"]

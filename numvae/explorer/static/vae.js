@@ -84,7 +84,7 @@ const NV = (function () {
   function layersOf(list) { return list.map(l => (l.kind === "dense" ? denseOf(l) : {kind: l.kind})); }
   function load(bundle) {
     const c = bundle.config, net = bundle.network, P = {
-      latent: c.latent_dim, inputDim: c.input_dim, nClasses: bundle.n_classes,
+      latent: bundle.latent_dim, inputDim: bundle.input_dim, nClasses: bundle.n_classes,
       likelihood: c.likelihood, sigma: c.sigma === undefined ? 1 : c.sigma,
       klWeight: c.kl_weight === undefined ? 1 : c.kl_weight, prior: {name: bundle.prior.name}};
     for (const key of ["logits", "means", "log_var"])
