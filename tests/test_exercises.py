@@ -161,7 +161,7 @@ def test_reference_iwae_bound_by_hand_and_against_numvae():
 NUMVAE_AS_A_STUDENT = """
 from numvae.exercises.reference import (dense_forward, dense_backward, relu_backward,
     sigmoid_backward, encoder_forward, reparameterise, reparameterise_backward, vae_forward,
-    vae_loss_and_grad, adam_step, iwae_bound)
+    vae_loss_and_grad, adam_step, iwae_bound, train_my_vae)
 from numvae.model.kl import kl_divergence, kl_divergence_backward
 from numvae.model.likelihoods import (bernoulli_nll, bernoulli_nll_backward, gaussian_nll,
     gaussian_nll_backward)
@@ -175,7 +175,7 @@ def test_numvae_functions_pass_as_a_students_file(tmp_path, capsys):
     assert list(results) == grader.known_functions()
     assert all(r.status == grader.PASSED and r.message == "" for r in results.values()), results
     assert main(["exercise", "check", str(path)]) == 0
-    assert "18 of 18 passed" in capsys.readouterr().out
+    assert "19 of 19 passed" in capsys.readouterr().out
 
 
 def test_a_plain_numpy_solution_passes():
@@ -471,6 +471,7 @@ SIGNATURES = {  # from issue 12, independent of numvae/exercises/__init__.py
     "10_iwae": {"iwae_bound": "(log_weights)"},
     "11_gaussian": {"gaussian_nll": "(prediction, x, sigma=1.0)",
                     "gaussian_nll_backward": "(prediction, x, sigma=1.0)"},
+    "12_train_my_vae": {"train_my_vae": "(x, params, order, eps, lr=0.001)"},
 }
 
 
@@ -487,7 +488,10 @@ def test_stubs_have_the_signatures_a_docstring_with_a_label_and_are_not_done(cap
         assert main(["exercise", "check", str(path)]) == 1
         out, err = capsys.readouterr()
         lines = out.splitlines()
-        assert lines[:-1] == [f"{f}: not done yet" for f in exercise.functions], out
+        # the capstone's stub also holds the two functions of 08 and 09 it builds on
+        expected = (["vae_loss_and_grad", "adam_step"] if exercise.name == "12_train_my_vae"
+                    else []) + list(exercise.functions)
+        assert lines[:-1] == [f"{f}: not done yet" for f in expected], out
         assert "Traceback" not in out + err
 
 
@@ -592,3 +596,90 @@ def test_the_broken_vae_switched_off_is_numvaes():
     assert loss == pytest.approx(want_loss, rel=1e-12)
     for name, grad in want_grads.items():
         np.testing.assert_allclose(grads[name], grad, rtol=1e-10, atol=1e-14)
+
+
+# the results a backward stub must leave to the student (issue 22: derive, don't transcribe)
+RESULTS = {"01_dense": ["x^T @ dy", "x.T @ dy", "dy @ W^T", "dy @ W.T", "y * (1 - y)",
+                        "dy where x > 0"],
+           "03_reparameterisation": ["0.5 * exp(0.5", "dz * "],
+           "04_kl": ["exp(log_var) - 1)", "dmean = mean"],
+           "05_bernoulli": ["sigmoid(a) - x", "p - x"],
+           "11_gaussian": ["(prediction - x) / sigma"]}
+
+
+@pytest.mark.parametrize("name", sorted(RESULTS))
+def test_a_backward_stub_gives_the_start_not_the_result(name):
+    text = exercises.stub_path(name).read_text(encoding="utf-8")
+    assert "Start from" in text or "start from" in text or name in ("03_reparameterisation",
+                                                                    "04_kl", "11_gaussian")
+    for result in RESULTS[name]:
+        assert result not in text, (name, result)
+
+
+# --- the capstone (exercise 12) -----------------------------------------------------------
+
+CAPSTONE_LOOP = """
+
+def train_my_vae(x, params, order, eps, lr=1e-3):
+    m = {name: np.zeros_like(value) for name, value in params.items()}
+    v = {name: np.zeros_like(value) for name, value in params.items()}
+    losses = []
+    for t, (batch, step_eps) in enumerate(zip(order, eps), start=1):
+        loss, grads = vae_loss_and_grad(x[batch], params, step_eps)
+        for name in params:
+            adam_step(params[name], grads[name], m[name], v[name], t, lr)
+        losses.append(loss)
+    return losses
+"""
+
+
+def test_the_capstone_trains_like_numvae_to_1e_9_and_a_wrong_step_is_found(tmp_path):
+    """The plain solution's own 08 and 09 in a student's loop: its 50 losses equal numvae's
+    training on the same weights, batches and eps; Adam's t stuck at 1 differs from step 3."""
+    path = write(tmp_path, SOLUTION.read_text(encoding="utf-8") + CAPSTONE_LOOP)
+    assert grade(path)["train_my_vae"] == ("train_my_vae", grader.PASSED, "")
+    stuck = write(tmp_path, path.read_text().replace("grads[name], m[name], v[name], t, lr)",
+                                                       "grads[name], m[name], v[name], 1, lr)"),
+                  "stuck.py")
+    result = grade(stuck)["train_my_vae"]
+    # step 1's loss comes before any update and step 2's after the first (t = 1 either way)
+    assert result.status == grader.WRONG and "first at step 3" in result.message, result
+
+
+def test_the_capstone_reference_is_numvaes_training():
+    """reference.train_my_vae against numvae's fit-free loop written here: VAE.loss_and_grad
+    then Adam.step, on the capstone's inputs (3 steps of batch 8)."""
+    from numvae.exercises.specs import capstone_inputs
+    images, params, order, eps = capstone_inputs(3, 8, seed=1)
+    model = numvae.VAE(784, 128, 2, dtype=np.float64, seed=1)
+    optimiser = numvae.Adam(model.params, lr=1e-3)
+    want = []
+    for batch, step_eps in zip(order, eps):
+        want.append(model.loss_and_grad(images[batch], step_eps))
+        optimiser.step(model.grads)
+    got = ref.train_my_vae(images, params, order, eps)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_allclose(params["decoder.decompressor.4.W"],
+                               model.params["decoder.decompressor.4.W"], rtol=1e-12)
+    assert want[0] > want[-1]
+
+
+def test_the_capstone_draws_the_slides_figures_from_the_students_parameters(tmp_path):
+    """draw_figures puts the student's trained parameters into the model it draws: a fake
+    loop that sets every parameter to 0.01 and returns made-up losses."""
+    from numvae.exercises import capstone
+    seen = {}
+
+    def fake_loop(x, params, order, eps, lr):
+        seen.update(steps=len(order), batch=order.shape[1], eps=eps.shape)
+        for value in params.values():
+            value[...] = 0.01
+        return [550.0] * len(order)
+
+    model, losses = capstone.train_longer(fake_loop, epochs=1)
+    assert seen == {"steps": 78, "batch": 128, "eps": (78, 128, 2)} and len(losses) == 78
+    assert all(np.all(value == 0.01) for value in model.params.values())
+    paths = capstone.draw_figures(fake_loop, epochs=1, out=tmp_path / "figures")
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["latent_grid.png",
+                                                                          "latent_space.png"]
+    assert all(path.stat().st_size > 1000 for path in paths.values())

@@ -52,6 +52,9 @@ EXERCISES = [
              ("gaussian_nll", "gaussian_nll_backward"),
              ("gaussian_constant", "sigma_squared", "half", "sign", "mean_vs_sum",
               "gaussian_log_sigma", "gaussian_grad_variance")),
+    Exercise("12_train_my_vae",
+             "the capstone: train the slides' VAE with your own functions of 06-09, draw its figures",
+             ("train_my_vae",), ()),
 ]
 
 

@@ -39,12 +39,23 @@ def known_functions():
     return [function for exercise in EXERCISES for function in exercise.functions]
 
 
-def all_cases():
-    """{function: its list of Cases}: the same inputs in every process (a fixed seed).
-    The child draws them before it imports the student's file, so that a file that
-    patches NumPy changes its own answers only."""
+def all_cases(functions=None):
+    """{function: its list of Cases} for ``functions`` (default: every one): the same
+    inputs in every process (a fixed seed). The child draws them before it imports the
+    student's file, so that a file that patches NumPy changes its own answers only."""
     return {function: SPECS[function].cases(np.random.default_rng(SEED))
-            for function in known_functions()}
+            for function in (known_functions() if functions is None else functions)}
+
+
+def mentioned(path):
+    """The exercise functions whose names appear in the text of the file at ``path`` (a
+    regular file): those whose inputs are worth drawing before it is imported (the
+    capstone's load mnist-mini). A function defined under another name is drawn for later."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return known_functions()
+    return [function for function in known_functions() if function in text]
 
 
 # --- loading and calling ------------------------------------------------------------------

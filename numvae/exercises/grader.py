@@ -16,6 +16,7 @@ updates where the task asks for them. A function that still raises NotImplemente
 """
 from collections import namedtuple
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -30,6 +31,7 @@ from numvae.exercises.attempt import (
     forward_label,
     known_functions,
     load_student,
+    mentioned,
     named,
     quiet,
 )
@@ -44,14 +46,13 @@ _CASES, _REFERENCE = {}, {}
 
 # --- numvae's answers, before any student code runs -------------------------------------
 
-def prepare_references():
-    """Draw every function's cases and compute numvae's answers on them, once per process:
-    call it before a student's file is imported here, so that a file which patches NumPy
-    cannot change the answers it is compared with."""
-    if not _CASES:
-        _CASES.update(all_cases())
-    for function in known_functions():
+def prepare_references(functions=None):
+    """Draw the cases of ``functions`` (default: every one) and compute numvae's answers on
+    them, once per process: call it before a student's file is imported here, so that a
+    file which patches NumPy cannot change the answers it is compared with."""
+    for function in known_functions() if functions is None else functions:
         if function not in _REFERENCE:
+            _CASES.update(all_cases([function]))
             spec, reference = SPECS[function], getattr(answers, function)
             with quiet():
                 _REFERENCE[function] = [named(spec, spec.call(reference, copy_case(case)))
@@ -60,10 +61,11 @@ def prepare_references():
 
 # --- comparing ---------------------------------------------------------------------------
 
-def close(got, want):
-    """Equal up to roundoff: relative 1e-7, and absolute 1e-10 of the array's largest entry."""
+def close(got, want, rtol=1e-7):
+    """Equal up to roundoff: relative ``rtol`` (1e-7; the capstone's training 1e-9), and
+    absolute 1e-10 of the array's largest entry."""
     scale = max(1.0, float(np.max(np.abs(want), initial=0.0)))
-    return bool(np.allclose(got, want, rtol=1e-7, atol=1e-10 * scale))
+    return bool(np.allclose(got, want, rtol=rtol, atol=min(1e-10, rtol) * scale))
 
 
 def same(got, want):
@@ -106,11 +108,20 @@ def _compare_one(function, spec, name, value, expected, case, want):
     if np.isfinite(expected).all() and not np.isfinite(value).all():
         raise Wrong(f"{name} is not finite ({case.text})",
                     diagnose(function, spec, name, value, case) or spec.overflow_hint)
-    if not close(value, expected):
+    if not close(value, expected, spec.rtol):
         error = np.max(np.abs(value - expected)) / max(np.max(np.abs(expected)), 1e-300)
         raise Wrong(f"{name} differs from numvae's by up to {error:.2g} (relative) "
-                    f"({case.text}{_where(name, want)})",
+                    f"({case.text}{_where(name, want)}{_first_step(name, value, expected, spec)})",
                     diagnose(function, spec, name, value, case) or case.extra.get("hint"))
+
+
+def _first_step(name, value, expected, spec):
+    """For the capstone's losses: the first step whose loss differs."""
+    if name != "losses" or value.ndim != 1:
+        return ""
+    differs = [i for i in range(len(value)) if not close(value[i:i + 1], expected[i:i + 1],
+                                                         spec.rtol)]
+    return f"; first at step {differs[0] + 1}" if differs else ""
 
 
 def _where(name, want):
@@ -191,7 +202,7 @@ def _raised(function, outcome):
 
 def judge(function, outcomes):
     """The Result of ``function`` from the student's ``outcomes`` (``attempt.attempt``)."""
-    prepare_references()
+    prepare_references([function])
     spec, notes = SPECS[function], []
     try:
         for case, want, outcome in zip(_CASES[function], _REFERENCE[function], outcomes):
@@ -236,7 +247,7 @@ def check_file(path):
     own file (a notebook's check cell, a test); ``numvae exercise check`` grades each file
     in a child process of its own (``isolation.grade_files``), which no file can fool."""
     path = Path(path)
-    prepare_references()  # before the student's code runs here
+    prepare_references(mentioned(path))  # before the student's code runs here
     try:
         module = load_student(path)
     except StudentError as err:
@@ -245,8 +256,27 @@ def check_file(path):
     if not found:
         return [Result(path.name, WRONG, "defines none of the exercise functions "
                        "(see numvae exercise list)")]
+    prepare_references(found)
     return [judge(name, attempt(name, getattr(module, name), module, _CASES[name], path))
             for name in found]
+
+
+def check(namespace, show=True):
+    """Grade the exercise functions defined in ``namespace`` (a notebook's ``globals()``),
+    in this process: the check cell of an exercise notebook. Prints one line per function
+    (``show``) and returns the Results."""
+    found = [name for name in known_functions() if callable(namespace.get(name))]
+    prepare_references(found)
+    results = []
+    for name in found:
+        fn = namespace[name]
+        where = getattr(getattr(fn, "__code__", None), "co_filename", "<notebook>")
+        module = SimpleNamespace(**namespace, __file__=where)  # finds the forward by name
+        results.append(judge(name, attempt(name, fn, module, _CASES[name], where)))
+    if show:
+        print(format_results(results) if results else
+              "none of the exercise functions is defined here (see numvae exercise list)")
+    return results
 
 
 def format_results(results):

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numvae
 from numvae.exercises import EXERCISES, grader
+from numvae.exercises.attempt import mentioned
 
 DEFAULT_TIMEOUT = 10.0       # seconds per function (the capstone: CAPSTONE_FACTOR times more)
 CAPSTONE_FACTOR = 30         # the capstone trains a model: 300 s at the default
@@ -210,7 +211,8 @@ def grade_files(paths, limits=None, progress=None):
     that defines no exercise function gets an empty list. ``progress(path, results)`` is
     called as each file is done. ``limits``: a Limits (default: its defaults)."""
     limits = limits or Limits()
-    grader.prepare_references()  # numvae's answers, before any child runs
+    needed = sorted({f for p in paths for f in mentioned(p)}, key=grader.known_functions().index)
+    grader.prepare_references(needed)  # numvae's answers, before any child runs
     pending = list(enumerate(Path(p) for p in paths))
     running, done = [], {}
     with tempfile.TemporaryDirectory(prefix="numvae-grading-") as scratch:

@@ -13,6 +13,7 @@ from numvae import validation
 from numvae.model import kl, likelihoods, objectives
 from numvae.model.vae import VAE
 from numvae.nn.layers import Dense, ReLU
+from numvae.training.optim import Adam
 
 
 def _layer_forward_backward(layer, x, dy):
@@ -172,3 +173,20 @@ def iwae_bound(log_weights):
     """
     top = log_weights.max(axis=1, keepdims=True)
     return top[:, 0] + np.log(np.mean(np.exp(log_weights - top), axis=1))
+
+
+# --- 12, the capstone ----------------------------------------------------------------------
+
+def train_my_vae(x, params, order, eps, lr=1e-3):
+    """numvae's own training of the slides' VAE on the same inputs: for each step t, the
+    batch x[order[t]] and eps[t], the mean negative ELBO and its gradient (V1-V6), then one
+    Adam step (O2). Updates ``params`` in place; returns the losses, one per step."""
+    model = _model(params)
+    optimiser = Adam(model.params, lr=lr)
+    losses = []
+    for batch, step_eps in zip(order, eps):
+        losses.append(model.loss_and_grad(x[batch], step_eps))
+        optimiser.step(model.grads)
+    for name, value in model.params.items():
+        params[name][...] = value
+    return losses

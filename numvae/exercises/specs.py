@@ -36,8 +36,9 @@ def call_positionally(fn, case):
     return fn(*case.args.values())
 
 
-Spec = namedtuple("Spec", "outputs cases forward fd call overflow_hint",
-                  defaults=(None, None, call_positionally, "not_finite"))
+# rtol: "equal" for this function (the capstone's 50 steps of training: 1e-9)
+Spec = namedtuple("Spec", "outputs cases forward fd call overflow_hint rtol",
+                  defaults=(None, None, call_positionally, "not_finite", 1e-7))
 
 
 def _case(text, extra=None, **args):
@@ -154,6 +155,30 @@ def _gaussian_cases(rng):
             for shape, sigma in [((4, 6), 1.0), ((2, 5), 0.3), ((3, 3), 2.0)]]
 
 
+CAPSTONE = dict(steps=50, batch_size=128, lr=1e-3, seed=12)
+
+
+def capstone_inputs(steps, batch_size, seed):
+    """The capstone's inputs: the first steps x batch_size images of mnist-mini (float64),
+    the slides' VAE's initial parameters (float64, numvae's names), the examples of each
+    step's batch (steps, batch_size) and the eps of every step (steps, batch_size, 2)."""
+    from numvae.io.datasets import load_mnist_mini  # late: only a capstone file needs it
+    rng = np.random.default_rng(seed)
+    images = load_mnist_mini()[0].images[: steps * batch_size].astype(np.float64)
+    model = VAE(784, 128, 2, dtype=np.float64, seed=seed)
+    params = {name: value.copy() for name, value in model.params.items()}
+    order = rng.permutation(len(images)).reshape(steps, batch_size)
+    eps = rng.standard_normal((steps, batch_size, 2))
+    return images, params, order, eps
+
+
+def _capstone_cases(rng):
+    images, params, order, eps = capstone_inputs(CAPSTONE["steps"], CAPSTONE["batch_size"],
+                                                 CAPSTONE["seed"])
+    return [_case(f"{CAPSTONE['steps']} steps of batch {CAPSTONE['batch_size']} on mnist-mini, "
+                  f"float64", x=images, params=params, order=order, eps=eps, lr=CAPSTONE["lr"])]
+
+
 # --- calls ------------------------------------------------------------------------------
 
 def call_loss_and_grad(fn, case):
@@ -216,6 +241,14 @@ def _fd_gaussian(forward, case):
     return (lambda: np.sum(forward(prediction, x, sigma))), {"dprediction": prediction}
 
 
+def call_capstone(fn, case):
+    """train_my_vae(x, params, order, eps, lr) -> its losses, one per step, as an array."""
+    losses = fn(*case.args.values())
+    if losses is None:
+        raise Wrong("should return the list of the losses, one per step; got None")
+    return np.asarray(losses, dtype=np.float64)
+
+
 def shape_hint(function, name, shape, case):
     """The hint for a result of the wrong shape, if there is a classic one."""
     if function == "dense_backward" and name == "dW" and shape == case.args["W"].T.shape:
@@ -250,4 +283,5 @@ SPECS = {
     "iwae_bound": Spec(("bound",), _iwae_cases, overflow_hint="lse_overflow"),
     "gaussian_nll": Spec(("nll",), _gaussian_cases),
     "gaussian_nll_backward": Spec(("dprediction",), _gaussian_cases, "gaussian_nll", _fd_gaussian),
+    "train_my_vae": Spec(("losses",), _capstone_cases, call=call_capstone, rtol=1e-9),
 }

@@ -1,18 +1,25 @@
-"""Exercise 01: a Dense layer, and the backward passes of ReLU and sigmoid.
+"""Exercise 01: a Dense layer, and the backward passes of Dense, ReLU and sigmoid.
 
-Read docs/derivations.md, section 8 "Layers", equations (D1)-(D4). Then fill in the four
-functions below and grade them with ``numvae exercise check 01_dense.py``.
+Write the four functions below, then grade them with ``numvae exercise check 01_dense.py``.
+The backward passes are yours to derive: below are the shapes, the conventions and the
+equation to start from, not the result. docs/derivations.md, section 8 "Layers", derives
+(D1)-(D4): read it after trying, or when stuck.
 
-* (D1) y = x @ W + b, with x of shape (batch, in), W of shape (in, out), b of shape (out,).
-* (D2) dx = dy @ W^T, dW = x^T @ dy, db = the sum over the batch of dy. Each ``d<name>`` is
-  the gradient of the loss with respect to ``<name>`` and has exactly the shape of ``<name>``.
-* (D3) ReLU y = max(x, 0): dx = dy where x > 0, 0 elsewhere (x is the ReLU's input).
-* (D4) sigmoid y = 1 / (1 + exp(-x)): dx = dy * y * (1 - y) (y is the sigmoid's output).
+* (D1) y = x @ W + b, with x of shape (batch, in), W of shape (in, out), b of shape (out,):
+  y[n, j] = sum_i x[n, i] W[i, j] + b[j].
+* (D2) Given dy = dL/dy, of shape (batch, out), return dx, dW, db. Convention: each
+  ``d<name>`` is the gradient of the loss L with respect to ``<name>`` and has exactly the
+  shape of ``<name>``. Start from the chain rule on one entry, dL/dW[i, j] = sum_n sum_k
+  dL/dy[n, k] dy[n, k]/dW[i, j], work out dy[n, k]/dW[i, j] from (D1), then write the sums
+  as matrix products (no Python loops). The same for x and for b (b is added to every row).
+* (D3) ReLU y = max(x, 0), applied entry by entry; x is the ReLU's input. Start from
+  dy_i/dx_i on either side of 0 (at exactly 0, take 0).
+* (D4) sigmoid y = 1 / (1 + exp(-x)), entry by entry. The function receives the sigmoid's
+  OUTPUT y, not x: differentiate, then write dy/dx with y alone.
 
 The grader uses random float64 arrays of several shapes, with non-square W, and checks
 dense_backward against central differences of your own dense_forward as well as against
-numvae's gradient. Classic mistakes it names: a sign, dW transposed, db not summed over the
-batch (or averaged), a ReLU mask taken from dy, the sigmoid applied again to its output.
+numvae's gradient. It names the classic mistakes when it sees them.
 """
 import numpy as np
 
