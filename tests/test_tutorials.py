@@ -88,16 +88,47 @@ def test_pytorch_tutorial_without_torch_says_so_and_stops(tmp_path, monkeypatch,
     assert "This tutorial needs torch: pip install torch" in capsys.readouterr().out
 
 
-def test_a_tutorial_runs_as_a_notebook(tmp_path):
-    """make_notebooks.py converts a tutorial (jupytext) and runs it in a kernel (nbclient):
-    the executed notebook has the printed lines and a figure inline."""
-    for package in ("jupytext", "nbclient", "ipykernel"):
+def test_a_tutorial_and_an_exercise_notebook_run_when_copied_alone(tmp_path, monkeypatch):
+    """make_notebooks.py writes a tutorial (executed, figures inline) and the exercises'
+    student notebooks; copied alone into an empty folder, each runs in a fresh kernel: no
+    import of files beside it, the install cell first, the check cell grading the
+    functions written in the notebook."""
+    for package in ("jupytext", "nbclient", "ipykernel", "nbformat"):
         pytest.importorskip(package)
+    import nbformat
+    from nbclient import NotebookClient
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(TUTORIALS.parent), os.environ.get("PYTHONPATH", "")]), OPENBLAS_NUM_THREADS="1")
+    made = tmp_path / "made"
     done = subprocess.run([sys.executable, str(TUTORIALS / "make_notebooks.py"), "--quick",
-                           "--out", str(tmp_path), "03_elbo"], env=env, capture_output=True,
-                          text=True, timeout=300)
+                           "--exercises", "--out", str(made), "05_decoder"], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
-    notebook = (tmp_path / "03_elbo.ipynb").read_text()
-    assert "You should see" in notebook and '"image/png"' in notebook
+    tutorial = (made / "05_decoder.ipynb").read_text()
+    assert "You should see" in tutorial and '"image/png"' in tutorial
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for source in (made / "05_decoder.ipynb", made / "exercises" / "04_kl.ipynb"):
+        (empty / source.name).write_bytes(source.read_bytes())
+    exercise = nbformat.read(str(empty / "04_kl.ipynb"), as_version=4)
+    assert "pip install" in exercise.cells[0].source and "import numvae" in exercise.cells[1].source
+    assert exercise.cells[2].source.startswith("# Exercise 04")
+    solution = (Path(__file__).with_name("exercise_solution.py")).read_text().split("\n\n\n")
+    exercise.cells[3].source = "import numpy as np\n\n\n" + "\n\n\n".join(solution[10:12])
+    monkeypatch.setenv("PYTHONPATH", env["PYTHONPATH"])
+    monkeypatch.setenv("NUMVAE_TUTORIAL_ARGS", "--quick")
+    NotebookClient(exercise, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(empty)}}).execute()
+    check_output = "".join(o.get("text", "") for o in exercise.cells[-1].outputs)
+    assert check_output.splitlines() == ["kl_divergence: passed", "kl_divergence_backward: passed"]
+    tutorial = nbformat.read(str(empty / "05_decoder.ipynb"), as_version=4)
+    NotebookClient(tutorial, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(empty)}}).execute()
+    assert sorted((empty / "output" / "05_decoder").glob("*.png")), "no figure beside the notebook"
+    assert sorted(p.name for p in empty.iterdir()) == ["04_kl.ipynb", "05_decoder.ipynb", "output"]
+
+
+def test_notebook_headings_are_numbered_as_their_files():
+    for script in SCRIPTS:
+        heading = script.read_text().splitlines()[1]
+        assert heading.startswith(f"# # {int(script.name[:2])}. "), (script.name, heading)

@@ -20,12 +20,18 @@
 # Run: `python tutorials/01_autoencoders.py [--quick] [--out DIR]`.
 
 # %%
+import os
+
+# One BLAS thread, set before NumPy starts (unless you set the variable yourself): the
+# times this tutorial states hold on a machine shared with other jobs.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import numpy as np
 from matplotlib.figure import Figure
 
 from numvae.io.datasets import load_mnist_mini
 
-from _common import banner, figure_path, parse_args, show
+from numvae.plots.tutorial import banner, figure_path, parse_args, show
 
 # %% [markdown]
 # ## PCA as a linear autoencoder

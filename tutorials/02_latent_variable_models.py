@@ -29,10 +29,16 @@
 # Run: `python tutorials/02_latent_variable_models.py [--quick] [--out DIR]`.
 
 # %%
+import os
+
+# One BLAS thread, set before NumPy starts (unless you set the variable yourself): the
+# times this tutorial states hold on a machine shared with other jobs.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import numpy as np
 from matplotlib.figure import Figure
 
-from _common import banner, figure_path, parse_args, show
+from numvae.plots.tutorial import banner, figure_path, parse_args, show
 
 LOG_2PI = np.log(2 * np.pi)
 
@@ -150,11 +156,11 @@ assert np.all(steps >= -1e-9 * np.abs(log_likelihoods[1:])), steps.min()
 print(f"smallest change over the {n_iterations} iterations: {steps.min():.3g} "
       "(never negative beyond rounding)")
 per_point = log_likelihoods / n
-assert -3.5 < per_point[0] < -3.2 and abs(per_point[30] - per_point[-1]) < 1e-3
-assert abs(per_point[-1] + 2.15) < 0.02
-print("You should see: log p(x) rising fast in the first iterations (from about -3.3 to -3.4")
-print("nats per observation), then levelling off at about -2.15 after some 30 iterations,")
-print("and every change >= 0.")
+assert -3.5 < per_point[0] < -3.2 and -2.4 < per_point[1] < -2.25
+assert abs(per_point[30] - per_point[-1]) < 1e-3 and abs(per_point[-1] + 2.15) < 0.02
+print("You should see: log p(x) rising fast at first, from -3.3 to -3.4 nats per observation")
+print("at the start to about -2.3 after one iteration, then slowly, levelling off at about")
+print("-2.15 after some 30 iterations, every change >= 0.")
 
 pi, mu, sigma = fitted
 order = np.argsort(mu)                            # components come out in any order

@@ -31,15 +31,20 @@
 # Run: `python tutorials/03_elbo.py [--quick] [--out DIR]`.
 
 # %%
+import os
+
+# One BLAS thread, set before NumPy starts (unless you set the variable yourself): the
+# times this tutorial states hold on a machine shared with other jobs.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import numpy as np
 from matplotlib.figure import Figure
 
-from _common import banner, figure_path, parse_args, show
+from numvae.plots.tutorial import banner, figure_path, parse_args, show
 
 LOG_2PI = np.log(2 * np.pi)
 W, B, S2 = 2.0, 0.5, 0.64        # the model: x | z ~ N(W z + B, S2)
 X = 2.1                          # the one observation we condition on
-
 
 def log_normal(x, mean, var):
     return -0.5 * (LOG_2PI + np.log(var) + (x - mean) ** 2 / var)

@@ -22,6 +22,12 @@
 # Run: `python tutorials/04_reparameterisation.py [--quick] [--out DIR]`.
 
 # %%
+import os
+
+# One BLAS thread, set before NumPy starts (unless you set the variable yourself): the
+# times this tutorial states hold on a machine shared with other jobs.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from statistics import NormalDist
 
 import numpy as np
@@ -29,7 +35,7 @@ from matplotlib.figure import Figure
 
 from numvae.nn.layers import sigmoid
 
-from _common import banner, figure_path, parse_args, show
+from numvae.plots.tutorial import banner, figure_path, parse_args, show
 
 MU, SIGMA = 1.5, 0.5          # q = N(MU, SIGMA^2)
 RATE = 2.0                    # an exponential distribution for the inverse-CDF example

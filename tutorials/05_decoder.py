@@ -19,6 +19,12 @@
 # Run: `python tutorials/05_decoder.py [--quick] [--out DIR]`.
 
 # %%
+import os
+
+# One BLAS thread, set before NumPy starts (unless you set the variable yourself): the
+# times this tutorial states hold on a machine shared with other jobs.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import numpy as np
 
 import numvae
@@ -28,7 +34,7 @@ from numvae.io.datasets import load_mnist_mini
 from numvae.diagnostics.gradcheck import check_arrays, check_layer
 from numvae.nn.layers import Dense, ReLU, Sequential, Sigmoid
 
-from _common import banner, figure_path, parse_args, show
+from numvae.plots.tutorial import banner, figure_path, parse_args, show
 
 # %% [markdown]
 # ## The decompressor, as on the slide
@@ -148,8 +154,8 @@ print("operations, more rounding in f(x + h) - f(x - h)).")
 
 # %%
 banner("Figures")
-# numvae.VAE's decoder has the same parameter names behind "decoder.decompressor.":
-# copy our weights in and let numvae.plots draw the decoder's manifold.
+# numvae.VAE's decoder has the same parameter names behind "decoder.decompressor.", so
+# we copy our weights in and let numvae.plots draw the decoder's manifold.
 for name, value in decoder.params.items():
     library.params[f"decoder.decompressor.{name}"][...] = value
 show(plots.latent_grid(library, n=8 if args.quick else 12,

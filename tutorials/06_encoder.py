@@ -24,6 +24,12 @@
 # Run: `python tutorials/06_encoder.py [--quick] [--out DIR]`.
 
 # %%
+import os
+
+# One BLAS thread, set before NumPy starts (unless you set the variable yourself): the
+# times this tutorial states hold on a machine shared with other jobs.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import numpy as np
 
 import numvae
@@ -33,7 +39,7 @@ from numvae.io.datasets import load_mnist_mini
 from numvae.diagnostics.gradcheck import check_arrays
 from numvae.nn.layers import Dense, ReLU, Sequential
 
-from _common import banner, figure_path, parse_args, show
+from numvae.plots.tutorial import banner, figure_path, parse_args, show
 
 # %% [markdown]
 # ## The three modules, and forward and backward through them

@@ -24,6 +24,12 @@
 # Run: `python tutorials/09_train_mnist.py [--quick] [--out DIR]`.
 
 # %%
+import os
+
+# One BLAS thread, set before NumPy starts (unless you set the variable yourself): the
+# times this tutorial states hold on a machine shared with other jobs.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import time
 
 import numvae
@@ -32,7 +38,7 @@ from numvae.io.datasets import load_mnist_mini
 from numvae.diagnostics.evaluate import evaluate_elbo
 from numvae.training.loop import fit
 
-from _common import banner, figure_path, parse_args, show
+from numvae.plots.tutorial import banner, figure_path, parse_args, show
 
 # %% [markdown]
 # ## The story

@@ -29,6 +29,12 @@
 # Run: `python tutorials/10_inspect_gradients.py [--quick] [--out DIR]`.
 
 # %%
+import os
+
+# One BLAS thread, set before NumPy starts (unless you set the variable yourself): the
+# times this tutorial states hold on a machine shared with other jobs.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -38,7 +44,7 @@ from numvae.diagnostics.inspect import trace_step
 from numvae.nn.layers import sigmoid
 from numvae.training.loop import fit
 
-from _common import banner, figure_path, parse_args, show
+from numvae.plots.tutorial import banner, figure_path, parse_args, show
 
 # %% [markdown]
 # ## Recomputing rows by hand

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 15. An autoencoder beside the VAE: the same network, without sampling and without KL
+# # 14. An autoencoder beside the VAE: the same network, without sampling and without KL
 #
 # The slides start from the autoencoder, (e*, d*) = argmin L(x, d(e(x))), and say what it
 # lacks: "a lack of interpretable and exploitable structure in the latent space, without
@@ -30,6 +30,12 @@
 # Run: `python tutorials/14_autoencoder_vs_vae.py [--quick] [--out DIR]`.
 
 # %%
+import os
+
+# One BLAS thread, set before NumPy starts (unless you set the variable yourself): the
+# times this tutorial states hold on a machine shared with other jobs.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -37,7 +43,7 @@ import numvae
 from numvae.io.datasets import load_mnist_mini
 from numvae.training.loop import fit
 
-from _common import banner, figure_path, parse_args, show
+from numvae.plots.tutorial import banner, figure_path, parse_args, show
 
 RADIUS = 2.0      # the disc |z| < 2 holds 1 - exp(-2) = 86% of N(0, I) in two dimensions
 

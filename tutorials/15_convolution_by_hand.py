@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 14. A convolution and its backward pass, step by step
+# # 15. A convolution and its backward pass, step by step
 #
 # The slides' second "possible extension" is a better encoder and decoder. For images the
 # better network is convolutional: one small kernel slides over the image, so that the same
@@ -19,6 +19,12 @@
 # Run: `python tutorials/15_convolution_by_hand.py [--quick] [--out DIR]`.
 
 # %%
+import os
+
+# One BLAS thread, set before NumPy starts (unless you set the variable yourself): the
+# times this tutorial states hold on a machine shared with other jobs.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -29,7 +35,7 @@ from numvae.diagnostics.evaluate import evaluate_elbo
 from numvae.diagnostics.gradcheck import check_layer
 from numvae.training.loop import fit
 
-from _common import banner, figure_path, parse_args, show
+from numvae.plots.tutorial import banner, figure_path, parse_args, show
 
 # %% [markdown]
 # ## The convolution by loops (CV1)
@@ -218,12 +224,14 @@ print(f"test -ELBO on 500 images: {result['loss']:.1f} +- {result['loss_se']:.1f
 print(f"seconds per epoch: conv {conv_seconds:.2f}, dense {dense_seconds:.2f} "
       f"({conv_seconds / dense_seconds:.0f} times as long)")
 losses = history["train_loss"]
-assert conv_seconds > 3 * dense_seconds
 if args.quick:
     assert 400 < result["loss"] < 460
+    print("You should see (--quick, one epoch on 500 images): a test -ELBO of about 430 nats.")
 else:
     assert 275 < losses[0] < 295 and 185 < losses[-1] < 197 and 178 < result["loss"] < 190
-print("You should see (full run): the training -ELBO falling from about 284 to 191 nats")
-print("over 3 epochs and a test -ELBO near 184; with --quick (one epoch on 500 images)")
-print("about 430 nats. In either mode, an epoch of the conv model takes several times as")
-print("long as one of the dense model (the ratio printed above; docs/performance.md).")
+    print("You should see: the training -ELBO falling from about 284 to 191 nats over 3")
+    print("epochs and a test -ELBO near 184.")
+# A timing is printed, never asserted: it depends on the machine and on what else runs.
+print("The seconds per epoch above are this machine's, beside whatever else runs on it; on")
+print("an idle machine the conv model's epoch takes several times the dense one's")
+print("(docs/performance.md).")

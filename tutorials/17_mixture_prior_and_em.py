@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 16. A Gaussian-mixture prior, and its link with EM
+# # 17. A Gaussian-mixture prior, and its link with EM
 #
 # Tutorial 2 fitted a Gaussian mixture by EM. The slides' third "possible extension" puts
 # that mixture in the latent space, as the prior:
@@ -28,6 +28,12 @@
 # Run: `python tutorials/17_mixture_prior_and_em.py [--quick] [--out DIR]`.
 
 # %%
+import os
+
+# One BLAS thread, set before NumPy starts (unless you set the variable yourself): the
+# times this tutorial states hold on a machine shared with other jobs.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -39,7 +45,7 @@ from numvae.diagnostics.matching import clustering_accuracy
 from numvae.model.priors import GaussianMixture
 from numvae.training.loop import fit
 
-from _common import banner, figure_path, parse_args, show
+from numvae.plots.tutorial import banner, figure_path, parse_args, show
 
 # %% [markdown]
 # ## EM with numvae's responsibilities

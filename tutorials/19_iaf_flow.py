@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 15. A more flexible q(z|x): an inverse autoregressive flow
+# # 19. A more flexible q(z|x): an inverse autoregressive flow
 #
 # The slides' first "possible extension": a tighter bound through a richer posterior
 # family, "e.g. Inverse Autoregressive Flow" (Kingma et al. 2016). Start from the
@@ -22,6 +22,12 @@
 # Run: `python tutorials/19_iaf_flow.py [--quick] [--out DIR]`.
 
 # %%
+import os
+
+# One BLAS thread, set before NumPy starts (unless you set the variable yourself): the
+# times this tutorial states hold on a machine shared with other jobs.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import math
 
 import numpy as np
@@ -33,7 +39,7 @@ from numvae.diagnostics.evaluate import evaluate_elbo, iwae_log_likelihood
 from numvae.model.posteriors import IAF, DiagonalGaussian
 from numvae.training.loop import fit
 
-from _common import banner, figure_path, parse_args, show
+from numvae.plots.tutorial import banner, figure_path, parse_args, show
 
 # %% [markdown]
 # ## Part 1: a banana-shaped target

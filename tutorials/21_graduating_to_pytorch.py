@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 13. Graduating to PyTorch: the same model, trained on two processes, and back
+# # 21. Graduating to PyTorch: the same model, trained on two processes, and back
 #
 # **This tutorial needs PyTorch and safetensors**: `pip install torch` and
 # `pip install -e ".[interop]"`. Without them it says so and stops. Everything else in
@@ -28,6 +28,12 @@
 # Run: `python tutorials/21_graduating_to_pytorch.py [--quick] [--out DIR]`.
 
 # %%
+import os
+
+# One BLAS thread, set before NumPy starts (unless you set the variable yourself): the
+# times this tutorial states hold on a machine shared with other jobs.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import json
 
 import numpy as np
@@ -40,7 +46,7 @@ from numvae.io.datasets import load_mnist_mini
 from numvae.diagnostics.evaluate import evaluate_elbo
 from numvae.training.loop import fit
 
-from _common import banner, figure_path, parse_args
+from numvae.plots.tutorial import banner, figure_path, parse_args
 
 try:  # the optional part: this tutorial stops with a message where it is missing
     import torch

@@ -1,59 +1,6 @@
-"""What every tutorial shares: the command line (--quick, --out), the output folder, and
-figures shown inline in a notebook.
+"""The tutorials' shared helpers now live in the package, ``numvae.plots.tutorial``, so that
+a tutorial copied out of this folder still runs; this module keeps ``import _common`` working
+for scripts written before."""
+from numvae.plots.tutorial import banner, figure_path, parse_args, show
 
-Each tutorial runs as ``python tutorials/NN_name.py [--quick] [--out DIR]``; its figures go
-to ``DIR``, by default ``tutorials/output/NN_name/``. Inside Jupyter the kernel's own
-arguments are ignored, so "Run All" runs the full tutorial; the environment variable
-``NUMVAE_TUTORIAL_ARGS`` (e.g. "--quick") gives a notebook its arguments
-(``make_notebooks.py --quick`` sets it).
-"""
-import argparse
-import io
-import os
-import shlex
-import sys
-from pathlib import Path
-
-TUTORIALS = Path(__file__).resolve().parent
-
-
-def parse_args(name, description, argv=None):
-    """Parse ``[--quick] [--out DIR]``; create the output folder.
-
-    name: the tutorial's file name without ".py", e.g. "01_autoencoders".
-    Returns the argparse namespace, with ``out`` a ``pathlib.Path`` that exists.
-    """
-    parser = argparse.ArgumentParser(prog=f"{name}.py", description=description)
-    parser.add_argument("--quick", action="store_true",
-                        help="a smaller, faster run (a few seconds), for tests")
-    parser.add_argument("--out", type=Path, default=TUTORIALS / "output" / name,
-                        help=f"folder for the figures (default: tutorials/output/{name})")
-    if argv is None and "ipykernel" in sys.modules:
-        # in a notebook, sys.argv holds the kernel's arguments, not ours
-        argv = shlex.split(os.environ.get("NUMVAE_TUTORIAL_ARGS", ""))
-    args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    return args
-
-
-def banner(text):
-    """Print a section title, so that a tutorial's output reads like its prose."""
-    print(f"\n== {text} " + "=" * max(0, 70 - len(text)))
-
-
-def figure_path(folder, name):
-    """``folder / name``, announced on the way: "figure: <path>"."""
-    path = Path(folder) / name
-    print(f"figure: {path}")
-    return path
-
-
-def show(fig):
-    """Show a matplotlib Figure inline when running in a notebook; as a script, do nothing
-    (the figure is saved already). Returns nothing, so that a cell does not show it twice."""
-    if "ipykernel" not in sys.modules:
-        return
-    from IPython.display import Image, display  # only ever imported inside Jupyter
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
-    display(Image(data=buffer.getvalue()))
+__all__ = ["banner", "figure_path", "parse_args", "show"]
