@@ -226,3 +226,14 @@ def test_a_function_comes_from_its_exercises_file_and_a_lost_file_is_not_replace
     assert rows["vae_forward"].status == grader.PASSED
     assert list(rows) == ["encoder_forward", "kl_divergence", "kl_divergence_backward",
                           "vae_forward"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_grade_files_given_a_named_pipe_never_opens_it(tmp_path):
+    """Called directly (not through the folder walk that skips it), the grader still does
+    not wait on a pipe: the child's import fails at once and says so."""
+    pipe = tmp_path / "x.py"
+    os.mkfifo(pipe)
+    result = isolation.grade_files([pipe], FAST)[pipe]
+    assert len(result) == 1 and result[0].function == isolation.IMPORT, result
+    assert result[0].status == grader.WRONG and "is a named pipe" in result[0].message, result

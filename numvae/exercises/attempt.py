@@ -23,10 +23,12 @@ import numpy as np
 from numvae.diagnostics.gradcheck import check_arrays
 from numvae.exercises import EXERCISES
 from numvae.exercises.specs import SPECS, Wrong
+from numvae.io.files import open_regular
 
 SEED = 20231  # the same inputs at every run: a grade never depends on luck
 FD_AGREES = 1e-5  # relative error of a correct float64 gradient: ~1e-9; a lost 1/2: 0.5
 MAX_VALUES = 1_000_000  # a returned array larger than this comes back as its shape only
+MAX_SOURCE_BYTES = 10_000_000  # of a student's file, searched for the functions' names
 _module_numbers = itertools.count()
 
 
@@ -52,7 +54,8 @@ def mentioned(path):
     regular file): those whose inputs are worth drawing before it is imported (the
     capstone's load mnist-mini). A function defined under another name is drawn for later."""
     try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        with open_regular(path) as file:  # never waits on a named pipe
+            text = file.read(MAX_SOURCE_BYTES).decode("utf-8", errors="replace")
     except OSError:
         return known_functions()
     return [function for function in known_functions() if function in text]

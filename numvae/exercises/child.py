@@ -15,6 +15,7 @@ import resource
 import sys
 
 from numvae.exercises import attempt
+from numvae.io.files import open_regular
 
 
 def write(results, event):
@@ -47,6 +48,12 @@ def main(argv=None):
     # the inputs, before the student's code can patch NumPy
     cases = attempt.all_cases(attempt.mentioned(args.student_file))
     write(args.results, {"event": "loading"})
+    try:
+        open_regular(args.student_file).close()  # a named pipe is refused, never waited on
+    except OSError as err:
+        write(args.results, {"event": "import_failed", "text": str(err)})
+        write(args.results, {"event": "end"})
+        return 0
     try:
         module = attempt.load_student(args.student_file, caught=BaseException)
     except attempt.StudentError as err:
