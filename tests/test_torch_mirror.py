@@ -34,3 +34,8 @@ def test_a_layer_without_a_twin_is_refused_by_name():
         pass
     with pytest.raises(TypeError, match="no PyTorch twin is known for numvae's Softplus"):
         torch_layer(Softplus())
+
+
+def test_only_a_vae_is_mirrored():
+    with pytest.raises(TypeError, match="to_torch takes a numvae.VAE; got dict"):
+        to_torch({"encoder.mean.W": None})

@@ -17,6 +17,7 @@ torch is imported only when ``to_torch`` is called: numvae never depends on it.
 import numpy as np
 
 from numvae.interop.safetensors_io import to_state_dict
+from numvae.model.vae import VAE
 from numvae.nn.conv import Conv2d, ConvTranspose2d, Flatten, Reshape
 from numvae.nn.layers import Dense, ReLU, Sigmoid, Tanh
 
@@ -89,6 +90,8 @@ def to_torch(model):
     its parameters, in its dtype (float32 or float64). Calling the module with x (batch,
     input_dim), eps ((S,) batch, latent_dim) and, for a conditional model, the labels y
     gives numvae's training loss for the same x, eps and y."""
+    if not isinstance(model, VAE):
+        raise TypeError(f"to_torch takes a numvae.VAE; got {type(model).__name__}")
     torch, modules = _torch()
     from torch import nn
     encoder = nn.Module()
