@@ -1,4 +1,5 @@
-"""``numvae evaluate``: test-set negative ELBO, KL per dimension, active units and the
+"""``numvae evaluate``: test-set negative ELBO, KL per dimension, active units, what the
+latent code holds (rate, distortion, mutual information, marginal KL) and the
 importance-weighted estimate of log p(x)."""
 from numvae.commands.common import (
     add_data_options,
@@ -8,6 +9,7 @@ from numvae.commands.common import (
     test_data,
 )
 from numvae.diagnostics import evaluate
+from numvae.diagnostics.latent_info import format_latent_information, latent_information
 
 
 def add_parser(commands):
@@ -16,6 +18,9 @@ def add_parser(commands):
     p.add_argument("--iwae-k", type=samples_option, default=100,
                    help="importance samples K (0: skip; default 100)")
     p.add_argument("--n", type=positive_int, help="evaluate only the first N test images")
+    p.add_argument("--info-n", type=positive_int, default=1000,
+                   help="images in the subset for the mutual information I_q (default 1000; "
+                   "its estimate cannot exceed log of this number)")
     add_data_options(p)
     return p
 
@@ -39,6 +44,12 @@ def run(args):
         n_active, _ = evaluate.active_units(model, images, labels=labels)
         print(f"KL per latent dimension: {per_dim}  ({n_active} of {model.latent_dim} active "
               f"units: Var_x E_q[z|x] > 0.01)")
+    if hasattr(model, "expected_latents"):
+        print("rate, distortion, I_q: not measured for two stochastic layers (the aggregate "
+              "posterior of z1 needs q(z1|x, z2))")
+    else:
+        info = latent_information(model, images, labels=labels, n_images=args.info_n)
+        print(f"first {info['n_images']} of them: {format_latent_information(info)}")
     if args.iwae_k and not getattr(model.posterior, "has_density", True):
         print("importance-weighted log p(x): not defined, the posterior is a point mass "
               "(an autoencoder); skipped")

@@ -20,6 +20,11 @@ from numvae.commands.common import (
     width_option,
 )
 from numvae.diagnostics import evaluate
+from numvae.diagnostics.latent_info import (
+    format_latent_information,
+    latent_information,
+    latent_information_callback,
+)
 from numvae.io import datasets
 from numvae.io.files import atomic_write_bytes
 from numvae.model.objectives import OBJECTIVES
@@ -232,7 +237,8 @@ def _fit(args, run, meta, fit_data, val_data, save, checkpoint_path):
         return train.fit(run["model"], run["optimizer"], fit_data, epochs=meta["epochs"],
                          batch_size=meta["batch_size"], val_data=val_data,
                          kl_warmup_epochs=meta["kl_warmup_epochs"], seed=meta["seed"],
-                         binarize=meta["binarize"], callbacks=[save],
+                         binarize=meta["binarize"], callbacks=[_measure(fit_data, val_data),
+                                                              save],
                          progress=not args.no_progress and sys.stderr.isatty(),
                          history=run["history"], train_state=run["train_state"],
                          train_permutation=run["train_permutation"],
@@ -242,17 +248,28 @@ def _fit(args, run, meta, fit_data, val_data, save, checkpoint_path):
         raise UsageError(f"numvae: error: {err}{kept}") from None
 
 
+def _measure(fit_data, val_data):
+    """Each epoch: rate, distortion, I_q, marginal KL and active units on the first 1,000
+    validation images (training images if none are held out), into the history."""
+    data = val_data if val_data is not None else fit_data
+    return latent_information_callback(data.images, labels=data.labels)
+
+
 def _write_metrics(folder, model, test_data, meta, history):
     result = evaluate.evaluate_elbo(model, test_data.images, labels=test_data.labels)
+    info = latent_information(model, test_data.images, labels=test_data.labels)
     metrics = dict(dataset=meta["dataset"], test_negative_elbo=result["loss"],
                    test_negative_elbo_se=result["loss_se"],
                    test_reconstruction=result["reconstruction"], test_kl=result["kl"],
                    # null where the KL has no split by dimension (a Monte Carlo KL)
                    kl_per_dim=[None if v != v else v for v in result["kl_per_dim"].tolist()],
-                   epochs=len(history["epoch"]))  # trained for in all, never what was asked
+                   epochs=len(history["epoch"]),  # trained for in all, never what was asked
+                   # on the first 1,000 test images (numvae.diagnostics.latent_info)
+                   latent={key: value for key, value in info.items() if key != "kl_per_dim"})
     atomic_write_bytes(folder / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
     print(f"test -ELBO {result['loss']:.2f} +- {result['loss_se']:.2f} nats per example "
           f"(reconstruction {result['reconstruction']:.2f}, KL {result['kl']:.2f})")
+    print(f"first {info['n_images']} test images: {format_latent_information(info)}")
 
 
 def run(args):
