@@ -7,6 +7,7 @@ from numvae.commands.common import (
     Parser,
     UsageError,
     epochs_option,
+    float_in,
     int_in,
     load_data,
     lr_option,
@@ -32,6 +33,7 @@ from numvae.model.vae import ARCHITECTURES, LIKELIHOODS, POSTERIORS, PRIORS, VAE
 from numvae.nn.layers import ACTIVATIONS
 from numvae.training import loop as train
 from numvae.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from numvae.training.kl_schedules import Cyclical, kl_schedule_from_settings
 from numvae.training.optim_fast import FastAdam
 from numvae.training.schedules import SCHEDULES
 
@@ -100,6 +102,20 @@ def add_parser(commands):
                    help="replace the files of a previous run in --out")
     p.add_argument("--resume", metavar="CHECKPOINT",
                    help="continue the run saved in CHECKPOINT exactly where it stopped")
+    p.add_argument("--free-bits", type=nonnegative_float, default=0.0, metavar="TAU",
+                   help="free bits (Kingma et al. 2016): a floor TAU, in nats, on each latent "
+                   "dimension's batch-averaged KL, below which the KL is not pushed down "
+                   "(objective free_bits; needs the diagonal Gaussian posterior and the "
+                   "standard normal prior; default 0: none)")
+    p.add_argument("--kl-schedule", choices=["constant", "cyclical"], default="constant",
+                   help="the KL weight over training: constant (--kl-weight, after "
+                   "--kl-warmup-epochs if given) or cyclical (Fu et al. 2019: from 0 to "
+                   "--kl-weight over the first --kl-cycle-ramp of each cycle of "
+                   "--kl-cycle-epochs epochs)")
+    p.add_argument("--kl-cycle-epochs", type=int_in(1, 100_000),
+                   help="epochs per cycle of --kl-schedule cyclical (default 10)")
+    p.add_argument("--kl-cycle-ramp", type=float_in(0.0, 1.0, low_open=True),
+                   help="fraction of each cycle over which the KL weight rises (default 0.5)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-plots", action="store_true", help="skip the figures")
     return p
@@ -116,13 +132,16 @@ def _new_run(args):
     if args.kl_warmup_epochs and not OBJECTIVES[args.objective].supports_kl_weight:
         raise UsageError(f"numvae: error: --kl-warmup-epochs has no meaning for --objective "
                          f"{args.objective} (no KL term to weigh)", code=2)
+    meta["kl_schedule"] = _kl_schedule_settings(args)
+    objective = _objective_with_free_bits(args)
     try:
         model = VAE(train_data.images.shape[1], args.shared_dim, args.latent_dim,
+                    free_bits=args.free_bits,
                     likelihood=args.likelihood, sigma=args.sigma, kl_weight=args.kl_weight,
                     activation=args.activation, architecture=args.architecture,
                     posterior=args.posterior, flow_steps=args.flow_steps,
                     flow_hidden=tuple(args.flow_hidden), prior=args.prior,
-                    prior_components=args.prior_components, objective=args.objective,
+                    prior_components=args.prior_components, objective=objective,
                     n_samples=args.n_samples, seed=args.seed,
                     n_classes=int(train_data.labels.max()) + 1 if args.conditional else None)
     except ValueError as err:  # e.g. --architecture conv on images it cannot take
@@ -133,6 +152,44 @@ def _new_run(args):
     run = dict(model=model, optimizer=FastAdam(model.params, lr=args.lr), history=None,
                train_state=None, train_permutation=None)
     return folder, meta, run, (train_data, test_data)
+
+
+def _objective_with_free_bits(args):
+    """--free-bits TAU > 0 makes the ELBO the free_bits objective; other objectives refuse it."""
+    if not args.free_bits:
+        return args.objective
+    if args.objective not in ("elbo", "free_bits"):
+        raise UsageError(f"numvae: error: --free-bits floors the ELBO's KL; --objective "
+                         f"{args.objective} has no such term (use --objective elbo)", code=2)
+    return "free_bits"
+
+
+def _kl_schedule_settings(args):
+    """The settings of --kl-schedule (None: constant), refusing what it cannot combine with."""
+    cycle_options = [flag for flag, value in [("--kl-cycle-epochs", args.kl_cycle_epochs),
+                                              ("--kl-cycle-ramp", args.kl_cycle_ramp)]
+                     if value is not None]
+    if args.kl_schedule != "cyclical":
+        if cycle_options:
+            raise UsageError(f"numvae: error: {', '.join(cycle_options)} need --kl-schedule "
+                             f"cyclical", code=2)
+        return None
+    if args.kl_warmup_epochs:
+        raise UsageError("numvae: error: --kl-schedule cyclical and --kl-warmup-epochs are two "
+                         "warm-ups; give one", code=2)
+    if not OBJECTIVES[args.objective].supports_kl_weight:
+        raise UsageError(f"numvae: error: --kl-schedule cyclical has no meaning for "
+                         f"--objective {args.objective} (no KL term to weigh)", code=2)
+    return Cyclical(args.kl_cycle_epochs or 10, args.kl_cycle_ramp or 0.5).settings()
+
+
+def _kl_schedule(meta, path):
+    """The schedule a run's settings name (None: the constant weight or the warm-up)."""
+    try:
+        return kl_schedule_from_settings(meta.get("kl_schedule"))
+    except ValueError as err:
+        raise CheckpointError(f"checkpoint {path}: train_state['meta']['kl_schedule']: "
+                              f"{err}") from None
 
 
 # options that are settings of one part (a flow posterior, a mixture prior): the chosen
@@ -242,7 +299,8 @@ def _fit(args, run, meta, fit_data, val_data, save, checkpoint_path):
                          progress=not args.no_progress and sys.stderr.isatty(),
                          history=run["history"], train_state=run["train_state"],
                          train_permutation=run["train_permutation"],
-                         schedule=meta.get("schedule"))
+                         schedule=meta.get("schedule"),
+                         kl_schedule=_kl_schedule(meta, checkpoint_path))
     except train.TrainingDivergedError as err:
         kept = f"; the last good checkpoint is {checkpoint_path}" if checkpoint_path.exists() else ""
         raise UsageError(f"numvae: error: {err}{kept}") from None

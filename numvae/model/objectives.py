@@ -8,10 +8,12 @@ The KL term KL(q(z|x) || p(z)) is analytic where a formula is registered for the
 An objective turns the per-sample negative log-likelihoods and the KL into the loss,
 and back: ``forward(nll, z, posterior_cache, posterior, prior, kl_weight) -> (terms,
 cache)`` and ``backward(cache) -> (dnll, dz or None, {head: gradient})``. ``OBJECTIVES``
-is its registry: ``ELBO`` and ``IWAE``, the importance-weighted bound.
+is its registry: ``ELBO`` and ``IWAE``, the importance-weighted bound; ``FreeBitsELBO``
+(free bits, in ``numvae.model.free_bits``).
 """
 import numpy as np
 
+from numvae.model.free_bits import FreeBitsELBO
 from numvae.model.kl import NoKL, kl_term
 from numvae.validation import safe_exp
 
@@ -181,7 +183,7 @@ def check_kl_weight_is_one(kl_weight):
                          f"has KL warm-up); use objective='elbo' for a weighted KL")
 
 
-OBJECTIVES = {part.name: part for part in (ELBO, Reconstruction, IWAE)}
+OBJECTIVES = {part.name: part for part in (ELBO, Reconstruction, IWAE, FreeBitsELBO)}
 
 
 # --- The slides' loss -----------------------------------------------------------------

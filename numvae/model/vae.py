@@ -116,6 +116,9 @@ class VAE:
     flow_steps, flow_hidden : int, tuple of int
         Settings of the flow posterior (``posterior="iaf"``): its number of steps and the
         hidden widths of each step's MADE. Other posteriors ignore them.
+    free_bits : float
+        The floor tau, in nats per latent dimension, of ``objective="free_bits"`` (a
+        setting of that part only).
     dtype : numpy float type
         float32 for training (the default); gradient checks use float64.
     seed : int or None
@@ -131,7 +134,7 @@ class VAE:
                  n_samples=1, activation="relu", posterior="diagonal_gaussian",
                  prior="standard_normal", objective="elbo", prior_components=10,
                  flow_steps=1, flow_hidden=(50,), architecture="mlp", n_classes=None,
-                 dtype=np.float32, seed=None):
+                 free_bits=0.0, dtype=np.float32, seed=None):
         check_vae_config(input_dim, shared_dim, latent_dim, sigma, kl_weight, n_samples, dtype, seed)
         encoder_hidden = check_widths(encoder_hidden, "encoder_hidden")
         decoder_hidden = check_widths(decoder_hidden, "decoder_hidden")
@@ -145,7 +148,7 @@ class VAE:
                         latent_dim=int(latent_dim), sigma=float(sigma),
                         kl_weight=float(kl_weight), n_samples=int(n_samples),
                         prior_components=prior_components, flow_steps=flow_steps,
-                        flow_hidden=flow_hidden)
+                        flow_hidden=flow_hidden, free_bits=free_bits)
         self.dtype = np.dtype(dtype)
         self.rng = np.random.default_rng(seed)
         # each part reads its own settings; parts with parameters draw them from self.rng

@@ -165,10 +165,26 @@ def _check_fit_options(epochs, batch_size, kl_warmup_epochs, grad_norm_every, bi
             check_positive_int(grad_norm_every, "grad_norm_every"))
 
 
+def _check_kl_schedule(kl_schedule, kl_warmup_epochs, model):
+    """A KL schedule is one warm-up: refuse two, and any for an objective with no KL weight."""
+    if kl_schedule is None:
+        return None
+    if not callable(getattr(kl_schedule, "factor", None)):
+        raise TypeError(f"kl_schedule must have a factor(step, steps_per_epoch) method "
+                        f"(numvae.training.kl_schedules); got {type(kl_schedule).__name__}")
+    if kl_warmup_epochs:
+        raise ValueError("give kl_warmup_epochs or kl_schedule, not both (a warm-up is the "
+                         "schedule kl_schedules.LinearWarmup)")
+    if not getattr(model.objective, "supports_kl_weight", True):
+        raise ValueError(f"kl_schedule has no meaning for objective={model.objective.name!r}: "
+                         f"it has no KL term to weigh")
+    return kl_schedule
+
+
 def fit(model, optimizer, train_data, *, epochs, batch_size=128, val_data=None,
         kl_warmup_epochs=0, seed=None, callbacks=(), binarize=False, progress=True,
         log=print, history=None, train_state=None, train_permutation=None,
-        grad_norm_every=10, schedule=None):
+        grad_norm_every=10, schedule=None, kl_schedule=None):
     """Train ``model`` with ``optimizer`` for ``epochs`` epochs (counted from the start).
 
     train_data, val_data: a ``numvae.io.datasets.Dataset`` or an array (n, input_dim); a
@@ -184,6 +200,9 @@ def fit(model, optimizer, train_data, *, epochs, batch_size=128, val_data=None,
         name in ``numvae.training.schedules.SCHEDULES`` ("burda"): ``optimizer.lr`` is set at the
         start of each epoch, relative to the rate it had when the run started; name and
         base rate go into the training state, so a resumed run follows them.
+    kl_schedule: None (the warm-up above) or a schedule of the KL weight
+        (``numvae.training.kl_schedules``, e.g. ``Cyclical(10)``): the weight at step t is
+        ``model.config["kl_weight"] * kl_schedule.factor(t, steps per epoch)``.
     Returns the history (see ``new_history``).
     """
     images, labels = _as_images(train_data, model, "train_data")
@@ -195,6 +214,7 @@ def fit(model, optimizer, train_data, *, epochs, batch_size=128, val_data=None,
     run.labels = labels
     run.set_schedule(schedule)
     run.warmup_steps = kl_warmup_epochs * run.steps_per_epoch
+    run.kl_schedule = _check_kl_schedule(kl_schedule, kl_warmup_epochs, model)
     run.binarize, run.grad_norm_every = binarize, grad_norm_every
     with _deferred_interrupt() as interrupt:
         try:
@@ -280,7 +300,10 @@ class _Run:
             if self.binarize:
                 x = datasets.binarize(x, self.rng)
             global_step = (epoch - 1) * self.steps_per_epoch + step
-            self.epoch_kl_weight = kl_weight_at(global_step, self.base_kl_weight, self.warmup_steps)
+            self.epoch_kl_weight = (
+                kl_weight_at(global_step, self.base_kl_weight, self.warmup_steps)
+                if self.kl_schedule is None
+                else self.base_kl_weight * self.kl_schedule.factor(global_step, self.steps_per_epoch))
             cache = train_step(self.model, self.optimizer, x, self.epoch_kl_weight, (epoch, step), y)
             if global_step % self.grad_norm_every == 0:
                 self._record_grad_norms(global_step)
