@@ -1,8 +1,8 @@
-"""The report of experiments/rate_distortion/run.py: from runs/*.json, the summary
+"""The report of experiments/rate_distortion: from results/each_run/*.json, the summary
 (results.json), the tables (results.md) and the figures (rate_distortion.png,
-collapse.png). Works on whatever runs have finished; says which are missing.
+collapse.png), in results/. Works on whatever runs have finished.
 
-    python experiments/rate_distortion/run.py --stage report
+    python -m experiments.rate_distortion --stage report
 """
 import json
 import math
@@ -134,7 +134,7 @@ def write_report(runs_folder, out_folder):
                    total_train_seconds=sum(r["train_seconds"] for r in runs.values()))
     atomic_write_bytes(out / "results.json", (json.dumps(summary, indent=1) + "\n").encode())
     text = ["# The rate-distortion plane and posterior collapse: results", "",
-            "Made by `python experiments/rate_distortion/run.py` then `--stage report`; "
+            "Made by `python -m experiments.rate_distortion` then `--stage report`; "
             f"CPU: {CPU}. R, D, I_q (+- its standard error, at most log 1000 = 6.91), the "
             "marginal KL = R - I_q and the active units on the first 1,000 test images of "
             "mnist-mini (binarised with seed 2018), in nats per image; the test -ELBO on all "

@@ -1,18 +1,19 @@
 """The rate-distortion plane (Alemi et al. 2018, "Fixing a broken ELBO") and posterior
 collapse, shown and fixed, on mnist-mini.
 
-    python experiments/rate_distortion/run.py                    # every run (resumable)
-    python experiments/rate_distortion/run.py --stage sweep      # beta sweep, latent 2 and 32
-    python experiments/rate_distortion/run.py --stage collapse   # collapse; free bits; cyclical
-    python experiments/rate_distortion/run.py --stage report     # JSON, Markdown and figures
+    python -m experiments.rate_distortion                    # every run (resumable)
+    python -m experiments.rate_distortion --stage sweep      # beta sweep, latent 2 and 32
+    python -m experiments.rate_distortion --stage collapse   # collapse; free bits; cyclical
+    python -m experiments.rate_distortion --stage report     # JSON, Markdown and figures
 
 Each run trains the slides' VAE (784-256-128 encoder, 32-256-784 decoder, Bernoulli
 likelihood) on the 10,000 training images of mnist-mini, dynamically binarised, with Adam
 (lr 1e-3, batch 128, seed 0). After every epoch it measures, on the first 1,000 test images
 (binarised once, seed 2018), the rate R, the distortion D, the mutual information I_q, the
 marginal KL, the active units and the KL of each latent dimension
-(``numvae.diagnostics.latent_info``). Each run's result is written to ``runs/<name>.json``
-as it finishes; a restart skips finished runs.
+(``numvae.diagnostics.latent_info``). Each run's result is written to
+``results/each_run/<name>.json`` as it finishes; a restart skips finished runs. The report
+writes ``results/results.json``, ``results/results.md`` and the figures beside them.
 """
 import argparse
 import json
@@ -30,7 +31,8 @@ from numvae.training.loop import fit
 from numvae.training.optim_fast import FastAdam
 
 ROOT = Path(__file__).resolve().parent
-RUNS = ROOT / "runs"
+RESULTS = ROOT / "results"
+RUNS = RESULTS / "each_run"
 TEST_SEED = 2018
 BETAS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 7.0, 10.0)
 # the order of the runs: a stopped sweep still spans the range (the CPU is shared)
@@ -114,7 +116,7 @@ def train_one(recipe, train_images, test_images, log):
 
 
 def run_stage(recipes, log=print):
-    RUNS.mkdir(exist_ok=True)
+    RUNS.mkdir(parents=True, exist_ok=True)
     train_images, test_images = load_data()
     for recipe in recipes:
         path = RUNS / f"{recipe['name']}.json"
@@ -139,8 +141,9 @@ def main(argv=None):
         run_stage(chosen[::-1] if args.reverse else chosen,
                   log=lambda line: print(line, flush=True))
     else:
-        from report import write_report
-        write_report(RUNS, ROOT)
+        from experiments.rate_distortion.report import write_report
+        write_report(RUNS, RESULTS)
+    return 0
 
 
 if __name__ == "__main__":

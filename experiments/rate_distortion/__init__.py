@@ -1,0 +1,1 @@
+"""rate_distortion: see rate_distortion.py."""
