@@ -80,12 +80,13 @@ def _linear_case(scale, v, n_images, seed=0):
 def test_each_number_matches_the_linear_gaussian_closed_form():
     model, x, cov_x = _linear_case(1.0, [0.3, 0.5], 4000)
     exact = model.closed_form(cov_x)
-    got = latent_information(model, x, n_images=4000, n_draws=4, seed=1)
+    got = latent_information(model, x, n_images=4000, n_draws=2, seed=1)
     assert 1.0 < exact["mutual_info"] < 3.0 < math.log(4000)  # far below the cap
-    # each figure is an average over 4,000 images (and draws): a few standard errors of
-    # the per-image terms, with the estimator's own bias (it is a lower bound, LI4) inside
-    for key, tolerance in [("rate", 0.05), ("distortion", 0.08), ("mutual_info", 0.05),
-                           ("marginal_kl", 0.05)]:
+    # each figure is an average over 4,000 images (and two draws each): about 3 standard
+    # errors of the mean (0.02 for the rate, 0.056 for the distortion, 0.014 for I), the
+    # estimator's own bias (a lower bound, LI4) inside
+    for key, tolerance in [("rate", 0.06), ("distortion", 0.17), ("mutual_info", 0.05),
+                           ("marginal_kl", 0.06)]:
         assert got[key] == pytest.approx(exact[key], abs=tolerance), key
     assert got["marginal_kl"] == pytest.approx(got["rate"] - got["mutual_info"], abs=1e-12)
     assert got["negative_elbo"] == pytest.approx(got["rate"] + got["distortion"], abs=1e-12)
