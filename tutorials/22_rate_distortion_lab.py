@@ -23,6 +23,12 @@
 # mnist-mini (binarised); --quick: the 8 x 8 toy blobs, a few seconds.
 
 # %%
+import os
+
+# One BLAS thread, set before NumPy starts (unless you set the variable yourself), as in
+# the other tutorials.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import math
 
 import numpy as np
@@ -39,7 +45,7 @@ from numvae.training.kl_schedules import Cyclical
 from numvae.training.loop import fit
 from numvae.training.optim import Adam
 
-from _common import banner, figure_path, parse_args, show
+from numvae.plots.tutorial import banner, figure_path, parse_args, show
 
 args = parse_args("22_rate_distortion_lab", "Beta, the rate-distortion plane, collapse")
 

@@ -16,6 +16,12 @@
 # (binarised), latent 2, 5 epochs per model; --quick: the 8 x 8 toy blobs, a few seconds.
 
 # %%
+import os
+
+# One BLAS thread, set before NumPy starts (unless you set the variable yourself), as in
+# the other tutorials.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -35,7 +41,7 @@ from numvae.plots.latent import gaussian_grid
 from numvae.training.loop import TrainingDivergedError, fit
 from numvae.training.optim import Adam
 
-from _common import banner, figure_path, parse_args, show
+from numvae.plots.tutorial import banner, figure_path, parse_args, show
 
 args = parse_args("23_bug_gallery", "Bugs that real VAE code shipped, and their checks")
 
