@@ -32,6 +32,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import time
 
+import numpy as np
+
 import numvae
 from numvae import plots
 from numvae.io.datasets import load_mnist_mini
@@ -69,19 +71,21 @@ print(f"test negative ELBO: {result['loss']:.2f} +- {result['loss_se']:.2f} nats
 print(f"  reconstruction E_q[-log p(x|z)]: {result['reconstruction']:.2f}")
 print(f"  KL(q(z|x) || p(z)):              {result['kl']:.2f}  (per latent dimension: "
       + ", ".join(f"{v:.2f}" for v in result["kl_per_dim"]) + ")")
+assert 540 < before["loss"] < 550
 if args.quick:
     assert 400 < result["loss"] < 500 and result["kl"] < 0.5
+    print("You should see: about 545 nats before training (a decoder that outputs 0.5 for")
+    print("every pixel pays log 2 = 0.69 nats per pixel); after one epoch on 1,000 images the")
+    print("model has barely started: about 450 nats, a KL near 0.1.")
 else:
     assert 160 < result["loss"] < 170 and 4 < result["kl"] < 6
     assert max(result["kl_per_dim"]) < 1.5 * min(result["kl_per_dim"])   # shared evenly
-assert 540 < before["loss"] < 550
-print("You should see: about 545 nats before training (a decoder that outputs 0.5 for")
-print("every pixel pays log 2 = 0.69 nats per pixel); after 15 epochs about 165 (SE about")
-print("1.1), of which about 5 nats of KL, shared evenly by the two latent dimensions. The")
-print("first epochs bring most of the gain, and the validation curve of training_curves.png")
-print("(here the test images, passed as val_data)")
-print("follows the training curve: no overfitting yet. With --quick (one epoch on 1,000")
-print("images) the model has barely started: about 450 nats, a KL near 0.1.")
+    print("You should see: about 545 nats before training (a decoder that outputs 0.5 for")
+    print("every pixel pays log 2 = 0.69 nats per pixel); after 15 epochs about 165 (SE about")
+    print("1.1), of which about 5 nats of KL, shared evenly by the two latent dimensions. The")
+    print("first epochs bring most of the gain, and the validation curve of training_curves.png")
+    print("(here the test images, passed as val_data) follows the training curve: no")
+    print("overfitting yet.")
 
 # %%
 banner("Figures")
@@ -91,14 +95,24 @@ show(plots.latent_grid(model, n=15, path=figure_path(args.out, "latent_grid.png"
 show(plots.training_curves(history, path=figure_path(args.out, "training_curves.png")))
 show(plots.reconstructions(model, test.images, n=10,
                            path=figure_path(args.out, "reconstructions.png")))
-print("You should see (with --quick, one epoch on 1,000 images: the codes bunched near the")
-print("origin, a grid of nearly identical grey speckled tiles, reconstructions all alike). In")
-print("the full run: in latent_space.png, the test digits in overlapping")
-print("clusters, most within about [-4, 4]^2 around the prior's mass, with the 0s and the")
-print("1s in regions of their own and the 4s, 7s and 9s (and 3s, 5s, 8s) mixed; in")
-print("latent_grid.png, the decoder's map of the central square (Gaussian quantiles 1/30")
-print("to 29/30, about +-1.8): digits that morph smoothly into one another (0 to 8 to 1, 9")
-print("to 7); in reconstructions.png, blurred digits, several of them the wrong one (a 4")
-print("comes back as a 9, a 3 as a 5): two numbers per image are not much. With 20 latent")
-print("dimensions the test negative ELBO on full MNIST drops from about 148 to about 105")
-print("nats (experiments/quality).")
+codes = model.encode(test.images)[0]                   # the encoder means the scatter draws
+spread = float(np.median(np.abs(codes)))
+inside = float(np.mean(np.all(np.abs(codes) < 4, axis=1)))
+print(f"encoder means of the test images: median |coordinate| {spread:.2f}, "
+      f"{inside:.0%} within [-4, 4]^2")
+if args.quick:
+    assert spread < 0.3
+    print("You should see (one epoch on 1,000 images): the codes bunched near the origin (a")
+    print("median |coordinate| well below 0.3), a grid of nearly identical grey speckled")
+    print("tiles, reconstructions all alike.")
+else:
+    assert 0.3 < spread and inside > 0.9
+    print("You should see: in latent_space.png, the test digits in overlapping clusters, most")
+    print("within [-4, 4]^2 around the prior's mass (the share is printed above), with the 0s")
+    print("and the 1s in regions of their own and the 4s, 7s and 9s (and 3s, 5s, 8s) mixed;")
+    print("in latent_grid.png, the decoder's map of the central square (Gaussian quantiles")
+    print("1/30 to 29/30, about +-1.8): digits that morph smoothly into one another (0 to 8")
+    print("to 1, 9 to 7); in reconstructions.png, blurred digits, several of them the wrong")
+    print("one (a 4 comes back as a 9, a 3 as a 5): two numbers per image are not much. With")
+    print("20 latent dimensions the test negative ELBO on full MNIST drops from about 148 to")
+    print("about 105 nats (experiments/quality).")
