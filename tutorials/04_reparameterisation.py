@@ -226,13 +226,21 @@ for name, (f, df) in FUNCTIONS.items():
     print(f"{name:<19} {exact:>8.4f} | " + " ".join(f"{m:>10.4f}" for m in means) + " | "
           + " ".join(f"{v:>10.4f}" for v in variances))
     assert variances[2] < variances[1] < variances[0]
+    # unbiased: every mean within 5 standard errors of the exact gradient
+    assert all(abs(m - exact) < 5 * np.sqrt(v / len(eps)) for m, v in zip(means, variances))
 exact_score = (MU**4 + 18 * MU**2 * SIGMA**2 + 15 * SIGMA**4) / SIGMA**2 - 4 * MU**2
+square, soft = (list(per_sample[name].values()) for name in FUNCTIONS)
+assert abs(square[0] / exact_score - 1) < 0.1 and 18 < square[1] < 23
+assert abs(square[2] / (4 * SIGMA**2) - 1) < 0.05
+assert 2.2 < soft[0] < 2.8 and 0.045 < soft[1] < 0.055 and 0.0016 < soft[2] < 0.0020
+assert 1_100 < soft[0] / soft[2] < 1_700 and 20 < soft[1] / soft[2] < 35
 print(f"closed form for z^2: score {exact_score:.4f}, reparameterised 4 sigma^2 = "
       f"{4 * SIGMA**2:.4f}")
 print("You should see: every estimator's mean close to the exact gradient, 3.0 and 0.150")
 print("(all three are unbiased), and for z^2 one-draw variances of about 55 (the closed")
-print("form says 55.5), 21 with the baseline and 1.0 reparameterised: 55 times less noise.")
-print("For the sigmoid: about 2.5, 0.05 and 0.0018, a ratio near 1,400 (28 with a baseline).")
+print("form says 55.5), 18 to 23 with the baseline and 1.0 reparameterised: 55 times less")
+print("noise. For the sigmoid: about 2.5, 0.05 and 0.0018, a ratio near 1,400 (28 against")
+print("the baseline).")
 
 # %%
 banner("Variance of the n-sample average against n")
@@ -248,6 +256,12 @@ for name, (f, df) in FUNCTIONS.items():
             variances[name][key].append(values.var(ddof=1))
     line = ", ".join(f"{key} {values[-1]:.2e}" for key, values in variances[name].items())
     print(f"{name}, n = {sizes[-1]}: {line}")
+for name in FUNCTIONS:  # 1/n: n times the variance of the average is one draw's variance
+    for key, values in variances[name].items():
+        assert abs(sizes[-1] * values[-1] / per_sample[name][key] - 1) < 0.3, (name, key)
+ratios = [variances[name]["score function"][-1] / variances[name]["reparameterised"][-1]
+          for name in FUNCTIONS]
+assert 35 < ratios[0] < 70 and 900 < ratios[1] < 2_000, ratios
 print("You should see: every variance falling like 1/n (parallel lines on the log-log")
 print("plot), the reparameterised one one to three orders of magnitude lower at every n:")
 print("to match its precision the score function needs 50 (z^2) to 1,400 (sigmoid) times")
