@@ -2,7 +2,7 @@
 
 The class is generated in a temporary folder from the plain-NumPy solution of the tests
 (tests/exercise_solution.py), one file per exercise, as ``numvae exercise start`` lays them
-out; most students make one classic mistake, two leave exercises out, and three hand in a
+out, the capstone (12: 50 training steps of the slides' VAE) included; most students make one classic mistake, two leave exercises out, and three hand in a
 file that loops, exits or patches NumPy. The grading runs as a teacher runs it, in a
 process of its own, with the default time limit (10 s per function) and one job per core.
 
@@ -13,6 +13,7 @@ import ast
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -43,8 +44,24 @@ ATTACKS = {  # student number -> (exercise, text put in front of the file)
 }
 
 
+CAPSTONE_LOOP = """
+
+def train_my_vae(x, params, order, eps, lr=1e-3):
+    m = {name: np.zeros_like(value) for name, value in params.items()}
+    v = {name: np.zeros_like(value) for name, value in params.items()}
+    losses = []
+    for t, (batch, step_eps) in enumerate(zip(order, eps), start=1):
+        loss, grads = vae_loss_and_grad(x[batch], params, step_eps)
+        for name in params:
+            adam_step(params[name], grads[name], m[name], v[name], t, lr)
+        losses.append(loss)
+    return losses
+"""
+
+
 def split_solution():
-    """{exercise name: source}: each exercise's functions with the helpers they call."""
+    """{exercise name: source}: each exercise's functions with the helpers they call; the
+    capstone (12) is the solution's 08 and 09 with a training loop."""
     source = SOLUTION.read_text(encoding="utf-8")
     tree = ast.parse(source)
     defs = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
@@ -58,9 +75,13 @@ def split_solution():
             seen.append(name)
             todo += [n.id for n in ast.walk(defs[name]) if isinstance(n, ast.Name) and n.id in defs]
         return [name for name in defs if name in seen]  # the file's order
-    return {exercise.name: "import numpy as np\n\n\n" + "\n\n\n".join(
-                ast.get_source_segment(source, defs[name]) for name in needed(exercise.functions))
-            + "\n" for exercise in EXERCISES if all(f in defs for f in exercise.functions)}
+    def text(functions):
+        return "import numpy as np\n\n\n" + "\n\n\n".join(
+            ast.get_source_segment(source, defs[name]) for name in needed(functions)) + "\n"
+    files = {exercise.name: text(exercise.functions) for exercise in EXERCISES
+             if all(f in defs for f in exercise.functions)}
+    files["12_train_my_vae"] = text(["vae_loss_and_grad", "adam_step"]) + CAPSTONE_LOOP
+    return files
 
 
 def make_class(folder, n_students):
@@ -100,13 +121,18 @@ def main(argv=None):
         make_class(klass, args.students)
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         load_before = os.getloadavg()[0]
+        cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "numvae", "exercise", "check", str(klass),
                                "--csv", str(Path(tmp) / "grades.csv")],
                               check=False, capture_output=True, text=True, env=env)
         seconds = time.perf_counter() - start
+        cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the grader and its children
+        cpu_seconds = (cpu_after.ru_utime - cpu_before.ru_utime
+                       + cpu_after.ru_stime - cpu_before.ru_stime)
         rows = (Path(tmp) / "grades.csv").read_text(encoding="utf-8").count("\n") - 1
     result = {"students": args.students, "csv_rows": rows, "seconds": round(seconds, 1),
+              "cpu_seconds": round(cpu_seconds, 1), "load_average_after": round(os.getloadavg()[0], 2),
               "exit_code": done.returncode, "jobs": os.cpu_count(), "cpu": cpu_name(),
               "load_average_before": round(load_before, 2), "last_line": done.stdout.splitlines()[-1]}
     print(json.dumps(result, indent=1))
