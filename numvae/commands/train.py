@@ -112,9 +112,9 @@ def add_parser(commands):
                    "--kl-warmup-epochs if given) or cyclical (Fu et al. 2019: from 0 to "
                    "--kl-weight over the first --kl-cycle-ramp of each cycle of "
                    "--kl-cycle-epochs epochs)")
-    p.add_argument("--kl-cycle-epochs", type=int_in(1, 100_000),
+    p.add_argument("--kl-cycle-epochs", type=int_in(1, 100_000), metavar="N",
                    help="epochs per cycle of --kl-schedule cyclical (default 10)")
-    p.add_argument("--kl-cycle-ramp", type=float_in(0.0, 1.0, low_open=True),
+    p.add_argument("--kl-cycle-ramp", type=float_in(0.0, 1.0, low_open=True), metavar="FRACTION",
                    help="fraction of each cycle over which the KL weight rises (default 0.5)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-plots", action="store_true", help="skip the figures")
