@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from browser import start_chromium, stop_chromium  # noqa: E402
-
 from numvae.commands.cli import main  # noqa: E402
 
 

@@ -45,7 +45,8 @@ def make_mnist_mini(source_dir, out_dir, n_train=10000, n_test=2000, seed=0):
     test = _stratified_indices(test_labels, n_test // 10, rng, "test")
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / (PREFIX + name) for name in MNIST_FILES]
-    for path, array in zip(paths, (images[train], labels[train], test_images[test], test_labels[test])):
+    for path, array in zip(paths,
+                           (images[train], labels[train], test_images[test], test_labels[test])):
         write_idx(path, array)
     return paths
 
@@ -66,7 +67,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Build the MNIST subset shipped with numvae.")
     parser.add_argument("source_dir", help="folder holding the four official MNIST .gz files")
     parser.add_argument("out_dir", help="where to write mnist-mini-*.gz (numvae/data)")
-    parser.add_argument("--n-train", type=int, default=10000, help="training images (default 10000)")
+    parser.add_argument("--n-train", type=int, default=10000,
+                        help="training images (default 10000)")
     parser.add_argument("--n-test", type=int, default=2000, help="test images (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the one generator (default 0)")
     args = parser.parse_args(argv)

@@ -12,13 +12,13 @@ for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
+from helpers import SHARED_MNIST  # noqa: E402
+
 # On CI (CI=true), hypothesis draws the same examples every run, so that a landing never
 # depends on luck; on a developer's machine it explores new ones each time.
 settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
     settings.load_profile("ci")
-
-from helpers import SHARED_MNIST
 
 
 @pytest.fixture

@@ -38,7 +38,8 @@ def test_the_conv_layers_halve_the_side_twice():
     conv = Conv()
     compressor = Sequential(*conv.compressor(64, 6, "relu", rng, np.float64))
     decompressor = Sequential(*conv.decompressor(2, 64, "relu", rng, np.float64))
-    assert isinstance(compressor.layers[0], Reshape) and isinstance(compressor.layers[1], FastConv2d)
+    assert isinstance(compressor.layers[0], Reshape) and isinstance(compressor.layers[1],
+                                                                    FastConv2d)
     assert isinstance(decompressor.layers[3], FastConvTranspose2d)
     assert isinstance(decompressor.layers[-1], Flatten)
     shared, _ = compressor.forward(rng.random((3, 64)))               # 8 x 8 -> 4 -> 2

@@ -4,15 +4,14 @@ import numpy as np
 import pytest
 
 import numvae
+from helpers import tiny_model
 from numvae import plots
-from numvae.model import objectives
-from numvae.model import posteriors
-from numvae.training.checkpoint import load_checkpoint, save_checkpoint
 from numvae.diagnostics.evaluate import active_units, evaluate_elbo, kl_per_dimension
 from numvae.diagnostics.gradcheck import check_arrays, check_model
 from numvae.diagnostics.inspect import trace_step
+from numvae.model import objectives, posteriors
+from numvae.training.checkpoint import load_checkpoint, save_checkpoint
 from numvae.training.loop import fit
-from helpers import tiny_model
 
 RNG = np.random.default_rng(0)
 

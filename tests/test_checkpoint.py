@@ -1,5 +1,5 @@
-import json
 import io
+import json
 import zipfile
 
 import numpy as np
@@ -99,7 +99,8 @@ def test_pickled_object_is_refused_and_never_run(tmp_path):
     with zipfile.ZipFile(path, "w") as archive:
         for name, data in entries.items():
             archive.writestr(name, data)
-    with pytest.raises(CheckpointError, match="holds pickled Python objects; numvae never unpickles"):
+    with pytest.raises(CheckpointError,
+                       match="holds pickled Python objects; numvae never unpickles"):
         load_checkpoint(path)
     assert not marker.exists()
 

@@ -5,8 +5,8 @@ import sys
 import numpy as np
 import pytest
 
-from numvae.training.checkpoint import load_checkpoint
 from helpers import run_cli
+from numvae.training.checkpoint import load_checkpoint
 
 TOY = ["--dataset", "toy", "--latent-dim", "2", "--shared-dim", "16", "--no-plots",
        "--batch-size", "64"]
@@ -40,7 +40,8 @@ def test_resume_continues_exactly(tmp_path, capsys):
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert run(["train", *TOY, "--epochs", "3", "--out", str(straight)], capsys)[0] == 0
     assert run(["train", *TOY, "--epochs", "1", "--out", str(split)], capsys)[0] == 0
-    assert run(["train", "--resume", str(split / "checkpoint.npz"), "--epochs", "3"], capsys)[0] == 0
+    assert run(["train", "--resume", str(split / "checkpoint.npz"), "--epochs", "3"],
+               capsys)[0] == 0
     a = load_checkpoint(straight / "checkpoint.npz").model.params
     b = load_checkpoint(split / "checkpoint.npz").model.params
     for name in a:

@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 
 import numvae
+from helpers import tiny_model
 from numvae import plots
-from numvae.io import datasets
 from numvae.diagnostics import evaluate
-from numvae.training.checkpoint import load_checkpoint, save_checkpoint
 from numvae.diagnostics.gradcheck import check_model, check_model_directions
 from numvae.diagnostics.inspect import trace_step
+from numvae.io import datasets
 from numvae.model.labels import check_labels, one_hot
 from numvae.plots.structure import conditional_grid
+from numvae.training.checkpoint import load_checkpoint, save_checkpoint
 from numvae.training.loop import fit
-from helpers import tiny_model
 
 RNG = np.random.default_rng(0)
 

@@ -5,10 +5,20 @@ import itertools
 import numpy as np
 import pytest
 
-from numvae.nn.conv import (Conv2d, ConvTranspose2d, FastConv2d, FastConvTranspose2d, Flatten,
-                         Reshape, col2im, col2im_channels_last, im2col, im2col_channels_last,
-                         output_size)
 from numvae.diagnostics.gradcheck import check_layer
+from numvae.nn.conv import (
+    Conv2d,
+    ConvTranspose2d,
+    FastConv2d,
+    FastConvTranspose2d,
+    Flatten,
+    Reshape,
+    col2im,
+    col2im_channels_last,
+    im2col,
+    im2col_channels_last,
+    output_size,
+)
 
 # L = sum(y * g) is linear in x, in W and in b separately, so central differences are exact
 # but for rounding (about 1e-10 here); a factor 2 anywhere gives 0.5, a missing 1/2 0.33.

@@ -20,14 +20,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
-from numvae.io import datasets
-from numvae.io.datasets import (DataUnavailableError, Dataset, IDXError, binarize, load_dataset,
-                             load_mnist, load_mnist_mini, make_toy,
-                             mnist_cache_dir, read_idx, train_val_split, write_idx)
 from helpers import call_on_a_named_pipe
+from numvae.io import datasets
+from numvae.io.datasets import (
+    Dataset,
+    DataUnavailableError,
+    IDXError,
+    binarize,
+    load_dataset,
+    load_mnist,
+    load_mnist_mini,
+    make_toy,
+    mnist_cache_dir,
+    read_idx,
+    train_val_split,
+    write_idx,
+)
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "mnist"
 PACKAGE_DATA = Path(datasets.__file__).resolve().parents[1] / "data"
@@ -67,7 +79,8 @@ def fake_mnist(folder, n_train=50, n_test=20, *, gz=True, seed=0):
 def check_matches(train, test, arrays):
     """``train`` and ``test`` hold exactly the fake ``arrays``, flattened and scaled."""
     train_images, train_labels, test_images, test_labels = arrays.values()
-    for data, images, labels in [(train, train_images, train_labels), (test, test_images, test_labels)]:
+    for data, images, labels in [(train, train_images, train_labels),
+                                 (test, test_images, test_labels)]:
         assert data.images.dtype == np.float32 and data.labels.dtype == np.int64
         assert data.images.shape == (len(images), 784)
         np.testing.assert_array_equal(data.images, images.reshape(-1, 784) / np.float32(255))
@@ -204,7 +217,8 @@ def write_gzip_bomb(path, header, zeros_mib=1024):
         for _ in range(zeros_mib):
             file.write(piece)
         file.write(compressor.flush())  # the final block ...
-        file.write(struct.pack("<II", crc, (len(header) + zeros_mib * 2**20) % 2**32))  # ... the trailer
+        # ... the trailer
+        file.write(struct.pack("<II", crc, (len(header) + zeros_mib * 2**20) % 2**32))
 
 
 def run_with_memory_limit(code, limit=MEMORY_LIMIT):
@@ -220,7 +234,8 @@ def run_with_memory_limit(code, limit=MEMORY_LIMIT):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS is enforced on Linux")
 def test_gzip_bomb_is_refused_within_a_memory_limit(tmp_path):
     bomb = tmp_path / "train-images-idx3-ubyte.gz"
-    write_gzip_bomb(bomb, bytes([0, 0, 8, 3, 0, 0, 0xEA, 0x60, 0, 0, 0, 28, 0, 0, 0, 28]))  # 60000 x 28 x 28
+    # 60000 x 28 x 28
+    write_gzip_bomb(bomb, bytes([0, 0, 8, 3, 0, 0, 0xEA, 0x60, 0, 0, 0, 28, 0, 0, 0, 28]))
     assert bomb.stat().st_size < 2 * 2**20
     output = run_with_memory_limit(f"""
 import gzip
@@ -280,7 +295,8 @@ def test_random_bytes_give_idx_error_or_array(tmp_path, data):
 
 
 @FUZZ
-@given(valid=st.sampled_from([RAW, GZ, RANDOM_RAW, RANDOM_GZ]), fraction=st.floats(0, 1, exclude_max=True))
+@given(valid=st.sampled_from([RAW, GZ, RANDOM_RAW, RANDOM_GZ]),
+       fraction=st.floats(0, 1, exclude_max=True))
 def test_truncated_files_give_idx_error(tmp_path, valid, fraction):
     path = tmp_path / "cut"
     path.write_bytes(valid[:int(fraction * len(valid))])
@@ -431,7 +447,8 @@ def server(tmp_path, monkeypatch):
     """Fake MNIST files (as gzipped bytes, by name) whose hashes load_mnist expects."""
     arrays = fake_mnist(tmp_path / "server")
     files = {name: (tmp_path / "server" / name).read_bytes() for name in MNIST_FILES}
-    hashes = {name: hashlib.sha256(gzip.decompress(data)).hexdigest() for name, data in files.items()}
+    hashes = {name: hashlib.sha256(gzip.decompress(data)).hexdigest()
+              for name, data in files.items()}
     monkeypatch.setattr(datasets, "MNIST_SHA256", hashes)
     return arrays, files
 
@@ -479,7 +496,8 @@ def test_download_hash_mismatch_leaves_no_file(tmp_path, monkeypatch, server):
     other = {name: (tmp_path / "other" / name).read_bytes() for name in MNIST_FILES}
     mirrors = serve(monkeypatch, {mirror + name: data for name, data in other.items()
                                   for mirror in (FIRST_MIRROR, SECOND_MIRROR)})
-    with pytest.raises(DataUnavailableError, match="could not download train-images-idx3-ubyte.gz") as info:
+    with pytest.raises(DataUnavailableError,
+                       match="could not download train-images-idx3-ubyte.gz") as info:
         load_mnist()
     message = str(info.value)
     assert "SHA-256" in message and FIRST_MIRROR in message and SECOND_MIRROR in message
@@ -580,7 +598,8 @@ def test_mnist_sha256_constants_match_real_files(real_mnist):
 
 def test_mnist_mini_images_come_from_real_mnist(real_mnist):
     mini = load_mnist_mini()
-    for data, images_name, labels_name in [(mini[0], *MNIST_FILES[:2]), (mini[1], *MNIST_FILES[2:])]:
+    for data, images_name, labels_name in [(mini[0], *MNIST_FILES[:2]),
+                                           (mini[1], *MNIST_FILES[2:])]:
         index_of = {image.tobytes(): i for i, image in enumerate(real_mnist[images_name])}
         pixels = np.round(data.images * 255).astype(np.uint8).reshape(-1, 28, 28)
         found = [index_of[image.tobytes()] for image in pixels]  # KeyError: not a real image
@@ -614,7 +633,8 @@ def test_make_mnist_mini_on_small_files(tmp_path):
     images, labels = read_idx(paths[0]), read_idx(paths[1])
     np.testing.assert_array_equal(np.bincount(labels), [5] * 10)
     np.testing.assert_array_equal(np.bincount(read_idx(paths[3])), [2] * 10)
-    index = [np.flatnonzero((source[MNIST_FILES[0]] == image).all(axis=(1, 2)))[0] for image in images]
+    index = [np.flatnonzero((source[MNIST_FILES[0]] == image).all(axis=(1, 2)))[0]
+             for image in images]
     assert index == sorted(index) and len(set(index)) == 50
     np.testing.assert_array_equal(source[MNIST_FILES[1]][index], labels)
     again = make_mnist_mini(tmp_path / "src", tmp_path / "again", n_train=50, n_test=20)
@@ -622,7 +642,8 @@ def test_make_mnist_mini_on_small_files(tmp_path):
     assert paths[0].read_bytes() == again[0].read_bytes() != other[0].read_bytes()
     with pytest.raises(ValueError, match="n_train: expected a positive multiple of 10"):
         make_mnist_mini(tmp_path / "src", tmp_path / "out", n_train=55)
-    with pytest.raises(ValueError, match="training set has 10 images of digit 0, fewer than the 20"):
+    with pytest.raises(ValueError,
+                       match="training set has 10 images of digit 0, fewer than the 20"):
         make_mnist_mini(tmp_path / "src", tmp_path / "out", n_train=200)
     with pytest.raises(DataUnavailableError, match="source_dir"):
         make_mnist_mini(tmp_path / "nothing", tmp_path / "out")
@@ -640,7 +661,8 @@ def test_make_mnist_mini_script_runs_from_a_checkout(tmp_path):
     process = run(str(tmp_path / "out"), "--n-train", "20", "--n-test", "10")
     assert process.returncode == 0, process.stderr
     assert process.stdout.split() == [str(tmp_path / "out" / f"mnist-mini-{name}") for name in MNIST_FILES]
-    np.testing.assert_array_equal(read_idx(tmp_path / "out" / f"mnist-mini-{MNIST_FILES[3]}"), np.arange(10))
+    np.testing.assert_array_equal(read_idx(tmp_path / "out" / f"mnist-mini-{MNIST_FILES[3]}"),
+                                  np.arange(10))
     refused = run(str(tmp_path / "big"))  # 1,000 of each digit wanted, 2 available
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert "fewer than the 1000 requested" in refused.stderr and not (tmp_path / "big").exists()
@@ -794,7 +816,8 @@ def test_train_val_split_partitions(n, data):
     train, val = train_val_split(numbered(n), n_val, seed=data.draw(st.integers(0, 5)))
     assert len(train.labels) == n - n_val and len(val.labels) == n_val
     assert train.images.shape == (n - n_val, 3) and val.images.shape == (n_val, 3)
-    assert sorted(train.labels.tolist() + val.labels.tolist()) == list(range(n))  # disjoint, complete
+    # disjoint, complete
+    assert sorted(train.labels.tolist() + val.labels.tolist()) == list(range(n))
     np.testing.assert_array_equal(train.images[:, 0], train.labels)  # images travel with labels
     assert list(val.labels) == sorted(val.labels)  # original order kept
 

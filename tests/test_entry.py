@@ -1,5 +1,4 @@
 """Ctrl-C at any moment of ``numvae``'s start, imports included: one line and exit code 130."""
-import configparser
 import os
 import signal
 import subprocess
@@ -45,9 +44,11 @@ def interrupt_early(command, delay, tmp_path):
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT is POSIX")
 @pytest.mark.parametrize("how", ["python -m numvae", "numvae"])
 def test_ctrl_c_during_imports_gives_one_line_and_code_130(tmp_path, how):
-    train = ["train", "--dataset", "toy", "--epochs", "1", "--no-plots", "--out", str(tmp_path / "run")]
+    train = ["train", "--dataset", "toy", "--epochs", "1", "--no-plots", "--out",
+             str(tmp_path / "run")]
     if how == "numvae":  # what the console script that pip writes does
-        command = ["-c", "import sys; from numvae.commands.entry import main; sys.exit(main())", *train]
+        command = ["-c", "import sys; from numvae.commands.entry import main; sys.exit(main())",
+                   *train]
     else:
         command = ["-m", "numvae", *train]
     for delay in DELAYS:
@@ -68,21 +69,21 @@ def test_lazy_names_still_work():
     import numvae
     from numvae.nn.layers import Dense
     assert numvae.Dense is Dense and numvae.VAE.__name__ == "VAE" and numvae.model.kl.kl_divergence
-    assert numvae.diagnostics.gradcheck.check_model and numvae.io.datasets.make_toy  # any submodule, on first use
+    # any subpackage, on first use (its own modules are imported as usual)
+    assert numvae.diagnostics.__name__ == "numvae.diagnostics" and numvae.io.__name__ == "numvae.io"
     assert set(numvae.__all__) <= set(dir(numvae))
     with pytest.raises(AttributeError, match="module 'numvae' has no attribute 'nothing'"):
-        numvae.nothing
+        _ = numvae.nothing
 
 
-def test_console_script_and_python_m_use_the_entry_module():
-    config = configparser.ConfigParser()
-    config.read(ROOT / "setup.cfg")
-    assert config["options.entry_points"]["console_scripts"].split() == ["numvae", "=", "numvae.commands.entry:main"]
+def test_python_m_uses_the_entry_module():
+    # the console script's target is checked in the built wheel (tests/test_packaging.py)
     assert "from numvae.commands.entry import main" in (ROOT / "numvae" / "__main__.py").read_text()
 
 
 def test_entry_runs_the_command_and_leaves_sigint_as_it_was(capsys):
     import signal
+
     from numvae.commands.entry import main
     assert main(["train", "--no-such-option"]) == 2
     assert "no-such-option" in capsys.readouterr().err

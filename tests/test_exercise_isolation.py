@@ -218,7 +218,8 @@ def test_a_function_comes_from_its_exercises_file_and_a_lost_file_is_not_replace
         other: [grader.Result("kl_divergence", grader.PASSED, "")],
         kl: [grader.Result("kl_divergence", grader.WRONG, "differs")],
     }
-    student = batch.Student("ann", [own, kl, helper, other], ["02_encoder", "04_kl", "06_vae_forward"])
+    student = batch.Student("ann", [own, kl, helper, other],
+                            ["02_encoder", "04_kl", "06_vae_forward"])
     rows = {row.function: row for row in batch.student_rows(student, graded)}
     assert (rows["encoder_forward"].status, rows["encoder_forward"].file) == (grader.CRASHED, own)
     assert (rows["kl_divergence"].status, rows["kl_divergence"].file) == (grader.WRONG, kl)

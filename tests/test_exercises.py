@@ -4,7 +4,6 @@ The reference is checked against numvae and against numbers worked out by hand; 
 against numvae's own functions, an independent plain-NumPy solution (exercise_solution.py),
 that solution broken one classic mistake at a time, and the untouched stubs.
 """
-import configparser
 import inspect
 import math
 import os
@@ -21,11 +20,11 @@ import numvae
 from numvae import exercises
 from numvae.commands.cli import main
 from numvae.diagnostics.evaluate import iwae_log_likelihood, log_weights
-from numvae.exercises import reference as ref
+from numvae.diagnostics.gradcheck import check_arrays
 from numvae.exercises import grader
+from numvae.exercises import reference as ref
 from numvae.exercises.mistakes import HINTS
 from numvae.exercises.specs import vae_params
-from numvae.diagnostics.gradcheck import check_arrays
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION = Path(__file__).with_name("exercise_solution.py")
@@ -149,7 +148,8 @@ def test_reference_iwae_bound_by_hand_and_against_numvae():
     np.testing.assert_allclose(ref.iwae_bound(np.array([[0.0, math.log(3.0)]])), [math.log(2.0)],
                                rtol=1e-14)
     assert ref.iwae_bound(np.full((1, 4), -10_000.0))[0] == pytest.approx(-10_000.0, rel=1e-15)
-    model = numvae.VAE(6, 5, 2, encoder_hidden=(4,), decoder_hidden=(3, 5), dtype=np.float64, seed=0)
+    model = numvae.VAE(6, 5, 2, encoder_hidden=(4,), decoder_hidden=(3, 5), dtype=np.float64,
+                       seed=0)
     x = np.random.default_rng(5).uniform(size=(3, 6))
     numvaes = iwae_log_likelihood(model, x, k=7, seed=9)["per_example"]
     eps = np.random.default_rng(9).standard_normal((7, 3, 2))  # the draws numvae makes
@@ -476,7 +476,8 @@ SIGNATURES = {  # from issue 12, independent of numvae/exercises/__init__.py
 
 
 def test_stubs_have_the_signatures_a_docstring_with_a_label_and_are_not_done(capsys):
-    labels = set(re.findall(r"\*\*\(([A-Z]\d)\)\*\*", (ROOT / "docs" / "derivations.md").read_text()))
+    labels = set(re.findall(r"\*\*\(([A-Z]\d)\)\*\*",
+                            (ROOT / "docs" / "derivations.md").read_text()))
     assert [e.name for e in exercises.EXERCISES] == list(SIGNATURES)
     for exercise in exercises.EXERCISES:
         path = exercises.stub_path(exercise.name)
@@ -512,12 +513,6 @@ def test_the_library_never_imports_the_command_line():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
-
-
-def test_setup_cfg_ships_the_stubs():
-    config = configparser.ConfigParser()
-    config.read(ROOT / "setup.cfg")
-    assert "exercises/stubs/*.py" in config["options.package_data"]["numvae"]
 
 
 # --- start and list -----------------------------------------------------------------------

@@ -49,8 +49,9 @@ def test_page_weights_are_the_checkpoints_bit_for_bit(shipped_page):
     bundle = embedded(shipped_page.read_text("utf-8"))
     model = load_checkpoint(shipped_path()).model
     network = bundle["network"]
-    layers = {f"encoder.compressor.{i}": l for i, l in enumerate(network["compressor"])}
-    layers.update({f"decoder.decompressor.{i}": l for i, l in enumerate(network["decoder"])})
+    layers = {f"encoder.compressor.{i}": layer for i, layer in enumerate(network["compressor"])}
+    layers.update({f"decoder.decompressor.{i}": layer for i,
+                   layer in enumerate(network["decoder"])})
     layers.update({f"encoder.{name}": head for name, head in network["heads"].items()})
     for name, value in model.params.items():
         prefix, key = name.rsplit(".", 1)

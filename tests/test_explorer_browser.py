@@ -7,6 +7,7 @@ a tiny conditional model with a Gaussian likelihood, a mixture prior, tanh and l
 """
 import numpy as np
 import pytest
+
 from browser import (
     console_errors,
     from_page,
@@ -15,7 +16,6 @@ from browser import (
     start_chromium,
     stop_chromium,
 )
-
 from numvae.diagnostics.inspect import trace_step
 from numvae.explorer.bundle import unpack
 from numvae.explorer.page import write_explorer

@@ -7,14 +7,19 @@ import numpy as np
 import pytest
 
 import numvae
-from numvae import interop
-from numvae.io import datasets
-from numvae.diagnostics import evaluate
-from numvae.training.checkpoint import load_checkpoint, save_checkpoint
-from numvae.nn.flows import IAFStep, MaskedDense, made_masks
-from numvae.diagnostics.gradcheck import check_arrays, check_layer, check_model, check_model_directions
-from numvae.model.posteriors import IAF
 from helpers import tiny_model
+from numvae import interop
+from numvae.diagnostics import evaluate
+from numvae.diagnostics.gradcheck import (
+    check_arrays,
+    check_layer,
+    check_model,
+    check_model_directions,
+)
+from numvae.io import datasets
+from numvae.model.posteriors import IAF
+from numvae.nn.flows import IAFStep, MaskedDense, made_masks
+from numvae.training.checkpoint import load_checkpoint, save_checkpoint
 
 RNG = np.random.default_rng(0)
 X = np.random.default_rng(2).uniform(size=(4, 10))

@@ -20,7 +20,7 @@ from numvae.training.loop import fit
 from numvae.training.optim import Adam
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _data():
     """(grey blobs, the same blobs thresholded at 0.3: binary, and sharp enough that the
     code holds a few nats)."""
@@ -39,7 +39,7 @@ def _model(bug=None, epochs=40):
     return model
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _correct():
     return _model()
 

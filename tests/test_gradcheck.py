@@ -1,10 +1,17 @@
 import numpy as np
 import pytest
 
-from numvae import Sigmoid
-from numvae.diagnostics.gradcheck import (check_arrays, check_layer, check_model, check_model_directions,
-                              directional_check, numerical_gradient, relative_error)
 from helpers import tiny_model
+from numvae import Sigmoid
+from numvae.diagnostics.gradcheck import (
+    check_arrays,
+    check_layer,
+    check_model,
+    check_model_directions,
+    directional_check,
+    numerical_gradient,
+    relative_error,
+)
 
 
 def test_numerical_gradient_of_a_known_function():

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from numvae.model import priors
+from helpers import tiny_model
 from numvae.commands.cli import main
 from numvae.diagnostics.inspect import trace_step
 from numvae.diagnostics.inspect_check import check_rows
-from helpers import tiny_model
+from numvae.model import priors
 
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
@@ -45,7 +45,8 @@ def test_rows_are_forward_then_backward_in_layer_order():
 
 
 def test_check_column_agrees_with_finite_differences():
-    trace = trace_step(tiny_model(seed=3), np.random.default_rng(1).uniform(size=(4, 10)), check=True)
+    trace = trace_step(tiny_model(seed=3), np.random.default_rng(1).uniform(size=(4, 10)),
+                       check=True)
     errors = [row.fd_error for row in trace if row.name.endswith("(grad)")]
     assert len(errors) == 14 and max(errors) < 1e-6
     assert all(row.fd_error is None for row in trace if row.phase == "forward")

@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 
 import numvae
-from numvae.training.checkpoint import load_checkpoint, save_checkpoint
 from numvae.commands.cli import main
+from numvae.training.checkpoint import load_checkpoint, save_checkpoint
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
-from numvae.interop import (InteropError, load_safetensors, save_safetensors,  # noqa: E402
-                            to_state_dict)
+from numvae.interop import InteropError, load_safetensors, save_safetensors, to_state_dict  # noqa: E402
 
 # The issue's names, and nn.Linear's (out, in) shapes, for the slides' VAE(784, 128, 2).
 SLIDES_SHAPES = {
@@ -322,7 +321,8 @@ def test_import_with_architecture_options(tmp_path, capsys):
                         "0.3", "--kl-weight", "1", "--n-samples", "2", "--decoder-hidden", "8"],
                        capsys)
     assert code == 0                                        # and none of them is "assumed":
-    assert not [key for key in ("likelihood", "sigma", "kl_weight", "n_samples") if f" {key}=" in err]
+    assert not [key for key in ("likelihood", "sigma", "kl_weight", "n_samples")
+                if f" {key}=" in err]
     config = load_checkpoint(out).model.config
     assert (config["likelihood"], config["sigma"], config["n_samples"]) == ("gaussian", 0.3, 2)
 
@@ -332,7 +332,8 @@ def test_import_with_architecture_options(tmp_path, capsys):
     code, _, err = run(["import", source, "--out", tmp_path / "x.npz", "--decoder-hidden", "8,x"],
                        capsys)
     assert code == 2 and "expected comma-separated positive integers" in err
-    code, _, err = run(["import", tmp_path / "nope.safetensors", "--out", tmp_path / "x.npz"], capsys)
+    code, _, err = run(["import", tmp_path / "nope.safetensors", "--out", tmp_path / "x.npz"],
+                       capsys)
     assert code == 1 and "does not exist" in err and len(err.strip().splitlines()) == 1
 
 

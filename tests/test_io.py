@@ -7,9 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from numvae.io.files import (NotRegularFileError, atomic_write, atomic_write_bytes, open_regular,
-                        remove_stale_temporaries)
 from helpers import call_on_a_named_pipe
+from numvae.io.files import (
+    NotRegularFileError,
+    atomic_write,
+    atomic_write_bytes,
+    open_regular,
+    remove_stale_temporaries,
+)
 
 
 def leftovers(folder, keep):

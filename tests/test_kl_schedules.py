@@ -98,7 +98,6 @@ def test_bad_kl_options_get_one_line_and_exit_2(argv, message, tmp_path, capsys)
 
 def test_free_bits_and_cyclical_from_the_command_line_resume_exactly(tmp_path, capsys):
     from helpers import run_cli
-
     from numvae.training.checkpoint import load_checkpoint
     options = ["--free-bits", "0.2", "--kl-schedule", "cyclical", "--kl-cycle-epochs", "2",
                "--kl-weight", "2"]

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from numvae import Dense, ReLU, Sequential, Sigmoid, Tanh
 from numvae.diagnostics.gradcheck import check_layer

@@ -2,14 +2,22 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from numvae.model.kl import kl_divergence, kl_divergence_backward
-from numvae.model.likelihoods import bernoulli_nll, bernoulli_nll_backward, bernoulli_nll_from_probs, bernoulli_nll_from_probs_backward, gaussian_nll, gaussian_nll_backward
-from numvae.model.objectives import seed_loss, seed_loss_backward
-from numvae.validation import NumericalError
 from numvae.diagnostics.gradcheck import check_arrays
+from numvae.model.kl import kl_divergence, kl_divergence_backward
+from numvae.model.likelihoods import (
+    bernoulli_nll,
+    bernoulli_nll_backward,
+    bernoulli_nll_from_probs,
+    bernoulli_nll_from_probs_backward,
+    gaussian_nll,
+    gaussian_nll_backward,
+)
+from numvae.model.objectives import seed_loss, seed_loss_backward
 from numvae.nn.layers import sigmoid
+from numvae.validation import NumericalError
 
 TOL = 1e-6
 shapes = st.tuples(st.integers(1, 8), st.integers(1, 10))

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 import numvae
+from helpers import tiny_model
 from numvae.diagnostics import evaluate
+from numvae.diagnostics.gradcheck import check_arrays, check_model
 from numvae.model import priors
 from numvae.training.checkpoint import load_checkpoint, save_checkpoint
-from numvae.diagnostics.gradcheck import check_arrays, check_model
-from helpers import tiny_model
 
 TOL = 1e-7
 
@@ -156,8 +156,8 @@ def test_evaluation_reports_no_kl_per_dimension_but_active_units():
 
 
 def test_mixture_figures_and_clusters(tmp_path):
-    from numvae.io import datasets
     from numvae import plots
+    from numvae.io import datasets
     data = datasets.make_toy(60, side=4, seed=0)
     model = numvae.VAE(16, 8, 2, encoder_hidden=(8,), decoder_hidden=(8,), prior="mixture",
                        prior_components=4, seed=0)

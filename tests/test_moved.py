@@ -32,9 +32,9 @@ def test_an_old_module_path_imports_the_new_module_with_a_warning(old):
 def test_the_old_losses_module_holds_each_formula_from_its_new_home():
     forget("numvae.losses")
     with pytest.warns(DeprecationWarning, match="numvae.model.kl"):
-        from numvae.losses import kl_divergence, seed_loss, NumericalError  # noqa: F401
-    from numvae.model import kl, objectives
+        from numvae.losses import NumericalError, kl_divergence, seed_loss  # noqa: F401
     from numvae import validation
+    from numvae.model import kl, objectives
     assert kl_divergence is kl.kl_divergence
     assert seed_loss is objectives.seed_loss
     assert NumericalError is validation.NumericalError

@@ -6,13 +6,14 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import numvae
+from helpers import run_cli
 from numvae.diagnostics import evaluate
 from numvae.training import loop
 from numvae.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from helpers import run_cli
 from numvae.validation import NumericalError
 
 TOY = ["--dataset", "toy", "--latent-dim", "2", "--shared-dim", "16", "--no-plots",
@@ -154,7 +155,8 @@ def rewrite(tmp_path, arrays, **changes):
     return path
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.sampled_from(FIELDS), json_values)
 def test_fuzzed_json_fields_are_checkpoint_errors(tmp_path, saved, field, value):
     path = rewrite(tmp_path, saved, **{field: np.array(json.dumps(value))})
@@ -184,7 +186,8 @@ def test_damaged_members_are_checkpoint_errors(tmp_path, saved, changes, message
         load_checkpoint(rewrite(tmp_path, saved, **changes))
 
 
-def test_a_permutation_out_of_range_or_a_step_beyond_the_epoch_is_refused_on_resume(tmp_path, saved):
+def test_a_permutation_out_of_range_or_a_step_beyond_the_epoch_is_refused_on_resume(
+        tmp_path, saved):
     state = json.loads(str(saved["train_state"]))
     for bad_state, permutation in [({**state, "step": 1}, np.arange(100) + 5),
                                    ({**state, "step": 99}, np.arange(100))]:

@@ -12,12 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from numvae.io.npz import Member, NpzError, NpzReader, read_npz
 
 ROOT = Path(__file__).resolve().parents[1]
-FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=100, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
 MIB = 2**20
 ARRAYS = {"weights": np.arange(12, dtype=np.float32).reshape(3, 4) / 7,
           "step": np.array(5),
@@ -82,7 +84,8 @@ def test_reads_what_numpy_writes(tmp_path, save):
 
 @pytest.mark.parametrize("version", [(1, 0), (2, 0), (3, 0)])
 def test_npy_versions(tmp_path, version):
-    member = npy("{'descr': '<i2', 'fortran_order': False, 'shape': (2,), }", b"\x01\x00\x02\x01", version)
+    member = npy("{'descr': '<i2', 'fortran_order': False, 'shape': (2,), }", b"\x01\x00\x02\x01",
+                 version)
     write_zip(tmp_path / "v.npz", {"x.npy": member})
     np.testing.assert_array_equal(read(tmp_path / "v.npz", {"x": Member("i")})["x"], [1, 258])
 
@@ -127,7 +130,8 @@ def test_reader_reads_in_phases_from_one_open_file(tmp_path):
         with pytest.raises(NpzError, match="c.npz: has unexpected member 'mask'$"):
             npz.check_names(without_mask)
         npz.check_names(without_mask, unexpected="ignore")
-        np.testing.assert_array_equal(npz.read("weights", ("f", (3, 4))), ARRAYS["weights"])  # 48 more
+        # 48 more
+        np.testing.assert_array_equal(npz.read("weights", ("f", (3, 4))), ARRAYS["weights"])
         with pytest.raises(NpzError, match=r"c.npz: member 'step' declares \(\) items of <i8, 8 bytes, "
                                            r"more than the 4 allowed$"):
             npz.read("step", Member("i", ()))
@@ -139,7 +143,8 @@ def test_reader_reads_in_phases_from_one_open_file(tmp_path):
 def test_reads_a_numvae_checkpoint_as_np_load_does():
     # tests/data/checkpoint_v1.npz was written by numvae 0.1.0's save_checkpoint
     path = ROOT / "tests" / "data" / "checkpoint_v1.npz"
-    text = {name: Member("U", ()) for name in ("config", "model_rng", "history", "train_state", "optimizer")}
+    text = {name: Member("U", ()) for name in ("config", "model_rng", "history", "train_state",
+                                               "optimizer")}
     with NpzReader(path, max_total_bytes=MIB) as npz:
         assert npz.read("format_version", Member("iu", ())) == 1
         arrays = {name: npz.read(name, spec) for name, spec in text.items()}
@@ -147,7 +152,8 @@ def test_reads_a_numvae_checkpoint_as_np_load_does():
                     **{name: Member("f") for name in npz.names if name.startswith(("param/", "optimizer/m.",
                                                                                   "optimizer/v."))}}
         npz.check_names(expected)
-        arrays.update({name: npz.read(name, expected[name]) for name in npz.names if name not in arrays})
+        arrays.update({name: npz.read(name, expected[name]) for name in npz.names
+                       if name not in arrays})
     with np.load(path, allow_pickle=False) as reference:
         assert sorted(reference.files) == sorted(arrays) and len(arrays) == 49  # 5 + 14 + 2 + 28
         for name in reference.files:
@@ -181,7 +187,8 @@ def test_zip_directory_too_large_or_zip64(tmp_path):
     with pytest.raises(NpzError, match=r"many.npz: has a 1,425,000-byte zip directory, more than the 1,048,576"):
         read(tmp_path / "many.npz", max_total_bytes=10 * MIB)
     write_zip(tmp_path / "few.npz", {f"x{i:06}.npy": b"" for i in range(10_001)})
-    with pytest.raises(NpzError, match=r"few.npz: has 10,001 members, more than the 10,000 allowed$"):
+    with pytest.raises(NpzError,
+                       match=r"few.npz: has 10,001 members, more than the 10,000 allowed$"):
         NpzReader(tmp_path / "few.npz", max_total_bytes=10 * MIB)
     with zipfile.ZipFile(tmp_path / "64.npz", "w") as archive:
         archive.writestr("x.npy", npy_of("<f8", (1,), bytes(8)))
@@ -195,7 +202,8 @@ def test_zip_directory_too_large_or_zip64(tmp_path):
 def test_file_larger_than_the_budget_is_not_opened_as_zip(tmp_path):
     with open(tmp_path / "large.npz", "wb") as file:
         file.truncate(3 * MIB)  # sparse: no disk space used
-    with pytest.raises(NpzError, match=r"large.npz: is 3,145,728 bytes, more than the 1,049,576 allowed$"):
+    with pytest.raises(NpzError,
+                       match=r"large.npz: is 3,145,728 bytes, more than the 1,049,576 allowed$"):
         read(tmp_path / "large.npz", max_total_bytes=1000)
 
 
@@ -214,7 +222,8 @@ class Trap:
 def test_pickled_member_is_refused_unopened(tmp_path):
     trap = tmp_path / "unpickled"
     np.savez(tmp_path / "p.npz", obj=np.array([Trap(trap)], dtype=object))
-    with pytest.raises(NpzError, match="member 'obj' holds pickled Python objects; numvae never unpickles"):
+    with pytest.raises(NpzError,
+                       match="member 'obj' holds pickled Python objects; numvae never unpickles"):
         read(tmp_path / "p.npz", {"obj": Member("f")})
     assert not trap.exists()
     with pytest.raises(ValueError, match="never 'O'"):
@@ -222,8 +231,10 @@ def test_pickled_member_is_refused_unopened(tmp_path):
 
 
 def test_member_longer_or_shorter_than_declared(tmp_path):
-    write_zip(tmp_path / "long.npz", {"x.npy": npy_of("<f8", (4,), bytes(10 * MIB))}, zipfile.ZIP_DEFLATED)
-    with pytest.raises(NpzError, match="member 'x' holds more than the 32 data bytes its header declares$"):
+    write_zip(tmp_path / "long.npz", {"x.npy": npy_of("<f8", (4,), bytes(10 * MIB))},
+              zipfile.ZIP_DEFLATED)
+    with pytest.raises(NpzError,
+                       match="member 'x' holds more than the 32 data bytes its header declares$"):
         read(tmp_path / "long.npz", {"x": Member("f")})
     write_zip(tmp_path / "short.npz", {"x.npy": npy_of("<f8", (100,), bytes(80))})
     with pytest.raises(NpzError, match=r"member 'x' holds 80 of the 800 data bytes its header "
@@ -243,9 +254,11 @@ def test_duplicate_member_names(tmp_path):
 
 def test_other_compression_methods_and_encryption(tmp_path):
     write_zip(tmp_path / "bz.npz", {"x.npy": npy_of("<f8", (1,), bytes(8))}, zipfile.ZIP_BZIP2)
-    with pytest.raises(NpzError, match=r"member 'x' uses zip compression method 12, expected stored \(0\)"):
+    with pytest.raises(NpzError,
+                       match=r"member 'x' uses zip compression method 12, expected stored \(0\)"):
         read(tmp_path / "bz.npz", {"x": Member("f")})
-    data = bytearray(write_zip(tmp_path / "enc.npz", {"x.npy": npy_of("<f8", (1,), bytes(8))}).read_bytes())
+    data = bytearray(write_zip(tmp_path / "enc.npz",
+                               {"x.npy": npy_of("<f8", (1,), bytes(8))}).read_bytes())
     for signature, flags_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # set the "encrypted" bit
         data[data.index(signature) + flags_at] |= 1
     (tmp_path / "enc.npz").write_bytes(bytes(data))
@@ -478,7 +491,8 @@ def test_one_gib_member_is_never_inflated_within_a_memory_limit(tmp_path):
     weights = npy_of("<f4", (3, 4), np.ones((3, 4), np.float32).tobytes())
     write_bomb_zip(tmp_path / "extra.npz", {"weights.npy": weights}, "junk.npy", npy_of("|u1", (2**30,)),
                    1024)
-    write_bomb_zip(tmp_path / "lying.npz", {}, "weights.npy", weights[:-48], 1024)  # 48 bytes, then 1 GiB
+    # 48 bytes, then 1 GiB
+    write_bomb_zip(tmp_path / "lying.npz", {}, "weights.npy", weights[:-48], 1024)
     assert (tmp_path / "extra.npz").stat().st_size < 2 * MIB
     limit = 400 * MIB  # Python with NumPy needs about 110 MB of address space
     code = f"""

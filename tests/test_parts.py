@@ -7,13 +7,10 @@ import numpy as np
 import pytest
 
 import numvae
-from numvae.model import likelihoods
-from numvae.model import objectives
-from numvae.model import kl as kl_terms
-from numvae.model import posteriors
-from numvae.model import priors
-from numvae.diagnostics.gradcheck import check_arrays, check_model
 from helpers import tiny_model
+from numvae.diagnostics.gradcheck import check_arrays, check_model
+from numvae.model import kl as kl_terms
+from numvae.model import likelihoods, posteriors, priors
 
 TOL = 1e-7
 RNG = np.random.default_rng(0)
@@ -69,7 +66,8 @@ def test_log_q_and_log_p_and_their_explicit_partials():
     eps = RNG.standard_normal((2, 4, 3))
     z, cache = q.rsample({"mean": mean, "log_var": log_var}, eps)
     z3 = z.reshape(2, 4, 3).copy()
-    np.testing.assert_allclose(q.log_prob(cache), gaussian_log_density(z3, mean, log_var), rtol=1e-12)
+    np.testing.assert_allclose(q.log_prob(cache), gaussian_log_density(z3, mean, log_var),
+                               rtol=1e-12)
     np.testing.assert_allclose(p.log_prob(z), gaussian_log_density(z, 0.0, 0.0), rtol=1e-12)
     weights = RNG.uniform(0.5, 2.0, size=(2, 4))
     dz, dheads = q.log_prob_backward(weights, cache)
@@ -130,5 +128,6 @@ def test_registries_are_the_choices_everywhere():
     train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
     likelihood = next(a for a in train_parser._actions if a.dest == "likelihood")
     assert sorted(likelihood.choices) == sorted(likelihoods.LIKELIHOODS)
-    with pytest.raises(ValueError, match="posterior must be one of 'diagonal_gaussian'.*; got 'planar'"):
+    with pytest.raises(ValueError,
+                       match="posterior must be one of 'diagonal_gaussian'.*; got 'planar'"):
         numvae.VAE(4, 3, 2, posterior="planar")

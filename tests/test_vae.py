@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import numvae
-from numvae.diagnostics.gradcheck import check_model
 from helpers import relu_margin, tiny_model
+from numvae.diagnostics.gradcheck import check_model
 
 # h = 1e-4 leaves a truncation error O(h^2) that reads as ~1e-6 relative to a gradient as
 # small as 1e-4 (hypothesis drew one: encoder.log_var.b = -1.2e-4, error 1.3e-6); 1e-5
@@ -14,7 +15,8 @@ seeds = st.integers(0, 2**32 - 1)
 
 
 def assert_gradient_matches(model, x, eps):
-    assume(relu_margin(model, model.forward(x, eps)) > 1e-3)  # finite differences are invalid across a ReLU kink
+    # finite differences are invalid across a ReLU kink
+    assume(relu_margin(model, model.forward(x, eps)) > 1e-3)
     # h = 1e-4 (< the margin): rounding error ~ 1e-16 |loss| / h stays far below gradients
     # that are small next to the loss (a model whose decoder is dead learns from the KL only)
     errors = check_model(model, x, eps, h=1e-4)
@@ -119,7 +121,7 @@ def test_tiny_vae_learns_a_toy_data_set():
     model = numvae.VAE(16, 8, 2, encoder_hidden=(16,), decoder_hidden=(16,), seed=0)
     opt = numvae.Adam(model.params, lr=1e-2)
     start = model.loss(data)
-    for step in range(400):
+    for _ in range(400):
         batch = data[rng.integers(0, 300, 32)]
         model.loss_and_grad(batch)
         opt.step(model.grads)

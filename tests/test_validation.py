@@ -8,16 +8,17 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import numvae
 from numvae.diagnostics import evaluate
 from numvae.model.kl import kl_divergence
 from numvae.model.likelihoods import bernoulli_nll, bernoulli_nll_backward
-from numvae.validation import NumericalError
-from numvae.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from numvae.nn.layers import sigmoid
+from numvae.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from numvae.validation import NumericalError
 
 
 def small_model(**kwargs):
@@ -46,7 +47,8 @@ def test_bad_dtypes_and_eps():
         model.loss_and_grad(np.array([[None] * 6], dtype=object))
     with pytest.raises(ValueError, match=r"eps has shape \(3, 2\); expected \(2, 2\)"):
         model.loss_and_grad(np.zeros((2, 6)), eps=np.zeros((3, 2)))
-    assert np.isfinite(model.loss_and_grad(np.array([[0, 1, 1, 0, 1, 0]] * 2)))  # 0/1 integers are fine
+    # 0/1 integers are fine
+    assert np.isfinite(model.loss_and_grad(np.array([[0, 1, 1, 0, 1, 0]] * 2)))
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -107,7 +109,8 @@ def test_fuzz_checkpoint_reader_random_bytes(tmp_path_factory, data):
 @pytest.fixture(scope="module")
 def checkpoint_bytes(tmp_path_factory):
     model = small_model()
-    path = save_checkpoint(tmp_path_factory.mktemp("ck") / "c.npz", model, numvae.Adam(model.params))
+    path = save_checkpoint(tmp_path_factory.mktemp("ck") / "c.npz", model,
+                           numvae.Adam(model.params))
     return path.read_bytes()
 
 
@@ -216,7 +219,8 @@ anything = st.one_of(st.none(), st.booleans(), st.integers(-3, 300), st.floats(a
     "encoder_hidden": anything, "decoder_hidden": anything, "likelihood": anything,
     "sigma": anything, "kl_weight": anything, "n_samples": anything}))
 def test_fuzz_model_arguments(overrides):
-    arguments = dict(input_dim=4, shared_dim=3, latent_dim=2, encoder_hidden=(3,), decoder_hidden=(3,))
+    arguments = dict(input_dim=4, shared_dim=3, latent_dim=2, encoder_hidden=(3,),
+                     decoder_hidden=(3,))
     arguments.update(overrides)
     try:
         model = numvae.VAE(**arguments)
@@ -235,7 +239,8 @@ def test_fuzz_model_arguments(overrides):
 @given(anything, anything)
 def test_fuzz_optimizer_arguments(lr, momentum):
     params = {"w": np.zeros(3)}
-    for make in (lambda: numvae.Adam(params, lr=lr), lambda: numvae.SGD(params, lr=lr, momentum=momentum)):
+    for make in (lambda: numvae.Adam(params, lr=lr),
+                 lambda: numvae.SGD(params, lr=lr, momentum=momentum)):
         try:
             optimizer = make()
         except (ValueError, TypeError) as err:

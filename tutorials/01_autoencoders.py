@@ -30,7 +30,6 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from numvae.io.datasets import load_mnist_mini
-
 from numvae.plots.tutorial import banner, figure_path, parse_args, show
 
 # %% [markdown]

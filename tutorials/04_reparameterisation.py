@@ -34,7 +34,6 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from numvae.nn.layers import sigmoid
-
 from numvae.plots.tutorial import banner, figure_path, parse_args, show
 
 MU, SIGMA = 1.5, 0.5          # q = N(MU, SIGMA^2)

@@ -29,11 +29,10 @@ import numpy as np
 
 import numvae
 from numvae import plots
-from numvae.model.likelihoods import gaussian_nll, gaussian_nll_backward
-from numvae.io.datasets import load_mnist_mini
 from numvae.diagnostics.gradcheck import check_arrays, check_layer
+from numvae.io.datasets import load_mnist_mini
+from numvae.model.likelihoods import gaussian_nll, gaussian_nll_backward
 from numvae.nn.layers import Dense, ReLU, Sequential, Sigmoid
-
 from numvae.plots.tutorial import banner, figure_path, parse_args, show
 
 # %% [markdown]

@@ -34,11 +34,10 @@ import numpy as np
 
 import numvae
 from numvae import plots
-from numvae.model.kl import kl_divergence, kl_divergence_backward
-from numvae.io.datasets import load_mnist_mini
 from numvae.diagnostics.gradcheck import check_arrays
+from numvae.io.datasets import load_mnist_mini
+from numvae.model.kl import kl_divergence, kl_divergence_backward
 from numvae.nn.layers import Dense, ReLU, Sequential
-
 from numvae.plots.tutorial import banner, figure_path, parse_args, show
 
 # %% [markdown]

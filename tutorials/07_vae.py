@@ -35,10 +35,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
-from numvae.model.kl import kl_divergence
-from numvae.io.datasets import load_mnist_mini
 from numvae.diagnostics.gradcheck import check_model, check_model_directions
-
+from numvae.io.datasets import load_mnist_mini
+from numvae.model.kl import kl_divergence
 from numvae.plots.tutorial import banner, figure_path, parse_args, show
 
 # %% [markdown]

@@ -34,12 +34,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
+from numvae.diagnostics.gradcheck import check_arrays
+from numvae.io.datasets import load_mnist_mini
 from numvae.model.kl import kl_divergence, kl_divergence_backward
 from numvae.model.likelihoods import gaussian_nll, gaussian_nll_backward
 from numvae.model.objectives import seed_loss, seed_loss_backward
-from numvae.io.datasets import load_mnist_mini
-from numvae.diagnostics.gradcheck import check_arrays
-
 from numvae.plots.tutorial import banner, figure_path, parse_args, show
 
 LOG_2PI = np.log(2 * np.pi)

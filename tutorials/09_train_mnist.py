@@ -36,11 +36,10 @@ import numpy as np
 
 import numvae
 from numvae import plots
-from numvae.io.datasets import load_mnist_mini
 from numvae.diagnostics.evaluate import evaluate_elbo
-from numvae.training.loop import fit
-
+from numvae.io.datasets import load_mnist_mini
 from numvae.plots.tutorial import banner, figure_path, parse_args, show
+from numvae.training.loop import fit
 
 # %% [markdown]
 # ## The story

@@ -39,12 +39,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
-from numvae.io.datasets import load_mnist_mini
 from numvae.diagnostics.inspect import trace_step
+from numvae.io.datasets import load_mnist_mini
 from numvae.nn.layers import sigmoid
-from numvae.training.loop import fit
-
 from numvae.plots.tutorial import banner, figure_path, parse_args, show
+from numvae.training.loop import fit
 
 # %% [markdown]
 # ## Recomputing rows by hand
@@ -127,7 +126,8 @@ def plot_gradients(trace, path):
 # ## The story
 
 # %%
-args = parse_args("10_inspect_gradients", "One training step traced with numvae.diagnostics.inspect.")
+args = parse_args("10_inspect_gradients",
+                  "One training step traced with numvae.diagnostics.inspect.")
 train, test = load_mnist_mini()
 model = numvae.VAE(784, shared_dim=128, latent_dim=2, n_samples=2, seed=0)
 n_train = 500 if args.quick else 10_000

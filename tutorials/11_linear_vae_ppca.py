@@ -53,11 +53,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
+from numvae.diagnostics.gradcheck import check_arrays
 from numvae.model.kl import kl_divergence, kl_divergence_backward
 from numvae.model.likelihoods import gaussian_nll, gaussian_nll_backward
-from numvae.diagnostics.gradcheck import check_arrays
 from numvae.nn.layers import Dense
-
 from numvae.plots.tutorial import banner, figure_path, parse_args, show
 
 D, Q = 5, 2                              # data and latent dimensions

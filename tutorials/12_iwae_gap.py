@@ -28,11 +28,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
-from numvae.io.datasets import load_mnist_mini
 from numvae.diagnostics.evaluate import evaluate_elbo, iwae_log_likelihood
-from numvae.training.loop import fit
-
+from numvae.io.datasets import load_mnist_mini
 from numvae.plots.tutorial import banner, figure_path, parse_args, show
+from numvae.training.loop import fit
 
 # %% [markdown]
 # ## A per-example ELBO with little noise

@@ -44,12 +44,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
-from numvae.model.objectives import seed_loss
-from numvae.io.datasets import load_mnist_mini
 from numvae.diagnostics.evaluate import active_units, kl_per_dimension
-from numvae.training.loop import fit
-
+from numvae.io.datasets import load_mnist_mini
+from numvae.model.objectives import seed_loss
 from numvae.plots.tutorial import banner, figure_path, parse_args, show
+from numvae.training.loop import fit
 
 LATENT_DIM = 10
 SIGMAS = (0.1, 0.3, 1.0, 3.0)

@@ -41,9 +41,8 @@ from matplotlib.figure import Figure
 
 import numvae
 from numvae.io.datasets import load_mnist_mini
-from numvae.training.loop import fit
-
 from numvae.plots.tutorial import banner, figure_path, parse_args, show
+from numvae.training.loop import fit
 
 RADIUS = 2.0      # the disc |z| < 2 holds 1 - exp(-2) = 86% of N(0, I) in two dimensions
 

@@ -29,13 +29,12 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
-from numvae.nn.conv import Conv2d, ConvTranspose2d, im2col, output_size
-from numvae.io.datasets import load_mnist_mini
 from numvae.diagnostics.evaluate import evaluate_elbo
 from numvae.diagnostics.gradcheck import check_layer
-from numvae.training.loop import fit
-
+from numvae.io.datasets import load_mnist_mini
+from numvae.nn.conv import Conv2d, ConvTranspose2d, im2col, output_size
 from numvae.plots.tutorial import banner, figure_path, parse_args, show
+from numvae.training.loop import fit
 
 # %% [markdown]
 # ## The convolution by loops (CV1)

@@ -39,11 +39,10 @@ from matplotlib.lines import Line2D
 
 import numvae
 from numvae import plots
-from numvae.io.datasets import Dataset, load_mnist_mini
 from numvae.diagnostics.evaluate import evaluate_elbo
-from numvae.training.loop import fit
-
+from numvae.io.datasets import Dataset, load_mnist_mini
 from numvae.plots.tutorial import banner, figure_path, parse_args, show
+from numvae.training.loop import fit
 
 # %% [markdown]
 # ## Figure: the two latent spaces side by side

@@ -39,13 +39,12 @@ from matplotlib.figure import Figure
 
 import numvae
 from numvae import plots
-from numvae.io.datasets import Dataset, load_mnist_mini
 from numvae.diagnostics.evaluate import evaluate_elbo
 from numvae.diagnostics.matching import clustering_accuracy
+from numvae.io.datasets import Dataset, load_mnist_mini
 from numvae.model.priors import GaussianMixture
-from numvae.training.loop import fit
-
 from numvae.plots.tutorial import banner, figure_path, parse_args, show
+from numvae.training.loop import fit
 
 # %% [markdown]
 # ## EM with numvae's responsibilities

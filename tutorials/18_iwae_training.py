@@ -32,12 +32,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
+from numvae.diagnostics.evaluate import active_units, evaluate_elbo, iwae_log_likelihood
 from numvae.io import datasets
 from numvae.model import priors
-from numvae.diagnostics.evaluate import active_units, evaluate_elbo, iwae_log_likelihood
-from numvae.training.loop import fit
-
 from numvae.plots.tutorial import banner, figure_path, parse_args, show
+from numvae.training.loop import fit
 
 # %% [markdown]
 # ## 1. K = 1 is the ELBO with a Monte Carlo KL

@@ -34,12 +34,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
-from numvae.io import datasets
 from numvae.diagnostics.evaluate import evaluate_elbo, iwae_log_likelihood
+from numvae.io import datasets
 from numvae.model.posteriors import IAF, DiagonalGaussian
-from numvae.training.loop import fit
-
 from numvae.plots.tutorial import banner, figure_path, parse_args, show
+from numvae.training.loop import fit
 
 # %% [markdown]
 # ## Part 1: a banana-shaped target

@@ -36,12 +36,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
-from numvae.io import datasets
 from numvae.diagnostics.evaluate import evaluate_elbo
-from numvae.training.schedules import learning_rate
-from numvae.training.loop import kl_weight_at, train_step
-
+from numvae.io import datasets
 from numvae.plots.tutorial import banner, figure_path, parse_args, show
+from numvae.training.loop import kl_weight_at, train_step
+from numvae.training.schedules import learning_rate
 
 RUNS = {
     "SGD": dict(optimizer=lambda p: numvae.SGD(p, lr=0.005)),

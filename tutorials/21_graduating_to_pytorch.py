@@ -40,13 +40,12 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
-from numvae.training.checkpoint import save_checkpoint
 from numvae.commands.cli import main as numvae_command
-from numvae.io.datasets import load_mnist_mini
 from numvae.diagnostics.evaluate import evaluate_elbo
-from numvae.training.loop import fit
-
+from numvae.io.datasets import load_mnist_mini
 from numvae.plots.tutorial import banner, figure_path, parse_args
+from numvae.training.checkpoint import save_checkpoint
+from numvae.training.loop import fit
 
 try:  # the optional part: this tutorial stops with a message where it is missing
     import torch
@@ -96,7 +95,8 @@ def same_loss(model, path):
 def train_with_ddp(model, source, out, quick):
     """Two processes train the exported model; returns their loss curves (steps,) each."""
     rendezvous = out / "ddp_rendezvous"           # where the processes meet (a FileStore)
-    rendezvous.unlink(missing_ok=True)             # a file left by an earlier run would mislead them
+    # a file left by an earlier run would mislead them
+    rendezvous.unlink(missing_ok=True)
     job = dict(config=model.config, source=str(source), out=str(out), seed=0, lr=1e-3,
                rendezvous=str(rendezvous), n_images=2000 if quick else 10000,
                steps=30 if quick else 400, batch_size=64)

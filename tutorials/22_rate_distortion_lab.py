@@ -41,11 +41,10 @@ from numvae.diagnostics.latent_info import (
 )
 from numvae.io import datasets
 from numvae.model.vae import VAE
+from numvae.plots.tutorial import banner, figure_path, parse_args, show
 from numvae.training.kl_schedules import Cyclical
 from numvae.training.loop import fit
 from numvae.training.optim import Adam
-
-from numvae.plots.tutorial import banner, figure_path, parse_args, show
 
 args = parse_args("22_rate_distortion_lab", "Beta, the rate-distortion plane, collapse")
 

@@ -38,10 +38,9 @@ from numvae.io import datasets
 from numvae.model.kl import kl_divergence
 from numvae.model.vae import VAE
 from numvae.plots.latent import gaussian_grid
+from numvae.plots.tutorial import banner, figure_path, parse_args, show
 from numvae.training.loop import TrainingDivergedError, fit
 from numvae.training.optim import Adam
-
-from numvae.plots.tutorial import banner, figure_path, parse_args, show
 
 args = parse_args("23_bug_gallery", "Bugs that real VAE code shipped, and their checks")
 
@@ -56,8 +55,10 @@ args = parse_args("23_bug_gallery", "Bugs that real VAE code shipped, and their 
 if args.quick:
     toy = datasets.make_toy(800, seed=0)
     grey_train, grey_test = toy.images[:600], toy.images[600:]
-    binary_train, binary_test = ((images > 0.3).astype(np.float32) for images in (grey_train, grey_test))
-    width, epochs, lr = dict(input_dim=64, shared_dim=16, encoder_hidden=(32,), decoder_hidden=(32,)), 40, 1e-2
+    binary_train, binary_test = ((images > 0.3).astype(np.float32) for images in (grey_train,
+                                                                                  grey_test))
+    width, epochs, lr = dict(input_dim=64, shared_dim=16, encoder_hidden=(32,),
+                             decoder_hidden=(32,)), 40, 1e-2
 else:
     train, test = datasets.load_mnist_mini()
     grey_train, grey_test = train.images, test.images[:1000]

@@ -124,7 +124,10 @@ def main(argv=None):
                         "(and the tutorials named, if any)")
     args = parser.parse_args(argv)
     try:
-        import jupytext, nbclient, ipykernel, nbformat  # noqa: F401  (only to say what is missing)
+        import ipykernel  # noqa: F401  (only to say what is missing)
+        import jupytext  # noqa: F401
+        import nbclient  # noqa: F401
+        import nbformat  # noqa: F401  (only to say what is missing)
     except ImportError as err:
         raise SystemExit(f"this needs {err.name}: pip install -e \".[notebooks]\"") from None
     scripts = tutorial_scripts(args.names)

@@ -65,12 +65,26 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.speed.adam import run_adam, worker_adam
-from benchmarks.speed.checks import (run_gradcheck, run_iwae, run_test_suite, worker_cache,
-                                     worker_gradcheck, worker_iwae)
-from benchmarks.speed.common import (ARCHITECTURES, DEFAULT_CHUNK, DEFAULT_DATA_DIR,
-                                     MODULE_SECTIONS, OPTIMIZERS, QUICK_OPTIONS,
-                                     RESULT_TAG, log,
-                                     run_module_section, run_worker)
+from benchmarks.speed.checks import (
+    run_gradcheck,
+    run_iwae,
+    run_test_suite,
+    worker_cache,
+    worker_gradcheck,
+    worker_iwae,
+)
+from benchmarks.speed.common import (
+    ARCHITECTURES,
+    DEFAULT_CHUNK,
+    DEFAULT_DATA_DIR,
+    MODULE_SECTIONS,
+    OPTIMIZERS,
+    QUICK_OPTIONS,
+    RESULT_TAG,
+    log,
+    run_module_section,
+    run_worker,
+)
 from benchmarks.speed.profile import profile_table, worker_profile
 from benchmarks.speed.torch_side import torch_available, worker_torch
 from benchmarks.speed.training import run_training, training_table, worker_numvae
@@ -89,9 +103,11 @@ def worker_main(cfg):
 
 
 def _training_options(parser):
-    parser.add_argument("--arch", nargs="+", choices=list(ARCHITECTURES), default=list(ARCHITECTURES))
+    parser.add_argument("--arch", nargs="+", choices=list(ARCHITECTURES),
+                        default=list(ARCHITECTURES))
     parser.add_argument("--batch", nargs="+", type=int, default=[32, 128, 512])
-    parser.add_argument("--dtype", nargs="+", choices=["float32", "float64"], default=["float32", "float64"])
+    parser.add_argument("--dtype", nargs="+", choices=["float32", "float64"],
+                        default=["float32", "float64"])
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--steps", type=int, default=150,
                         help="matrix: steps per sub-run (one pass over steps x batch images)")

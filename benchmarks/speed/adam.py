@@ -16,8 +16,15 @@ and the fastest block (the least disturbed by other programs on a shared machine
 import statistics
 import time
 
-from benchmarks.speed.common import (load_cached, log, make_model, make_optimizer, optimizer_label,
-                          rss_mib, run_worker)
+from benchmarks.speed.common import (
+    load_cached,
+    log,
+    make_model,
+    make_optimizer,
+    optimizer_label,
+    rss_mib,
+    run_worker,
+)
 from benchmarks.speed.training import step_function
 
 REFERENCE = ("adam", None)  # the textbook Adam

@@ -7,8 +7,15 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.speed.common import (ARCHITECTURES, REPO, load_cached, log, rss_mib, run_worker,
-                          worker_env)
+from benchmarks.speed.common import (
+    ARCHITECTURES,
+    REPO,
+    load_cached,
+    log,
+    rss_mib,
+    run_worker,
+    worker_env,
+)
 
 
 def worker_cache(cfg):

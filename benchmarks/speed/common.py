@@ -77,7 +77,8 @@ def make_optimizer(kind, params, chunk=DEFAULT_CHUNK, lr=1e-3):
 
 
 def optimizer_label(kind, chunk=DEFAULT_CHUNK):
-    return {"fast": f"FastAdam(chunk={chunk})", "adam": "numvae.training.optim.Adam (textbook)"}[kind]
+    return {"fast": f"FastAdam(chunk={chunk})",
+            "adam": "numvae.training.optim.Adam (textbook)"}[kind]
 
 
 def worker_env(threads):

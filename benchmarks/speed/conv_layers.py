@@ -77,6 +77,7 @@ def cpu_name():
 def numvae_stack(fast, seed=0):
     """The four numvae layers (float32), textbook or fast."""
     import numpy as np
+
     from numvae.nn import conv
     rng = np.random.default_rng(seed)
     layers = []
@@ -140,6 +141,7 @@ def stage_jobs(layers, x):
     Returns ({stage: closure}, GFLOP of the products).
     """
     import numpy as np
+
     from numvae.nn.conv import ConvTranspose2d, col2im_channels_last, im2col_channels_last
     rng = np.random.default_rng(0)
     inputs, caches = [], []

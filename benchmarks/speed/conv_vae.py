@@ -51,6 +51,7 @@ def worker_torch(steps, batch):
     """The same conv VAE in PyTorch (``numvae.interop.to_torch``: nn.Conv2d and
     nn.ConvTranspose2d, BCE with logits, the closed-form KL), torch.optim.Adam."""
     import torch
+
     import numvae
     from numvae.interop import to_torch
     torch.set_num_threads(1)
@@ -76,6 +77,7 @@ def layer_profile(batch, repeats=5):
     """Median seconds of each layer's forward and backward in numvae's conv VAE step, and of
     the whole step (loss_and_grad plus Adam): {name: seconds}."""
     import numpy as np
+
     import numvae
     model = numvae.VAE(784, 128, 2, architecture="conv", seed=0)
     optimizer = numvae.FastAdam(model.params, lr=1e-3)
@@ -95,14 +97,14 @@ def layer_profile(batch, repeats=5):
             outputs, caches = [inp], []
             for index, layer in enumerate(sequence.layers):
                 y, cache = timed(f"{prefix}.{index} {type(layer).__name__} forward",
-                                 lambda: layer.forward(outputs[-1]))
+                                 lambda: layer.forward(outputs[-1]))  # noqa: B023 (called now)
                 outputs.append(y)
                 caches.append(cache)
             dy = np.ones_like(outputs[-1])
             for index in range(len(sequence.layers) - 1, -1, -1):
                 layer = sequence.layers[index]
                 dy = timed(f"{prefix}.{index} {type(layer).__name__} backward",
-                           lambda: layer.backward(dy, caches[index]))
+                           lambda: layer.backward(dy, caches[index]))  # noqa: B023 (called now)
         timed("whole step (loss_and_grad)", lambda: model.loss_and_grad(x[0], eps[0][None]))
         timed("Adam update", lambda: optimizer.step(model.grads))
     return {name: float(np.median(values)) for name, values in times.items()}

@@ -18,8 +18,8 @@ import time
 import numpy as np
 
 import numvae
-from numvae.training.optim_fast import FastAdam
 from numvae.training.loop import train_step
+from numvae.training.optim_fast import FastAdam
 
 
 def numvae_runner(k, batch, seed=0):
@@ -36,6 +36,7 @@ def torch_runner(k, batch, threads, seed=0):
     """The same model in PyTorch (``numvae.interop.to_torch``: the same layers, initial
     weights and bound), torch.optim.Adam with the same settings."""
     import torch
+
     from numvae.interop import to_torch
     torch.set_num_threads(threads)
     torch.manual_seed(seed)

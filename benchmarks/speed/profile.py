@@ -11,8 +11,14 @@ GEMM floor, the same products alone, is timed alternately with the step instead.
 import statistics
 import time
 
-from benchmarks.speed.common import (DEFAULT_CHUNK, load_cached, make_model, make_optimizer,
-                          optimizer_label, rss_mib)
+from benchmarks.speed.common import (
+    DEFAULT_CHUNK,
+    load_cached,
+    make_model,
+    make_optimizer,
+    optimizer_label,
+    rss_mib,
+)
 from benchmarks.speed.training import GemmFloor, step_function
 
 DENSE_FORWARD = "Dense.forward (x @ W + b)"
@@ -52,11 +58,9 @@ class Timers:
 
 def targets(optimizer):
     """(owner, attribute, label) of every function the profile wraps."""
+    from numvae.model import kl, likelihoods, objectives, posteriors, vae
     from numvae.nn import layers
-    from numvae.model import kl, likelihoods, objectives
-    from numvae.model import posteriors
     from numvae.training import loop
-    from numvae.model import vae
     other = "Python and small ops in "
     return [
         (layers.Dense, "forward", DENSE_FORWARD), (layers.Dense, "backward", DENSE_BACKWARD),
@@ -232,7 +236,7 @@ def profile_table(result, cfg):
                        ("step_ms", "plain step (no timers), alternated"),
                        ("floor_ms", "GEMM floor (the same products alone)"),
                        ("adam_alone_ms", "optimizer step alone on the current state")]:
-        lines.append(f"{label:<52}" + _cells(profiles, lambda p: p[key]))
+        lines.append(f"{label:<52}" + _cells(profiles, lambda p: p[key]))  # noqa: B023 (called now)
     lines.append(f"{'plain step / GEMM floor':<52}"
                  + _cells(profiles, lambda p: p["step_ms"] / p["floor_ms"], unit="   "))
     for key, label in [("denormals_m", "denormal entries in Adam m"),

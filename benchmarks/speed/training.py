@@ -4,8 +4,19 @@ another one with ``--optimizer``), the GEMM floor, and the alternated PyTorch ru
 import statistics
 import time
 
-from benchmarks.speed.common import (DEFAULT_CHUNK, EPOCH, fmt, load_cached, log, make_model,
-                          make_optimizer, median_ratio, rss_mib, run_worker, subset)
+from benchmarks.speed.common import (
+    DEFAULT_CHUNK,
+    EPOCH,
+    fmt,
+    load_cached,
+    log,
+    make_model,
+    make_optimizer,
+    median_ratio,
+    rss_mib,
+    run_worker,
+    subset,
+)
 from benchmarks.speed.torch_side import best_block_ms
 
 

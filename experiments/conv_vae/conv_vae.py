@@ -22,8 +22,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def quality(args):
     import numvae
-    from numvae.io import datasets
     from numvae.diagnostics import evaluate
+    from numvae.io import datasets
     from numvae.training.loop import fit
     train_data, test, used = datasets.load_dataset(args.dataset, args.data_dir, announce=print)
     out = {}

@@ -19,9 +19,9 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 import numvae
-from numvae.io import datasets
-from numvae.diagnostics import evaluate
 from numvae import plots
+from numvae.diagnostics import evaluate
+from numvae.io import datasets
 from numvae.training.loop import fit
 
 RESULTS = Path(__file__).resolve().parent / "results"

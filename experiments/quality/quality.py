@@ -15,10 +15,9 @@ import json
 import time
 from pathlib import Path
 
-
 import numvae
-from numvae.io import datasets
 from numvae.diagnostics import evaluate
+from numvae.io import datasets
 from numvae.training import loop
 
 ARCHITECTURES = {
@@ -48,7 +47,8 @@ def main(argv=None):
     default_dir = Path(__file__).resolve().parents[3] / "shared" / "mnist"
     parser.add_argument("--data-dir", default=str(default_dir))
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--arch", nargs="+", default=list(ARCHITECTURES), choices=list(ARCHITECTURES))
+    parser.add_argument("--arch", nargs="+", default=list(ARCHITECTURES),
+                        choices=list(ARCHITECTURES))
     parser.add_argument("--iwae-k", type=int, nargs="+", default=[500, 1000])
     parser.add_argument("--iwae-n", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)

@@ -13,7 +13,8 @@ from numvae.diagnostics.latent_info import format_latent_information, latent_inf
 
 
 def add_parser(commands):
-    p = commands.add_parser("evaluate", help="test-set negative ELBO and importance-weighted log p(x)")
+    p = commands.add_parser("evaluate",
+                            help="test-set negative ELBO and importance-weighted log p(x)")
     p.add_argument("checkpoint")
     p.add_argument("--iwae-k", type=samples_option, default=100,
                    help="importance samples K (0: skip; default 100)")

@@ -35,7 +35,7 @@ def _model_and_batch(args):
     else:
         model = VAE(784, 128, 2, architecture=args.architecture, prior=args.prior,
                     n_classes=10 if args.conditional else None, seed=args.seed)
-        source = "a freshly initialised slides' VAE (seed %d)" % args.seed
+        source = f"a freshly initialised slides' VAE (seed {args.seed})"
         if (args.architecture, args.prior, args.conditional) != ("mlp", "standard_normal", False):
             source = (f"a freshly initialised VAE ({args.architecture}, {args.prior} prior"
                       f"{', conditional' if args.conditional else ''}; seed {args.seed})")

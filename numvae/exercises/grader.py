@@ -194,7 +194,8 @@ def _raised(function, outcome):
     kind = outcome["raised"]
     if kind == "not_done":
         where = outcome.get("where", "")
-        return Result(function, NOT_DONE, f"it calls {where}" if where not in ("", function) else "")
+        return Result(function, NOT_DONE,
+                      f"it calls {where}" if where not in ("", function) else "")
     if kind == "wrong":
         raise Wrong(outcome.get("text", ""), outcome.get("hint"))
     return Result(function, WRONG, str(outcome.get("text", "")))

@@ -31,12 +31,14 @@ from numvae.exercises.attempt import mentioned
 DEFAULT_TIMEOUT = 10.0       # seconds per function (the capstone: CAPSTONE_FACTOR times more)
 CAPSTONE_FACTOR = 30         # the capstone trains a model: 300 s at the default
 MEMORY_BYTES = 2 * 1024**3   # a child's address space
-STARTUP_SECONDS = 60.0       # Python, NumPy and numvae starting in a child, before the student's code
+# Python, NumPy and numvae starting in a child, before the student's code
+STARTUP_SECONDS = 60.0
 MAX_RESULTS_BYTES = 64 * 1024**2
 IMPORT = "(import)"          # the Result "function" of a file that cannot be imported
 POLL = 0.02
 
-Limits = namedtuple("Limits", "timeout memory_bytes jobs", defaults=(DEFAULT_TIMEOUT, MEMORY_BYTES, 2))
+Limits = namedtuple("Limits", "timeout memory_bytes jobs",
+                    defaults=(DEFAULT_TIMEOUT, MEMORY_BYTES, 2))
 LONG = {function for exercise in EXERCISES if exercise.name.startswith("12_")
         for function in exercise.functions}
 
@@ -175,7 +177,8 @@ class Job:
         """The child is gone: the function it was running (or the import) gets ``status``;
         a new child grades what is left. Returns True when nothing is left."""
         if self.found is None:  # lost while importing the file
-            self.results[IMPORT] = grader.Result(IMPORT, status, f"{why} (while importing the file)")
+            self.results[IMPORT] = grader.Result(IMPORT, status,
+                                                 f"{why} (while importing the file)")
             return True
         if self.current is not None:
             self.results[self.current] = grader.Result(self.current, status, why)

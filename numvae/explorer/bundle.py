@@ -49,7 +49,8 @@ def layer_list(sequence):
             raise TypeError(f"a {type(layer).__name__} layer has no JavaScript version")
         entry = {"kind": kind}
         if kind == "dense":
-            entry.update(W=pack(layer.params["W"], np.float32), b=pack(layer.params["b"], np.float32))
+            entry.update(W=pack(layer.params["W"], np.float32),
+                         b=pack(layer.params["b"], np.float32))
         layers.append(entry)
     return layers
 

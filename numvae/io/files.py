@@ -102,7 +102,8 @@ def remove_stale_temporaries(path):
         return []
     pattern = re.compile(re.escape(f".{path.name}.") + r"(\d+)\.[0-9a-f]{12}\.tmp")
     removed = []
-    with contextlib.suppress(OSError), os.scandir(path.parent) as entries:  # unreadable: the save says so
+    # unreadable: the save says so
+    with contextlib.suppress(OSError), os.scandir(path.parent) as entries:
         for entry in entries:
             match = pattern.fullmatch(entry.name)
             if match and entry.is_file(follow_symlinks=False) and not _running(int(match.group(1))):

@@ -36,7 +36,8 @@ from numvae.io.files import NotRegularFileError, as_path, open_regular
 
 __all__ = ["Member", "NpzError", "NpzReader", "read_npz"]
 
-_ZIP_OVERHEAD = 2**20        # the file may exceed the data budget by this much (zip and .npy headers)
+# the file may exceed the data budget by this much (zip and .npy headers)
+_ZIP_OVERHEAD = 2**20
 _MAX_MEMBERS = 10_000        # entries in the zip directory ...
 _MAX_DIRECTORY = 2**20       # ... and its bytes (a checkpoint's takes a few kB)
 _MAX_HEADER = 10_000         # bytes of a .npy header dict (numpy's own limit)
@@ -133,7 +134,8 @@ class NpzReader:
         specs = _check_expected(expected)
         if unexpected not in ("error", "ignore"):
             raise ValueError(f"unexpected: expected 'error' or 'ignore', got {unexpected!r}")
-        missing = [name for name, spec in specs.items() if spec.required and name not in self._entries]
+        missing = [name for name, spec in specs.items()
+                   if spec.required and name not in self._entries]
         extra = [name for name in self._entries if name not in specs] + self._others
         with self._reporting():
             if missing:

@@ -13,7 +13,8 @@ def check_labels(y, n_classes, batch, name="y"):
         raise ValueError(f"this conditional model (n_classes={n_classes}) needs the labels "
                          f"{name}: (batch,) integers in [0, {n_classes})")
     array = np.asarray(y)
-    if array.dtype.kind == "f" and np.isfinite(array).all() and np.array_equal(array, np.round(array)):
+    if (array.dtype.kind == "f" and np.isfinite(array).all()
+            and np.array_equal(array, np.round(array))):
         array = array.astype(np.int64)  # 3.0 is the label 3
     if array.dtype.kind not in "iu" or array.shape != (batch,):
         raise ValueError(f"{name} must hold one integer label per example, shape ({batch},); "

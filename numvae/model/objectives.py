@@ -138,7 +138,8 @@ class IWAE:
         log_q = posterior.log_prob(posterior_cache)                   # (K, batch)
         log_p = prior.log_prob(z).reshape(log_q.shape)                # (K, batch)
         log_w = -nll + log_p - log_q                                  # (K, batch), eq. I1
-        top = log_w.max(axis=0)                                       # log-sum-exp: subtract the max
+        # log-sum-exp: subtract the max
+        top = log_w.max(axis=0)
         log_sum = top + np.log(np.exp(log_w - top).sum(axis=0))       # (batch,)
         normalised = np.exp(log_w - log_sum)                          # w~_k, sums to 1 over k (IW2)
         bound = log_sum - np.log(log_w.shape[0])

@@ -135,7 +135,8 @@ class VAE:
                  prior="standard_normal", objective="elbo", prior_components=10,
                  flow_steps=1, flow_hidden=(50,), architecture="mlp", n_classes=None,
                  free_bits=0.0, dtype=np.float32, seed=None):
-        check_vae_config(input_dim, shared_dim, latent_dim, sigma, kl_weight, n_samples, dtype, seed)
+        check_vae_config(input_dim, shared_dim, latent_dim, sigma, kl_weight, n_samples, dtype,
+                         seed)
         encoder_hidden = check_widths(encoder_hidden, "encoder_hidden")
         decoder_hidden = check_widths(decoder_hidden, "decoder_hidden")
         for value, name, registry in [(likelihood, "likelihood", LIKELIHOODS),

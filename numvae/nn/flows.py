@@ -112,7 +112,8 @@ class IAFStep:
         m, s = a[:, :latent_dim], a[:, latent_dim:]
         sigma = sigmoid(s)
         z_new = sigma * z + (1 - sigma) * m                                   # IF3
-        log_sigma = np.minimum(s, 0) - np.log1p(np.exp(-np.abs(s)))          # log sigmoid(s), stable
+        # log sigmoid(s), stable
+        log_sigma = np.minimum(s, 0) - np.log1p(np.exp(-np.abs(s)))
         return z_new, dict(z=z, h=h, m=m, sigma=sigma, log_sigma=log_sigma, caches=caches)
 
     def backward(self, dz_new, dlog_det, cache):

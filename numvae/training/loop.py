@@ -304,7 +304,8 @@ class _Run:
                 kl_weight_at(global_step, self.base_kl_weight, self.warmup_steps)
                 if self.kl_schedule is None
                 else self.base_kl_weight * self.kl_schedule.factor(global_step, self.steps_per_epoch))
-            cache = train_step(self.model, self.optimizer, x, self.epoch_kl_weight, (epoch, step), y)
+            cache = train_step(self.model, self.optimizer, x, self.epoch_kl_weight, (epoch, step),
+                               y)
             if global_step % self.grad_norm_every == 0:
                 self._record_grad_norms(global_step)
             state["train_reconstruction_sum"] += float(cache["reconstruction"].sum())
