@@ -17,6 +17,7 @@ Medians and quartiles after 10 warm-up runs; the CPU is named beside the figures
 """
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -65,8 +66,8 @@ def measure(repeats):
                 results[name] = summary(driver.execute_script(f"return numvaeExplorer.{call}({n})"))
         finally:
             stop_chromium(driver)
-    return {"cpu": cpu_name(), "chromium": version, "model": "slides' (784-256-128-2, shipped)",
-            "batch": 8, **results}
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "load_average_1min": os.getloadavg()[0],
+            "chromium": version, "model": "slides' (784-256-128-2, shipped)", "batch": 8, **results}
 
 
 if __name__ == "__main__":
