@@ -63,3 +63,8 @@ def test_the_wheel_ships_the_data_the_stubs_and_the_command(wheel):
     assert stubs and all(f"numvae/exercises/stubs/{p.name}" in wheel for p in stubs)
     entry_points = wheel[f"numvae-{numvae.__version__}.dist-info/entry_points.txt"].decode()
     assert "numvae = numvae.commands.entry:main" in entry_points
+
+
+def test_the_wheel_ships_the_explorer_page(wheel):
+    static = sorted((ROOT / "numvae" / "explorer" / "static").iterdir())
+    assert len(static) >= 5 and all(f"numvae/explorer/static/{p.name}" in wheel for p in static)

@@ -14,9 +14,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "tests"))  # the tests' Chromium helper
 
-from browser import start_chromium, stop_chromium  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 
+from browser import start_chromium, stop_chromium  # noqa: E402
 from numvae.commands.cli import main  # noqa: E402
 
 

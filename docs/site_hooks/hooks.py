@@ -17,6 +17,7 @@ from mkdocs.structure.files import File
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import links  # noqa: E402
+
 import tutorials  # noqa: E402
 
 ROOT = links.ROOT
