@@ -144,17 +144,18 @@ print(trace.table())
 B, S = len(x), 2
 assert len(trace) == 49 and trace["d z"].shape == (S * B, 2)
 loss, kl, std = trace["loss"].value, trace["kl"].value.mean(), trace["std"].value
+print(f"You should see: 49 rows; shapes ({B}, ...) in the encoder and ({S * B}, ...) = (S B, ...)")
+print(f"in the decoder (d z has the shape of z, (S B, latent_dim) = ({S * B}, 2)).")
 if args.quick:
     assert loss > 450 and kl < 0.5
+    print("After one epoch on 500 images the model is barely trained: a loss above 450 and a")
+    print("KL below 0.5.")
 else:
     assert 170 < loss < 210 and 3 < kl < 7 and std.min() < 0.5 and std.max() > 1.2
-print(f"You should see: 49 rows; shapes ({B}, ...) in the encoder and ({S * B}, ...) = (S B, ...)")
-print(f"in the decoder (d z has the shape of z, (S B, latent_dim) = ({S * B}, 2)). After one")
-print("epoch on the 10,000 images: a loss near 190 nats with a KL near 5, std from about 0.3")
-print("to 1.7: the encoder already pins some images down and leaves others near the prior.")
-print("With --quick (one epoch on 500 images) the model is barely trained: a loss above 450")
-print(f"and a KL below 0.5. Here: loss {loss:.0f}, KL {kl:.2f}, std {std.min():.2f} to "
-      f"{std.max():.2f}.")
+    print("After one epoch on the 10,000 images: a loss near 190 nats with a KL near 5, std")
+    print("from below 0.5 to above 1.2: the encoder already pins some images down and leaves")
+    print("others near the prior.")
+print(f"Here: loss {loss:.0f}, KL {kl:.2f}, std {std.min():.2f} to {std.max():.2f}.")
 
 # %%
 banner("Recomputing rows by hand")
@@ -209,4 +210,5 @@ print(f"entries of d mean and d log_var where the KL's contribution is the large
 print("You should see in it: the left panel's bars in the order of the printed values (the")
 print("heads' biases and the decoder's first layer, fed by few inputs, the largest); in the")
 print("right panel, the fork's points above the diagonal where the KL's contribution is")
-print("the larger, as many as printed: none or few with --quick, several in the full run.")
+print("the larger, as many as printed" + (": none or few after this short run."
+                                         if args.quick else ": several after a full epoch."))
