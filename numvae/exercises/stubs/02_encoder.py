@@ -13,7 +13,8 @@ The slides' encoder (docs/derivations.md, section 8 "Layers", (D1) and (D3)):
 ignore them. The grader uses small widths: read the sizes from the arrays, never write
 256 or 2 in your code.
 
-Classic mistake the grader names: an activation after the heads.
+Classic mistakes the grader names: an activation after the heads, a ReLU of the
+compressor left out, the two heads swapped.
 """
 import numpy as np
 

@@ -8,7 +8,8 @@ Read docs/derivations.md, section 3, (R1), and section 4, (V3).
   entry by entry).
 
 All arrays have shape (batch, latent_dim). Classic mistakes the grader names:
-exp(log_var) used as the standard deviation (std vs variance), a missing 1/2.
+exp(log_var) used as the standard deviation (std vs variance, in the forward or the
+backward), a missing 1/2.
 """
 import numpy as np
 

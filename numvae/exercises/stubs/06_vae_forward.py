@@ -11,7 +11,8 @@ arrays. eps: (batch, latent_dim).
 
 Return a dict with "mean", "log_var", "z" (each (batch, latent_dim)) and "output"
 (batch, input_dim), the decoder's probabilities. Classic mistakes the grader names:
-exp(log_var) used as the standard deviation, the logits returned instead of sigmoid(logits).
+exp(log_var) used as the standard deviation, the logits returned instead of sigmoid(logits),
+a ReLU of the decoder left out.
 """
 import numpy as np
 

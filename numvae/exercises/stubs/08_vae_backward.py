@@ -12,7 +12,10 @@ x: (batch, input_dim) in [0, 1]; eps: (batch, latent_dim); params as in exercise
 Return (loss, grads): loss a float, grads a dict with the same names and shapes as params.
 The grader compares with central differences of your own loss and with numvae's gradient.
 Classic mistakes it names: a sum over the batch where the mean is meant, std vs variance,
-the missing -1 or 1/2 in the KL, a sign.
+the missing -1 or 1/2 in the KL, a sign, the KL's gradient with the wrong sign, the fork's
+two gradients assigned instead of added, a head dropped at the shared layer, the
+reparameterisation's 1/2, ReLU masks taken from dy. Otherwise it names the first wrong
+gradient in the order of the backward pass.
 """
 import numpy as np
 

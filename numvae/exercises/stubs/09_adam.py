@@ -10,7 +10,9 @@ Read docs/derivations.md, section 9, (O2). With g the gradient and t the step nu
 Update ``param``, ``m`` and ``v`` IN PLACE (``param -= ...``, ``m[...] = ...``): the caller
 keeps its arrays, so rebinding the names inside the function changes nothing for it.
 Return nothing. param, grad, m, v: arrays of one shape. Classic mistakes the grader names:
-a missing bias correction, a sign, an update that is not in place.
+a missing bias correction, t + 1 in the corrections, m_hat = m divided in place (an
+alias), eps inside the square root, a sign, an update that is not in place. Kingma & Ba's
+"efficient" form passes, with a note.
 """
 import numpy as np
 

@@ -10,7 +10,8 @@ and log(0) = -inf. Subtract the largest log-weight of each row before exp and ad
 after the log (the log-sum-exp trick).
 
 log_weights: (batch, K) -> (batch,). Classic mistakes the grader names: a log-sum-exp that
-overflows or underflows, the missing 1/K (a sum where the mean is meant).
+overflows or underflows, a maximum taken over the whole batch instead of each row's, the
+maximum not added back, the missing 1/K (a sum where the mean is meant).
 """
 import numpy as np
 

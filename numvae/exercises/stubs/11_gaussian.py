@@ -9,8 +9,8 @@ of N(prediction, sigma^2 I), per example,
 
 sigma is the standard deviation (a positive number), so sigma^2 is the variance.
 prediction, x: (batch, input_dim). Classic mistakes the grader names: the constant left
-out, sigma where sigma^2 is meant (std vs variance), a missing 1/2, a sign, a mean where a
-sum is meant.
+out or with log(2 pi sigma), sigma where sigma^2 is meant (std vs variance), the
+gradient without its 1/sigma^2, a missing 1/2, a sign, a mean where a sum is meant.
 """
 import numpy as np
 
