@@ -22,7 +22,8 @@ def add_parser(commands):
     check = actions.add_parser(
         "check", help="grade exercise files: PATH is a file, a student's folder, or a folder "
         "of students' folders; each file runs in a child process of its own")
-    check.add_argument("path", metavar="PATH")
+    check.add_argument("path", metavar="PATH", help="a .py file, a student's folder (every .py "
+                       "file under it), or a folder of students' folders (one per student)")
     check.add_argument("--csv", metavar="FILE", help="also write one row per student and "
                        "function to FILE (.csv)")
     check.add_argument("--overwrite", action="store_true", help="replace an existing --csv FILE")
