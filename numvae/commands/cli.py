@@ -19,13 +19,14 @@ from numvae.commands import (
     sample,
     train,
 )
-from numvae.commands.common import Parser, UsageError
+from numvae.commands.common import Parser, UsageError, add_memory_option
 from numvae.io import datasets
 from numvae.training.checkpoint import CheckpointError
 
 COMMANDS = {"train": train, "evaluate": evaluate, "sample": sample, "plot": plot,
             "inspect": inspect, "export": export, "import": import_, "exercise": exercise,
             "explore": explore}
+BUILD_MODELS = ("train", "evaluate", "sample", "plot", "inspect", "export", "import")
 
 
 def build_parser():
@@ -33,8 +34,10 @@ def build_parser():
                     "every gradient derived by hand.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
-    for module in COMMANDS.values():
-        module.add_parser(commands)
+    for name, module in COMMANDS.items():
+        sub = module.add_parser(commands)
+        if name in BUILD_MODELS:  # each builds a model: sizes are checked first
+            add_memory_option(sub)
     return parser
 
 
@@ -49,6 +52,10 @@ def main(argv=None):
             FloatingPointError, OSError, ValueError, TypeError) as err:
         # FloatingPointError covers TrainingDivergedError and validation.NumericalError
         print(f"numvae: error: {err}", file=sys.stderr)
+        return 1
+    except MemoryError:  # the sizes passed their check, but the machine had less to give
+        print("numvae: error: out of memory (a MemoryError); nothing was written since the "
+              "last save; try a smaller --batch-size, or free memory", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("numvae: interrupted", file=sys.stderr)

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from numvae.io import datasets
+from numvae.model import size
 from numvae.training.checkpoint import load_checkpoint
 
 
@@ -71,6 +72,22 @@ sigma_option = float_in(1e-3, 1e3)
 lr_option = float_in(0.0, 10.0, low_open=True)
 
 
+def memory_option(text):
+    """An argparse type: a size such as 8G, 512M or a number of bytes."""
+    try:
+        return size.parse_bytes(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_memory_option(parser):
+    """--max-memory, for the commands that build a model (``numvae.model.size``)."""
+    parser.add_argument("--max-memory", type=memory_option, metavar="SIZE",
+                        help=f"the memory the model and a step may take, e.g. 8G (default "
+                        f"min(4 GiB, half the memory): {size.human(size.default_limit())} "
+                        f"here); larger settings are refused before any memory is asked for")
+
+
 def add_data_options(parser):
     parser.add_argument("--dataset", choices=datasets.DATASET_NAMES,
                         help="default: the data set the checkpoint was trained on")
@@ -82,10 +99,10 @@ def load_data(name, data_dir, announce=None):
     return datasets.load_dataset(name or "auto", data_dir, announce=announce)
 
 
-def open_checkpoint(path):
+def open_checkpoint(path, max_memory=None):
     if not Path(path).exists():
         raise UsageError(f"numvae: error: checkpoint {path} does not exist")
-    return load_checkpoint(path)
+    return load_checkpoint(path, max_memory=max_memory)
 
 
 def test_data(checkpoint, args):

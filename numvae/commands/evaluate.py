@@ -27,7 +27,7 @@ def add_parser(commands):
 
 
 def run(args):
-    checkpoint = open_checkpoint(args.checkpoint)
+    checkpoint = open_checkpoint(args.checkpoint, args.max_memory)
     model, data = checkpoint.model, test_data(checkpoint, args)
     images = data.images[: args.n] if args.n else data.images
     labels = data.labels[: len(images)]                 # read by a conditional model only

@@ -17,7 +17,7 @@ def add_parser(commands):
 
 def run(args):
     out = output_file(args.out, ".safetensors", args.overwrite)
-    model = open_checkpoint(args.checkpoint).model
+    model = open_checkpoint(args.checkpoint, args.max_memory).model
     try:
         from numvae.interop import save_safetensors, to_state_dict
         save_safetensors(model, out)

@@ -58,7 +58,8 @@ def run(args):
     config = {key: getattr(args, key) for key in ARCHITECTURE if getattr(args, key) is not None}
     try:
         from numvae.interop import load_safetensors
-        model = load_safetensors(args.file, config=config or None, announce=_announce)
+        model = load_safetensors(args.file, config=config or None, announce=_announce,
+                                 max_memory=args.max_memory)
     except ImportError as err:
         raise UsageError(f"numvae: error: {err}") from None
     save_checkpoint(out, model)

@@ -31,10 +31,12 @@ def add_parser(commands):
 
 def _model_and_batch(args):
     if args.checkpoint:
-        model, source = load_checkpoint(args.checkpoint).model, args.checkpoint
+        model = load_checkpoint(args.checkpoint, max_memory=args.max_memory).model
+        source = args.checkpoint
     else:
         model = VAE(784, 128, 2, architecture=args.architecture, prior=args.prior,
-                    n_classes=10 if args.conditional else None, seed=args.seed)
+                    n_classes=10 if args.conditional else None, seed=args.seed,
+                    max_memory=args.max_memory)
         source = f"a freshly initialised slides' VAE (seed {args.seed})"
         if (args.architecture, args.prior, args.conditional) != ("mlp", "standard_normal", False):
             source = (f"a freshly initialised VAE ({args.architecture}, {args.prior} prior"

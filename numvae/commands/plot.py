@@ -19,7 +19,7 @@ def add_parser(commands):
 
 
 def run(args):
-    checkpoint = open_checkpoint(args.checkpoint)
+    checkpoint = open_checkpoint(args.checkpoint, args.max_memory)
     folder = make_out_dir(args.out, Path(args.checkpoint).parent)
     save_figures(checkpoint.model, checkpoint.history, test_data(checkpoint, args), folder)
     return 0

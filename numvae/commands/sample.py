@@ -28,7 +28,7 @@ def add_parser(commands):
 
 
 def run(args):
-    checkpoint = open_checkpoint(args.checkpoint)
+    checkpoint = open_checkpoint(args.checkpoint, args.max_memory)
     out = output_file(args.out or Path(args.checkpoint).parent / "samples.png",
                       (".png", ".npy"), args.overwrite)
     rng = np.random.default_rng(args.seed)

@@ -40,7 +40,8 @@ from numvae.training.schedules import SCHEDULES
 DEFAULT_EPOCHS = {"mnist": 10, "mnist-mini": 30, "toy": 50}
 DEFAULT_VAL_SIZE = {"mnist": 5000, "mnist-mini": 1000, "toy": 200}
 # options that a resumed run may change; every other training option comes from the checkpoint
-RESUME_KEEPS = ("command", "resume", "epochs", "out", "overwrite", "no_progress", "no_plots")
+RESUME_KEEPS = ("command", "resume", "epochs", "out", "overwrite", "no_progress", "no_plots",
+                "max_memory")
 
 
 def add_parser(commands):
@@ -142,8 +143,9 @@ def _new_run(args):
                     posterior=args.posterior, flow_steps=args.flow_steps,
                     flow_hidden=tuple(args.flow_hidden), prior=args.prior,
                     prior_components=args.prior_components, objective=objective,
-                    n_samples=args.n_samples, seed=args.seed,
+                    n_samples=args.n_samples, seed=args.seed, max_memory=args.max_memory,
                     n_classes=int(train_data.labels.max()) + 1 if args.conditional else None)
+        model.budget.check_step(args.batch_size, args.n_samples, "--batch-size x --n-samples: a step")
     except ValueError as err:  # e.g. --architecture conv on images it cannot take
         raise UsageError(f"numvae: error: {err}", code=2) from None
     _check_val_size(train_data, meta)
@@ -211,7 +213,7 @@ def _check_part_options(args, model):
 
 def _resumed_run(args):
     """The model, optimiser and training state saved in ``args.resume``."""
-    checkpoint = load_checkpoint(args.resume)
+    checkpoint = load_checkpoint(args.resume, max_memory=args.max_memory)
     meta = checkpoint.train_state.get("meta")
     if not meta or checkpoint.optimizer is None:
         raise UsageError(f"numvae: error: {args.resume} holds no training state to resume")
@@ -301,9 +303,11 @@ def _fit(args, run, meta, fit_data, val_data, save, checkpoint_path):
                          train_permutation=run["train_permutation"],
                          schedule=meta.get("schedule"),
                          kl_schedule=_kl_schedule(meta, checkpoint_path))
-    except train.TrainingDivergedError as err:
+    except (train.TrainingDivergedError, MemoryError) as err:
         kept = f"; the last good checkpoint is {checkpoint_path}" if checkpoint_path.exists() else ""
-        raise UsageError(f"numvae: error: {err}{kept}") from None
+        what = err if isinstance(err, train.TrainingDivergedError) else (
+            "out of memory (a MemoryError) during training; try a smaller --batch-size")
+        raise UsageError(f"numvae: error: {what}{kept}") from None
 
 
 def _measure(fit_data, val_data):

@@ -12,6 +12,8 @@ import numpy as np
 from numvae.model.kl import kl_part_of
 from numvae.validation import NumericalError, check_positive_int
 
+MAX_K = 1_000_000  # importance samples per example: 200 times the paper's 5000
+
 
 def _batches(n, batch_size):
     for start in range(0, n, batch_size):
@@ -175,16 +177,23 @@ def iwae_log_likelihood(model, images, *, labels=None, k=5000, batch_size=None, 
     K = 1 is the ELBO; the bound tightens as K grows and tends to log p(x). The K samples
     are drawn in chunks so that at most ``max_rows`` decoded images are in memory at once,
     and combined with a running log-sum-exp (subtract the max so exp cannot overflow).
+    ``k`` is at most ``MAX_K``, and a chunk's memory within the model's limit
+    (``numvae.model.size``), both checked before the first draw.
     Returns a dict with ``log_px`` (mean over examples), ``log_px_se``, ``per_example`` (n,).
     """
     images = model.check_data(images, "images")
     labels = _labels(model, labels, len(images))
     k = check_positive_int(k, "k")
+    if k > MAX_K:
+        raise ValueError(f"k must be at most {MAX_K:,} importance samples per example (the "
+                         f"paper's is 5000); got {k:,}")
     max_rows = check_positive_int(max_rows, "max_rows")
     rng = np.random.default_rng(seed)
     if batch_size is None:
         batch_size = max(1, min(len(images), max_rows // min(k, max_rows)))
     batch_size = check_positive_int(batch_size, "batch_size")
+    model.budget.check_step(batch_size, max(1, max_rows // batch_size),
+                            "iwae_log_likelihood: a chunk")
     per_example = []
     for rows in _batches(len(images), batch_size):
         x = images[rows]

@@ -196,7 +196,7 @@ def _assumed_defaults(config):
     dtype and seed): what the shapes cannot tell, such as the likelihood or sigma."""
     parameters = inspect.signature(VAE).parameters.values()
     return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty
-            and p.name not in config and p.name not in ("dtype", "seed")}
+            and p.name not in config and p.name not in ("dtype", "seed", "max_memory")}
 
 
 def _file_config(metadata, path):
@@ -252,11 +252,11 @@ def _file_dtype(specs, path):
     return np.dtype(DTYPES[codes.pop()]) if codes else np.dtype(np.float32)
 
 
-def _build(config, dtype, path):
+def _build(config, dtype, path, max_memory):
     try:
         if config.get("model") == "two_layer":  # its own class (numvae.model.two_layer)
-            return TwoLayerVAE.from_config({**config, "dtype": dtype})
-        return VAE(**config, dtype=dtype)
+            return TwoLayerVAE.from_config({**config, "dtype": dtype}, max_memory)
+        return VAE(**config, dtype=dtype, max_memory=max_memory)
     except (TypeError, ValueError) as err:
         raise InteropError(f"{path}: cannot build numvae.VAE from the configuration "
                            f"{config!r}: {err}") from None
@@ -285,7 +285,7 @@ def _check_tensors(model, specs, path):
                            f"{', '.join(extra)}; {model!r} has exactly {', '.join(expected)}")
 
 
-def load_safetensors(path, config=None, announce=None):
+def load_safetensors(path, config=None, announce=None, max_memory=None):
     """Read a safetensors file (written by ``save_safetensors`` or by PyTorch) as a VAE.
 
     path: a .safetensors file; nothing in it is executed.
@@ -294,6 +294,8 @@ def load_safetensors(path, config=None, announce=None):
         the configuration stored by numvae or inferred from the shapes.
     announce: called with one line (default: printed to stderr) naming what was assumed,
         for a file without a numvae configuration.
+    max_memory: the model's memory limit (``numvae.VAE``'s argument): a configuration above
+        it is refused before any array is allocated.
     Returns a VAE whose ``params[name]`` equal the file's tensors (weights transposed back
     to (in, out)), bit for bit. Raises InteropError naming the tensor for missing, extra or
     misshapen tensors, a wrong dtype, non-finite values or a configuration that does not
@@ -308,7 +310,7 @@ def load_safetensors(path, config=None, announce=None):
     with handle:
         merged = _resolve_config(_file_config(metadata, path), config, specs, path, announce)
         dtype = merged.pop("dtype", None) or _file_dtype(specs, path)
-        model = _build(merged, dtype, path)
+        model = _build(merged, dtype, path, max_memory)
         _check_tensors(model, specs, path)
         for name, param in model.params.items():
             tensor = handle.get_tensor(torch_name(name))

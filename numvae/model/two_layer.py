@@ -22,6 +22,7 @@ for KL(q(xi|zeta) || p(xi)) in the ELBO.
 """
 import numpy as np
 
+from numvae.model import size
 from numvae.model.architectures import mlp
 from numvae.model.kl import kl_divergence, kl_divergence_backward
 from numvae.model.likelihoods import LIKELIHOODS
@@ -66,7 +67,8 @@ class TwoLayerVAE:
         first reversed).
     activation, likelihood, sigma : as for ``numvae.VAE``
     objective : "elbo" or "iwae"; n_samples : S (or K); kl_weight : beta (ELBO only)
-    dtype, seed : as for ``numvae.VAE``
+    dtype, seed, max_memory : as for ``numvae.VAE`` (sizes are checked before any array is
+        allocated, ``numvae.model.size``)
 
     ``params`` and ``grads`` are dicts with the same keys (``q_z1.body.0.W``, ...), views
     into ``flat_params`` and ``flat_grads``; ``config`` holds the constructor's arguments.
@@ -74,7 +76,7 @@ class TwoLayerVAE:
 
     def __init__(self, input_dim=784, latent_dims=(100, 50), hidden=((100, 100), (50, 50)), *,
                  activation="tanh", likelihood="bernoulli", sigma=1.0, objective="elbo",
-                 n_samples=1, kl_weight=1.0, dtype=np.float32, seed=None):
+                 n_samples=1, kl_weight=1.0, dtype=np.float32, seed=None, max_memory=None):
         m1, m2, hidden = check_layer_sizes(latent_dims, hidden)
         check_vae_config(input_dim, m1, m2, sigma, kl_weight, n_samples, dtype, seed)
         for value, name, choices in [(activation, "activation", ACTIVATIONS),
@@ -83,6 +85,9 @@ class TwoLayerVAE:
             check_choice(value, name, choices)
         if objective == "iwae":
             check_kl_weight_is_one(kl_weight)
+        self.budget = size.check_layers(  # sizes first, as numvae.VAE's (numvae.model.size)
+            size.two_layer_layers(input_dim, (m1, m2), hidden), (input_dim, 0), n_samples,
+            np.dtype(dtype).itemsize, max_memory)
         self.dtype, self.rng = np.dtype(dtype), np.random.default_rng(seed)
         self.likelihood = LIKELIHOODS[likelihood].from_config(dict(sigma=sigma), self.rng,
                                                               self.dtype)
@@ -313,20 +318,22 @@ class TwoLayerVAE:
         return -d["nll"] + d["log_p_z1"] + d["log_p_z2"] - d["log_q_z1"] - d["log_q_z2"]
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config, max_memory=None):
         """The model a checkpoint's or a safetensors file's configuration describes:
-        ``config`` (JSON: lists for tuples) with ``"model": "two_layer"`` and ``dtype``."""
+        ``config`` (JSON: lists for tuples) with ``"model": "two_layer"`` and ``dtype``;
+        ``max_memory`` as for ``numvae.VAE``."""
         arguments = {key: value for key, value in config.items() if key != "model"}
         if config.get("model") != "two_layer":
             raise ValueError(f"model must be 'two_layer'; got {config.get('model')!r}")
         arguments["latent_dims"] = tuple(arguments["latent_dims"])
         arguments["hidden"] = tuple(tuple(widths) for widths in arguments["hidden"])
-        return cls(**arguments)
+        return cls(**arguments, max_memory=max_memory)
 
     def copy(self, dtype=None):
         """A deep copy, optionally in another dtype (float64 for gradient checks)."""
         arguments = {k: v for k, v in self.config.items() if k != "model"}
-        clone = TwoLayerVAE(**arguments, dtype=self.dtype if dtype is None else dtype)
+        clone = TwoLayerVAE(**arguments, dtype=self.dtype if dtype is None else dtype,
+                            max_memory=self.budget.limit)
         for name, value in self.params.items():
             clone.params[name][...] = value
         clone.rng.bit_generator.state = self.rng.bit_generator.state

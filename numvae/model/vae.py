@@ -19,6 +19,7 @@ from numvae.model.labels import check_labels, one_hot
 from numvae.model.likelihoods import LIKELIHOODS
 from numvae.model.objectives import OBJECTIVES
 from numvae.model.posteriors import POSTERIORS
+from numvae.model import size
 from numvae.model.priors import PRIORS
 from numvae.nn.layers import ACTIVATIONS, Dense, Sequential, Sigmoid
 from numvae.validation import (
@@ -123,6 +124,10 @@ class VAE:
         float32 for training (the default); gradient checks use float64.
     seed : int or None
         Seeds ``self.rng``, the generator for initial weights and for ``eps``.
+    max_memory : int, str or None
+        The memory a model and a step may take (bytes, or '8G'); None:
+        ``numvae.model.size.default_limit()``. Settings above it are refused before any
+        array is allocated (``numvae.model.size``); not a setting of the model.
 
     ``params`` and ``grads`` are dicts with the same keys (e.g. ``"encoder.mean.W"``);
     ``params`` holds the very arrays an optimiser updates in place. ``config`` holds the
@@ -134,7 +139,7 @@ class VAE:
                  n_samples=1, activation="relu", posterior="diagonal_gaussian",
                  prior="standard_normal", objective="elbo", prior_components=10,
                  flow_steps=1, flow_hidden=(50,), architecture="mlp", n_classes=None,
-                 free_bits=0.0, dtype=np.float32, seed=None):
+                 free_bits=0.0, dtype=np.float32, seed=None, max_memory=None):
         check_vae_config(input_dim, shared_dim, latent_dim, sigma, kl_weight, n_samples, dtype,
                          seed)
         encoder_hidden = check_widths(encoder_hidden, "encoder_hidden")
@@ -150,6 +155,11 @@ class VAE:
                         kl_weight=float(kl_weight), n_samples=int(n_samples),
                         prior_components=prior_components, flow_steps=flow_steps,
                         flow_hidden=flow_hidden, free_bits=free_bits)
+        # sizes first: settings of 10**9 are refused here, before any array is allocated
+        self.budget = size.check_model(
+            dict(settings, encoder_hidden=encoder_hidden, decoder_hidden=decoder_hidden,
+                 architecture=architecture, posterior=posterior, prior=prior,
+                 n_classes=n_classes), np.dtype(dtype).itemsize, max_memory)
         self.dtype = np.dtype(dtype)
         self.rng = np.random.default_rng(seed)
         # each part reads its own settings; parts with parameters draw them from self.rng
@@ -308,6 +318,7 @@ class VAE:
         kl_weight = (self.objective.kl_weight if kl_weight is None
                      else check_nonnegative_float(kl_weight, "kl_weight"))
         n_samples = eps.shape[0]
+        self.budget.check_step(batch, n_samples)  # two products: sizes before memory
         x_rows = x if n_samples == 1 else np.tile(x, (n_samples, 1))  # row s * batch + b
         # a diverging model overflows somewhere in here: reported by name below, not by a warning
         with np.errstate(over="ignore", invalid="ignore"):
@@ -383,7 +394,7 @@ class VAE:
     def copy(self, dtype=None):
         """A deep copy, optionally in another dtype (``model.copy(np.float64)`` for gradient checks)."""
         dtype = self.dtype if dtype is None else dtype
-        clone = VAE(**self.config, dtype=dtype)
+        clone = VAE(**self.config, dtype=dtype, max_memory=self.budget.limit)
         for name, value in self.params.items():
             clone.params[name][...] = value
         clone.rng.bit_generator.state = self.rng.bit_generator.state

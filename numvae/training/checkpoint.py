@@ -162,7 +162,7 @@ class Checkpoint:
         self.train_permutation = train_permutation
 
 
-def load_checkpoint(path, *, expect_config=None):
+def load_checkpoint(path, *, expect_config=None, max_memory=None):
     """Read a checkpoint and rebuild the model and optimiser it holds.
 
     The file is read with ``numvae.io.npz.NpzReader``: only the arrays the configuration
@@ -170,6 +170,8 @@ def load_checkpoint(path, *, expect_config=None):
     ``MAX_CHECKPOINT_BYTES``; every field is validated. Any fault is a CheckpointError
     naming the file and the field. ``expect_config`` (a dict of VAE constructor
     arguments, e.g. ``model.config``): when given, every key must match the file's.
+    ``max_memory``: the model's memory limit (``numvae.VAE``'s argument): a configuration
+    above it is refused before any array is allocated.
     """
     path = as_path(path, "path")
     with NpzReader(path, max_total_bytes=MAX_CHECKPOINT_BYTES,
@@ -177,7 +179,7 @@ def load_checkpoint(path, *, expect_config=None):
         if "format_version" not in npz.names:
             raise CheckpointError(f"{path} is not a numvae checkpoint (no format_version)")
         version = _version(npz.read("format_version", Member("iu", ())), path)
-        model = _build_model(_json(npz, "config"), version, expect_config, path)
+        model = _build_model(_json(npz, "config"), version, expect_config, path, max_memory)
         settings = _json(npz, "optimizer") if "optimizer" in npz.names else None
         optimizer = None if settings is None else _new_optimizer(settings, model, path, version)
         npz.check_names(_expected_members(model, optimizer))
@@ -195,14 +197,14 @@ def load_checkpoint(path, *, expect_config=None):
                           _json(npz, "train_state", check_train_state), permutation)
 
 
-def _build_model(config, version, expect_config, path):
+def _build_model(config, version, expect_config, path, max_memory):
     try:
         if isinstance(config, dict) and config.get("model") == "two_layer":
-            return TwoLayerVAE.from_config(config)
+            return TwoLayerVAE.from_config(config, max_memory)
         arguments = vae_arguments(config, version)
         if expect_config is not None:
             _compare_configs(arguments, expect_config, path)
-        return VAE(**arguments)
+        return VAE(**arguments, max_memory=max_memory)
     except CheckpointError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as err:

@@ -161,7 +161,9 @@ def _check_fit_options(epochs, batch_size, kl_warmup_epochs, grad_norm_every, bi
     if kl_warmup_epochs and not getattr(model.objective, "supports_kl_weight", True):
         raise ValueError(f"kl_warmup_epochs={kl_warmup_epochs} has no meaning for "
                          f"objective={model.objective.name!r}: it has no KL term to weigh")
-    return (check_positive_int(epochs, "epochs"), check_positive_int(batch_size, "batch_size"),
+    batch_size = check_positive_int(batch_size, "batch_size")
+    model.budget.check_step(batch_size, model.n_samples, "training: a step")  # before memory
+    return (check_positive_int(epochs, "epochs"), batch_size,
             check_positive_int(grad_norm_every, "grad_norm_every"))
 
 
