@@ -7,6 +7,15 @@ import numpy as np
 EPS_LIMIT = 1e3
 
 
+def few(names, shown=3):
+    """'a, b, c and 5 more': a long list cut to a few entries and a count, so that a
+    message stays one short line whatever the list."""
+    names = [str(name) for name in names]
+    if len(names) <= shown:
+        return ", ".join(names)
+    return f"{', '.join(names[:shown])} and {len(names) - shown:,} more"
+
+
 def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 

@@ -143,10 +143,10 @@ def test_train_takes_the_posterior_and_the_flow_settings(tmp_path, capsys):
     assert model.config["posterior"] == "iaf" and model.config["flow_steps"] == 2
     assert tuple(model.config["flow_hidden"]) == (12, 8)
     assert "posterior.steps.1.made.0.W" in model.params
-    # resumed: the flow is the checkpoint's, and the options given are named as ignored
+    # resumed: the flow is the checkpoint's; an option typed against it is refused, named
     code, _, err = run(["train", "--resume", str(out / "checkpoint.npz"), "--epochs", "2",
                         "--flow-steps", "3"], capsys)
-    assert code == 0 and "--flow-steps" in err
+    assert code == 2 and "--flow-steps 3" in err and "flow_steps = 2" in err
     assert load_checkpoint(out / "checkpoint.npz").model.config["flow_steps"] == 2
 
 

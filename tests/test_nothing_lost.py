@@ -3,6 +3,9 @@ overwrite, no record of what did not happen, no non-finite figure reported as a 
 no silent mistake in the Python API, every damaged checkpoint field a CheckpointError."""
 import json
 import os
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -198,3 +201,80 @@ def test_a_permutation_out_of_range_or_a_step_beyond_the_epoch_is_refused_on_res
                       batch_size=32, log=None, progress=False, history=checkpoint.history,
                       train_state=checkpoint.train_state,
                       train_permutation=checkpoint.train_permutation)
+
+
+# --- third pass (issue 21): signals, resumes that name the file and the field ----------------
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_save_between_steps_say_so_and_exit_128_plus_n(tmp_path, signum):
+    env = dict(os.environ, PYTHONPATH=ROOT, OPENBLAS_NUM_THREADS="1")
+    child = subprocess.Popen([sys.executable, "-m", "numvae", "train", *TOY, "--epochs",
+                              "100000", "--out", "run"], cwd=tmp_path, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child.stdout.readline()  # "numvae: training ..."
+    child.stdout.readline()  # the first epoch's line: training is under way
+    child.send_signal(signum)
+    _, err = child.communicate(timeout=60)
+    checkpoint = tmp_path / "run" / "checkpoint.npz"
+    assert child.returncode == 128 + signum
+    assert f"interrupted ({signal.Signals(signum).name}): checkpoint saved to" in err
+    assert "Traceback" not in err
+    state = load_checkpoint(checkpoint).train_state
+    assert state["epoch"] >= 1  # a whole state, which resumes
+    code, _, err = run_cli(["train", "--resume", str(checkpoint), "--epochs",
+                            str(state["epoch"] + 1), "--no-progress"], CapturedNothing())
+    assert code == 0
+
+
+class CapturedNothing:
+    """run_cli's capsys, for a test that reads only the exit code."""
+
+    def readouterr(self):
+        return "", ""
+
+
+@pytest.fixture
+def cli_checkpoint(tmp_path, capsys):
+    """A checkpoint of ``numvae train`` (latent_dim 3), and its arrays."""
+    out = tmp_path / "run"
+    assert run(["train", *TOY, "--latent-dim", "3", "--epochs", "1", "--out", str(out)],
+               capsys)[0] == 0
+    path = out / "checkpoint.npz"
+    with np.load(path) as npz:
+        return path, {key: npz[key] for key in npz.files}
+
+
+def test_typed_options_are_compared_with_the_checkpoint_not_the_defaults(cli_checkpoint, capsys):
+    path, _ = cli_checkpoint
+    # --latent-dim 2 is the default, and still not the checkpoint's 3
+    code, _, err = run(["train", "--resume", str(path), "--latent-dim", "2", "--epochs", "2"],
+                       capsys)
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "--latent-dim 2" in err and str(path) in err and "latent_dim = 3" in err
+    code, _, err = run(["train", "--resume", str(path), "--latent-dim", "3", "--shared-dim",
+                        "16", "--epochs", "2", "--no-progress"], capsys)
+    assert code == 0 and "ignoring" not in err  # typed as saved: nothing to say
+
+
+@pytest.mark.parametrize("field, edit, named", [
+    ("train_permutation", lambda a, s: dict(train_permutation=np.arange(1800) + 7),
+     "train_permutation"),
+    ("train_state", lambda a, s: dict(train_state=np.array(json.dumps({**s, "epoch": 10**20}))),
+     "train_state['epoch']"),
+    ("train_state", lambda a, s: dict(train_state=np.array(json.dumps(
+        {k: v for k, v in s.items() if k != "rng"}))), "'rng'"),
+    ("optimizer", lambda a, s: {"optimizer/v.encoder.mean.W": -np.ones_like(
+        a["optimizer/v.encoder.mean.W"])}, "v.encoder.mean.W"),
+    ("history", lambda a, s: dict(history=np.array(json.dumps({"epoch": [1]}))), "history"),
+])
+def test_a_damaged_resume_field_is_one_line_naming_the_file_and_field(cli_checkpoint, capsys,
+                                                                       field, edit, named):
+    path, arrays = cli_checkpoint
+    state = json.loads(str(arrays["train_state"]))
+    np.savez(path, **{**arrays, **edit(arrays, state)})
+    code, _, err = run(["train", "--resume", str(path), "--epochs", "3"], capsys)
+    assert code == 1 and len(err.splitlines()) == 1, err
+    assert str(path) in err and named in err

@@ -6,6 +6,7 @@ Each sub-command lives in its own module of ``numvae.commands`` (its options and
 cause (a bad option, a missing checkpoint, a folder that cannot be written, data that
 cannot be read) into one line on stderr and a non-zero exit code, never a traceback.
 """
+import argparse
 import sys
 
 from numvae.commands import (
@@ -29,7 +30,8 @@ COMMANDS = {"train": train, "evaluate": evaluate, "sample": sample, "plot": plot
 BUILD_MODELS = ("train", "evaluate", "sample", "plot", "inspect", "export", "import")
 
 
-def build_parser():
+def build_parser(typed_only=False):
+    """The parser of every command; ``typed_only``: without defaults (``typed_options``)."""
     parser = Parser(prog="numvae", description="A variational auto-encoder in NumPy, "
                     "every gradient derived by hand.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
@@ -38,12 +40,21 @@ def build_parser():
         sub = module.add_parser(commands)
         if name in BUILD_MODELS:  # each builds a model: sizes are checked first
             add_memory_option(sub)
+        for option in sub._actions if typed_only else ():
+            option.default = argparse.SUPPRESS
     return parser
+
+
+def typed_options(argv):
+    """The names (``dest``) of the options typed in ``argv``: the same parser with every
+    default taken away, so that only what was typed lands in the namespace."""
+    return set(vars(build_parser(typed_only=True).parse_args(argv))) - {"command"}
 
 
 def main(argv=None):
     try:
         args = build_parser().parse_args(argv)
+        args.typed = typed_options(argv)  # a resumed run compares them with its checkpoint
         return COMMANDS[args.command].run(args)
     except UsageError as err:
         print(err, file=sys.stderr)

@@ -7,8 +7,14 @@ import time
 from pathlib import Path
 
 from numvae.io import datasets
+from numvae.io.files import remove_dead_temporaries
+from numvae.io.lock import LOCK_NAME, FolderBusyError, RunLock
 from numvae.model import size
+from numvae.validation import few
 from numvae.training.checkpoint import load_checkpoint
+
+
+WRITE_PROBE = ".numvae-write-test"  # make_out_dir's probe, which a kill may leave behind
 
 
 class UsageError(Exception):
@@ -119,17 +125,20 @@ def test_data(checkpoint, args):
 
 
 def new_run_folder(out, overwrite):
-    """The folder a new training run writes into: ``out``, refused if it holds files
-    unless ``overwrite`` (a run never silently replaces another's checkpoint); or a new
-    ``runs/<timestamp>`` folder, created exclusively (``-2``, ``-3``, ... on collision, so
-    that two runs started in the same second never share one)."""
+    """The folder a new training run writes into, and the run's lock on it (``RunLock``,
+    to release when the run ends): ``out``, refused if another run holds it, or if it holds
+    files unless ``overwrite`` (a run never silently replaces another's checkpoint); or a
+    new ``runs/<timestamp>`` folder, created exclusively (``-2``, ``-3``, ... on collision,
+    so that two runs started in the same second never share one)."""
     if out:
-        folder = Path(out)
-        if folder.is_dir() and any(folder.iterdir()) and not overwrite:
-            raise UsageError(f"numvae: error: output folder {folder} is not empty; give "
-                             f"--overwrite to replace its files, or --resume {folder / 'checkpoint.npz'} "
-                             f"to continue that run")
-        return make_out_dir(folder, None)
+        folder = make_out_dir(out, None)
+        lock = lock_folder(folder)
+        try:
+            _check_empty(folder, overwrite)
+        except BaseException:
+            lock.release()
+            raise
+        return folder, lock
     stem = Path("runs") / time.strftime("%Y%m%d-%H%M%S")
     stem.parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(1, 1000):
@@ -138,8 +147,33 @@ def new_run_folder(out, overwrite):
             folder.mkdir()  # exclusive: fails if another run made it first
         except FileExistsError:
             continue
-        return make_out_dir(folder, None)
+        folder = make_out_dir(folder, None)
+        return folder, lock_folder(folder)
     raise UsageError(f"numvae: error: cannot find a free run folder next to {stem}")
+
+
+def lock_folder(folder):
+    """This run's ``RunLock`` on ``folder``; another run's folder is one line."""
+    try:
+        return RunLock.acquire(folder)
+    except FolderBusyError as err:
+        raise UsageError(f"numvae: error: {err}") from None
+
+
+def _check_empty(folder, overwrite):
+    """Refuse a folder with files (but a dead run's temporary files, removed here, and the
+    lock) unless ``overwrite``; the hint says --resume only where a checkpoint is."""
+    remove_dead_temporaries(folder)
+    names = sorted(entry.name for entry in folder.iterdir()
+                   if entry.name not in (LOCK_NAME, WRITE_PROBE))
+    if not names or overwrite:
+        return
+    checkpoint = folder / "checkpoint.npz"
+    hint = (f"--resume {checkpoint} to continue that run" if checkpoint.exists()
+            else "another --out (it holds no checkpoint.npz to resume)")
+    raise UsageError(f"numvae: error: output folder {folder} is not empty ({few(names)}); "
+                     f"give --overwrite to replace its files, or {hint}")
+
 
 
 def make_out_dir(out, default):
@@ -147,7 +181,7 @@ def make_out_dir(out, default):
     folder = Path(out) if out else Path(default)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".numvae-write-test"
+        probe = folder / WRITE_PROBE
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:

@@ -1,5 +1,7 @@
 """``numvae train``: train a VAE and write its checkpoint, history, metrics and figures."""
+import contextlib
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from numvae.commands.common import (
     int_in,
     load_data,
     lr_option,
+    lock_folder,
     make_out_dir,
     new_run_folder,
     nonnegative_float,
@@ -33,6 +36,12 @@ from numvae.model.vae import ARCHITECTURES, LIKELIHOODS, POSTERIORS, PRIORS, VAE
 from numvae.nn.layers import ACTIVATIONS
 from numvae.training import loop as train
 from numvae.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from numvae.training.checkpoint_fields import (
+    MAX_EPOCHS,
+    check_history,
+    check_resume_position,
+    check_train_state,
+)
 from numvae.training.kl_schedules import Cyclical, kl_schedule_from_settings
 from numvae.training.optim_fast import FastAdam
 from numvae.training.schedules import SCHEDULES
@@ -150,9 +159,10 @@ def _new_run(args):
         raise UsageError(f"numvae: error: {err}", code=2) from None
     _check_val_size(train_data, meta)
     _check_part_options(args, model)
-    folder = new_run_folder(args.out, args.overwrite)  # only once the settings are known good
+    # only once the settings are known good
+    folder, lock = new_run_folder(args.out, args.overwrite)
     run = dict(model=model, optimizer=FastAdam(model.params, lr=args.lr), history=None,
-               train_state=None, train_permutation=None)
+               train_state=None, train_permutation=None, lock=lock)
     return folder, meta, run, (train_data, test_data)
 
 
@@ -218,17 +228,15 @@ def _resumed_run(args):
     if not meta or checkpoint.optimizer is None:
         raise UsageError(f"numvae: error: {args.resume} holds no training state to resume")
     _check_meta(meta, args.resume)
-    folder = make_out_dir(args.out, Path(args.resume).parent)
-    ignored = _options_given(args, RESUME_KEEPS)
-    if ignored:
-        print(f"numvae: --resume continues the saved run as it was; ignoring "
-              f"{', '.join(ignored)}", file=sys.stderr)
+    _check_typed_options(args, checkpoint, meta)
     train_data, test_data, _ = load_data(meta["dataset"], meta["data_dir"])
     if args.epochs:
         meta["epochs"] = args.epochs
+    folder = make_out_dir(args.out, Path(args.resume).parent)
+    lock = lock_folder(folder)  # the last step: held until the run ends (run() releases it)
     run = dict(model=checkpoint.model, optimizer=checkpoint.optimizer, history=checkpoint.history,
                train_state=checkpoint.train_state,
-               train_permutation=checkpoint.train_permutation)
+               train_permutation=checkpoint.train_permutation, lock=lock)
     return folder, meta, run, (train_data, test_data)
 
 
@@ -236,13 +244,13 @@ def _resumed_run(args):
 META_FIELDS = {
     "dataset": lambda v: v in datasets.DATASET_NAMES and v != "auto",
     "data_dir": lambda v: v is None or isinstance(v, str),
-    "epochs": lambda v: _is_count(v, 1), "val_size": lambda v: _is_count(v, 0),
+    "epochs": lambda v: _is_count(v, 1, MAX_EPOCHS), "val_size": lambda v: _is_count(v, 0),
     "batch_size": lambda v: _is_count(v, 1), "seed": lambda v: _is_count(v, 0),
     "binarize": lambda v: isinstance(v, bool), "kl_warmup_epochs": lambda v: _is_count(v, 0)}
 
 
-def _is_count(value, low):
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= 10**9
+def _is_count(value, low, high=10**9):
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def _check_meta(meta, path):
@@ -256,12 +264,65 @@ def _check_meta(meta, path):
 
 
 def _options_given(args, keep):
-    """The options of ``numvae train`` that differ from their defaults, except ``keep``."""
-    parser = Parser(prog="numvae")
-    add_parser(parser.add_subparsers(dest="command"))
-    defaults = vars(parser.parse_args(["train"]))
-    return [f"--{name.replace('_', '-')}" for name, value in vars(args).items()
-            if name not in keep and value != defaults.get(name)]
+    """The options of ``numvae train`` typed on the command line (``args.typed``, which
+    ``numvae.commands.cli.main`` records), except ``keep``; without that record, those
+    that differ from their defaults."""
+    typed = getattr(args, "typed", None)
+    if typed is None:
+        parser = Parser(prog="numvae")
+        add_parser(parser.add_subparsers(dest="command"))
+        defaults = vars(parser.parse_args(["train"]))
+        typed = [name for name, value in vars(args).items() if value != defaults.get(name)]
+    return [f"--{name.replace('_', '-')}" for name in vars(args) if name in typed
+            and name not in keep]
+
+
+def _saved_setting(name, checkpoint, meta):
+    """(True, the value the checkpoint's run has for option ``name``), or (False, None)."""
+    config = checkpoint.model.config
+    if name == "conditional":
+        return True, "n_classes" in config
+    if name in config:
+        value = config[name]
+        return True, list(value) if isinstance(value, tuple) else value
+    if name in meta:
+        return True, meta[name]
+    return False, None
+
+
+def _check_typed_options(args, checkpoint, meta):
+    """An option typed with --resume must agree with the checkpoint's run (its value
+    there, not the option's default): one that differs is refused, naming the file and
+    the saved value; one the checkpoint does not record is named as ignored."""
+    ignored = []
+    for flag in _options_given(args, RESUME_KEEPS):
+        name = flag[2:].replace("-", "_")
+        found, saved = _saved_setting(name, checkpoint, meta)
+        typed = getattr(args, name)
+        typed = list(typed) if isinstance(typed, tuple) else typed
+        if found and typed != saved and not (name == "dataset" and typed == "auto"):
+            raise UsageError(f"numvae: error: {flag} {typed!r} differs from checkpoint "
+                             f"{args.resume}, whose run has {name} = {saved!r}; a resumed run "
+                             f"keeps its settings (drop {flag}, or start a new run with --out)",
+                             code=2)
+        if not found:
+            ignored.append(flag)
+    if ignored:
+        print(f"numvae: --resume continues the saved run as it was; ignoring "
+              f"{', '.join(ignored)}", file=sys.stderr)
+
+
+def _check_resumable(path, run_state, meta, n_examples):
+    """``fit``'s checks of the saved state, run here so that a refusal names the file."""
+    try:
+        if run_state["history"]:
+            check_history(run_state["history"], complete=True)
+        if run_state["train_state"]:
+            check_train_state(run_state["train_state"], complete=True)
+            check_resume_position(run_state["train_state"], run_state["train_permutation"],
+                                  n_examples, meta["batch_size"])
+    except ValueError as err:
+        raise CheckpointError(f"checkpoint {path}: {err}") from None
 
 
 def _check_val_size(train_data, meta):
@@ -286,8 +347,10 @@ def _saver(checkpoint_path, folder, run, meta):
                         train_state, state["train_permutation"])
         write_history(folder, state["history"])
         if state["interrupted"]:
-            print(f"\ninterrupted: checkpoint saved to {checkpoint_path}; continue with "
-                  f"numvae train --resume {checkpoint_path}", file=sys.stderr)
+            name = signal.Signals(state["signal"]).name
+            with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
+                print(f"\ninterrupted ({name}): checkpoint saved to {checkpoint_path}; "
+                      f"continue with numvae train --resume {checkpoint_path}", file=sys.stderr)
     return save
 
 
@@ -335,25 +398,35 @@ def _write_metrics(folder, model, test_data, meta, history):
 
 
 def run(args):
-    folder, meta, run_state, (train_data, test_data) = (_resumed_run(args) if args.resume
-                                                        else _new_run(args))
+    folder, meta, run_state, data = _resumed_run(args) if args.resume else _new_run(args)
+    try:
+        return _train_and_report(args, folder, meta, run_state, data)
+    finally:
+        run_state["lock"].release()  # one run per folder: the next may start
+
+
+def _train_and_report(args, folder, meta, run_state, data):
+    train_data, test_data = data
     fit_data, val_data = _split(train_data, meta)
+    if args.resume:
+        _check_resumable(args.resume, run_state, meta, len(fit_data.images))
     checkpoint_path = folder / "checkpoint.npz"
     save = _saver(checkpoint_path, folder, run_state, meta)
     model = run_state["model"]
     done = (run_state["train_state"] or {}).get("epoch", 0)
     if done >= meta["epochs"]:
+        more = (f"give --epochs {done + 1} or more to train on" if done < MAX_EPOCHS
+                else f"{MAX_EPOCHS:,} is the most --epochs allows")
         print(f"numvae: {args.resume} has been trained for {done} epochs already; --epochs "
-              f"counts epochs from the start, so there is nothing to do (give --epochs "
-              f"{done + 1} or more to train on)")
+              f"counts epochs from the start, so there is nothing to do ({more})")
         return 0
     print(f"numvae: training {model!r} on {meta['dataset']} ({len(fit_data.images)} images"
           f"{', validation ' + str(len(val_data.images)) if val_data else ''}) up to epoch "
           f"{meta['epochs']} (epochs count from the start; {done} done); writing to {folder}")
     try:
         history = _fit(args, run_state, meta, fit_data, val_data, save, checkpoint_path)
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as stop:  # saved between two steps (the saver said so)
+        return 128 + getattr(stop, "signum", signal.SIGINT)  # the shell's code for the signal
     _write_metrics(folder, model, test_data, meta, history)
     if not args.no_plots:
         save_figures(model, history, test_data, folder)

@@ -20,7 +20,10 @@ import uuid
 from pathlib import Path
 
 __all__ = ["atomic_write", "atomic_write_bytes", "as_path", "open_regular", "NotRegularFileError",
-           "remove_stale_temporaries"]
+           "remove_stale_temporaries", "process_running", "remove_dead_temporaries"]
+
+# the name of every temporary file atomic_write makes: .<name>.<pid>.<12 hex digits>.tmp
+TEMPORARY = re.compile(r"\.(.+)\.(\d+)\.[0-9a-f]{12}\.tmp")
 
 
 class NotRegularFileError(OSError):
@@ -106,14 +109,33 @@ def remove_stale_temporaries(path):
     with contextlib.suppress(OSError), os.scandir(path.parent) as entries:
         for entry in entries:
             match = pattern.fullmatch(entry.name)
-            if match and entry.is_file(follow_symlinks=False) and not _running(int(match.group(1))):
+            if (match and entry.is_file(follow_symlinks=False)
+                    and not process_running(int(match.group(1)))):
                 with contextlib.suppress(OSError):  # e.g. another save removed it first
                     os.remove(entry.path)
                     removed.append(entry.name)
     return removed
 
 
-def _running(pid):
+def remove_dead_temporaries(folder):
+    """Delete every temporary file of ``atomic_write`` in ``folder`` (whatever its target)
+    whose writing process no longer runs; returns the names removed. What a run killed
+    during a save leaves behind, and nothing else."""
+    if sys.platform == "win32":
+        return []
+    removed = []
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            match = TEMPORARY.fullmatch(entry.name)
+            if (match and entry.is_file(follow_symlinks=False)
+                    and not process_running(int(match.group(2)))):
+                with contextlib.suppress(OSError):
+                    os.remove(entry.path)
+                    removed.append(entry.name)
+    return removed
+
+
+def process_running(pid):
     """Whether process ``pid`` exists; when in doubt, yes (so that its file is kept)."""
     if pid == os.getpid():
         return True

@@ -10,6 +10,8 @@ import numpy as np
 HISTORY_LISTS = ("epoch", "train_loss", "train_reconstruction", "train_kl", "val_loss",
                  "val_reconstruction", "val_kl", "kl_weight", "seconds", "examples_per_second")
 STATE_COUNTS = ("epoch", "step", "seen")
+MAX_EPOCHS = 100_000   # the command line's largest --epochs: a resume hint never exceeds it
+MAX_COUNT = 10**12     # steps and examples within an epoch
 STATE_SUMS = ("train_reconstruction_sum", "train_kl_sum", "seconds")
 
 
@@ -75,8 +77,10 @@ def check_train_state(state, complete=False):
         if complete and key not in state:
             raise ValueError(f"train_state has no {key!r}: not a state to resume from")
     for key in STATE_COUNTS:
-        if key in state and (not _is_int(state[key]) or state[key] < 0):
-            raise ValueError(f"train_state[{key!r}] must be an integer >= 0; got {state[key]!r}")
+        high = MAX_EPOCHS if key == "epoch" else MAX_COUNT
+        if key in state and (not _is_int(state[key]) or not 0 <= state[key] <= high):
+            raise ValueError(f"train_state[{key!r}] must be an integer from 0 to {high:,}; "
+                             f"got {state[key]!r}")
     for key in STATE_SUMS:
         if key in state and (not _is_number(state[key]) or not math.isfinite(state[key])):
             raise ValueError(f"train_state[{key!r}] must be a finite number; got {state[key]!r}")
@@ -87,14 +91,16 @@ def check_train_state(state, complete=False):
 
 def check_resume_position(train_state, permutation, n_examples, batch_size):
     """The training state fits the data it resumes on: the step within the epoch, and the
-    epoch's example order a permutation of range(n_examples) (mid-epoch only)."""
+    epoch's example order, needed mid-epoch and checked whenever it is there, a permutation
+    of range(n_examples)."""
     steps_per_epoch = -(-n_examples // batch_size)
     step = train_state.get("step", 0)
     if step >= steps_per_epoch:
         raise ValueError(f"train_state['step'] is {step}, beyond the {steps_per_epoch} steps of "
                          f"an epoch of {n_examples} examples in batches of {batch_size}")
-    if step > 0:
-        if permutation is None or permutation.shape != (n_examples,) or not np.array_equal(
+    if step > 0 or permutation is not None:
+        if permutation is None or np.shape(permutation) != (n_examples,) or not np.array_equal(
                 np.sort(permutation), np.arange(n_examples)):
-            raise ValueError(f"train_permutation must be a permutation of the {n_examples} "
-                             f"training examples")
+            raise ValueError(f"train_permutation must be a permutation of the {n_examples:,} "
+                             f"training examples (each index from 0 to {n_examples - 1:,} "
+                             f"once)")

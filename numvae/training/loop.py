@@ -94,27 +94,47 @@ def _check_finite(loss, grads, flat_grads, epoch, step):
                                         f"{name} is not finite")
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped between two steps on a signal: ``signum`` says which (SIGINT for
+    Ctrl-C, SIGTERM from ``kill`` or a job scheduler, SIGHUP from a closed terminal)."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+# the signals that stop training the way Ctrl-C does: a save between two steps, then exit
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
+
+
 @contextlib.contextmanager
 def _deferred_interrupt():
-    """Turn Ctrl-C into a request that the loop honours between two steps.
+    """Turn Ctrl-C, SIGTERM and SIGHUP into a request that the loop honours between two
+    steps.
 
     An interrupt in the middle of ``optimizer.step`` would leave half the parameters
     updated; deferring it to a step boundary keeps every saved state consistent.
-    Yields a dict whose "requested" entry becomes True on Ctrl-C.
+    Yields a dict whose "requested" entry becomes the signal's number when one comes.
+    A signal that was ignored (``nohup`` ignores SIGHUP) stays ignored.
     """
-    flag = {"requested": False}
+    flag = {"requested": None}
     if threading.current_thread() is not threading.main_thread():
         yield flag  # signal handlers can only be set from the main thread
         return
 
     def handler(signum, frame):
-        flag["requested"] = True
+        flag["requested"] = signum
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    for signum, before in previous.items():
+        if before is not signal.SIG_IGN:
+            signal.signal(signum, handler)
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, before in previous.items():
+            signal.signal(signum, before)
 
 
 def train_step(model, optimizer, x, kl_weight, where, y=None):
@@ -195,7 +215,9 @@ def fit(model, optimizer, train_data, *, epochs, batch_size=128, val_data=None,
         over this many epochs (step by step), then stays there.
     binarize: a fresh Bernoulli draw of every pixel each time it is used (Burda et al.).
     callbacks: callables ``callback(state)`` run after each epoch, and when training is
-        interrupted by Ctrl-C (``state["interrupted"]`` is then True); ``state`` holds
+        interrupted by Ctrl-C, SIGTERM or SIGHUP (``state["interrupted"]`` is then True,
+        ``state["signal"]`` the signal's number), before ``TrainingInterrupted``
+        propagates; ``state`` holds
         ``model, optimizer, history, train_state, train_permutation``.
     history, train_state, train_permutation: from a checkpoint, to resume a run.
     schedule: None (the optimiser's rate throughout, or the resumed run's schedule) or a
@@ -229,10 +251,11 @@ def fit(model, optimizer, train_data, *, epochs, batch_size=128, val_data=None,
                     log(_summary(run.history, epochs))
                 for callback in callbacks:
                     callback(run.callback_state())
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
             # reached only between two steps (see _deferred_interrupt): the state is whole
             for callback in callbacks:
-                callback(run.callback_state(interrupted=True))
+                callback(run.callback_state(interrupted=True,
+                                            signum=getattr(stop, "signum", signal.SIGINT)))
             raise
     return run.history
 
@@ -277,9 +300,9 @@ class _Run:
         base_lr = saved["base_lr"] if saved else self.optimizer.lr
         self.state["schedule"] = dict(name=name, base_lr=base_lr)
 
-    def callback_state(self, interrupted=False):
+    def callback_state(self, interrupted=False, signum=None):
         return dict(model=self.model, optimizer=self.optimizer, history=self.history,
-                    interrupted=interrupted,
+                    interrupted=interrupted, signal=signum,
                     train_state={**self.state, "rng": self.rng.bit_generator.state},
                     train_permutation=self.permutation)
 
@@ -295,7 +318,7 @@ class _Run:
         start, seconds_before = time.perf_counter(), state["seconds"]
         while state["step"] < self.steps_per_epoch:
             if interrupt["requested"]:
-                raise KeyboardInterrupt
+                raise TrainingInterrupted(interrupt["requested"])
             step = state["step"] + 1
             rows = self.permutation[(step - 1) * self.batch_size: step * self.batch_size]
             x, y = self.images[rows], None if self.labels is None else self.labels[rows]

@@ -32,14 +32,18 @@ def check_grads(params, grads):
                              f"expected {params[name].shape}")
 
 
+MAX_STEPS = 10**12  # steps t: a million epochs of a million steps
+
+
 def _load_state(optimizer, state, moments):
     """Read ``t`` and the moment arrays named ``<moment>.<param name>`` from ``state`` into
     ``optimizer``, checking each first: a non-negative integer step, and arrays of exactly
     the parameter's shape (no broadcasting of a scalar), real and finite."""
     t = state["t"]
     t = t.item() if isinstance(t, np.ndarray) and t.shape == () else t
-    if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 0:
-        raise ValueError(f"optimizer step t must be an integer >= 0; got {t!r}")
+    if isinstance(t, bool) or not isinstance(t, numbers.Integral) or not 0 <= t <= MAX_STEPS:
+        raise ValueError(f"optimizer step t must be an integer >= 0 and <= {MAX_STEPS:,}; "
+                         f"got {t!r}")
     for moment in moments:
         for name, target in getattr(optimizer, moment).items():
             value = np.asarray(state[f"{moment}.{name}"])
@@ -48,6 +52,9 @@ def _load_state(optimizer, state, moments):
                                  f"dtype {value.dtype}; expected real numbers of shape {target.shape}")
             if not np.isfinite(value).all():
                 raise ValueError(f"optimizer state {moment}.{name} is not finite")
+            if moment == "v" and value.min(initial=0) < 0:  # a mean of squares
+                raise ValueError(f"optimizer state v.{name} has negative entries (down to "
+                                 f"{value.min():.3g}); Adam's second moment is >= 0")
     optimizer.t = int(t)
     for moment in moments:
         for name, target in getattr(optimizer, moment).items():
