@@ -1,5 +1,6 @@
 """Checks at the public boundary: bad input gets an error that names the argument,
 what was expected and what came, before NumPy fails somewhere deep inside."""
+import json
 import numbers
 
 import numpy as np
@@ -14,6 +15,16 @@ def few(names, shown=3):
     if len(names) <= shown:
         return ", ".join(names)
     return f"{', '.join(names[:shown])} and {len(names) - shown:,} more"
+
+
+def parse_json(text):
+    """``json.loads(text)``, every failure a ValueError: nesting deeper than the parser's
+    recursion allows (100,000 brackets) included, which would be a RecursionError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("it is nested too deeply (more than about 1,000 levels of brackets)"
+                         ) from None
 
 
 def _is_int(value):

@@ -13,7 +13,7 @@ import pytest
 
 import numvae
 from numvae.commands.cli import main
-from numvae.training.checkpoint import load_checkpoint, save_checkpoint
+from numvae.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 from numvae.interop import InteropError, load_safetensors, save_safetensors, to_state_dict  # noqa: E402
@@ -356,3 +356,49 @@ def test_python_dash_m_numvae_export_and_import(tmp_path):
         assert done.returncode == 0, done.stderr
     assert np.array_equal(load_checkpoint(tmp_path / "back.npz").model.flat_params,
                           small().flat_params)
+
+
+# --- issue 21: a named pipe, deep JSON, long lists ------------------------------------------
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_import_of_a_named_pipe_is_refused_without_waiting(tmp_path, capsys):
+    from helpers import call_on_a_named_pipe
+    pipe = tmp_path / "fifo.safetensors"
+    os.mkfifo(pipe)
+    code = call_on_a_named_pipe(lambda: main(["import", str(pipe), "--out",
+                                              str(tmp_path / "m.npz")]), pipe, "numvae import")
+    err = capsys.readouterr().err
+    assert code == 1 and err == f"numvae: error: {pipe} is a named pipe, expected a file\n"
+
+
+def test_a_config_of_100000_nested_brackets_is_one_line(tmp_path, capsys):
+    path = tmp_path / "deep.safetensors"
+    path.write_bytes(safetensors_numpy.save(
+        {"x": np.zeros(1, np.float32)}, metadata={"numvae.config": "[" * 100_000}))
+    code = main(["import", str(path), "--out", str(tmp_path / "m.npz")])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.splitlines()) == 1
+    assert str(path) in err and "numvae.config" in err and "nested too deeply" in err
+
+
+def test_a_checkpoint_entry_of_100000_nested_brackets_is_one_line(tmp_path):
+    path = tmp_path / "m.npz"
+    save_checkpoint(path, small())
+    with np.load(path) as npz:
+        arrays = dict(npz)
+    np.savez(path, **{**arrays, "history": np.array("[" * 100_000)})
+    with pytest.raises(CheckpointError, match="entry 'history' is not valid JSON.*nested"):
+        load_checkpoint(path)
+
+
+def test_20000_extra_tensors_give_a_short_line(tmp_path):
+    tensors = to_state_dict(small())
+    tensors.update({f"extra.{index:06d}": np.zeros(1, np.float64) for index in range(20_000)})
+    path = tmp_path / "many.safetensors"
+    path.write_bytes(safetensors_numpy.save(tensors, metadata={
+        "numvae.config": json.dumps({**small().config, "dtype": "float64"})}))
+    with pytest.raises(InteropError) as caught:
+        load_safetensors(path)
+    message = str(caught.value)
+    assert "extra.000000, extra.000001, extra.000002 and 19,997 more" in message
+    assert len(message) < 1000

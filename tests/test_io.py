@@ -1,4 +1,5 @@
 """Tests for numvae.io.files: atomic file writes."""
+import errno
 import os
 import signal
 import subprocess
@@ -102,15 +103,65 @@ def test_read_only_folder_is_named(tmp_path):
         folder.chmod(0o700)
 
 
-def test_permission_error_names_the_folder(tmp_path, monkeypatch):
+def test_permission_error_names_the_target_and_the_folder(tmp_path, monkeypatch):
     # The same check as above, but it also runs as root, who may write anywhere.
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
     monkeypatch.setattr(os, "open", refuse)
-    with pytest.raises(PermissionError, match=f"cannot write in folder {tmp_path}"):
+    with pytest.raises(PermissionError) as caught:
         atomic_write_bytes(tmp_path / "out.bin", b"data")
     monkeypatch.undo()
+    assert str(caught.value) == (f"cannot write {tmp_path / 'out.bin'}: folder {tmp_path} is "
+                                 f"not writable (permission denied)")  # not the temporary file
     assert leftovers(tmp_path, set()) == []
+
+
+class FullDisk:
+    """A file whose writes fail as on a full disk (ENOSPC)."""
+
+    def __init__(self, file):
+        self.file = file
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+
+def test_a_full_disk_names_the_target_and_keeps_its_previous_version(tmp_path):
+    target = tmp_path / "checkpoint.npz"
+    target.write_bytes(b"the last good checkpoint")
+    with pytest.raises(OSError) as caught:
+        with atomic_write(target) as file:
+            FullDisk(file).write(b"new")
+    assert caught.value.errno == errno.ENOSPC
+    assert str(caught.value) == (f"cannot write {target}: No space left on device; its "
+                                 f"previous version is kept")
+    assert target.read_bytes() == b"the last good checkpoint"
+    assert leftovers(tmp_path, {"checkpoint.npz"}) == []
+
+
+def test_a_full_disk_in_export_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("safetensors")
+    from numvae.commands.cli import main
+    from numvae.training.checkpoint import save_checkpoint
+    import numvae
+    save_checkpoint(tmp_path / "m.npz", numvae.VAE(4, 3, 2, seed=0))
+    real_fdopen = os.fdopen
+    monkeypatch.setattr("numvae.io.files.os.fdopen",
+                        lambda *args, **kwargs: FullDisk(real_fdopen(*args, **kwargs)))
+    code = main(["export", str(tmp_path / "m.npz"), str(tmp_path / "m.safetensors")])
+    err = capsys.readouterr().err
+    assert code == 1 and err == (f"numvae: error: cannot write {tmp_path / 'm.safetensors'}: "
+                                 f"No space left on device; nothing written\n")
+    assert leftovers(tmp_path, {"m.npz"}) == []
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")

@@ -28,9 +28,10 @@ import sys
 import numpy as np
 
 from numvae import __version__
-from numvae.io.files import as_path, atomic_write_bytes
+from numvae.io.files import NotRegularFileError, as_path, atomic_write_bytes, open_regular
 from numvae.model.two_layer import TwoLayerVAE
 from numvae.model.vae import VAE
+from numvae.validation import few, parse_json
 
 __all__ = ["save_safetensors", "load_safetensors", "to_state_dict", "infer_config",
            "torch_name", "InteropError"]
@@ -107,9 +108,12 @@ def _read(path):
     """(metadata dict, {name: (dtype code, shape)}, the open file) of a safetensors file."""
     safetensors = _safetensors()
     try:
+        open_regular(path).close()  # a named pipe would make safe_open wait for a writer
         handle = safetensors.safe_open(str(path), framework="np")
     except FileNotFoundError:
         raise InteropError(f"{path} does not exist") from None
+    except NotRegularFileError as err:
+        raise InteropError(str(err)) from None
     except (safetensors.SafetensorError, OSError) as err:
         raise InteropError(f"{path} is not a readable safetensors file ({err})") from None
     specs = {}
@@ -131,7 +135,7 @@ def _linear_widths(specs, prefix, path):
     if not found or indices != list(range(0, 2 * len(found), 2)):
         raise InteropError(f"{path}: cannot infer the architecture: expected Linear weights "
                            f"{prefix}.0.weight, {prefix}.2.weight, ... (Linear and ReLU "
-                           f"alternating); found indices {indices or 'none'}")
+                           f"alternating); found indices {f'[{few(indices)}]' if indices else 'none'}")
     shapes = [specs[name][1] for _, name in found]
     for (_, name), shape in zip(found, shapes):
         if len(shape) != 2:
@@ -182,7 +186,7 @@ def _infer_flow(specs, path):
         return {}
     if steps != list(range(len(steps))):
         raise InteropError(f"{path}: cannot infer the flow: expected steps posterior.steps.0, "
-                           f"posterior.steps.1, ...; found {steps}")
+                           f"posterior.steps.1, ...; found [{few(steps)}]")
     widths = [_linear_widths(specs, f"posterior.steps.{t}.made", path) for t in steps]
     if any(shapes != widths[0] for shapes in widths):
         raise InteropError(f"{path}: cannot infer the flow: its steps' MADE shapes differ "
@@ -204,7 +208,7 @@ def _file_config(metadata, path):
     if CONFIG_KEY not in metadata:
         return None
     try:
-        config = json.loads(metadata[CONFIG_KEY])
+        config = parse_json(metadata[CONFIG_KEY])
     except ValueError as err:
         raise InteropError(f"{path}: metadata {CONFIG_KEY} is not valid JSON ({err})") from None
     if not isinstance(config, dict):
@@ -258,8 +262,9 @@ def _build(config, dtype, path, max_memory):
             return TwoLayerVAE.from_config({**config, "dtype": dtype}, max_memory)
         return VAE(**config, dtype=dtype, max_memory=max_memory)
     except (TypeError, ValueError) as err:
+        shown = repr(config) if len(repr(config)) <= 400 else repr(config)[:400] + " ..."
         raise InteropError(f"{path}: cannot build numvae.VAE from the configuration "
-                           f"{config!r}: {err}") from None
+                           f"{shown}: {err}") from None
 
 
 def _check_tensors(model, specs, path):
@@ -282,7 +287,8 @@ def _check_tensors(model, specs, path):
     extra = sorted(set(specs) - set(expected))
     if extra:
         raise InteropError(f"{path}: unexpected tensor{'s' * (len(extra) > 1)} "
-                           f"{', '.join(extra)}; {model!r} has exactly {', '.join(expected)}")
+                           f"{few(extra)}; the model has exactly the {len(expected)} tensors "
+                           f"{few(expected)}")
 
 
 def load_safetensors(path, config=None, announce=None, max_memory=None):

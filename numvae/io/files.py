@@ -76,18 +76,33 @@ def atomic_write(path):
         raise IsADirectoryError(f"path: {path} is a folder, expected a file name")
     remove_stale_temporaries(path)
     temp = folder / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
-    fd = _create(temp, folder)
+    fd = _create(temp, path)
     try:
         with os.fdopen(fd, "wb") as file:
             yield file
             file.flush()
             os.fsync(file.fileno())  # the bytes are on disk before the rename makes them visible
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as err:
         # Anything at all, even Ctrl-C: drop our temporary file, keep the old target.
         with contextlib.suppress(OSError):
             os.remove(temp)
+        if isinstance(err, OSError) and str(path) not in str(err):
+            raise naming_target(err, path) from err  # a full disk: say which file
         raise
+
+
+def naming_target(err, path):
+    """The OSError ``err`` (of its class where it can be rebuilt) with a message that names
+    the file being written, ``path``, and says that its previous version is kept."""
+    message = (f"cannot write {path}: {err.strerror or err}; "
+               f"{'its previous version is kept' if Path(path).exists() else 'nothing written'}")
+    try:
+        named = type(err)(message)
+    except TypeError:  # a subclass whose constructor takes other arguments
+        named = OSError(message)
+    named.errno = err.errno
+    return named
 
 
 def remove_stale_temporaries(path):
@@ -148,15 +163,16 @@ def process_running(pid):
     return True
 
 
-def _create(temp, folder):
-    """Create the new file ``temp`` and return its descriptor."""
+def _create(temp, path):
+    """Create the new file ``temp``, next to ``path``, and return its descriptor."""
     # O_EXCL: never reuse an existing file. Mode 0o666 is reduced by the umask,
     # so the final file gets the same permissions as one made by open().
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     try:
         return os.open(temp, flags, 0o666)
     except PermissionError as err:
-        raise PermissionError(f"cannot write in folder {folder}: permission denied") from err
+        raise PermissionError(f"cannot write {path}: folder {path.parent} is not writable "
+                              f"(permission denied)") from err
 
 
 def open_regular(path):

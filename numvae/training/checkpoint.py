@@ -36,6 +36,7 @@ from numvae.training.checkpoint_fields import (
 )
 from numvae.training.optim import SGD, Adam
 from numvae.training.optim_fast import FastAdam
+from numvae.validation import parse_json
 
 FORMAT_VERSION = 2
 MAX_CHECKPOINT_BYTES = 2**30  # 1 GiB: a hundred times the largest model here, with Adam's moments
@@ -141,7 +142,7 @@ def _json(npz, key, check=None):
     ValueError naming the field)."""
     text = str(npz.read(key, Member("U", ())))
     try:
-        value = json.loads(text)
+        value = parse_json(text)
     except ValueError as err:
         raise npz.error(f"{npz.path}: entry '{key}' is not valid JSON ({err})") from None
     if check is not None:
