@@ -104,3 +104,47 @@ def test_sigmoid_and_softplus_take_scalars_and_lists(value):
     np.testing.assert_allclose(softplus(value), np.log1p(np.exp(a)), rtol=rtol)
     if isinstance(value, np.float32):
         assert sigmoid(value).dtype == np.float32 and softplus(value).dtype == np.float32
+
+
+# --- issue 21: a layer checks its input and its construction arguments --------------------
+
+@pytest.mark.parametrize("x, error, message", [
+    (np.ones((2, 6), complex), TypeError, "dtype complex128; expected real floating point"),
+    (np.ones((2, 6), object), TypeError, "dtype object"),
+    (np.ones((2, 6), int), TypeError, "dtype int64"),
+    (np.ones((2, 3, 6)), ValueError, r"shape \(2, 3, 6\); expected \(batch, 6\)"),
+    (np.ones(6), ValueError, r"shape \(6,\); expected \(batch, 6\)"),
+    (np.ones((2, 5)), ValueError, r"shape \(2, 5\); expected \(batch, 6\)"),
+    ([[1.0] * 6], TypeError, "must be a NumPy array; got list"),
+])
+def test_dense_forward_refuses_what_it_cannot_compute(x, error, message):
+    with pytest.raises(error, match=message):
+        Dense(6, 3, rng=np.random.default_rng(0)).forward(x)
+
+
+def test_dense_forward_lets_nan_through_as_numpy_and_pytorch_do():
+    x = np.ones((2, 6))
+    x[0, 0] = np.nan
+    y, _ = Dense(6, 3, rng=np.random.default_rng(0), dtype=np.float64).forward(x)
+    assert np.isnan(y[0]).all() and np.isfinite(y[1]).all()
+
+
+@pytest.mark.parametrize("args, kwargs, message", [
+    ((6, 3), dict(dtype=int), "dtype must be float32 or float64; got int64"),
+    ((0, 3), {}, "in_features must be a positive integer; got 0"),
+    ((6, -1), {}, "out_features must be a positive integer; got -1"),
+    ((6.5, 3), {}, "in_features must be a positive integer; got 6.5"),
+])
+def test_dense_refuses_bad_construction_arguments(args, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Dense(*args, **kwargs)
+
+
+@pytest.mark.parametrize("dtype", [complex, object])
+def test_convolutions_refuse_complex_and_object_input(dtype):
+    from numvae.nn.conv import Conv2d, ConvTranspose2d, FastConv2d, FastConvTranspose2d
+    x = np.ones((1, 2, 4, 4), dtype)
+    for layer in (Conv2d(2, 3, 3), FastConv2d(2, 3, 3), ConvTranspose2d(2, 3, 3),
+                  FastConvTranspose2d(2, 3, 3)):
+        with pytest.raises(TypeError, match=f"dtype {np.dtype(dtype)}; expected real floating"):
+            layer.forward(x)

@@ -18,7 +18,7 @@ import numbers
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from numvae.nn.layers import Layer
+from numvae.nn.layers import Layer, check_float_dtype, check_input
 from numvae.validation import check_nonnegative_int, check_positive_int
 
 
@@ -70,18 +70,14 @@ def col2im(cols, x_shape, kernel_size, stride, padding):
     return x_pad[:, :, padding:padding + height, padding:padding + width]
 
 
-def _check_float_dtype(dtype):
-    if np.dtype(dtype) not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64; got {np.dtype(dtype).name}")
-    return np.dtype(dtype)
-
-
 def _check_images(x, channels, kernel_size, padding, name="x"):
     """x must be a (batch, channels, H, W) array whose padded size fits the kernel."""
     shape = getattr(x, "shape", None)
     if (not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[1] != channels
             or x.shape[0] == 0):
         raise ValueError(f"{name} has shape {shape}; expected (batch, {channels}, H, W)")
+    if x.dtype.kind != "f":  # complex or object input would pass through the products
+        check_input(x, (None, channels, "H", "W"), name)
     smallest = max(kernel_size - 2 * padding, 1)
     if min(x.shape[2:]) < smallest:
         raise ValueError(f"{name} has shape {shape}; expected H, W >= {smallest} for "
@@ -125,7 +121,7 @@ class Conv2d(Layer):
         _set_geometry(self, in_channels, out_channels, kernel_size, stride, padding)
         k = self.kernel_size
         self.params = _uniform_init(rng, in_channels * k * k, (out_channels, in_channels, k, k),
-                                    (out_channels,), _check_float_dtype(dtype))
+                                    (out_channels,), check_float_dtype(dtype))
         self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
 
     def forward(self, x):
@@ -191,7 +187,7 @@ class ConvTranspose2d(Layer):
                              f"got {output_padding!r}")
         k = self.kernel_size
         self.params = _uniform_init(rng, out_channels * k * k, (in_channels, out_channels, k, k),
-                                    (out_channels,), _check_float_dtype(dtype))
+                                    (out_channels,), check_float_dtype(dtype))
         self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
 
     def output_shape(self, x_shape):
@@ -206,6 +202,8 @@ class ConvTranspose2d(Layer):
                 and x.shape[0] > 0):
             raise ValueError(f"x has shape {getattr(x, 'shape', None)}; expected "
                              f"(batch, {self.in_channels}, H, W)")
+        if x.dtype.kind != "f":  # complex or object input would pass through the products
+            check_input(x, (None, self.in_channels, "H", "W"))
         y_shape = self.output_shape(x.shape)
         if min(y_shape[2:]) < 1:
             raise ValueError(f"x has shape {x.shape}; its output {y_shape} would be empty: "

@@ -16,6 +16,29 @@ exactly the shape of ``<name>``.
 """
 import numpy as np
 
+from numvae.validation import check_positive_int
+
+
+def check_float_dtype(dtype):
+    """A layer's parameter dtype: float32 or float64 (an integer dtype would truncate the
+    initial weights to zeros)."""
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64; got {np.dtype(dtype).name}")
+    return np.dtype(dtype)
+
+
+def check_input(x, shape, name="x"):
+    """Raise unless ``x`` is a real floating-point array of ``shape``, a tuple whose None
+    entries take any size (the batch). Called only once a layer's cheap test has failed
+    (``x.ndim``, one size and ``x.dtype.kind``), so that it costs nothing on the hot path."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array; got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{name} has dtype {x.dtype}; expected real floating point (float32 "
+                        f"or float64): cast it with x.astype(np.float32)")
+    expected = ", ".join("batch" if size is None else str(size) for size in shape)
+    raise ValueError(f"{name} has shape {x.shape}; expected ({expected})")
+
 
 class Layer:
     """Base class: a layer without parameters has empty ``params`` and ``grads``.
@@ -45,6 +68,9 @@ class Dense(Layer):
 
     def __init__(self, in_features, out_features, *, rng=None, dtype=np.float32):
         super().__init__()
+        in_features = check_positive_int(in_features, "in_features")
+        out_features = check_positive_int(out_features, "out_features")
+        dtype = check_float_dtype(dtype)
         rng = np.random.default_rng() if rng is None else rng
         bound = 1.0 / np.sqrt(in_features)
         self.in_features, self.out_features = in_features, out_features
@@ -55,7 +81,13 @@ class Dense(Layer):
         self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
 
     def forward(self, x):
-        """x: (batch, in_features) -> y: (batch, out_features); the cache is x."""
+        """x: (batch, in_features) -> y: (batch, out_features); the cache is x.
+
+        x must be a real floating-point array (NaN passes through, as in NumPy and PyTorch):
+        complex, object or integer input, or another shape, is refused by three comparisons.
+        """
+        if getattr(x, "ndim", None) != 2 or x.shape[1] != self.in_features or x.dtype.kind != "f":
+            check_input(x, (None, self.in_features))
         y = x @ self.params["W"]
         y += self.params["b"]  # in place: no second (batch, out) temporary
         return y, x
