@@ -300,6 +300,8 @@ def _check_typed_options(args, checkpoint, meta):
         found, saved = _saved_setting(name, checkpoint, meta)
         typed = getattr(args, name)
         typed = list(typed) if isinstance(typed, tuple) else typed
+        if name == "data_dir":  # the checkpoint holds the folder's absolute path
+            typed = str(Path(typed).resolve())
         if found and typed != saved and not (name == "dataset" and typed == "auto"):
             raise UsageError(f"numvae: error: {flag} {typed!r} differs from checkpoint "
                              f"{args.resume}, whose run has {name} = {saved!r}; a resumed run "
