@@ -278,3 +278,15 @@ def test_a_damaged_resume_field_is_one_line_naming_the_file_and_field(cli_checkp
     code, _, err = run(["train", "--resume", str(path), "--epochs", "3"], capsys)
     assert code == 1 and len(err.splitlines()) == 1, err
     assert str(path) in err and named in err
+
+
+def test_resume_of_a_conv_run_with_architecture_mlp_is_refused(tmp_path, capsys):
+    out = tmp_path / "conv"
+    assert run(["train", *TOY, "--architecture", "conv", "--epochs", "1", "--val-size", "1700",
+                "--out", str(out)], capsys)[0] == 0
+    path = out / "checkpoint.npz"
+    code, _, err = run(["train", "--resume", str(path), "--architecture", "mlp", "--epochs",
+                        "2"], capsys)
+    assert code == 2 and len(err.splitlines()) == 1
+    assert f"--architecture 'mlp' differs from checkpoint {path}" in err
+    assert "architecture = 'conv'" in err
