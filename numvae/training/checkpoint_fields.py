@@ -79,7 +79,7 @@ def check_train_state(state, complete=False):
     for key in STATE_COUNTS:
         high = MAX_EPOCHS if key == "epoch" else MAX_COUNT
         if key in state and (not _is_int(state[key]) or not 0 <= state[key] <= high):
-            raise ValueError(f"train_state[{key!r}] must be an integer from 0 to {high:,}; "
+            raise ValueError(f"train_state[{key!r}] must be an integer >= 0 and <= {high:,}; "
                              f"got {state[key]!r}")
     for key in STATE_SUMS:
         if key in state and (not _is_number(state[key]) or not math.isfinite(state[key])):
