@@ -110,3 +110,17 @@ def test_a_folder_without_a_checkpoint_is_refused_without_suggesting_resume(tmp_
     assert "notes-00.txt, notes-01.txt, notes-02.txt and 47 more" in lines[0]
     assert "--resume" not in lines[0] and "no checkpoint.npz" in lines[0]
     assert not (folder / LOCK_NAME).exists()  # a refused run leaves no lock behind
+
+
+def test_sigterm_while_the_figures_are_made_releases_the_lock_and_exits_143(tmp_path):
+    child = subprocess.Popen([sys.executable, "-m", "numvae", "train", "--dataset", "toy",
+                              "--shared-dim", "16", "--epochs", "1", "--no-progress", "--out",
+                              "run"], cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    for _ in range(3):  # "training ...", the epoch's line, "test -ELBO ...": figures next
+        child.stdout.readline()
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 143 and err.strip().endswith("numvae: interrupted"), err
+    assert not (tmp_path / "run" / LOCK_NAME).exists()
+    assert (tmp_path / "run" / "checkpoint.npz").exists()

@@ -68,9 +68,9 @@ def main(argv=None):
         print("numvae: error: out of memory (a MemoryError); nothing was written since the "
               "last save; try a smaller --batch-size, or free memory", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM/SIGHUP during a training run
         print("numvae: interrupted", file=sys.stderr)
-        return 130
+        return 128 + getattr(stop, "signum", 2)
 
 
 if __name__ == "__main__":

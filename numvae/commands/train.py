@@ -402,9 +402,29 @@ def _write_metrics(folder, model, test_data, meta, history):
 def run(args):
     folder, meta, run_state, data = _resumed_run(args) if args.resume else _new_run(args)
     try:
-        return _train_and_report(args, folder, meta, run_state, data)
+        with _stopped_like_ctrl_c():
+            return _train_and_report(args, folder, meta, run_state, data)
     finally:
         run_state["lock"].release()  # one run per folder: the next may start
+
+
+@contextlib.contextmanager
+def _stopped_like_ctrl_c():
+    """SIGTERM and SIGHUP outside the training loop (while the metrics or figures are
+    written) raise as Ctrl-C does, so that the lock is released and the exit code is
+    128 + the signal's number; inside it, ``fit`` defers them to a step boundary."""
+    def stop(signum, frame):
+        raise train.TrainingInterrupted(signum)
+    previous = {}
+    for signum in train.STOP_SIGNALS:  # SIGINT raises KeyboardInterrupt already
+        if signum != signal.SIGINT and signal.getsignal(signum) is signal.SIG_DFL:
+            with contextlib.suppress(ValueError):  # not the main thread: left as it is
+                previous[signum] = signal.signal(signum, stop)
+    try:
+        yield
+    finally:
+        for signum, before in previous.items():
+            signal.signal(signum, before)
 
 
 def _train_and_report(args, folder, meta, run_state, data):
