@@ -53,8 +53,10 @@ def test_an_incomplete_history_passes_only_when_not_resuming():
 
 
 @pytest.mark.parametrize("change, message", [
-    (dict(epoch=-1), r"train_state\['epoch'\] must be an integer >= 0; got -1"),
-    (dict(step=1.5), r"train_state\['step'\] must be an integer >= 0; got 1.5"),
+    (dict(epoch=-1), r"train_state\['epoch'\] must be an integer >= 0 and <= 100,000; got -1"),
+    (dict(epoch=10**20), r"train_state\['epoch'\] must be .* <= 100,000; got 1000000000000000"),
+    (dict(step=1.5), r"train_state\['step'\] must be an integer >= 0 and <= 1,000,000,000,000; "
+                     r"got 1.5"),
     (dict(seconds=float("nan")), r"train_state\['seconds'\] must be a finite number; got nan"),
     (dict(rng={"bit_generator": "MT19937"}), r"train_state\['rng'\] is a 'MT19937' state"),
 ])
