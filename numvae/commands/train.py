@@ -5,6 +5,7 @@ import signal
 import sys
 from pathlib import Path
 
+from numvae.commands import resume
 from numvae.commands.common import (
     Parser,
     UsageError,
@@ -36,12 +37,7 @@ from numvae.model.vae import ARCHITECTURES, LIKELIHOODS, POSTERIORS, PRIORS, VAE
 from numvae.nn.layers import ACTIVATIONS
 from numvae.training import loop as train
 from numvae.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from numvae.training.checkpoint_fields import (
-    MAX_EPOCHS,
-    check_history,
-    check_resume_position,
-    check_train_state,
-)
+from numvae.training.checkpoint_fields import MAX_EPOCHS
 from numvae.training.kl_schedules import Cyclical, kl_schedule_from_settings
 from numvae.training.optim_fast import FastAdam
 from numvae.training.schedules import SCHEDULES
@@ -227,8 +223,8 @@ def _resumed_run(args):
     meta = checkpoint.train_state.get("meta")
     if not meta or checkpoint.optimizer is None:
         raise UsageError(f"numvae: error: {args.resume} holds no training state to resume")
-    _check_meta(meta, args.resume)
-    _check_typed_options(args, checkpoint, meta)
+    resume.check_meta(meta, args.resume)
+    resume.check_typed_options(args, checkpoint, meta, _options_given(args, RESUME_KEEPS))
     train_data, test_data, _ = load_data(meta["dataset"], meta["data_dir"])
     if args.epochs:
         meta["epochs"] = args.epochs
@@ -238,29 +234,6 @@ def _resumed_run(args):
                train_state=checkpoint.train_state,
                train_permutation=checkpoint.train_permutation, lock=lock)
     return folder, meta, run, (train_data, test_data)
-
-
-# what the command line stores in a checkpoint's train_state["meta"], and the check of each
-META_FIELDS = {
-    "dataset": lambda v: v in datasets.DATASET_NAMES and v != "auto",
-    "data_dir": lambda v: v is None or isinstance(v, str),
-    "epochs": lambda v: _is_count(v, 1, MAX_EPOCHS), "val_size": lambda v: _is_count(v, 0),
-    "batch_size": lambda v: _is_count(v, 1), "seed": lambda v: _is_count(v, 0),
-    "binarize": lambda v: isinstance(v, bool), "kl_warmup_epochs": lambda v: _is_count(v, 0)}
-
-
-def _is_count(value, low, high=10**9):
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-
-
-def _check_meta(meta, path):
-    """Every field of the run's settings, as ``_new_run`` wrote them."""
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"checkpoint {path}: train_state['meta'] is not a JSON object")
-    for field, valid in META_FIELDS.items():
-        if field not in meta or not valid(meta[field]):
-            raise CheckpointError(f"checkpoint {path}: train_state['meta'][{field!r}] is "
-                                  f"{meta.get(field, 'missing')!r}, not a valid setting")
 
 
 def _options_given(args, keep):
@@ -275,56 +248,6 @@ def _options_given(args, keep):
         typed = [name for name, value in vars(args).items() if value != defaults.get(name)]
     return [f"--{name.replace('_', '-')}" for name in vars(args) if name in typed
             and name not in keep]
-
-
-def _saved_setting(name, checkpoint, meta):
-    """(True, the value the checkpoint's run has for option ``name``), or (False, None)."""
-    config = checkpoint.model.config
-    if name == "conditional":
-        return True, "n_classes" in config
-    if name in config:
-        value = config[name]
-        return True, list(value) if isinstance(value, tuple) else value
-    if name in meta:
-        return True, meta[name]
-    return False, None
-
-
-def _check_typed_options(args, checkpoint, meta):
-    """An option typed with --resume must agree with the checkpoint's run (its value
-    there, not the option's default): one that differs is refused, naming the file and
-    the saved value; one the checkpoint does not record is named as ignored."""
-    ignored = []
-    for flag in _options_given(args, RESUME_KEEPS):
-        name = flag[2:].replace("-", "_")
-        found, saved = _saved_setting(name, checkpoint, meta)
-        typed = getattr(args, name)
-        typed = list(typed) if isinstance(typed, tuple) else typed
-        if name == "data_dir":  # the checkpoint holds the folder's absolute path
-            typed = str(Path(typed).resolve())
-        if found and typed != saved and not (name == "dataset" and typed == "auto"):
-            raise UsageError(f"numvae: error: {flag} {typed!r} differs from checkpoint "
-                             f"{args.resume}, whose run has {name} = {saved!r}; a resumed run "
-                             f"keeps its settings (drop {flag}, or start a new run with --out)",
-                             code=2)
-        if not found:
-            ignored.append(flag)
-    if ignored:
-        print(f"numvae: --resume continues the saved run as it was; ignoring "
-              f"{', '.join(ignored)}", file=sys.stderr)
-
-
-def _check_resumable(path, run_state, meta, n_examples):
-    """``fit``'s checks of the saved state, run here so that a refusal names the file."""
-    try:
-        if run_state["history"]:
-            check_history(run_state["history"], complete=True)
-        if run_state["train_state"]:
-            check_train_state(run_state["train_state"], complete=True)
-            check_resume_position(run_state["train_state"], run_state["train_permutation"],
-                                  n_examples, meta["batch_size"])
-    except ValueError as err:
-        raise CheckpointError(f"checkpoint {path}: {err}") from None
 
 
 def _check_val_size(train_data, meta):
@@ -431,7 +354,7 @@ def _train_and_report(args, folder, meta, run_state, data):
     train_data, test_data = data
     fit_data, val_data = _split(train_data, meta)
     if args.resume:
-        _check_resumable(args.resume, run_state, meta, len(fit_data.images))
+        resume.check_resumable(args.resume, run_state, meta, len(fit_data.images))
     checkpoint_path = folder / "checkpoint.npz"
     save = _saver(checkpoint_path, folder, run_state, meta)
     model = run_state["model"]
