@@ -147,6 +147,8 @@ def part_layers(s):
 
 
 def model_layers(s):
+    """[(label, parameters, (widths per example, widths per decoded row))] of the whole
+    ``numvae.VAE(**s)``: its network and its parts."""
     return network_layers(s) + part_layers(s)
 
 
@@ -155,20 +157,14 @@ def parameter_count(s):
     return sum(count for _, count, _ in model_layers(s))
 
 
-def row_widths(s):
-    """(values per example on the encoder's side, values per decoded row), one copy each."""
-    layers = model_layers(s)
-    return (s["input_dim"] + sum(w[0] for _, _, w in layers), sum(w[1] for _, _, w in layers))
-
-
 def _refuse(what, needed, limit):
     raise SizeError(f"{what} would need about {human(needed)}, above the limit of "
                     f"{human(limit)} (raise it with --max-memory, or max_memory= in Python)")
 
 
 def checked_settings(s):
-    """``s`` with the settings of the chosen parts checked (as the parts check them), the
-    others dropped: the arithmetic below then reads only valid numbers."""
+    """``s`` with the settings of the chosen parts checked (as the parts check them, with
+    their messages), so that the arithmetic reads only valid numbers."""
     s = dict(s)
     if s.get("n_classes") is not None:
         s["n_classes"] = check_positive_int(s["n_classes"], "n_classes")
