@@ -125,9 +125,8 @@ class VAE:
     seed : int or None
         Seeds ``self.rng``, the generator for initial weights and for ``eps``.
     max_memory : int, str or None
-        The memory a model and a step may take (bytes, or '8G'); None:
-        ``numvae.model.size.default_limit()``. Settings above it are refused before any
-        array is allocated (``numvae.model.size``); not a setting of the model.
+        The memory a model and a step may take (bytes, or '8G'; None: min(4 GiB, half the
+        memory)): larger settings are refused before any allocation (``numvae.model.size``).
 
     ``params`` and ``grads`` are dicts with the same keys (e.g. ``"encoder.mean.W"``);
     ``params`` holds the very arrays an optimiser updates in place. ``config`` holds the
