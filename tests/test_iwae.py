@@ -12,7 +12,6 @@ from numvae.io import datasets
 from numvae.model import priors
 from numvae.training import loop
 from numvae.training.checkpoint import load_checkpoint, save_checkpoint
-from numvae.training.schedules import Burda, learning_rate
 
 X = np.random.default_rng(2).uniform(size=(5, 10))
 EPS = np.random.default_rng(3).standard_normal((4, 5, 3))
@@ -107,16 +106,6 @@ def test_fit_trains_the_bound_and_a_checkpoint_keeps_the_objective(tmp_path):
     save_checkpoint(tmp_path / "c.npz", model)
     loaded = load_checkpoint(tmp_path / "c.npz").model
     assert loaded.config["objective"] == "iwae" and loaded.n_samples == 5
-
-
-def test_burda_schedule():
-    assert Burda.stage_ends() == [1, 4, 13, 40, 121, 364, 1093, 3280]
-    rates = [learning_rate("burda", 1e-3, epoch) for epoch in (0, 1, 3, 4, 3279, 4000)]
-    expected = [1e-3, 1e-3 * 10 ** (-1 / 7), 1e-3 * 10 ** (-1 / 7), 1e-3 * 10 ** (-2 / 7),
-                1e-4, 1e-4]
-    np.testing.assert_allclose(rates, expected, rtol=1e-12)
-    with pytest.raises(ValueError, match="schedule must be one of"):
-        learning_rate("cosine!", 1e-3, 0)
 
 
 def test_fit_follows_the_schedule_and_a_resumed_run_keeps_it(tmp_path):

@@ -28,3 +28,13 @@ def test_the_registry_names_each_schedule():
 def test_a_bad_base_rate_is_refused(base_lr):
     with pytest.raises(ValueError, match="base_lr"):
         learning_rate("burda", base_lr, 0)
+
+
+def test_burda_schedule():
+    assert Burda.stage_ends() == [1, 4, 13, 40, 121, 364, 1093, 3280]
+    rates = [learning_rate("burda", 1e-3, epoch) for epoch in (0, 1, 3, 4, 3279, 4000)]
+    expected = [1e-3, 1e-3 * 10 ** (-1 / 7), 1e-3 * 10 ** (-1 / 7), 1e-3 * 10 ** (-2 / 7),
+                1e-4, 1e-4]
+    np.testing.assert_allclose(rates, expected, rtol=1e-12)
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        learning_rate("cosine!", 1e-3, 0)
