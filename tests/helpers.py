@@ -2,6 +2,7 @@
 import threading
 from pathlib import Path
 
+import matplotlib.image
 import numpy as np
 import pytest
 
@@ -56,3 +57,30 @@ def call_on_a_named_pipe(function, pipe, what):
             pass
         pytest.fail(f"{what} waited on a named pipe")
     return outcome[0]
+
+
+# --- figures (test_plots.py, test_history.py) --------------------------------------------
+
+def fake_history(epochs=3, validation=True, params=("encoder.mean.W", "encoder.mean.b")):
+    values = np.linspace(100, 80, epochs)
+    val = (lambda xs: [float(x) + 1 for x in xs]) if validation else (lambda xs: [None] * len(xs))
+    steps = list(range(0, 10 * epochs, 10))
+    return dict(epoch=list(range(1, epochs + 1)), train_loss=list(values + 5),
+                train_reconstruction=list(values), train_kl=[5.0] * epochs,
+                val_loss=val(values + 5), val_reconstruction=val(values),
+                val_kl=val([5.0] * epochs),
+                seconds=[1.0] * epochs, kl_weight=[1.0] * epochs, grad_norm_step=steps,
+                grad_norm={name: list(np.geomspace(1, 0.1 * (k + 1), len(steps)))
+                           for k, name in enumerate(params)})
+
+
+def assert_png(path):
+    """The file exists, is a PNG, and is not one flat colour."""
+    assert path.exists()
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pixels = matplotlib.image.imread(path)
+    assert pixels.ndim == 3 and pixels.std() > 0
+
+
+def tick_texts(ticks):
+    return [tick.get_text() for tick in ticks]

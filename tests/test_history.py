@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from helpers import assert_png, fake_history, tick_texts
+from numvae import plots
 from numvae.plots.history import gradient_flow, training_curves
 
 
@@ -55,3 +57,40 @@ def test_the_gradient_flow_needs_recorded_norms():
     del history["grad_norm"]
     with pytest.raises(ValueError, match="history has no 'grad_norm' entry"):
         gradient_flow(history)
+
+
+# --- the figures: panels, labels, values, the PNG -------------------------------------------
+
+@pytest.mark.parametrize("validation", [True, False])
+def test_training_curves(validation, tmp_path):
+    history = fake_history(validation=validation)
+    fig = plots.training_curves(history, path=tmp_path / "curves.png")
+    assert len(fig.axes) == 3
+    assert "ELBO" in fig.axes[0].get_title()
+    assert "reconstruction" in fig.axes[1].get_title()
+    assert "KL" in fig.axes[2].get_title()
+    for ax in fig.axes:
+        assert (ax.get_xlabel(), ax.get_ylabel()) == ("epoch", "nats per example")
+        names = tick_texts(ax.get_legend().get_texts())
+        assert names == (["train", "validation"] if validation else ["train"])
+    # the negative ELBO panel is reconstruction + KL
+    _, y = fig.axes[0].get_lines()[0].get_data()
+    np.testing.assert_allclose(y, np.add(history["train_reconstruction"], history["train_kl"]))
+    assert_png(tmp_path / "curves.png")
+
+
+def test_gradient_flow(tmp_path):
+    params = ("encoder.mean.W", "encoder.mean.b", "decoder.decompressor.0.W")
+    fig = plots.gradient_flow(fake_history(params=params), path=tmp_path / "flow.png")
+    [ax] = fig.axes
+    assert ax.get_yscale() == "log"
+    assert ax.get_xlabel() == "training step"
+    assert len(ax.get_lines()) == len(params)
+    assert tick_texts(ax.get_legend().get_texts()) == list(params)
+    assert_png(tmp_path / "flow.png")
+
+
+def test_gradient_flow_zero_norms_do_not_warn():
+    history = fake_history()
+    history["grad_norm"]["encoder.mean.b"][0] = 0.0  # drawn as a gap on the log scale
+    plots.gradient_flow(history)

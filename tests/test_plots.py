@@ -12,6 +12,7 @@ import pytest
 from matplotlib.figure import Figure
 
 import numvae
+from helpers import assert_png, fake_history, tick_texts
 from numvae import plots
 from numvae.diagnostics import evaluate
 
@@ -40,31 +41,6 @@ def data():
     images = rng.uniform(size=(N_IMAGES, 64)).astype(np.float32)
     labels = np.arange(N_IMAGES) % N_LABELS  # every label present
     return images, labels
-
-
-def fake_history(epochs=3, validation=True, params=("encoder.mean.W", "encoder.mean.b")):
-    values = np.linspace(100, 80, epochs)
-    val = (lambda xs: [float(x) + 1 for x in xs]) if validation else (lambda xs: [None] * len(xs))
-    steps = list(range(0, 10 * epochs, 10))
-    return dict(epoch=list(range(1, epochs + 1)), train_loss=list(values + 5),
-                train_reconstruction=list(values), train_kl=[5.0] * epochs,
-                val_loss=val(values + 5), val_reconstruction=val(values),
-                val_kl=val([5.0] * epochs),
-                seconds=[1.0] * epochs, kl_weight=[1.0] * epochs, grad_norm_step=steps,
-                grad_norm={name: list(np.geomspace(1, 0.1 * (k + 1), len(steps)))
-                           for k, name in enumerate(params)})
-
-
-def assert_png(path):
-    """The file exists, is a PNG, and is not one flat colour."""
-    assert path.exists()
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    pixels = matplotlib.image.imread(path)
-    assert pixels.ndim == 3 and pixels.std() > 0
-
-
-def tick_texts(ticks):
-    return [tick.get_text() for tick in ticks]
 
 
 # --- gaussian_grid ------------------------------------------------------------------------
@@ -227,42 +203,7 @@ def test_prior_samples(model, tmp_path):
     np.testing.assert_array_equal(again.axes[0].get_images()[0].get_array(), canvas)
 
 
-# --- history figures ----------------------------------------------------------------------
-
-@pytest.mark.parametrize("validation", [True, False])
-def test_training_curves(validation, tmp_path):
-    history = fake_history(validation=validation)
-    fig = plots.training_curves(history, path=tmp_path / "curves.png")
-    assert len(fig.axes) == 3
-    assert "ELBO" in fig.axes[0].get_title()
-    assert "reconstruction" in fig.axes[1].get_title()
-    assert "KL" in fig.axes[2].get_title()
-    for ax in fig.axes:
-        assert (ax.get_xlabel(), ax.get_ylabel()) == ("epoch", "nats per example")
-        names = tick_texts(ax.get_legend().get_texts())
-        assert names == (["train", "validation"] if validation else ["train"])
-    # the negative ELBO panel is reconstruction + KL
-    _, y = fig.axes[0].get_lines()[0].get_data()
-    np.testing.assert_allclose(y, np.add(history["train_reconstruction"], history["train_kl"]))
-    assert_png(tmp_path / "curves.png")
-
-
-def test_gradient_flow(tmp_path):
-    params = ("encoder.mean.W", "encoder.mean.b", "decoder.decompressor.0.W")
-    fig = plots.gradient_flow(fake_history(params=params), path=tmp_path / "flow.png")
-    [ax] = fig.axes
-    assert ax.get_yscale() == "log"
-    assert ax.get_xlabel() == "training step"
-    assert len(ax.get_lines()) == len(params)
-    assert tick_texts(ax.get_legend().get_texts()) == list(params)
-    assert_png(tmp_path / "flow.png")
-
-
-def test_gradient_flow_zero_norms_do_not_warn():
-    history = fake_history()
-    history["grad_norm"]["encoder.mean.b"][0] = 0.0  # drawn as a gap on the log scale
-    plots.gradient_flow(history)
-
+# --- kl_per_dimension -------------------------------------------------------------------
 
 def test_kl_per_dimension(model5, data, tmp_path):
     images, _ = data
