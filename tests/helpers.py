@@ -59,7 +59,7 @@ def call_on_a_named_pipe(function, pipe, what):
     return outcome[0]
 
 
-# --- figures (test_plots.py, test_history.py) --------------------------------------------
+# --- figures (test_latent.py, test_history.py) -------------------------------------------
 
 def fake_history(epochs=3, validation=True, params=("encoder.mean.W", "encoder.mean.b")):
     values = np.linspace(100, 80, epochs)

@@ -1,4 +1,5 @@
-"""The figures: the right panels, labels and values, saved PNGs that are not blank.
+"""numvae.plots.latent, the figures of the latent space: the right panels, labels and
+values, saved PNGs that are not blank. (The history figures: test_history.py.)
 
 Small untrained models on random 8 x 8 images: the figures' content is checked against
 the model's own encode/decode, not against what a trained model would show.

@@ -1,3 +1,5 @@
+"""numvae.training.loop: fit and train_step (the history, the loss that falls, Ctrl-C
+between steps saving a state that resumes exactly, the options it refuses)."""
 import os
 import signal
 
