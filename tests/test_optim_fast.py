@@ -1,0 +1,92 @@
+"""numvae.training.optim_fast: FastAdam, the one-sweep path beside the textbook Adam: bit for bit
+the same update (flush off), on one flat buffer or array by array, its settings checked."""
+import numpy as np
+import pytest
+
+from numvae import Adam
+from numvae.training.optim_fast import FastAdam
+
+
+def test_adam_one_sweep_equals_array_by_array():
+    import numvae
+    flat_model = numvae.VAE(12, 5, 2, seed=0)
+    separate = {name: p.copy() for name, p in flat_model.params.items()}  # not one buffer
+    opt_flat, opt_separate = FastAdam(flat_model.params), FastAdam(separate, flush_every=3)
+    opt_flat.flush_every = 3
+    assert opt_flat._flat_params is flat_model.flat_params and opt_separate._flat_params is None
+    rng = np.random.default_rng(0)
+    for _ in range(7):
+        flat_model.flat_grads[:] = rng.normal(size=flat_model.flat_grads.size) * 1e-3
+        opt_flat.step(flat_model.grads)
+        opt_separate.step({name: g.copy() for name, g in flat_model.grads.items()})
+    for name in separate:
+        assert np.array_equal(flat_model.params[name], separate[name]), name
+        assert np.array_equal(opt_flat.v[name], opt_separate.v[name]), name
+
+
+def test_adam_checks_gradients_again_when_they_are_other_arrays():
+    """FastAdam remembers a VAE's gradient arrays (same objects every step); any other dict
+    is checked and used afresh: copies give the same update, bad shapes still fail."""
+    import numvae
+    model = numvae.VAE(12, 5, 2, seed=0)
+    twin = model.copy()
+    opt, opt_twin = FastAdam(model.params), FastAdam(twin.params)
+    rng = np.random.default_rng(1)
+    for step in range(6):
+        model.flat_grads[:] = rng.normal(size=model.flat_grads.size)
+        opt.step(model.grads)
+        copies = {name: g.copy() for name, g in model.grads.items()}
+        # the twin alternates between its own (remembered) arrays and separate copies
+        if step % 2:
+            opt_twin.step(copies)
+        else:
+            twin.flat_grads[:] = model.flat_grads
+            opt_twin.step(twin.grads)
+    for name in model.params:
+        assert np.array_equal(model.params[name], twin.params[name]), name
+    bad = dict(model.grads, **{"decoder.decompressor.0.W": np.zeros((3, 3), np.float32)})
+    with pytest.raises(ValueError, match=r"grads\['decoder.decompressor.0.W'\] has shape \(3, 3\)"):
+        opt.step(bad)
+    missing = {k: v for k, v in model.grads.items() if k != "decoder.decompressor.0.b"}
+    with pytest.raises(ValueError, match="missing \\['decoder.decompressor.0.b'\\]"):
+        opt.step(missing)
+    with pytest.raises(ValueError, match="unexpected \\['extra'\\]"):
+        opt.step(dict(model.grads, extra=np.zeros(1)))
+
+
+@pytest.mark.parametrize("chunk", [1000, 32768, 10**9])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fast_adam_is_the_textbook_adam_bit_for_bit(chunk, dtype):
+    """The fast path (one sweep, cache-sized slices) with the flush off is the textbook
+    Adam, to the last bit, on a VAE's flat buffer and on separate arrays."""
+    import numvae
+    model = numvae.VAE(12, 40, 3, encoder_hidden=(64,), dtype=dtype, seed=0)
+    textbook_params = {name: p.copy() for name, p in model.params.items()}
+    separate = {name: p.copy() for name, p in model.params.items()}
+    fast = FastAdam(model.params, lr=3e-3, flush_every=0, chunk=chunk)
+    fast_separate = FastAdam(separate, lr=3e-3, flush_every=0, chunk=chunk)
+    textbook = Adam(textbook_params, lr=3e-3)
+    assert fast._flat_params is model.flat_params and fast_separate._flat_params is None
+    rng = np.random.default_rng(5)
+    for _ in range(12):
+        model.flat_grads[:] = rng.normal(size=model.flat_grads.size) * rng.uniform(1e-6, 1.0)
+        copies = {name: g.copy() for name, g in model.grads.items()}
+        fast.step(model.grads)
+        fast_separate.step(copies)
+        textbook.step(copies)
+    for name in model.params:
+        assert np.array_equal(model.params[name], textbook_params[name]), name
+        assert np.array_equal(separate[name], textbook_params[name]), name
+        assert np.array_equal(fast.m[name], textbook.m[name]), name
+        assert np.array_equal(fast.v[name], textbook.v[name]), name
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(flush_every=-1), "flush_every must be an integer >= 0"),
+    (dict(flush_every=2.5), "flush_every must be an integer >= 0"),
+    (dict(tiny=0.0), "tiny must be a positive finite number"),
+    (dict(chunk=0), "chunk must be a positive integer"),
+])
+def test_fast_adam_checks_its_settings(kwargs, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        FastAdam({"w": np.zeros(2)}, **kwargs)
