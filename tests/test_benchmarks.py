@@ -80,13 +80,13 @@ def test_the_driver_names_its_sections():
                           capture_output=True, text=True)
     assert proc.returncode == 0
     assert ("--sections {matrix,headline,adam,iwae,gradcheck,tests,profile,conv-layers,"
-            "conv-vae,iwae-training}") in proc.stdout
+            "conv-vae,iwae-training,explorer}") in proc.stdout
 
 
 def test_a_section_with_its_own_command_line_runs_from_the_driver():
     """conv-layers, as ``--sections conv-layers`` runs it (here on a tiny batch): its report."""
     from benchmarks.speed.common import QUICK_OPTIONS, run_module_section
-    assert set(QUICK_OPTIONS) == {"conv-layers", "conv-vae", "iwae-training"}
+    assert set(QUICK_OPTIONS) == {"conv-layers", "conv-vae", "iwae-training", "explorer"}
     report = run_module_section("conv-layers", ["--batch", "2", "--steps", "1", "--repeats",
                                                 "1", "--no-torch"])
     assert report.startswith("CONV-LAYERS (python -m benchmarks.speed.conv_layers --batch 2")

@@ -39,11 +39,12 @@ conv-layers, conv-vae, iwae-training
            sections with a command line of their own, run here with their defaults (a
            taste with ``--quick``): numvae's Conv2d / ConvTranspose2d against PyTorch's,
            the conv VAE's training step, the K = 50 IWAE's (each against PyTorch);
+           explorer: the explorer page's decoding and training step in headless Chromium;
            ``python -m benchmarks.speed.conv_layers --help`` gives their options.
 
 The sections live in their own modules of this package: training.py (matrix, headline),
 torch_side.py (the PyTorch side), profile.py, adam.py, checks.py (iwae, gradcheck, tests,
-the MNIST cache), conv_layers.py, conv_vae.py, iwae_training.py and common.py; this file is
+the MNIST cache), conv_layers.py, conv_vae.py, iwae_training.py, explorer.py and common.py; this file is
 the driver.
 
 Every configuration runs in a fresh subprocess, because the BLAS thread count

@@ -115,10 +115,12 @@ def fmt(value, spec, missing="-"):
 # sections with a command line of their own: run as they are, in a fresh interpreter
 MODULE_SECTIONS = {"conv-layers": "benchmarks.speed.conv_layers",
                    "conv-vae": "benchmarks.speed.conv_vae",
-                   "iwae-training": "benchmarks.speed.iwae_training"}
+                   "iwae-training": "benchmarks.speed.iwae_training",
+                   "explorer": "benchmarks.speed.explorer"}
 QUICK_OPTIONS = {"conv-layers": ["--repeats", "1", "--steps", "2"],
                  "conv-vae": ["--rounds", "1", "--steps", "3"],
-                 "iwae-training": ["--steps", "10", "--rounds", "1"]}
+                 "iwae-training": ["--steps", "10", "--rounds", "1"],
+                 "explorer": ["--repeats", "5"]}
 
 
 def run_module_section(name, options=()):

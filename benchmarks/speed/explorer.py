@@ -2,7 +2,7 @@
 of the slides' model (median <= 5 ms, for smooth dragging) and one forward and backward
 step of a batch of 8 (< 100 ms).
 
-    python -m benchmarks.explorer_speed [--repeats 200] [--out benchmarks/speed/results/explorer_speed.json]
+    python -m benchmarks.speed.explorer [--repeats 200] [--out benchmarks/speed/results/explorer_speed.json]
 
 Builds the page of the shipped model (``numvae explore``), opens it in Debian's Chromium
 (driven by selenium, the tests' helper in tests/browser.py) and times, with the page's own
@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from browser import start_chromium, stop_chromium  # noqa: E402
