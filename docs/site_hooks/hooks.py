@@ -23,7 +23,7 @@ import tutorials  # noqa: E402
 ROOT = links.ROOT
 OUTSIDE = {"index.md": "README.md", "changelog.md": "CHANGELOG.md",
            "tutorials/index.md": "tutorials/README.md", "data.md": "numvae/data/README.md",
-           "burda.md": "experiments/iwae_table/results/iwae_table.md"}
+           "iwae_table_results.md": "experiments/iwae_table/results/iwae_table.md"}
 STATE = {}
 
 
