@@ -27,6 +27,12 @@ def parse_json(text):
                          ) from None
 
 
+def shown(value, most=80):
+    """repr(value), cut to ``most`` characters: a message stays one short line."""
+    text = repr(value)
+    return text if len(text) <= most else f"{text[:most]}... ({len(text):,} characters)"
+
+
 def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
@@ -70,11 +76,12 @@ def check_choice(value, name, registry):
 def check_widths(sizes, name):
     """Hidden widths: a tuple (or list, or any iterable, read once) of positive integers."""
     if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
-        raise TypeError(f"{name} must be a tuple of positive integers; got {sizes!r}")
+        raise TypeError(f"{name} must be a tuple of positive integers; got {shown(sizes)}")
     sizes = tuple(sizes)  # once: a generator would be empty on a second reading
     for size in sizes:
         if not _is_int(size) or size <= 0:
-            raise ValueError(f"{name} must be a tuple of positive integers; got {sizes!r}")
+            listed = repr(sizes) if len(sizes) <= 5 else f"({few(sizes)})"
+            raise ValueError(f"{name} must be a tuple of positive integers; got {listed}")
     return tuple(int(size) for size in sizes)
 
 

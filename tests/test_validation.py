@@ -249,3 +249,13 @@ def test_fuzz_optimizer_arguments(lr, momentum):
             if lr < 1e6:  # an absurd but finite lr may legitimately overflow when stepping
                 optimizer.step({"w": np.ones(3)})  # warnings would fail the test
                 assert np.isfinite(params["w"]).all()
+
+
+def test_a_long_list_of_widths_is_cut_in_the_message():
+    from numvae.validation import check_widths
+    with pytest.raises(ValueError) as caught:
+        check_widths([3] * 200_000 + [0], "decoder_hidden")
+    assert str(caught.value) == ("decoder_hidden must be a tuple of positive integers; got "
+                                 "(3, 3, 3 and 199,998 more)")
+    with pytest.raises(TypeError, match=r"got 'xxxx.*\.\.\. \(1,000,002 characters\)$"):
+        check_widths("x" * 1_000_000, "encoder_hidden")
