@@ -290,3 +290,13 @@ def test_resume_of_a_conv_run_with_architecture_mlp_is_refused(tmp_path, capsys)
     assert code == 2 and len(err.splitlines()) == 1
     assert f"--architecture 'mlp' differs from checkpoint {path}" in err
     assert "architecture = 'conv'" in err
+
+
+def test_a_huge_meta_value_is_cut_in_the_line_naming_it(cli_checkpoint, capsys):
+    path, arrays = cli_checkpoint
+    state = json.loads(str(arrays["train_state"]))
+    state["meta"]["data_dir"] = list(range(200_000))
+    np.savez(path, **{**arrays, "train_state": np.array(json.dumps(state))})
+    code, _, err = run(["train", "--resume", str(path), "--epochs", "3"], capsys)
+    assert code == 1 and len(err.splitlines()) == 1 and len(err) < 400, err[:400]
+    assert str(path) in err and "train_state['meta']['data_dir']" in err

@@ -15,6 +15,7 @@ from numvae.training.checkpoint_fields import (
     check_resume_position,
     check_train_state,
 )
+from numvae.validation import shown
 
 # what the command line stores in a checkpoint's train_state["meta"], and the check of each
 META_FIELDS = {
@@ -36,7 +37,7 @@ def check_meta(meta, path):
     for field, valid in META_FIELDS.items():
         if field not in meta or not valid(meta[field]):
             raise CheckpointError(f"checkpoint {path}: train_state['meta'][{field!r}] is "
-                                  f"{meta.get(field, 'missing')!r}, not a valid setting")
+                                  f"{shown(meta.get(field, 'missing'))}, not a valid setting")
 
 
 def saved_setting(name, checkpoint, meta):
