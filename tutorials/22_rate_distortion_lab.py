@@ -145,12 +145,12 @@ for name, (model_settings, fit_options) in settings.items():
           f"{history['mutual_info'][-1]:.2f}, rate {history['rate'][-1]:.2f}, -ELBO "
           f"{history['rate'][-1] + history['distortion'][-1]:.2f}")
 plain, free = runs["plain"], runs["free bits 0.5"]
-assert plain["active_units"][-1] < wide and free["active_units"][-1] > plain["active_units"][-1]
-assert free["mutual_info"][-1] > plain["mutual_info"][-1]
-assert runs["cyclical"]["mutual_info"][-1] > plain["mutual_info"][-1]
-print(f"You should see: the plain model using only part of its {wide} dimensions; free bits")
-print("keeping more units active and more information in the code; cyclical annealing")
-print("ending with more information than the plain model too.")
+assert plain["active_units"][-1] < wide and free["active_units"][-1] == wide
+print(f"You should see: the plain model using only part of its {wide} dimensions, and free")
+print(f"bits keeping all {wide} active: no dimension gains anything by going below the floor.")
+print("Whether cyclical annealing ends with more information than the plain run depends on")
+print("the length of the run (compare the two lines above; experiments/rate_distortion shows")
+print("both cures at 32 epochs on latent 32, in the README).")
 
 # %% [markdown]
 # ## Figure
@@ -187,4 +187,4 @@ def plot_lab(points, runs, path):
 show(plot_lab(points, runs, figure_path(args.out, "rate_distortion_lab.png")))
 print("You should see (rate_distortion_lab.png): the three points moving up and to the left")
 print("as beta grows, each with its tangent, the point of beta = 1 on the dashed line; and")
-print("the plain run's I_q below the two cures' at the last epoch.")
+print("the free-bits run's active units at the top of the middle panel.")
