@@ -154,12 +154,21 @@ def test_malformed_results_are_refused_naming_the_file_and_field(trained, tmp_pa
     rows, row = copy_of(trained, tmp_path)
     damage(row)
     table_before = (rows / "iwae_table.md").read_bytes()
+    with pytest.raises(SystemExit) as refused:
+        iwae_table.main(["--table", "--results-dir", str(rows)])
+    line = str(refused.value.code)
+    assert "\n" not in line and str(row / file) in line and field in line, line
+    assert (rows / "iwae_table.md").read_bytes() == table_before  # no table without the row
+
+
+def test_the_refusal_is_one_line_on_stderr_and_exit_status_1(trained, tmp_path):
+    rows, row = copy_of(trained, tmp_path)
+    damage_nan_nll(row)
     proc = subprocess.run([sys.executable, "-m", "experiments.iwae_table", "--table",
                            "--results-dir", str(rows)], cwd=REPO, capture_output=True, text=True)
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and str(row / file) in lines[0] and field in lines[0], proc.stderr
-    assert (rows / "iwae_table.md").read_bytes() == table_before  # no table without the row
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr == (f"iwae_table: {row / 'results.json'}: stages[0].nll is nan; "
+                           f"expected a finite number\n")
 
 
 def test_a_final_row_needs_no_checkpoint_and_an_unfinished_one_is_refused(trained, tiny_mnist,
