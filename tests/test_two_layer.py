@@ -176,3 +176,18 @@ def test_the_inspector_refuses_in_one_line():
     from numvae.diagnostics.inspect import trace_step
     with pytest.raises(TypeError, match="the inspector traces numvae.VAE only; a TwoLayerVAE"):
         trace_step(tiny(), X)
+
+
+def test_numvae_plot_puts_the_top_layer_on_the_plane(tmp_path, capsys):
+    from helpers import run_cli
+    from numvae.plots.latent import encoder_means
+    model = TwoLayerVAE(64, (4, 2), ((6,), (5,)), seed=0)
+    save_checkpoint(tmp_path / "c.npz", model)
+    code, stdout, _ = run_cli(["plot", str(tmp_path / "c.npz"), "--dataset", "toy", "--out",
+                               str(tmp_path / "figures")], capsys)
+    assert code == 0, stdout
+    assert {p.name for p in (tmp_path / "figures").glob("*.png")} >= {
+        "latent_space.png", "latent_grid.png", "prior_samples.png", "kl_per_dimension.png"}
+    images = (np.random.default_rng(0).uniform(size=(7, 64)) < 0.5).astype(np.float32)
+    expected = model.expected_latents(images, np.random.default_rng(0))[1]  # E_q[z2|x], H8
+    np.testing.assert_array_equal(encoder_means(model, images), expected)

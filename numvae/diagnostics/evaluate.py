@@ -93,7 +93,10 @@ def evaluate_elbo(model, images, *, labels=None, batch_size=1000, seed=0):
 def kl_per_dimension(model, images, *, labels=None, batch_size=1000):
     """Mean KL of each latent dimension over the data: (latent_dim,). Dimensions with KL
     near 0 are unused ("inactive"): the encoder sends them to the prior for every x.
-    NaN for a posterior and prior with a Monte Carlo KL (a flow's): use ``active_units``."""
+    NaN for a posterior and prior with a Monte Carlo KL (a flow's): use ``active_units``.
+    A two-layer model: its top layer's (K1 at q(z2|z1), one draw of z1 per image)."""
+    if hasattr(model, "expected_latents"):
+        return evaluate_elbo(model, images, batch_size=batch_size)["kl_per_dim"]
     images = model.check_data(images, "images")
     labels = _labels(model, labels, len(images))
     kl_part = kl_part_of(model)

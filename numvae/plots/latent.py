@@ -60,10 +60,14 @@ def _check_images(model, images):
 
 def encoder_means(model, images, labels=None):
     """E_q[z|x] for every row (the mean head of a diagonal Gaussian; for a flow, an
-    average of draws from a fixed generator), ENCODE_BATCH rows at a time: (n, latent_dim).
+    average of draws from a fixed generator; for two stochastic layers, the top layer's
+    E_q[z2|x], eq. H8), ENCODE_BATCH rows at a time: (n, latent_dim).
     ``labels`` (n,): a conditional model's (an unconditional one ignores them)."""
     labels = model.check_labels(labels, len(images))
     rng = np.random.default_rng(0)
+    if hasattr(model, "expected_latents"):  # two stochastic layers: the top one, E_q[z2|x]
+        return np.concatenate([model.expected_latents(images[start:start + ENCODE_BATCH], rng)[1]
+                               for start in range(0, len(images), ENCODE_BATCH)])
     return np.concatenate([model.posterior.expected_z(model.encoder.forward(model.condition(
         model.check_data(images[start:start + ENCODE_BATCH]),
         None if labels is None else labels[start:start + ENCODE_BATCH]))[0], rng)
