@@ -1,0 +1,200 @@
+# %% [markdown]
+# # 24. Two stochastic layers
+#
+# One latent layer z with a standard normal prior is the slides' VAE. Burda, Grosse &
+# Salakhutdinov (2016) also train a deeper one, where the prior of the lower layer is
+# itself a model:
+#
+#     p(xi) p(zeta|xi) p(x|zeta)      (generation, top-down)
+#     q(zeta|x) q(xi|zeta)            (inference, bottom-up)
+#
+# zeta (z1, 100 units in the paper) sits under xi (z2, 50 units); every conditional is a
+# diagonal Gaussian from its own small network (`numvae.model.two_layer.TwoLayerVAE`,
+# docs/derivations.md section 18, eqs. H1-H8). zeta has two roles: it is decoded into x,
+# and it is the condition of q(xi|zeta); its prior p(zeta|xi) is what trains the upper
+# encoder (H6).
+#
+# Three questions:
+# 1. Are the gradients right? (central differences, float64)
+# 2. What does the second layer learn? Its active units, beside the first layer's, after
+#    training with the ELBO and with the IWAE bound (K = 5).
+# 3. What do its units do? Samples drawn top-down, and a fixed xi with zeta drawn again
+#    and again from p(zeta|xi): how much of the samples' variety does xi decide? (In a
+#    short training, little: the top layer is the last one a VAE learns to use.)
+#
+# Run: `python tutorials/24_two_stochastic_layers.py [--quick] [--out DIR]`.
+
+# %%
+import os
+
+# One BLAS thread, set before NumPy starts (unless you set the variable yourself): small
+# products gain nothing from more, and the machine may be shared with other jobs.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from numvae.diagnostics.evaluate import (
+    active_units_per_layer,
+    evaluate_elbo,
+    iwae_log_likelihood,
+)
+from numvae.diagnostics.gradcheck import check_model
+from numvae.io import datasets
+from numvae.model.two_layer import TwoLayerVAE
+from numvae.training.loop import fit
+from numvae.training.optim_fast import FastAdam
+from numvae.plots.tutorial import banner, figure_path, parse_args, show
+
+# %% [markdown]
+# ## 1. The gradients
+#
+# A tiny copy of the model in float64 (10 pixels, zeta of 4 units, xi of 3), one fixed
+# draw of the noise eps (M1 + M2 = 7 numbers per draw), and every parameter's gradient
+# against central differences (eq. C1), for both objectives.
+
+# %%
+def gradient_errors(rng):
+    x = (rng.uniform(size=(5, 10)) < 0.4).astype(np.float64)
+    errors = {}
+    for objective, k in (("elbo", 2), ("iwae", 4)):
+        model = TwoLayerVAE(10, (4, 3), ((6, 5), (5, 4)), objective=objective, n_samples=k,
+                            dtype=np.float64, seed=1)
+        errors[objective] = max(check_model(model, x, rng.standard_normal((k, 5, 7))).values())
+    return errors
+
+# %% [markdown]
+# ## 2. Train, then look at each layer
+#
+# Active units (Burda et al.): unit u of a layer is active if the variance over the test
+# images of E_q[u|x] exceeds 0.01; for xi, E_q[xi|x] averages q(xi|zeta)'s mean over draws
+# of zeta (H8). A unit that is not active carries nothing about x: the encoder sends it to
+# the same place for every image, and the prior takes over.
+
+# %%
+def train(objective, k, images, epochs, sizes):
+    model = TwoLayerVAE(784, sizes["latent_dims"], sizes["hidden"], objective=objective,
+                        n_samples=k, seed=0)
+    fit(model, FastAdam(model.params, lr=1e-3, betas=(0.9, 0.999), eps=1e-4), images,
+        epochs=epochs, batch_size=20, seed=0, binarize=True, progress=False, log=None)
+    return model
+
+
+def describe(model, test_images, eval_k):
+    layers = active_units_per_layer(model, test_images)
+    return dict(elbo=-evaluate_elbo(model, test_images)["loss"],
+                log_px=iwae_log_likelihood(model, test_images, k=eval_k)["log_px"],
+                active=(layers["z1"][0], layers["z2"][0]), variance_z2=layers["z2"][1])
+
+# %% [markdown]
+# ## 3. What xi decides
+#
+# Draw G values of xi from the prior; for each, draw R values of zeta from p(zeta|xi) and
+# decode each (the Bernoulli probabilities). The variance of the G * R images (summed over
+# pixels) splits into the part between the groups (what xi decides) and the part within
+# them (what zeta adds on its own): the share between is the fraction xi explains.
+
+# %%
+def share_decided_by_xi(model, n_groups, n_repeats, rng):
+    xi = model.prior.sample(n_groups, rng)                             # (G, M2)
+    images = np.stack([model.decode_z1(model.sample_z1(xi, rng)) for _ in range(n_repeats)],
+                      axis=1).astype(np.float64)                         # (G, R, N)
+    total = images.reshape(-1, images.shape[-1]).var(axis=0).sum()
+    between = images.mean(axis=1).var(axis=0).sum()
+    return between / total, images
+
+# %% [markdown]
+# ## Figure
+
+# %%
+def plot(images, variance, path):
+    n_groups, n_repeats = images.shape[:2]
+    fig = Figure(figsize=(12, 5.2), layout="constrained")
+    grid, bars = fig.subfigures(1, 2, width_ratios=[1.5, 1])
+    axes = grid.subplots(n_groups, n_repeats)
+    for g in range(n_groups):
+        for r in range(n_repeats):
+            axes[g, r].imshow(images[g, r].reshape(28, 28), cmap="gray", vmin=0, vmax=1)
+            axes[g, r].set_axis_off()
+    grid.suptitle("Each row: one xi ~ p(xi); each column: a new zeta ~ p(zeta|xi)")
+    ax = bars.subplots()
+    order = np.sort(variance)[::-1]
+    ax.bar(np.arange(len(order)), order, color="C0")
+    ax.axhline(0.01, color="C3", linestyle=":", label="0.01: active above")
+    ax.set_yscale("log")
+    ax.set_xlabel("units of xi, sorted")
+    ax.set_ylabel("Var_x E_q[xi_u | x]")
+    ax.set_title("The top layer's active units (IWAE, K = 5)")
+    ax.legend()
+    fig.savefig(path, dpi=100)
+    return fig
+
+# %% [markdown]
+# ## The story
+#
+# With `--quick`: a smaller model (zeta 20 units, xi 10, hidden layers of 50 and 20), 1,000
+# training images, 2 epochs, 100 test images, K = 50. The full run: Burda et al.'s sizes
+# (zeta 100, xi 50; hidden 100-100 and 50-50), the 10,000 images of mnist-mini, 10 epochs,
+# 1,000 test images, K = 500.
+
+# %%
+args = parse_args("24_two_stochastic_layers", "Two stochastic layers.")
+train_set, test_set = datasets.load_mnist_mini()
+rng = np.random.default_rng(0)
+test_images = datasets.binarize(test_set.images, np.random.default_rng(1))
+if args.quick:
+    sizes = dict(latent_dims=(20, 10), hidden=((50,), (20,)))
+    n_train, epochs, n_test, eval_k = 1000, 2, 100, 50
+else:
+    sizes = dict(latent_dims=(100, 50), hidden=((100, 100), (50, 50)))
+    n_train, epochs, n_test, eval_k = 10000, 10, 1000, 500
+
+# %%
+banner("1. The gradients against central differences")
+errors = gradient_errors(rng)
+for objective, error in errors.items():
+    print(f"{objective}: largest relative error over the 30 parameter arrays {error:.1e}")
+assert max(errors.values()) < 1e-6
+print("You should see: both below 1e-6 (float64): every path of H4-H7 is counted once,")
+print("including zeta's second role (conditioning q(xi|zeta)) and the prior p(zeta|xi).")
+
+# %%
+banner(f"2. Training with the ELBO and with the bound (K = 5), {epochs} epochs")
+models = {name: train(objective, k, train_set.images[:n_train], epochs, sizes)
+          for name, objective, k in (("elbo", "elbo", 1), ("iwae K=5", "iwae", 5))}
+rows = {name: describe(model, test_images[:n_test], eval_k) for name, model in models.items()}
+m1, m2 = sizes["latent_dims"]
+for name, row in rows.items():
+    print(f"{name:>9}: ELBO {row['elbo']:8.2f}, log p(x) (K={eval_k}) {row['log_px']:8.2f}, "
+          f"active units {row['active'][0]} of {m1} in zeta, {row['active'][1]} of {m2} in xi")
+elbo_row, iwae_row = rows["elbo"], rows["iwae K=5"]
+for row in rows.values():
+    assert row["log_px"] > row["elbo"]                     # the bound with K > 1 is tighter
+    assert row["active"][1] < row["active"][0]             # the top layer uses fewer units
+    assert row["active"][1] / m2 < row["active"][0] / m1   # and a smaller share of them
+print("You should see: in both models the top layer xi uses fewer of its units than zeta,")
+print("and a smaller share of them: xi's units are the first to collapse to the prior p(xi).")
+if not args.quick:
+    assert iwae_row["log_px"] > elbo_row["log_px"]
+    assert iwae_row["active"][0] > elbo_row["active"][0]
+    assert max(row["active"][1] for row in rows.values()) <= 1
+    print("In this full run: the IWAE model has the higher log p(x) and more active units in")
+    print("zeta (Burda et al.'s Table 1 has 21+5 against 16+5 after 3,280 epochs), and xi has")
+    print("at most one active unit in either model: after 10 epochs the top layer has all but")
+    print("collapsed to its prior. Upper layers are the last to be used (Sonderby et al. 2016")
+    print("warm the KL up for them); the paper's 5 units in xi came after 3,280 epochs.")
+
+# %%
+banner("3. Samples drawn top-down; a fixed xi with zeta drawn again")
+share, images = share_decided_by_xi(models["iwae K=5"], 6, 8, rng)
+print(f"share of the samples' variance between the groups of one xi: {share:.2f}")
+assert 0 < share < 0.5
+print("You should see: a share below one half. Each row of the figure is one xi: what a")
+print("row shares is what xi decides; what changes along a row is zeta's own noise, drawn")
+print("from p(zeta|xi). With xi's units collapsed, most of the variety is zeta's.")
+if not args.quick:
+    assert share < 0.2
+    print("In this full run: below 0.2; the rows barely differ from one another.")
+
+# %%
+show(plot(images, iwae_row["variance_z2"], figure_path(args.out, "two_stochastic_layers.png")))
