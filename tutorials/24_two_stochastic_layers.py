@@ -42,9 +42,9 @@ from numvae.diagnostics.evaluate import (
 from numvae.diagnostics.gradcheck import check_model
 from numvae.io import datasets
 from numvae.model.two_layer import TwoLayerVAE
+from numvae.plots.tutorial import banner, figure_path, parse_args, show
 from numvae.training.loop import fit
 from numvae.training.optim_fast import FastAdam
-from numvae.plots.tutorial import banner, figure_path, parse_args, show
 
 # %% [markdown]
 # ## 1. The gradients
