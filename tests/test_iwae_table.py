@@ -239,3 +239,20 @@ def test_the_papers_orderings_are_listed_with_their_verdicts():
     assert lines[1].startswith("- IWAE k=5 ahead of VAE k=1 (2 layers), epoch 4: "
                                "iwae_k5_2layers - vae_k1_2layers = +0.50")
     assert lines[1].endswith("(paper -1.44): reversed")
+
+
+def test_a_signal_during_training_ends_in_one_line_and_the_shells_exit_code(tiny_mnist, tmp_path,
+                                                                            monkeypatch, capsys):
+    import signal
+
+    from numvae.training.loop import TrainingInterrupted
+
+    def stopped(args):
+        raise TrainingInterrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(iwae_table, "run", stopped)
+    code = iwae_table.main(options(tiny_mnist, tmp_path, "--stages", "2"))
+    err = capsys.readouterr().err
+    assert code == 128 + signal.SIGTERM
+    assert len(err.strip().splitlines()) == 1
+    assert "SIGTERM" in err and str(tmp_path / "vae_k1" / "resume" / "checkpoint.npz") in err

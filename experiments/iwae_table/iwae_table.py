@@ -32,6 +32,7 @@ epoch + 1000 c: chunk 0 is then the stage-end evaluation of that epoch, taken fr
 import argparse
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -455,7 +456,17 @@ def main(argv=None):
         evaluate_final(args)
         write_table(row_folder(args).parent)
     else:
-        run(args)
+        from numvae.training.loop import TrainingInterrupted
+        try:
+            run(args)
+        except TrainingInterrupted as stop:
+            # the callback saved the resume state between two steps: say so in one line,
+            # and exit as the shell expects of a process ended by that signal
+            print(f"iwae_table: {stop.args[0]}: stopped between two steps, resume state saved "
+                  f"in {resume_path(row_folder(args))}; run the same command to go on",
+                  file=sys.stderr)
+            return 128 + stop.signum
+    return 0
 
 
 if __name__ == "__main__":
