@@ -85,13 +85,11 @@ def check_widths(sizes, name):
     return tuple(int(size) for size in sizes)
 
 
-def check_vae_config(input_dim, shared_dim, latent_dim, sigma, kl_weight, n_samples, dtype,
-                     seed=None):
+def check_vae_config(input_dim, shared_dim, latent_dim, dtype, seed=None):
+    """The network's settings of ``numvae.VAE`` (each part checks its own)."""
     for value, name in [(input_dim, "input_dim"), (shared_dim, "shared_dim"),
-                        (latent_dim, "latent_dim"), (n_samples, "n_samples")]:
+                        (latent_dim, "latent_dim")]:
         check_positive_int(value, name)
-    check_positive_float(sigma, "sigma")
-    check_nonnegative_float(kl_weight, "kl_weight")
     if seed is not None and (not _is_int(seed) or seed < 0):
         raise ValueError(f"seed must be None or an integer >= 0; got {seed!r}")
     if dtype is None:  # np.dtype(None) would silently be float64

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import numvae
+from numvae.model import parts
 from numvae.nn.layers import Dense, ReLU
 
 # CI clones the repository next to a copy of shared/ (which holds ../shared/mnist).
@@ -30,10 +31,20 @@ def relu_margin(model, cache):
 
 
 def tiny_model(input_dim=10, seed=0, **kwargs):
-    """A small float64 VAE with every layer kind: 10 -> 7 -> 6 -> (3, 3); 3 -> 5 -> 6 -> 10."""
+    """A small float64 VAE with every layer kind: 10 -> 7 -> 6 -> (3, 3); 3 -> 5 -> 6 -> 10.
+
+    Part settings may be given in the command line's flat spelling (``kl_weight=0.5``):
+    they become part objects as the command line's do (``numvae.model.parts.build_parts``)."""
     options = dict(encoder_hidden=(7,), decoder_hidden=(5, 6), dtype=np.float64, seed=seed)
-    options.update(kwargs)
-    return numvae.VAE(input_dim, 6, 3, **options)
+    return vae(input_dim, 6, 3, **{**options, **kwargs})
+
+
+def vae(*args, **kwargs):
+    """``numvae.VAE`` with part settings in the command line's flat spelling too
+    (``sigma=0.5``), made part objects as the command line makes them (``build_parts``)."""
+    flat = {key: kwargs.pop(key) for key in list(kwargs) if key in parts.FLAT_SETTINGS}
+    specs = {kind: kwargs.pop(kind) for kind in parts.PART_KINDS if kind in kwargs}
+    return numvae.VAE(*args, **kwargs, **parts.build_parts(specs, flat))
 
 
 def run_cli(argv, capsys):
@@ -57,6 +68,19 @@ def call_on_a_named_pipe(function, pipe, what):
             pass
         pytest.fail(f"{what} waited on a named pipe")
     return outcome[0]
+
+
+def param_vector(model):
+    """Every parameter of ``model`` in one new vector, in the order of ``model.params``."""
+    return np.concatenate([value.ravel() for value in model.params.values()])
+
+
+def set_grads(model, vector):
+    """Write ``vector`` (n_params,) into ``model.grads``, array by array in their order."""
+    offset = 0
+    for grad in model.grads.values():
+        grad[...] = vector[offset: offset + grad.size].reshape(grad.shape)
+        offset += grad.size
 
 
 # --- figures (test_latent.py, test_history.py) -------------------------------------------

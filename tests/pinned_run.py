@@ -11,12 +11,14 @@ from pathlib import Path
 import numpy as np
 
 import numvae
+from numvae.model.likelihoods import Bernoulli, Gaussian
+from numvae.model.objectives import ELBO
 from numvae.training import loop
 
 DATA = Path(__file__).resolve().parent / "data"
 CASES = {  # name: VAE keyword arguments (besides the tiny architecture)
-    "bernoulli": dict(likelihood="bernoulli", kl_weight=0.5, n_samples=2),
-    "gaussian": dict(likelihood="gaussian", sigma=0.7, kl_weight=1.0, n_samples=1),
+    "bernoulli": dict(likelihood=Bernoulli(), objective=ELBO(kl_weight=0.5, n_samples=2)),
+    "gaussian": dict(likelihood=Gaussian(sigma=0.7), objective=ELBO(kl_weight=1.0, n_samples=1)),
 }
 
 

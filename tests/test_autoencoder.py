@@ -36,7 +36,7 @@ def test_point_mass_ignores_eps_and_its_backward_sums_the_samples():
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
 def test_the_autoencoders_gradient_is_exact(likelihood):
     model = autoencoder(likelihood=likelihood, n_samples=2, seed=4)
-    assert list(model.encoder.heads) == ["mean"] and model.config["kl_weight"] == 0.0
+    assert list(model.encoder.heads) == ["mean"] and model.objective.kl_weight == 0.0
     x = RNG.uniform(size=(5, 10))
     errors = check_model(model, x)
     assert max(errors.values()) < 1e-6, errors

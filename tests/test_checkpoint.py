@@ -6,12 +6,15 @@ import numpy as np
 import pytest
 
 import numvae
+from numvae.model.likelihoods import Gaussian
+from numvae.model.objectives import ELBO
+from helpers import vae
 from numvae.training import checkpoint as ckpt
 from numvae.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 
 def trained_pair(seed=0):
-    model = numvae.VAE(12, 6, 2, encoder_hidden=(8,), decoder_hidden=(8,), seed=seed)
+    model = vae(12, 6, 2, encoder_hidden=(8,), decoder_hidden=(8,), seed=seed)
     optimizer = numvae.Adam(model.params, lr=2e-3)
     x = np.random.default_rng(0).uniform(size=(5, 12))
     for _ in range(3):
@@ -72,7 +75,7 @@ def test_wrong_version(tmp_path, monkeypatch):
 def test_other_architecture(tmp_path):
     model, _ = trained_pair()
     path = save_checkpoint(tmp_path / "c.npz", model)
-    other = numvae.VAE(12, 6, 3, encoder_hidden=(8,), decoder_hidden=(8,))
+    other = vae(12, 6, 3, encoder_hidden=(8,), decoder_hidden=(8,))
     with pytest.raises(CheckpointError, match="latent_dim: file has 2, expected 3"):
         load_checkpoint(path, expect_config=other.config)
 
@@ -141,7 +144,7 @@ def test_non_finite_parameters_are_refused(tmp_path):
 
 
 def test_adam_settings_round_trip(tmp_path):
-    model = numvae.VAE(12, 6, 2, encoder_hidden=(8,), decoder_hidden=(8,), seed=0)
+    model = vae(12, 6, 2, encoder_hidden=(8,), decoder_hidden=(8,), seed=0)
     optimizer = numvae.FastAdam(model.params, lr=3e-4, betas=(0.8, 0.99), eps=1e-7,
                                 flush_every=7, tiny=1e-20)
     loaded = load_checkpoint(save_checkpoint(tmp_path / "c.npz", model, optimizer)).optimizer
@@ -149,15 +152,16 @@ def test_adam_settings_round_trip(tmp_path):
         3e-4, 0.8, 0.99, 1e-7, 7, 1e-20)
 
 
-def test_version_2_names_each_part_and_the_optimizer_kind(tmp_path):
-    model = numvae.VAE(12, 6, 2, encoder_hidden=(8,), decoder_hidden=(8,), likelihood="gaussian",
-                       sigma=0.5, kl_weight=0.7, n_samples=2, activation="tanh", seed=0)
+def test_version_3_names_each_part_and_the_optimizer_kind(tmp_path):
+    model = numvae.VAE(12, 6, 2, encoder_hidden=(8,), decoder_hidden=(8,),
+                       likelihood=Gaussian(sigma=0.5), objective=ELBO(kl_weight=0.7, n_samples=2),
+                       activation="tanh", seed=0)
     for optimizer in (numvae.Adam(model.params, lr=2e-3), numvae.FastAdam(model.params),
                       numvae.SGD(model.params, lr=0.1, momentum=0.5)):
         path = save_checkpoint(tmp_path / "c.npz", model, optimizer)
         with np.load(path) as npz:
             config = json.loads(str(npz["config"]))
-            assert int(npz["format_version"]) == 2
+            assert int(npz["format_version"]) == 3
             assert json.loads(str(npz["optimizer"]))["type"] == type(optimizer).__name__
         assert config == {
             "architecture": {"name": "mlp", "input_dim": 12, "shared_dim": 6, "latent_dim": 2,
@@ -176,7 +180,7 @@ def test_version_1_adam_was_the_fast_path():
 
 
 def test_float64_parameters_beyond_float32_are_refused(tmp_path):
-    model64 = numvae.VAE(12, 6, 2, encoder_hidden=(8,), decoder_hidden=(8,), dtype=np.float64,
+    model64 = vae(12, 6, 2, encoder_hidden=(8,), decoder_hidden=(8,), dtype=np.float64,
                          seed=0)
     model64.params["encoder.mean.b"][0] = 1e300  # finite in float64, inf in float32
     path = save_checkpoint(tmp_path / "c.npz", model64)

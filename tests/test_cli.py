@@ -140,14 +140,13 @@ def test_train_takes_the_posterior_and_the_flow_settings(tmp_path, capsys):
                            "2", "--flow-hidden", "12", "8", "--out", str(out)], capsys)
     assert code == 0, stdout
     model = load_checkpoint(out / "checkpoint.npz").model
-    assert model.config["posterior"] == "iaf" and model.config["flow_steps"] == 2
-    assert tuple(model.config["flow_hidden"]) == (12, 8)
+    assert model.config["posterior"] == {"name": "iaf", "steps": 2, "hidden": (12, 8)}
     assert "posterior.steps.1.made.0.W" in model.params
     # resumed: the flow is the checkpoint's; an option typed against it is refused, named
     code, _, err = run(["train", "--resume", str(out / "checkpoint.npz"), "--epochs", "2",
                         "--flow-steps", "3"], capsys)
     assert code == 2 and "--flow-steps 3" in err and "flow_steps = 2" in err
-    assert load_checkpoint(out / "checkpoint.npz").model.config["flow_steps"] == 2
+    assert load_checkpoint(out / "checkpoint.npz").model.posterior.steps == 2
 
 
 def test_train_refuses_a_point_mass_under_the_elbo_before_writing_anything(tmp_path, capsys):
@@ -158,7 +157,7 @@ def test_train_refuses_a_point_mass_under_the_elbo_before_writing_anything(tmp_p
     assert len(err.strip().splitlines()) == 1 and not out.exists()
     code, _, err = run(["train", *TOY, "--epochs", "1", "--posterior", "point", "--objective",
                         "reconstruction", "--out", str(out)], capsys)
-    assert code == 0 and load_checkpoint(out / "checkpoint.npz").model.config["posterior"] == "point"
+    assert code == 0 and load_checkpoint(out / "checkpoint.npz").model.posterior.name == "point"
 
 
 @pytest.mark.parametrize("options,named", [

@@ -53,7 +53,8 @@ def test_the_encoder_and_the_decoder_read_the_one_hot_label():
     model = conditional()
     assert model.params["encoder.compressor.0.W"].shape == (10 + 4, 7)
     assert model.params["decoder.decompressor.0.W"].shape == (3 + 4, 5)
-    assert model.config["n_classes"] == 4 and "n_classes" not in tiny_model().config
+    assert model.config["architecture"]["n_classes"] == 4
+    assert "n_classes" not in tiny_model().config["architecture"]
     x = RNG.uniform(size=(2, 10))
     np.testing.assert_array_equal(model.condition(x, np.array([1, 3]))[:, 10:],
                                   [[0, 1, 0, 0], [0, 0, 0, 1]])

@@ -162,7 +162,8 @@ def test_conv_transpose_is_the_adjoint_of_conv(geometry):
     extra = [(size + 2 * padding - kernel) % stride for size in (height, width)]
     assert extra[0] == extra[1]
     transpose = ConvTranspose2d(3, 2, kernel, stride=stride, padding=padding,
-                                output_padding=extra[0], dtype=np.float64)
+                                output_padding=extra[0], rng=np.random.default_rng(0),
+                                dtype=np.float64)  # its weights are set below
     transpose.params["W"][...] = conv.params["W"]  # (3, 2, k, k) for both
     conv.params["b"][...] = 0
     transpose.params["b"][...] = 0
@@ -291,7 +292,8 @@ def test_output_padding_must_be_smaller_than_stride():
         ConvTranspose2d(1, 1, 3, stride=2, output_padding=2)
 
 
-@pytest.mark.parametrize("layer", [Conv2d(3, 2, 3), ConvTranspose2d(3, 2, 3)])
+@pytest.mark.parametrize("layer", [Conv2d(3, 2, 3, rng=np.random.default_rng(0)),
+                                   ConvTranspose2d(3, 2, 3, rng=np.random.default_rng(0))])
 @pytest.mark.parametrize("x", [np.zeros((2, 2, 5, 5)), np.zeros((3, 5, 5)), [[0.0]],
                                np.zeros((0, 3, 5, 5))], ids=["channels", "3-D", "list", "empty"])
 def test_forward_names_the_expected_shape(layer, x):
@@ -301,9 +303,9 @@ def test_forward_names_the_expected_shape(layer, x):
 
 def test_forward_rejects_images_smaller_than_the_kernel():
     with pytest.raises(ValueError, match=r"x has shape \(1, 1, 2, 9\); expected H, W >= 3"):
-        Conv2d(1, 1, 5, padding=1).forward(np.zeros((1, 1, 2, 9)))
+        Conv2d(1, 1, 5, padding=1, rng=np.random.default_rng(0)).forward(np.zeros((1, 1, 2, 9)))
     with pytest.raises(ValueError, match="would be empty"):
-        ConvTranspose2d(1, 1, 1, padding=2).forward(np.zeros((1, 1, 3, 3)))
+        ConvTranspose2d(1, 1, 1, padding=2, rng=np.random.default_rng(0)).forward(np.zeros((1, 1, 3, 3)))
 
 
 def test_reshape_names_the_sizes():
@@ -338,7 +340,7 @@ def test_fast_layers_equal_the_textbook_layers(geometry):
         layer = textbook_class(c_in, c_out, kernel, stride=stride, padding=padding, rng=rng,
                                dtype=np.float64, **extra)
         fast_layer = fast_class(c_in, c_out, kernel, stride=stride, padding=padding,
-                                dtype=np.float64, **extra)
+                                rng=np.random.default_rng(0), dtype=np.float64, **extra)
         for name in layer.params:
             fast_layer.params[name][...] = layer.params[name]
         textbook, fast = run_both(layer, fast_layer, rng.standard_normal(x_shape), seed=1)

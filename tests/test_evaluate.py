@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 
 import numvae
+from helpers import vae
 from numvae.diagnostics import evaluate
 
 
 def one_dimensional_model(seed=0):
-    return numvae.VAE(6, 5, 1, encoder_hidden=(8,), decoder_hidden=(8,), dtype=np.float64,
+    return vae(6, 5, 1, encoder_hidden=(8,), decoder_hidden=(8,), dtype=np.float64,
                       seed=seed)
 
 
@@ -56,7 +57,7 @@ def test_iwae_log_sum_exp_survives_very_negative_log_weights():
 
 
 def test_elbo_parts_and_kl_per_dimension():
-    model = numvae.VAE(6, 5, 3, encoder_hidden=(8,), decoder_hidden=(8,), dtype=np.float64,
+    model = vae(6, 5, 3, encoder_hidden=(8,), decoder_hidden=(8,), dtype=np.float64,
                        seed=0, kl_weight=0.3)
     x = np.random.default_rng(0).uniform(size=(50, 6))
     result = evaluate.evaluate_elbo(model, x, seed=4)

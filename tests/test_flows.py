@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import numvae
-from helpers import tiny_model
 from numvae import interop
 from numvae.diagnostics import evaluate
 from numvae.diagnostics.gradcheck import (
@@ -20,6 +19,8 @@ from numvae.io import datasets
 from numvae.model.posteriors import IAF
 from numvae.nn.flows import IAFStep, MaskedDense, made_masks
 from numvae.training.checkpoint import load_checkpoint, save_checkpoint
+from numvae.diagnostics.gradcheck import check_arrays, check_layer, check_model, check_model_directions
+from helpers import tiny_model, vae
 
 RNG = np.random.default_rng(0)
 X = np.random.default_rng(2).uniform(size=(4, 10))
@@ -85,11 +86,10 @@ def test_each_step_is_triangular_in_its_order_with_log_det_sum_log_sigma(reverse
 
 
 def test_steps_alternate_their_order_and_start_near_the_identity():
-    posterior = IAF(5, flow_steps=3, flow_hidden=(8,), rng=np.random.default_rng(0),
-                    dtype=np.float64)
-    assert [list(step.order) for step in posterior.steps] == [[1, 2, 3, 4, 5], [5, 4, 3, 2, 1],
+    posterior = IAF(steps=3, hidden=(8,)).build(5, np.random.default_rng(0), np.float64)
+    assert [list(step.order) for step in posterior.flow] == [[1, 2, 3, 4, 5], [5, 4, 3, 2, 1],
                                                               [1, 2, 3, 4, 5]]
-    for step in posterior.steps:
+    for step in posterior.flow:
         assert np.all(step.made[-1].params["b"][5:] == 2.0)
         z, h = RNG.normal(size=(50, 5)), RNG.normal(size=(50, 8))
         assert step.forward(z, h)[1]["sigma"].mean() > 0.75
@@ -105,7 +105,7 @@ def test_log_q_is_the_change_of_variables():
     h = np.tile(heads["context"], (2, 1))
 
     def flow(z0):
-        for step in posterior.steps:
+        for step in posterior.flow:
             z0 = step.forward(z0, h)[0]
         return z0
     np.testing.assert_allclose(flow(cache["z0"]), z, rtol=1e-12)
@@ -146,7 +146,7 @@ def test_model_gradient_matches_central_differences(objective, n_samples, likeli
 
 
 def test_full_size_gradient_along_random_directions():
-    model = numvae.VAE(784, 200, 50, encoder_hidden=(200,), decoder_hidden=(200, 200),
+    model = vae(784, 200, 50, encoder_hidden=(200,), decoder_hidden=(200, 200),
                        activation="tanh", posterior="iaf", flow_steps=2, flow_hidden=(100,),
                        objective="iwae", n_samples=3, dtype=np.float64, seed=0)
     x = datasets.binarize(np.random.default_rng(0).uniform(size=(3, 784)), np.random.default_rng(1))
@@ -155,9 +155,9 @@ def test_full_size_gradient_along_random_directions():
 
 
 def test_settings_checkpoint_export_and_evaluation(tmp_path):
-    assert "flow_steps" not in tiny_model(flow_steps=3).config     # the diagonal ignores them
+    assert tiny_model(flow_steps=3).config["posterior"] == {"name": "diagonal_gaussian"}
     model = iaf_model()
-    assert model.config["flow_steps"] == 2 and model.config["flow_hidden"] == (5, 4)
+    assert model.config["posterior"] == {"name": "iaf", "steps": 2, "hidden": (5, 4)}
     save_checkpoint(tmp_path / "c.npz", model)
     loaded = load_checkpoint(tmp_path / "c.npz").model
     assert loaded.config == model.config
@@ -178,7 +178,8 @@ def test_settings_checkpoint_export_and_evaluation(tmp_path):
 @pytest.mark.parametrize("bad", [dict(flow_steps=0), dict(flow_hidden=()),
                                  dict(flow_hidden=(3, -1))])
 def test_bad_flow_settings_are_named(bad):
-    with pytest.raises(ValueError, match=next(iter(bad))):
+    setting = next(iter(bad)).replace("flow_", "")  # IAF(steps=..., hidden=...)
+    with pytest.raises(ValueError, match=f"{setting} must"):
         iaf_model(**bad)
 
 
@@ -194,7 +195,7 @@ def test_the_inspector_traces_a_flow_step(objective):
 def test_figures_and_the_evaluate_command_handle_a_flow(tmp_path, capsys):
     from numvae import plots
     from numvae.commands.cli import main
-    model = numvae.VAE(64, 16, 2, encoder_hidden=(16,), decoder_hidden=(16,), posterior="iaf",
+    model = vae(64, 16, 2, encoder_hidden=(16,), decoder_hidden=(16,), posterior="iaf",
                        flow_steps=2, flow_hidden=(8,), seed=0)
     data = datasets.make_toy(60, seed=0)
     paths = plots.save_all(model, {}, data.images, data.labels, tmp_path)

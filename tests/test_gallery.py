@@ -14,7 +14,7 @@ from numvae.diagnostics.gallery import (
 )
 from numvae.diagnostics.properties import check_properties, format_findings
 from numvae.io import datasets
-from numvae.model.vae import VAE
+from helpers import vae
 from numvae.plots.latent import gaussian_grid
 from numvae.training.loop import fit
 from numvae.training.optim import Adam
@@ -31,7 +31,7 @@ def _data():
 def _model(bug=None, epochs=40):
     """The toy's VAE (64 pixels, latent 2), trained on the binary blobs; with ``bug`` put in
     before training, as the buggy code would have trained."""
-    model = VAE(64, 16, 2, encoder_hidden=(32,), decoder_hidden=(32,), kl_weight=1.0, seed=0)
+    model = vae(64, 16, 2, encoder_hidden=(32,), decoder_hidden=(32,), kl_weight=1.0, seed=0)
     if bug is not None:
         with_bug(model, bug)
     fit(model, Adam(model.params, lr=1e-2), _data()[1], epochs=epochs, batch_size=50, seed=0,

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from helpers import tiny_model
+from helpers import param_vector, tiny_model
 from numvae import Sigmoid
 from numvae.diagnostics.gradcheck import (
     check_arrays,
@@ -74,11 +74,11 @@ def test_directional_check_of_the_whole_slides_model():
     """All 444,404 entries, 8 directions per array: correct gradients agree to ~1e-6
     (the loss is ~550 nats at initialisation, hence the roundoff); parameters are restored."""
     model, x = _slides_model_and_batch()
-    before = model.flat_params.copy()
+    before = param_vector(model)
     errors = check_model_directions(model, x, n_directions=8)
     assert set(errors) == set(model.params)
     assert max(errors.values()) < 1e-4, errors
-    assert np.array_equal(model.flat_params, before)
+    assert np.array_equal(param_vector(model), before)
 
 
 def test_directional_check_catches_a_halved_array_and_one_wrong_entry():

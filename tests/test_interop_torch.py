@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import numvae
+from helpers import vae
 
 torch = pytest.importorskip("torch")
 safetensors_torch = pytest.importorskip("safetensors.torch")
@@ -75,7 +76,7 @@ def torch_grads(module, x, eps):
 
 @pytest.mark.parametrize("case", CASES)
 def test_same_loss_in_float32(case, tmp_path):
-    model = numvae.VAE(**CASES[case], seed=0)
+    model = vae(**CASES[case], seed=0)
     module = mirror(model, tmp_path / "m.safetensors")
     x, eps = batch(model, size=16)
     ours = model.loss_and_grad(x, eps)
@@ -86,7 +87,7 @@ def test_same_loss_in_float32(case, tmp_path):
 
 @pytest.mark.parametrize("case", CASES)
 def test_every_gradient_equals_torch_autograd_in_float64(case, tmp_path):
-    model = numvae.VAE(**CASES[case], dtype=np.float64, seed=1)
+    model = vae(**CASES[case], dtype=np.float64, seed=1)
     module = mirror(model, tmp_path / "m.safetensors")
     x, eps = batch(model)
     ours = model.loss_and_grad(x, eps)
@@ -99,7 +100,7 @@ def test_every_gradient_equals_torch_autograd_in_float64(case, tmp_path):
 
 def test_a_wrong_gradient_is_caught(tmp_path):
     """The oracle can fail: halve one gradient (a lost factor) and the comparison sees it."""
-    model = numvae.VAE(**SLIDES, dtype=np.float64, seed=1)
+    model = vae(**SLIDES, dtype=np.float64, seed=1)
     module = mirror(model, tmp_path / "m.safetensors")
     x, eps = batch(model)
     model.loss_and_grad(x, eps)
@@ -109,7 +110,7 @@ def test_a_wrong_gradient_is_caught(tmp_path):
 
 
 def test_round_trip_through_torch_training_is_bit_for_bit(tmp_path):
-    model = numvae.VAE(**SLIDES, seed=0)
+    model = vae(**SLIDES, seed=0)
     module = mirror(model, tmp_path / "from_numvae.safetensors")
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(0)
@@ -139,7 +140,7 @@ def test_the_mirror_has_the_slides_modules():
     """encoder.compressor (Linear, ReLU, ...), the heads, decoder.decompressor ending in
     Sigmoid; weights (out, in) as nn.Linear holds them; float32 as the model."""
     from torch import nn
-    module = to_torch(numvae.VAE(**SLIDES, seed=0))
+    module = to_torch(vae(**SLIDES, seed=0))
     assert [type(layer) for layer in module.encoder.compressor] == [nn.Linear, nn.ReLU] * 2
     assert isinstance(module.encoder.mean, nn.Linear) and isinstance(module.encoder.log_var,
                                                                      nn.Linear)
@@ -147,13 +148,13 @@ def test_the_mirror_has_the_slides_modules():
         nn.Linear, nn.Sigmoid]
     assert module.encoder.compressor[0].weight.shape == (256, 784)
     assert module.encoder.compressor[0].weight.dtype == torch.float32
-    tanh = to_torch(numvae.VAE(**SLIDES, activation="tanh", seed=0))
+    tanh = to_torch(vae(**SLIDES, activation="tanh", seed=0))
     assert type(tanh.encoder.compressor[1]) is nn.Tanh
 
 
 def test_the_mirror_is_a_copy():
     """Training the module leaves the numvae model as it was."""
-    model = numvae.VAE(**SLIDES, seed=0)
+    model = vae(**SLIDES, seed=0)
     before = {name: value.copy() for name, value in model.params.items()}
     module = to_torch(model)
     with torch.no_grad():
@@ -165,7 +166,7 @@ def test_the_mirror_is_a_copy():
 def test_conditional_model_equals_torch_autograd(tmp_path):
     """A conditional VAE (n_classes=10, eq. CD1), in float64, against the reference module
     fed the same one-hot labels; its safetensors file keeps n_classes."""
-    model = numvae.VAE(**SLIDES, n_classes=10, n_samples=2, dtype=np.float64, seed=2)
+    model = vae(**SLIDES, n_classes=10, n_samples=2, dtype=np.float64, seed=2)
     module = mirror(model, tmp_path / "m.safetensors")
     assert load_safetensors(tmp_path / "m.safetensors").config == model.config
     x, eps = batch(model)
@@ -186,7 +187,7 @@ def test_conditional_model_equals_torch_autograd(tmp_path):
 def test_flow_posterior_and_bound_against_torch_autograd(tmp_path, objective, n_samples):
     """The IAF posterior (IF1-IF6) and the IWAE bound (IW1-IW3): numvae's export loads
     strictly into the mirror, whose autograd gives numvae's loss and gradients."""
-    model = numvae.VAE(20, 8, 3, encoder_hidden=(9,), decoder_hidden=(7, 6), activation="tanh",
+    model = vae(20, 8, 3, encoder_hidden=(9,), decoder_hidden=(7, 6), activation="tanh",
                        posterior="iaf", flow_steps=2, flow_hidden=(5, 4), objective=objective,
                        n_samples=n_samples, dtype=np.float64, seed=0)
     module = mirror(model, tmp_path / "flow.safetensors")

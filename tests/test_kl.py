@@ -52,7 +52,7 @@ def test_exp_overflow_is_a_named_error():
 
 
 def test_monte_carlo_kl_is_an_unbiased_estimate_of_the_analytic_one():
-    q, p = posteriors.DiagonalGaussian(), priors.StandardNormal(2)
+    q, p = posteriors.DiagonalGaussian(), priors.StandardNormal().build(2)
     mean, log_var = np.array([[0.5, -1.0]]), np.array([[-0.4, 0.3]])
     eps = np.random.default_rng(1).standard_normal((200_000, 1, 2))
     z, cache = q.rsample({"mean": mean, "log_var": log_var}, eps)

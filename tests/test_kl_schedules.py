@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from numvae.diagnostics.gradcheck import check_model
+from helpers import vae
 from numvae.model.vae import VAE
 from numvae.training.kl_schedules import (
     Constant,
@@ -43,12 +44,13 @@ def test_settings_round_trip_and_bad_settings_are_refused():
 
 def test_the_gradient_at_a_scheduled_weight_passes_central_differences():
     """KA1: the step's gradient is V1's with beta_t = beta * factor(t)."""
-    model = VAE(10, 8, 3, encoder_hidden=(9,), decoder_hidden=(7,), activation="tanh",
+    model = vae(10, 8, 3, encoder_hidden=(9,), decoder_hidden=(7,), activation="tanh",
                 kl_weight=2.0, dtype=np.float64, seed=1)
     rng = np.random.default_rng(1)
     x, eps = (rng.random((5, 10)) > 0.5).astype(np.float64), rng.standard_normal((1, 5, 3))
     beta_t = 2.0 * Cyclical(2, ramp=0.5).factor(3, 4)   # 2 * 0.5
-    scaled = VAE(**{**model.config, "kl_weight": beta_t}, dtype=np.float64)
+    scaled = VAE.from_config({**model.config, "dtype": "float64",
+                              "objective": {**model.config["objective"], "kl_weight": beta_t}})
     for name in model.params:
         scaled.params[name][...] = model.params[name]
     assert max(check_model(scaled, x, eps, h=1e-6).values()) < 1e-6
@@ -59,7 +61,7 @@ def test_the_gradient_at_a_scheduled_weight_passes_central_differences():
 
 
 def test_fit_follows_the_schedule_and_refuses_two_warmups():
-    model = VAE(10, 8, 2, encoder_hidden=(9,), decoder_hidden=(7,), kl_weight=3.0, seed=0)
+    model = vae(10, 8, 2, encoder_hidden=(9,), decoder_hidden=(7,), kl_weight=3.0, seed=0)
     x = (np.random.default_rng(0).random((40, 10)) > 0.5).astype(np.float32)
     history = fit(model, Adam(model.params), x, epochs=4, batch_size=10, seed=0,
                   progress=False, log=None, kl_schedule=Cyclical(2, ramp=0.5))
@@ -68,7 +70,7 @@ def test_fit_follows_the_schedule_and_refuses_two_warmups():
     with pytest.raises(ValueError, match="not both"):
         fit(model, Adam(model.params), x, epochs=1, kl_warmup_epochs=1, log=None,
             progress=False, kl_schedule=Cyclical(2))
-    iwae = VAE(10, 8, 2, objective="iwae", seed=0)
+    iwae = vae(10, 8, 2, objective="iwae", seed=0)
     with pytest.raises(ValueError, match="no KL term to weigh"):
         fit(iwae, Adam(iwae.params), x, epochs=1, log=None, progress=False,
             kl_schedule=Cyclical(2))

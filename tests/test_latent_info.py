@@ -45,7 +45,7 @@ class LinearGaussian:
     def check_labels(self, y, n):
         return None
 
-    def loss_terms(self, x, eps, *, y=None, kl_weight=1.0):
+    def forward(self, x, eps, *, y=None, kl_weight=1.0):
         mean = x @ self.A.T
         log_var = np.tile(np.log(self.v), (len(x), 1))
         z = mean + np.sqrt(self.v) * eps[0]

@@ -5,6 +5,8 @@ from hypothesis import strategies as st
 
 from numvae import Dense, ReLU, Sequential, Sigmoid, Tanh
 from numvae.diagnostics.gradcheck import check_layer
+from numvae.nn.conv import Conv2d, ConvTranspose2d
+from numvae.nn.flows import MaskedDense
 from numvae.nn.layers import sigmoid
 
 TOL = 1e-6
@@ -148,3 +150,17 @@ def test_convolutions_refuse_complex_and_object_input(dtype):
                   FastConvTranspose2d(2, 3, 3)):
         with pytest.raises(TypeError, match=f"dtype {np.dtype(dtype)}; expected real floating"):
             layer.forward(x)
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda rng: Dense(3, 2, rng=rng), "Dense"),
+    (lambda rng: Conv2d(1, 2, 3, rng=rng), "Conv2d"),
+    (lambda rng: ConvTranspose2d(1, 2, 3, rng=rng), "ConvTranspose2d"),
+    (lambda rng: MaskedDense(np.ones((3, 2)), rng=rng), "MaskedDense"),
+])
+def test_a_layer_without_a_generator_refuses_rather_than_draw_unseeded(make, name):
+    """Randomness is an input: no layer falls back on numpy.random.default_rng()."""
+    for missing in (None, 0):
+        with pytest.raises(TypeError, match=f"{name} needs rng=, a numpy.random.Generator"):
+            make(missing)
+    assert make(np.random.default_rng(0)).params["W"].shape

@@ -103,7 +103,7 @@ def weighted_sum_check(forward, backward, arrays, weights):
     return check_arrays(lambda: float(np.sum(weights * forward())), arrays, backward())
 
 
-@pytest.mark.parametrize("part", [likelihoods.Bernoulli(), likelihoods.Gaussian(0.7)])
+@pytest.mark.parametrize("part", [likelihoods.Bernoulli(), likelihoods.Gaussian(sigma=0.7)])
 def test_likelihood_values_and_gradient(part):
     logits, x = RNG.normal(scale=2.0, size=(5, 6)), RNG.uniform(size=(5, 6))
     p = 1 / (1 + np.exp(-logits))

@@ -53,7 +53,7 @@ def test_kl_warmup_rises_linearly_then_stays():
     data, model, optimizer = small_setup()
     history = fit_quietly(model, optimizer, data, epochs=4, kl_warmup_epochs=2, seed=0)
     assert history["kl_weight"] == pytest.approx([0.5, 1.0, 1.0, 1.0])
-    assert model.config["kl_weight"] == 1.0  # fit passes the warm-up weight, never writes the model
+    assert model.objective.kl_weight == 1.0  # fit passes the warm-up weight, never writes the model
 
 
 def test_resume_between_epochs_is_exact(tmp_path):

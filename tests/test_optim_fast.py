@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from numvae import Adam
+from helpers import set_grads
+from numvae.model.priors import GaussianMixture
 from numvae.training.optim_fast import FastAdam
 
 
@@ -13,10 +15,11 @@ def test_adam_one_sweep_equals_array_by_array():
     separate = {name: p.copy() for name, p in flat_model.params.items()}  # not one buffer
     opt_flat, opt_separate = FastAdam(flat_model.params), FastAdam(separate, flush_every=3)
     opt_flat.flush_every = 3
-    assert opt_flat._flat_params is flat_model.flat_params and opt_separate._flat_params is None
+    assert all(p.base is opt_flat._flat_params for p in flat_model.params.values())
+    assert opt_separate._flat_params is None
     rng = np.random.default_rng(0)
     for _ in range(7):
-        flat_model.flat_grads[:] = rng.normal(size=flat_model.flat_grads.size) * 1e-3
+        set_grads(flat_model, rng.normal(size=flat_model.n_params()) * 1e-3)
         opt_flat.step(flat_model.grads)
         opt_separate.step({name: g.copy() for name, g in flat_model.grads.items()})
     for name in separate:
@@ -33,14 +36,14 @@ def test_adam_checks_gradients_again_when_they_are_other_arrays():
     opt, opt_twin = FastAdam(model.params), FastAdam(twin.params)
     rng = np.random.default_rng(1)
     for step in range(6):
-        model.flat_grads[:] = rng.normal(size=model.flat_grads.size)
+        set_grads(model, rng.normal(size=model.n_params()))
         opt.step(model.grads)
         copies = {name: g.copy() for name, g in model.grads.items()}
         # the twin alternates between its own (remembered) arrays and separate copies
         if step % 2:
             opt_twin.step(copies)
         else:
-            twin.flat_grads[:] = model.flat_grads
+            set_grads(twin, np.concatenate([g.ravel() for g in model.grads.values()]))
             opt_twin.step(twin.grads)
     for name in model.params:
         assert np.array_equal(model.params[name], twin.params[name]), name
@@ -66,10 +69,11 @@ def test_fast_adam_is_the_textbook_adam_bit_for_bit(chunk, dtype):
     fast = FastAdam(model.params, lr=3e-3, flush_every=0, chunk=chunk)
     fast_separate = FastAdam(separate, lr=3e-3, flush_every=0, chunk=chunk)
     textbook = Adam(textbook_params, lr=3e-3)
-    assert fast._flat_params is model.flat_params and fast_separate._flat_params is None
+    assert all(p.base is fast._flat_params for p in model.params.values())
+    assert fast_separate._flat_params is None
     rng = np.random.default_rng(5)
     for _ in range(12):
-        model.flat_grads[:] = rng.normal(size=model.flat_grads.size) * rng.uniform(1e-6, 1.0)
+        set_grads(model, rng.normal(size=model.n_params()) * rng.uniform(1e-6, 1.0))
         copies = {name: g.copy() for name, g in model.grads.items()}
         fast.step(model.grads)
         fast_separate.step(copies)
@@ -90,3 +94,32 @@ def test_fast_adam_is_the_textbook_adam_bit_for_bit(chunk, dtype):
 def test_fast_adam_checks_its_settings(kwargs, message):
     with pytest.raises((ValueError, TypeError), match=message):
         FastAdam({"w": np.zeros(2)}, **kwargs)
+
+
+def test_fast_adam_moves_a_models_arrays_into_one_buffer_that_the_layers_use():
+    """The flat buffer belongs to the fast path: FastAdam moves a model's parameters into
+    one buffer when it is built and the gradients at its first step; every layer then
+    computes with views of them (a plain dict of arrays is left as it is)."""
+    import numvae
+    model = numvae.VAE(12, 5, 2, prior=GaussianMixture(components=2), seed=0)
+    before = {name: p.copy() for name, p in model.params.items()}
+    fast = FastAdam(model.params, lr=1e-2)
+    buffer = fast._flat_params
+    assert buffer.size == model.n_params()
+    for name, param in model.params.items():
+        assert param.base is buffer and np.array_equal(param, before[name]), name
+    assert model.encoder.heads["mean"].params["W"] is model.params["encoder.mean.W"]
+    assert model.prior.params["means"] is model.params["prior.means"]
+    assert fast.flat_grads is None                       # the gradients move at the first step
+    x = np.random.default_rng(0).uniform(size=(4, 12))
+    model.loss_and_grad(x)
+    expected = {name: g.copy() for name, g in model.grads.items()}
+    fast.step(model.grads)
+    assert all(g.base is fast.flat_grads for g in model.grads.values())
+    assert model.encoder.heads["mean"].grads["W"] is model.grads["encoder.mean.W"]
+    for name, grad in model.grads.items():
+        assert np.array_equal(grad, expected[name]), name
+    model.loss_and_grad(x)                               # the layers write into the buffer
+    assert np.abs(fast.flat_grads).sum() > 0
+    np.testing.assert_array_equal(fast.flat_grads,
+                                  np.concatenate([g.ravel() for g in model.grads.values()]))

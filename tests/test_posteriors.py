@@ -36,7 +36,7 @@ def gaussian_log_density(z, mean, log_var):
 
 
 def test_log_q_and_log_p_and_their_explicit_partials():
-    q, p = posteriors.DiagonalGaussian(), priors.StandardNormal(3)
+    q, p = posteriors.DiagonalGaussian(), priors.StandardNormal().build(3)
     mean, log_var = RNG.normal(size=(4, 3)), RNG.normal(scale=0.5, size=(4, 3))
     eps = RNG.standard_normal((2, 4, 3))
     z, cache = q.rsample({"mean": mean, "log_var": log_var}, eps)

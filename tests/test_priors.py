@@ -25,7 +25,7 @@ def plain_prior(monkeypatch):
 def test_a_new_prior_is_one_class_and_one_entry_and_its_gradient_is_exact(plain_prior, likelihood):
     model = tiny_model(seed=3, prior=plain_prior, likelihood=likelihood, n_samples=2,
                        kl_weight=0.6)
-    assert isinstance(model.prior, PlainNormalPrior) and model.config["prior"] == "plain_normal"
+    assert isinstance(model.prior, PlainNormalPrior) and model.config["prior"]["name"] == "plain_normal"
     x = np.random.default_rng(2).uniform(size=(4, 10))
     eps = np.random.default_rng(3).standard_normal((2, 4, 3))
     cache = model.forward(x, eps)

@@ -10,7 +10,7 @@ from numvae.diagnostics.properties import (
     independent_kl,
     independent_nll,
 )
-from numvae.model.vae import VAE
+from helpers import vae
 from numvae.plots.latent import gaussian_grid
 
 
@@ -20,17 +20,17 @@ def _x(n=30, width=12, seed=0):
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
 def test_the_independent_formulas_agree_with_the_parts(likelihood):
-    model = VAE(12, 8, 3, encoder_hidden=(10,), decoder_hidden=(10,), likelihood=likelihood,
+    model = vae(12, 8, 3, encoder_hidden=(10,), decoder_hidden=(10,), likelihood=likelihood,
                 sigma=0.7, dtype=np.float64, seed=0)
     x = _x()
-    cache = model.loss_terms(x, np.random.default_rng(1).standard_normal((1, 30, 3)))
+    cache = model.forward(x, np.random.default_rng(1).standard_normal((1, 30, 3)))
     nll = independent_nll(model, cache["logits"], cache["output"], x)
     assert np.allclose(nll, cache["reconstruction"], rtol=1e-12)
     assert np.allclose(independent_kl(model, cache), cache["kl"], rtol=1e-12)
 
 
 def test_a_grid_must_reach_the_5_and_95_percent_quantiles():
-    model = VAE(12, 8, 2, seed=0)
+    model = vae(12, 8, 2, seed=0)
     assert check_grid(model, gaussian_grid(10)).passed          # 0.5 / 10 = 0.05 exactly
     assert not check_grid(model, gaussian_grid(9)).passed       # 0.5 / 9 = 0.056
     both = np.stack([gaussian_grid(15), np.linspace(-1, 1, 15)], axis=1)
@@ -38,12 +38,12 @@ def test_a_grid_must_reach_the_5_and_95_percent_quantiles():
 
 
 def test_checks_that_do_not_apply_say_so():
-    iwae = VAE(12, 8, 2, encoder_hidden=(10,), decoder_hidden=(10,), objective="iwae",
+    iwae = vae(12, 8, 2, encoder_hidden=(10,), decoder_hidden=(10,), objective="iwae",
                n_samples=3, likelihood="gaussian", seed=0)
     found = {f.name: f for f in check_properties(iwae, _x(), n_images=20)}
     assert found["loss_composition"].passed and "skipped" in found["loss_composition"].line
     assert found["bernoulli_data"].line == "skipped: not a Bernoulli likelihood"
     assert found["kl_sign"].passed and found["posterior_variance"].passed
-    flow = VAE(12, 8, 2, encoder_hidden=(10,), decoder_hidden=(10,), posterior="iaf", seed=0)
+    flow = vae(12, 8, 2, encoder_hidden=(10,), decoder_hidden=(10,), posterior="iaf", seed=0)
     found = {f.name: f for f in check_properties(flow, _x(), n_images=20)}
     assert "skipped" in found["posterior_variance"].line and found["bound_order"].passed

@@ -14,6 +14,8 @@ import pytest
 import numvae
 from numvae.commands.cli import main
 from numvae.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from helpers import param_vector, vae
+from numvae.model.parts import flat_config
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 from numvae.interop import InteropError, load_safetensors, save_safetensors, to_state_dict  # noqa: E402
@@ -36,7 +38,7 @@ def small(**kwargs):
     """A small float64 VAE: 12 -> 7 -> 5 -> (3, 3); 3 -> 4 -> 6 -> 12."""
     options = dict(encoder_hidden=(7,), decoder_hidden=(4, 6), dtype=np.float64, seed=1)
     options.update(kwargs)
-    return numvae.VAE(12, 5, 3, **options)
+    return vae(12, 5, 3, **options)
 
 
 def torch_style_file(path, model, **changes):
@@ -88,8 +90,8 @@ def test_metadata_holds_the_configuration(tmp_path):
                     decoder_hidden=[4, 6], likelihood="gaussian", sigma=0.3, kl_weight=0.5,
                     n_samples=2, dtype="float64")
     assert {key: stored.get(key) for key in expected} == expected
-    # and every other key of model.config (names of parts, ...), as JSON
-    assert stored == json.loads(json.dumps({**model.config, "dtype": "float64"}))
+    # and every other key of model.config (names of parts, ...), as JSON, in 0.2's flat shape
+    assert stored == json.loads(json.dumps({**flat_config(model.config), "dtype": "float64"}))
 
 
 @pytest.mark.parametrize("kwargs", [dict(), dict(dtype=np.float32), dict(encoder_hidden=()),
@@ -104,7 +106,8 @@ def test_round_trip_is_bit_for_bit(tmp_path, kwargs):
     assert loaded.config == model.config and loaded.dtype == model.dtype
     for name, value in model.params.items():
         assert loaded.params[name].tobytes() == value.tobytes(), name
-        assert np.shares_memory(loaded.params[name], loaded.flat_params)  # still views
+    for name, owner, key in loaded.parameter_owners():   # written in place: still the layers'
+        assert owner.params[key] is loaded.params[name], name
 
 
 def test_pytorch_file_infers_the_architecture_and_names_what_it_assumed(tmp_path):
@@ -113,7 +116,7 @@ def test_pytorch_file_infers_the_architecture_and_names_what_it_assumed(tmp_path
     loaded = load_safetensors(torch_style_file(tmp_path / "t.safetensors", model),
                               announce=lines.append)
     assert loaded.config == model.config and loaded.dtype == np.float32
-    assert np.array_equal(loaded.flat_params, model.flat_params)
+    assert np.array_equal(param_vector(loaded), param_vector(model))
     assert len(lines) == 1
     assert "assumed likelihood='bernoulli', sigma=1.0, kl_weight=1.0, n_samples=1" in lines[0]
 
@@ -125,8 +128,8 @@ def test_pytorch_file_of_a_flow_model_infers_the_flow(tmp_path):
     loaded = load_safetensors(torch_style_file(tmp_path / "t.safetensors", model),
                               config=dict(activation="tanh"), announce=lines.append)
     assert loaded.config == model.config
-    assert (loaded.config["flow_steps"], loaded.config["flow_hidden"]) == (3, (6, 5))
-    assert np.array_equal(loaded.flat_params, model.flat_params)
+    assert loaded.config["posterior"] == {"name": "iaf", "steps": 3, "hidden": (6, 5)}
+    assert np.array_equal(param_vector(loaded), param_vector(model))
     rng = np.random.default_rng(0)
     x, eps = rng.uniform(size=(4, 12)), rng.standard_normal((1, 4, 3))
     assert loaded.forward(x, eps)["loss"] == model.forward(x, eps)["loss"]
@@ -145,11 +148,12 @@ def test_given_config_overrides_and_silences_what_it_sets(tmp_path):
                               config=dict(likelihood="gaussian", sigma=0.5, kl_weight=1.0,
                                           n_samples=4), announce=lines.append)
     config = loaded.config
-    assert (config["likelihood"], config["sigma"], config["n_samples"]) == ("gaussian", 0.5, 4)
-    assert config["encoder_hidden"] == (7,)
+    assert config["likelihood"] == {"name": "gaussian", "sigma": 0.5}
+    assert config["objective"]["n_samples"] == 4
+    assert config["architecture"]["encoder_hidden"] == (7,)
     assert not [line for line in lines for key in ("likelihood", "sigma", "kl_weight",
                                                    "n_samples") if f" {key}=" in line]
-    assert np.array_equal(loaded.flat_params, model.flat_params)
+    assert np.array_equal(param_vector(loaded), param_vector(model))
 
 
 def bad_files():
@@ -273,7 +277,7 @@ def run(argv, capsys):
 
 def narrow_784(**kwargs):
     """A small float32 model of MNIST's width, so that inspect and evaluate have data."""
-    return numvae.VAE(784, 16, 2, encoder_hidden=(8,), decoder_hidden=(8,), seed=3, **kwargs)
+    return vae(784, 16, 2, encoder_hidden=(8,), decoder_hidden=(8,), seed=3, **kwargs)
 
 
 def test_export_writes_what_load_safetensors_reads(tmp_path, capsys):
@@ -284,7 +288,7 @@ def test_export_writes_what_load_safetensors_reads(tmp_path, capsys):
     assert code == 0 and "wrote 12 tensors" in stdout and "strict=True" in stdout
     loaded = load_safetensors(out, announce=pytest.fail)
     assert loaded.config == model.config
-    assert np.array_equal(loaded.flat_params, model.flat_params)
+    assert np.array_equal(param_vector(loaded), param_vector(model))
 
     code, _, err = run(["export", checkpoint, out], capsys)              # never overwrites silently
     assert code == 1 and "--overwrite" in err and len(err.strip().splitlines()) == 1
@@ -302,7 +306,7 @@ def test_import_then_inspect_and_evaluate(tmp_path, capsys):
     assert "assumed likelihood='bernoulli'" in err and "--likelihood" in err
     imported = load_checkpoint(checkpoint).model
     assert imported.config == model.config
-    assert np.array_equal(imported.flat_params, model.flat_params)
+    assert np.array_equal(param_vector(imported), param_vector(model))
 
     code, stdout, _ = run(["inspect", checkpoint, "--batch-size", "2", "--check"], capsys)
     assert code == 0 and "decoder.decompressor.2.W (grad)" in stdout and "fd error" in stdout
@@ -324,7 +328,8 @@ def test_import_with_architecture_options(tmp_path, capsys):
     assert not [key for key in ("likelihood", "sigma", "kl_weight", "n_samples")
                 if f" {key}=" in err]
     config = load_checkpoint(out).model.config
-    assert (config["likelihood"], config["sigma"], config["n_samples"]) == ("gaussian", 0.3, 2)
+    assert config["likelihood"] == {"name": "gaussian", "sigma": 0.3}
+    assert config["objective"] == {"name": "elbo", "kl_weight": 1.0, "n_samples": 2}
 
     code, _, err = run(["import", source, "--out", tmp_path / "x.npz", "--latent-dim", "3"], capsys)
     assert code == 1 and "encoder.mean.weight has shape (2, 16); expected (3, 16)" in err
@@ -354,8 +359,8 @@ def test_python_dash_m_numvae_export_and_import(tmp_path):
         done = subprocess.run([sys.executable, "-m", "numvae", *map(str, argv)], env=env,
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
-    assert np.array_equal(load_checkpoint(tmp_path / "back.npz").model.flat_params,
-                          small().flat_params)
+    assert np.array_equal(param_vector(load_checkpoint(tmp_path / "back.npz").model),
+                          param_vector(small()))
 
 
 # --- issue 21: a named pipe, deep JSON, long lists ------------------------------------------

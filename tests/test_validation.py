@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import numvae
+from helpers import vae
 from numvae.diagnostics import evaluate
 from numvae.model.kl import kl_divergence
 from numvae.model.likelihoods import bernoulli_nll, bernoulli_nll_backward
@@ -55,10 +56,11 @@ def test_bad_dtypes_and_eps():
     (dict(latent_dim=0), "latent_dim must be a positive integer; got 0"),
     (dict(shared_dim=-3), "shared_dim must be a positive integer; got -3"),
     (dict(encoder_hidden=(0,)), r"encoder_hidden must be a tuple of positive integers; got \(0,\)"),
-    (dict(sigma=0.0), "sigma must be a positive finite number; got 0.0"),
+    (dict(likelihood={"name": "gaussian", "sigma": 0.0}),
+     "sigma must be a positive finite number; got 0.0"),
     (dict(likelihood="poisson"), "likelihood must be one of 'bernoulli', 'gaussian'; got 'poisson'"),
-    (dict(kl_weight=-1), "kl_weight must be a finite number >= 0; got -1"),
-    (dict(n_samples=1.5), "n_samples must be a positive integer; got 1.5"),
+    (dict(objective={"name": "elbo", "kl_weight": -1}), "kl_weight must be a finite number >= 0; got -1"),
+    (dict(objective={"name": "elbo", "n_samples": 1.5}), "n_samples must be a positive integer; got 1.5"),
 ])
 def test_bad_model_arguments(kwargs, message):
     arguments = dict(input_dim=6, shared_dim=4, latent_dim=2)
@@ -223,7 +225,7 @@ def test_fuzz_model_arguments(overrides):
                      decoder_hidden=(3,))
     arguments.update(overrides)
     try:
-        model = numvae.VAE(**arguments)
+        model = vae(**arguments)  # sigma, kl_weight, n_samples: the command line's spelling
     except (ValueError, TypeError) as err:
         assert any(name in str(err) for name in arguments), err
     else:

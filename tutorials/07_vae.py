@@ -35,6 +35,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
+from numvae.model.objectives import ELBO
 from numvae.diagnostics.gradcheck import check_model, check_model_directions
 from numvae.io.datasets import load_mnist_mini
 from numvae.model.kl import kl_divergence
@@ -148,8 +149,8 @@ banner("The loss and its gradient, checked by central differences (float64)")
 print(f"mean negative ELBO of the untrained model on {batch} test images: "
       f"{model.loss_and_grad(x):.1f} nats (Bernoulli decoder, eq. V1)")
 # The same architecture on 20 "pixels", in float64: the same code, cheap checks.
-small = numvae.VAE(20, shared_dim=128, latent_dim=2, n_samples=2, dtype=np.float64,
-                   seed=1)
+small = numvae.VAE(20, shared_dim=128, latent_dim=2, objective=ELBO(n_samples=2),
+                   dtype=np.float64, seed=1)
 x_small = np.random.default_rng(2).uniform(size=(4, 20))
 errors = check_model(small, x_small, n_entries=8 if args.quick else 30)
 for name, error in errors.items():

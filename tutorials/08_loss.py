@@ -37,7 +37,7 @@ import numvae
 from numvae.diagnostics.gradcheck import check_arrays
 from numvae.io.datasets import load_mnist_mini
 from numvae.model.kl import kl_divergence, kl_divergence_backward
-from numvae.model.likelihoods import gaussian_nll, gaussian_nll_backward
+from numvae.model.likelihoods import Gaussian, gaussian_nll, gaussian_nll_backward
 from numvae.model.objectives import seed_loss, seed_loss_backward
 from numvae.plots.tutorial import banner, figure_path, parse_args, show
 
@@ -52,7 +52,7 @@ def both_losses(model, x, eps, kl_weight):
     KL weight ``kl_weight`` per example (batch,), from one forward pass of a Gaussian VAE."""
     c = model.forward(x, eps)
     seed = seed_loss(c["output"], x, c["mean"], c["log_var"], kl_weight)
-    negative_elbo = (gaussian_nll(c["output"], x, model.config["sigma"])   # G1
+    negative_elbo = (gaussian_nll(c["output"], x, model.likelihood.sigma)   # G1
                      + kl_weight * kl_divergence(c["mean"], c["log_var"]))  # K1
     return seed, negative_elbo
 
@@ -87,7 +87,7 @@ x = load_mnist_mini()[1].images[:batch].astype(np.float64)
 
 # %%
 banner("seed_loss against the negative ELBO in nats (float64)")
-model = numvae.VAE(784, shared_dim=128, latent_dim=2, likelihood="gaussian", sigma=1.0,
+model = numvae.VAE(784, shared_dim=128, latent_dim=2, likelihood=Gaussian(sigma=1.0),
                    dtype=np.float64, seed=0)
 n_pixels, latent_dim = model.input_dim, model.latent_dim
 eps = rng.standard_normal((batch, latent_dim))
@@ -99,7 +99,7 @@ for kl_weight in (1.0, 0.5, 4.0):
                 + kl_weight * batch * latent_dim)
     print(f"{kl_weight:>9} {seed:>12.4f} {relation:>44.4f} {seed - relation:>11.1e}")
     assert abs(seed - relation) < 1e-9 * abs(seed)
-terms = model.loss_terms(x, eps)                   # the library's own negative ELBO
+terms = model.forward(x, eps)                   # the library's own negative ELBO
 seed, negative_elbo = both_losses(model, x, eps, 1.0)
 assert np.allclose(terms["reconstruction"] + terms["kl"], negative_elbo)
 print(f"\nper image at kl_weight = 1: seed_loss {seed / batch:.2f}; negative ELBO "
@@ -150,7 +150,7 @@ assert max(report.values()) < 1e-6
 # %%
 banner("Through the whole model: grad seed_loss = 2 B x grad (mean negative ELBO)")
 # The same architecture with 20 "pixels" (float64): the check costs little.
-small = numvae.VAE(20, shared_dim=128, latent_dim=2, likelihood="gaussian", sigma=1.0,
+small = numvae.VAE(20, shared_dim=128, latent_dim=2, likelihood=Gaussian(sigma=1.0),
                    dtype=np.float64, seed=2)
 xs = small_rng.uniform(size=(4, 20))
 eps_small = small_rng.standard_normal((4, 2))

@@ -41,6 +41,7 @@ from matplotlib.figure import Figure
 import numvae
 from numvae.diagnostics.inspect import trace_step
 from numvae.io.datasets import load_mnist_mini
+from numvae.model.objectives import ELBO
 from numvae.nn.layers import sigmoid
 from numvae.plots.tutorial import banner, figure_path, parse_args, show
 from numvae.training.loop import fit
@@ -55,7 +56,7 @@ def walk_through(trace, model):
     n_samples, batch = v["eps"].shape[:2]
     x_rows = np.tile(v["x"], (n_samples, 1))                         # (S * B, input_dim)
     logits = v["decoder.decompressor.4"]
-    beta = model.config["kl_weight"]
+    beta = model.objective.kl_weight
     W_mean = model.params["encoder.mean.W"].astype(np.float64)
     W_log_var = model.params["encoder.log_var.W"].astype(np.float64)
     dz = v["d z"].reshape(n_samples, batch, -1)                      # (S * B, M) -> (S, B, M)
@@ -129,7 +130,7 @@ def plot_gradients(trace, path):
 args = parse_args("10_inspect_gradients",
                   "One training step traced with numvae.diagnostics.inspect.")
 train, test = load_mnist_mini()
-model = numvae.VAE(784, shared_dim=128, latent_dim=2, n_samples=2, seed=0)
+model = numvae.VAE(784, shared_dim=128, latent_dim=2, objective=ELBO(n_samples=2), seed=0)
 n_train = 500 if args.quick else 10_000
 # One epoch of training first, so that the KL path is no longer negligible.
 fit(model, numvae.Adam(model.params), train.images[:n_train], epochs=1, seed=0,

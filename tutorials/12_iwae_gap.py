@@ -37,14 +37,14 @@ from numvae.training.loop import fit
 # ## A per-example ELBO with little noise
 #
 # `evaluate_elbo` averages over the images with one draw of z each. To compare each image
-# with its own L_K we want its ELBO with little Monte Carlo noise: `model.loss_terms`
+# with its own L_K we want its ELBO with little Monte Carlo noise: `model.forward`
 # with S draws per image averages the reconstruction term over them (the KL is exact).
 
 # %%
 def per_example_elbo(model, images, n_samples, rng):
     """ELBO of each image (n,), reconstruction averaged over ``n_samples`` draws of z."""
     eps = rng.standard_normal((n_samples, len(images), model.latent_dim)).astype(model.dtype)
-    terms = model.loss_terms(images, eps)
+    terms = model.forward(images, eps)
     return -(terms["reconstruction"] + terms["kl"]).astype(np.float64)
 
 # %% [markdown]

@@ -3,7 +3,7 @@
 #
 # The slides train their VAE with `loss_fn`: the squared error `nn_mse_loss(reduction =
 # "sum")` plus `kl_weight` times sum(mean^2 + exp(log_var) - log_var). In numvae that is
-# the Gaussian decoder with a fixed sigma, `VAE(..., likelihood="gaussian", sigma=s)`:
+# the Gaussian decoder with a fixed sigma, `VAE(..., likelihood=Gaussian(sigma=s))`:
 #
 #     -log p(x | z) = ||x - x_hat||^2 / (2 sigma^2) + N/2 log(2 pi sigma^2)      (G1)
 #
@@ -44,6 +44,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
+from numvae.model.likelihoods import Gaussian
 from numvae.diagnostics.evaluate import active_units, kl_per_dimension
 from numvae.io.datasets import load_mnist_mini
 from numvae.model.objectives import seed_loss
@@ -135,7 +136,7 @@ banner("The slides' loss_fn = 2 w x negative ELBO(sigma^2 = w) + constants")
 rng = np.random.default_rng(0)
 x, eps = x_train[:16].astype(np.float64), rng.standard_normal((16, LATENT_DIM))
 for w in (0.09, 1.0):
-    model = numvae.VAE(784, 128, LATENT_DIM, likelihood="gaussian", sigma=np.sqrt(w),
+    model = numvae.VAE(784, 128, LATENT_DIM, likelihood=Gaussian(sigma=np.sqrt(w)),
                        dtype=np.float64, seed=0)
     cache = model.forward(x, eps)
     slides = seed_loss(cache["output"], x, cache["mean"], cache["log_var"], kl_weight=w)
@@ -153,8 +154,8 @@ banner(f"Training the Bernoulli model and sigma = {', '.join(map(str, SIGMAS))}:
 models, start = {}, time.perf_counter()
 models["Bernoulli"] = train_model(x_train, epochs)
 for sigma in SIGMAS:
-    models[f"Gaussian, sigma = {sigma}"] = train_model(x_train, epochs, likelihood="gaussian",
-                                                       sigma=sigma)
+    models[f"Gaussian, sigma = {sigma}"] = train_model(x_train, epochs,
+                                                       likelihood=Gaussian(sigma=sigma))
 print(f"{len(models)} models in {time.perf_counter() - start:.1f} s")
 
 # %%

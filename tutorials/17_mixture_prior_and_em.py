@@ -7,7 +7,7 @@
 #     p(z) = sum_k pi_k N(z; m_k, diag(s_k^2)),   pi = softmax(logits)              (GM1)
 #
 # with the weights, means and log-variances learnt with the encoder and decoder
-# (`numvae.VAE(..., prior="mixture", prior_components=K)`). There is no closed-form KL
+# (`numvae.VAE(..., prior=GaussianMixture(components=K))`). There is no closed-form KL
 # between the Gaussian q(z|x) and a mixture, so the KL is the Monte Carlo estimate (K3),
 # whose gradient needs d log p(z)/dz and the gradient for the prior's own parameters.
 # Both are written with the responsibilities
@@ -139,8 +139,8 @@ banner("Fixed points in 2-D: EM and gradient ascent share their fixed points")
 centres = np.array([[-2.0, 0.0], [2.0, 1.0], [0.0, -2.5]])
 z = np.concatenate([c + s * rng.standard_normal((300, 2))
                     for c, s in zip(centres, (0.5, 0.8, 0.4))])
-start = GaussianMixture(2, 3, np.random.default_rng(1), np.float64)
-by_em, by_gradient = (GaussianMixture(2, 3, np.random.default_rng(1), np.float64)
+start = GaussianMixture(components=3).build(2, np.random.default_rng(1), np.float64)
+by_em, by_gradient = (GaussianMixture(components=3).build(2, np.random.default_rng(1), np.float64)
                       for _ in range(2))
 histories = {"EM": em(by_em, z, 30 if args.quick else 100),
              "gradient ascent (Adam)": gradient_ascent(by_gradient, z,
@@ -183,7 +183,8 @@ banner(f"A VAE with a 10-component prior, latent size 2 ({epochs} epochs, "
        f"{n_train:,} images)")
 models, results = {}, {}
 for prior in ("standard_normal", "mixture"):
-    model = numvae.VAE(784, 128, 2, prior=prior, prior_components=10, seed=0)
+    model = numvae.VAE(784, 128, 2, prior=GaussianMixture(components=10) if prior == "mixture"
+                       else prior, seed=0)
     fit(model, numvae.FastAdam(model.params, lr=1e-3), train, epochs=epochs, seed=0,
         progress=False, log=None)
     results[prior] = evaluate_elbo(model, test.images)
@@ -215,7 +216,7 @@ print(f"most responsible component of the mixture prior: accuracy {accuracy:.1%}
       f"component -> digit {mapping}")
 # the ordinary VAE: EM afterwards on its latent means, the E-step of the same class
 means = models["standard_normal"].encode(test.images)[0].astype(np.float64)
-post_hoc = GaussianMixture(2, 10, np.random.default_rng(2), np.float64)
+post_hoc = GaussianMixture(components=10).build(2, np.random.default_rng(2), np.float64)
 em(post_hoc, means, 200)
 post_hoc_accuracy, _ = clustering_accuracy(post_hoc.responsibilities(means).argmax(1),
                                            test.labels)
@@ -252,17 +253,17 @@ print("normal prior), right for: " + ", ".join(f"{d}: {a:.0%}" for d, a in enume
 print("\nthe test images each component of the mixture prior is most responsible for:")
 weights = np.exp(mixture.prior.params["logits"].astype(np.float64))
 weights /= weights.sum()
-for k in range(mixture.prior.n_components):
+for k in range(mixture.prior.components):
     members = test.labels[components == k]
     counts = np.bincount(members, minlength=10)
     top = np.argsort(counts)[::-1][:3]
     print(f"  k={k} (pi_k {weights[k]:.0%}): {len(members):4d} images; " + ", ".join(
         f"{d}s {counts[d] / max(len(members), 1):.0%}" for d in top if counts[d]))
 separated, mixed = by_digit[[0, 1, 6]], by_digit[[3, 4, 5, 7, 8, 9]]
-populated = [k for k in range(mixture.prior.n_components) if np.sum(components == k) >= 50]
+populated = [k for k in range(mixture.prior.components) if np.sum(components == k) >= 50]
 top_share = {k: np.bincount(test.labels[components == k]).max() / np.sum(components == k)
              for k in populated}
-empty = [k for k in range(mixture.prior.n_components) if not np.any(components == k)]
+empty = [k for k in range(mixture.prior.components) if not np.any(components == k)]
 assert max(top_share.values()) < 0.5 and empty
 if args.quick:
     assert by_digit[1] > 0.6 and np.delete(by_digit, 1).max() < 0.5

@@ -6,7 +6,7 @@
 #
 #     J = -(1/B) sum_b log (1/K) sum_k w_bk,   w = p(x, z_k) / q(z_k|x)             (IW1)
 #
-# `numvae.VAE(..., objective="iwae", n_samples=K)`. Its gradient (docs/derivations.md,
+# `numvae.VAE(..., objective=IWAE(k=K))`. Its gradient (docs/derivations.md,
 # section 16) is the ELBO's with one change: each of the K draws is weighted by its
 # normalised weight w~_k = w_k / sum_k' w_k' (IW2) instead of 1/K. Draws that explain x
 # well dominate; draws that miss are forgiven. So the encoder is no longer punished for
@@ -35,6 +35,7 @@ import numvae
 from numvae.diagnostics.evaluate import active_units, evaluate_elbo, iwae_log_likelihood
 from numvae.io import datasets
 from numvae.model import priors
+from numvae.model.objectives import ELBO, IWAE
 from numvae.plots.tutorial import banner, figure_path, parse_args, show
 from numvae.training.loop import fit
 
@@ -57,7 +58,7 @@ def k_equals_one(x, rng):
     priors.PRIORS.setdefault(PlainNormal.name, PlainNormal)
     options = dict(encoder_hidden=(50,), decoder_hidden=(50,), activation="tanh",
                    dtype=np.float64, seed=0)
-    iwae = numvae.VAE(784, 50, 5, objective="iwae", n_samples=1, **options)
+    iwae = numvae.VAE(784, 50, 5, objective=IWAE(k=1), **options)
     elbo = numvae.VAE(784, 50, 5, prior="plain_normal", **options)
     eps = rng.standard_normal((1, len(x), 5))
     losses = iwae.loss_and_grad(x, eps), elbo.loss_and_grad(x, eps)
@@ -80,12 +81,12 @@ def k_equals_one(x, rng):
 def train_models(train_images, ks, epochs, seed=0):
     models = {}
     for k in ks:
-        objective = "elbo" if k == 1 else "iwae"
+        objective = ELBO(n_samples=k) if k == 1 else IWAE(k=k)
         model = numvae.VAE(784, 100, 20, encoder_hidden=(100,), decoder_hidden=(100, 100),
-                           activation="tanh", objective=objective, n_samples=k, seed=seed)
+                           activation="tanh", objective=objective, seed=seed)
         fit(model, numvae.Adam(model.params, lr=1e-3), train_images, epochs=epochs,
             batch_size=20, seed=seed, binarize=True, progress=False, log=None)
-        models[f"{objective} K={k}"] = model
+        models[f"{objective.name} K={k}"] = model
     return models
 
 
@@ -96,11 +97,11 @@ def describe(models, test_images, eval_k):
     for name, model in models.items():
         elbo = evaluate_elbo(model, test_images)
         bound = iwae_log_likelihood(model, test_images, k=eval_k)
-        heads, _ = model.encoder.forward(test_images)
+        _, log_var = model.encode(test_images)
         rows[name] = dict(elbo=-elbo["loss"], log_px=bound["log_px"], kl=elbo["kl"],
                           per_example=bound["per_example"],
                           active=active_units(model, test_images)[0],
-                          std=float(np.exp(0.5 * heads["log_var"]).mean()))
+                          std=float(np.exp(0.5 * log_var).mean()))
     return rows
 
 # %% [markdown]
@@ -116,8 +117,8 @@ def describe(models, test_images, eval_k):
 def gradient_snr(model, x, ks, n_draws, rng):
     results = {}
     for k in ks:
-        probe = numvae.VAE(**{**model.config, "objective": "iwae", "n_samples": k},
-                           dtype=np.float64)
+        probe = numvae.VAE.from_config({**model.config, "objective": {"name": "iwae", "k": k},
+                                        "dtype": "float64"})
         for name in probe.params:
             probe.params[name][...] = model.params[name]
         draws = {"encoder": [], "decoder": []}

@@ -12,8 +12,8 @@
 #
 #     log q(z_T|x) = log N(z_0; mean, std^2) - sum_t sum_i log sigma_t,i              (IF4)
 #
-# (docs/derivations.md, section 17). `numvae.VAE(..., posterior="iaf", flow_steps=T,
-# flow_hidden=(H,))`. The KL has no closed form any more: numvae estimates it from the
+# (docs/derivations.md, section 17). `numvae.VAE(..., posterior=IAF(steps=T,
+# hidden=(H,)))`. The KL has no closed form any more: numvae estimates it from the
 # draws (K3), with the gradient of log q through the flow (IF5, IF6).
 #
 # Part 1 fits a 2-D "posterior" that a diagonal Gaussian cannot: a banana. Part 2 puts the
@@ -92,8 +92,7 @@ def banana(steps, rng):
     diagonal = DiagonalGaussian()
     diagonal_heads = {"mean": np.zeros((1, 2)), "log_var": np.zeros((1, 2))}
     results = {"diagonal Gaussian": fit_to_banana(diagonal, diagonal_heads, steps, 64, rng)}
-    flow = IAF(2, flow_steps=6, flow_hidden=(32,), rng=np.random.default_rng(0),
-               dtype=np.float64)
+    flow = IAF(steps=6, hidden=(32,)).build(2, np.random.default_rng(0), np.float64)
     flow_heads = {"mean": np.zeros((1, 2)), "log_var": np.zeros((1, 2)),
                   "context": np.zeros((1, 32))}
     results["IAF, 6 steps"] = fit_to_banana(flow, flow_heads, steps, 64, rng)
@@ -110,8 +109,7 @@ def banana(steps, rng):
 def mnist(train_images, test_images, epochs, eval_k):
     rows = {}
     for name, options in [("diagonal", {}),
-                          ("IAF, 2 steps", dict(posterior="iaf", flow_steps=2,
-                                                flow_hidden=(100,)))]:
+                          ("IAF, 2 steps", dict(posterior=IAF(steps=2, hidden=(100,))))]:
         model = numvae.VAE(784, 100, 20, encoder_hidden=(100,), decoder_hidden=(100, 100),
                            activation="tanh", seed=0, **options)
         fit(model, numvae.Adam(model.params, lr=1e-3), train_images, epochs=epochs,

@@ -40,6 +40,8 @@ from numvae.diagnostics.latent_info import (
     latent_information_callback,
 )
 from numvae.io import datasets
+from numvae.model.free_bits import FreeBitsELBO
+from numvae.model.objectives import ELBO
 from numvae.model.vae import VAE
 from numvae.plots.tutorial import banner, figure_path, parse_args, show
 from numvae.training.kl_schedules import Cyclical
@@ -69,10 +71,12 @@ else:
     epochs, collapse_epochs, lr, wide = 8, 12, 1e-3, 16
 
 
-def new_model(latent_dim, kl_weight, **settings):
+def new_model(latent_dim, kl_weight, free_bits=0.0):
     other = {k: v for k, v in sizes.items() if k not in ("input_dim", "shared_dim")}
-    return VAE(sizes["input_dim"], sizes["shared_dim"], latent_dim, kl_weight=kl_weight,
-               seed=0, **other, **settings)
+    objective = (FreeBitsELBO(kl_weight=kl_weight, free_bits=free_bits) if free_bits
+                 else ELBO(kl_weight=kl_weight))
+    return VAE(sizes["input_dim"], sizes["shared_dim"], latent_dim, objective=objective,
+               seed=0, **other)
 
 
 def train_and_measure(model, n_epochs, **fit_options):
@@ -126,7 +130,7 @@ print("You should see: as beta grows, the rate falls and the distortion rises.")
 #
 # A wider latent with a large beta: most dimensions cost more than they explain, and the
 # encoder sends them to the prior for every image (KL 0, no information). Free bits
-# (`VAE(objective="free_bits", free_bits=tau)`, FB1) make the first tau nats of each
+# (`VAE(objective=FreeBitsELBO(free_bits=tau))`, FB1) make the first tau nats of each
 # dimension's batch-averaged KL free; cyclical annealing (`fit(kl_schedule=Cyclical(...))`,
 # KA1) restarts beta from 0 a few times, letting the encoder put information in while it
 # is cheap. We follow the active units and I_q per epoch.
@@ -134,7 +138,7 @@ print("You should see: as beta grows, the rate falls and the distortion rises.")
 # %%
 banner(f"Collapse (latent {wide}, beta 4) and two cures")
 settings = {"plain": (dict(), dict()),
-            "free bits 0.5": (dict(objective="free_bits", free_bits=0.5), dict()),
+            "free bits 0.5": (dict(free_bits=0.5), dict()),
             "cyclical": (dict(), dict(kl_schedule=Cyclical(collapse_epochs // 4, ramp=0.5)))}
 runs = {}
 for name, (model_settings, fit_options) in settings.items():

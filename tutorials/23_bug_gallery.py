@@ -36,6 +36,7 @@ from numvae.diagnostics.latent_info import latent_information
 from numvae.diagnostics.properties import check_properties, format_findings
 from numvae.io import datasets
 from numvae.model.kl import kl_divergence
+from numvae.model.objectives import ELBO
 from numvae.model.vae import VAE
 from numvae.plots.latent import gaussian_grid
 from numvae.plots.tutorial import banner, figure_path, parse_args, show
@@ -68,7 +69,8 @@ else:
 
 
 def new_model(kl_weight=1.0, bug=None):
-    model = VAE(width["input_dim"], width["shared_dim"], 2, kl_weight=kl_weight, seed=0,
+    model = VAE(width["input_dim"], width["shared_dim"], 2, objective=ELBO(kl_weight=kl_weight),
+                seed=0,
                 **{k: v for k, v in width.items() if k not in ("input_dim", "shared_dim")})
     return model if bug is None else with_bug(model, bug)
 

@@ -50,7 +50,8 @@ def ddp_worker(rank, world_size, job):
         losses = []
         for _ in range(job["steps"]):
             x = shard[torch.randint(len(shard), (job["batch_size"],), generator=generator)]
-            eps = torch.randn(len(x), job["config"]["latent_dim"], generator=generator)
+            eps = torch.randn(len(x), job["config"]["architecture"]["latent_dim"],
+                              generator=generator)
             optimizer.zero_grad()
             loss = model(x, eps)
             loss.backward()                        # DDP all-reduces the gradients here

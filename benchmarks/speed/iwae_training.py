@@ -18,13 +18,14 @@ import time
 import numpy as np
 
 import numvae
+from numvae.model.objectives import IWAE
 from numvae.training.loop import train_step
 from numvae.training.optim_fast import FastAdam
 
 
 def numvae_runner(k, batch, seed=0):
     model = numvae.VAE(784, 200, 50, encoder_hidden=(200,), decoder_hidden=(200, 200),
-                       activation="tanh", objective="iwae", n_samples=k, seed=seed)
+                       activation="tanh", objective=IWAE(k=k), seed=seed)
     optimizer = FastAdam(model.params, lr=1e-3, betas=(0.9, 0.999), eps=1e-4)
 
     def run(x):
@@ -41,7 +42,7 @@ def torch_runner(k, batch, threads, seed=0):
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     module = to_torch(numvae.VAE(784, 200, 50, encoder_hidden=(200,), decoder_hidden=(200, 200),
-                                 activation="tanh", objective="iwae", n_samples=k, seed=seed))
+                                 activation="tanh", objective=IWAE(k=k), seed=seed))
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-4)
 
     def run(x):

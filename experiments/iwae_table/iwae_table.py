@@ -116,11 +116,14 @@ def build_model(args):
         return TwoLayerVAE(784, (100, 50), ((100, 100), (50, 50)), activation="tanh",
                            objective="elbo" if args.model == "vae" else "iwae",
                            n_samples=args.k, seed=args.seed)
-    flow = (dict(flow_steps=args.flow_steps, flow_hidden=tuple(args.flow_hidden))
-            if args.posterior == "iaf" else {})
+    from numvae.model.objectives import ELBO, IWAE
+    from numvae.model.posteriors import IAF
+    posterior = (IAF(steps=args.flow_steps, hidden=tuple(args.flow_hidden))
+                 if args.posterior == "iaf" else args.posterior)
     return numvae.VAE(784, 200, 50, encoder_hidden=(200,), decoder_hidden=(200, 200),
-                      activation="tanh", objective="elbo" if args.model == "vae" else "iwae",
-                      n_samples=args.k, posterior=args.posterior, seed=args.seed, **flow)
+                      activation="tanh", posterior=posterior,
+                      objective=ELBO(n_samples=args.k) if args.model == "vae" else IWAE(k=args.k),
+                      seed=args.seed)
 
 
 def load_data(args):

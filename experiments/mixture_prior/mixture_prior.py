@@ -22,13 +22,15 @@ import numvae
 from numvae import plots
 from numvae.diagnostics import evaluate
 from numvae.io import datasets
+from numvae.model.priors import GaussianMixture
 from numvae.training.loop import fit
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def train(prior, data, epochs, seed):
-    model = numvae.VAE(784, 128, 2, prior=prior, prior_components=10, seed=seed)
+    model = numvae.VAE(784, 128, 2, prior=GaussianMixture(components=10) if prior == "mixture"
+                       else prior, seed=seed)
     optimizer = numvae.FastAdam(model.params, lr=1e-3)
     start = time.perf_counter()
     fit(model, optimizer, data, epochs=epochs, batch_size=128, seed=seed, progress=False,
@@ -44,7 +46,7 @@ def scores(model, test, iwae_n, k):
                   test_kl=elbo["kl"], iwae_negative_log_px=-iwae["log_px"],
                   iwae_k=k, iwae_images=iwae_n, active_units=n_active,
                   mean_variance=variance.tolist())
-    if model.config["prior"] == "mixture":
+    if model.prior.name == "mixture":
         _, accuracy, mapping = plots.mixture_clusters(model, test.images, test.labels)
         result.update(clustering_accuracy=accuracy,
                       component_to_digit={str(k): v for k, v in mapping.items()})

@@ -26,6 +26,8 @@ from numvae.diagnostics.evaluate import evaluate_elbo
 from numvae.diagnostics.latent_info import latent_information, latent_information_callback
 from numvae.io import datasets
 from numvae.io.files import atomic_write_bytes
+from numvae.model.free_bits import FreeBitsELBO
+from numvae.model.objectives import ELBO
 from numvae.model.vae import VAE
 from numvae.training.loop import fit
 from numvae.training.optim_fast import FastAdam
@@ -76,10 +78,9 @@ def load_data():
 
 def make_model(recipe):
     """The slides' VAE with the recipe's latent width, KL weight and free-bits floor."""
-    extra = {}
-    if recipe.get("free_bits"):
-        extra = dict(objective="free_bits", free_bits=recipe["free_bits"])
-    return VAE(784, 128, recipe["latent"], kl_weight=recipe["beta"], seed=0, **extra)
+    objective = (FreeBitsELBO(kl_weight=recipe["beta"], free_bits=recipe["free_bits"])
+                 if recipe.get("free_bits") else ELBO(kl_weight=recipe["beta"]))
+    return VAE(784, 128, recipe["latent"], objective=objective, seed=0)
 
 
 def fit_options(recipe):

@@ -10,7 +10,7 @@ from numvae.commands.common import (
     positive_float,
     positive_int,
 )
-from numvae.model.vae import LIKELIHOODS
+from numvae.model.likelihoods import LIKELIHOODS
 from numvae.training.checkpoint import save_checkpoint
 
 # the architecture options, in the order of numvae.VAE's arguments

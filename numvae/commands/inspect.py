@@ -6,7 +6,9 @@ import numpy as np
 from numvae.commands.common import UsageError, int_in, seed_option
 from numvae.diagnostics.inspect import trace_step
 from numvae.io import datasets
-from numvae.model.vae import ARCHITECTURES, PRIORS, VAE
+from numvae.model.architectures import ARCHITECTURES
+from numvae.model.priors import PRIORS
+from numvae.model.vae import VAE
 from numvae.training.checkpoint import load_checkpoint
 
 

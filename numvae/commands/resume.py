@@ -8,6 +8,7 @@ from pathlib import Path
 
 from numvae.commands.common import UsageError
 from numvae.io import datasets
+from numvae.model.parts import flat_config
 from numvae.training.checkpoint import CheckpointError
 from numvae.training.checkpoint_fields import (
     MAX_EPOCHS,
@@ -43,6 +44,8 @@ def check_meta(meta, path):
 def saved_setting(name, checkpoint, meta):
     """(True, the value the checkpoint's run has for option ``name``), or (False, None)."""
     config = checkpoint.model.config
+    if isinstance(config.get("architecture"), dict):  # the options are 0.2's flat names
+        config = flat_config(config)
     if name == "conditional":
         return True, "n_classes" in config
     if name == "kl_schedule":  # stored as the schedule's settings, or None for constant

@@ -32,8 +32,10 @@ from numvae.diagnostics.latent_info import (
 )
 from numvae.io import datasets
 from numvae.io.files import atomic_write_bytes
-from numvae.model.objectives import OBJECTIVES
-from numvae.model.vae import ARCHITECTURES, LIKELIHOODS, POSTERIORS, PRIORS, VAE
+from numvae.model.architectures import ARCHITECTURES
+from numvae.model.parts import FLAT_SETTINGS, PART_KINDS, build_parts
+from numvae.model.parts import REGISTRIES as PARTS
+from numvae.model.vae import VAE
 from numvae.nn.layers import ACTIVATIONS
 from numvae.training import loop as train
 from numvae.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -62,7 +64,7 @@ def add_parser(commands):
                    help="default: 10 on mnist, 30 on mnist-mini, 50 on toy")
     p.add_argument("--latent-dim", type=width_option, default=2)
     p.add_argument("--shared-dim", type=width_option, default=128)
-    p.add_argument("--likelihood", choices=list(LIKELIHOODS), default="bernoulli")
+    p.add_argument("--likelihood", choices=list(PARTS["likelihood"]), default="bernoulli")
     p.add_argument("--activation", choices=list(ACTIVATIONS), default="relu",
                    help="the hidden layers' activation (default: relu, the slides')")
     p.add_argument("--sigma", type=sigma_option, default=1.0,
@@ -70,7 +72,7 @@ def add_parser(commands):
     p.add_argument("--architecture", choices=sorted(ARCHITECTURES), default="mlp",
                    help="mlp (default): the slides' Dense layers; conv: two convolutions down "
                    "and two transposed convolutions up (square images)")
-    p.add_argument("--posterior", choices=sorted(POSTERIORS), default="diagonal_gaussian",
+    p.add_argument("--posterior", choices=sorted(PARTS["posterior"]), default="diagonal_gaussian",
                    help="diagonal_gaussian (default, the slides'), iaf (an inverse "
                    "autoregressive flow after it) or point (a plain autoencoder, with "
                    "--objective reconstruction)")
@@ -78,7 +80,7 @@ def add_parser(commands):
                    help="steps of the iaf posterior (default 1)")
     p.add_argument("--flow-hidden", type=width_option, nargs="+", default=[50], metavar="WIDTH",
                    help="hidden widths of each iaf step's MADE (default 50)")
-    p.add_argument("--prior", choices=sorted(PRIORS), default="standard_normal",
+    p.add_argument("--prior", choices=sorted(PARTS["prior"]), default="standard_normal",
                    help="standard_normal (default) or mixture (a learnt Gaussian mixture)")
     p.add_argument("--prior-components", type=int_in(1, 1000), default=10,
                    help="components of the mixture prior (default 10)")
@@ -86,7 +88,7 @@ def add_parser(commands):
                    help="a conditional VAE: the one-hot label goes to the encoder and the decoder")
     p.add_argument("--kl-weight", type=nonnegative_float, default=1.0)
     p.add_argument("--kl-warmup-epochs", type=int_in(0, 100_000), default=0)
-    p.add_argument("--objective", choices=sorted(OBJECTIVES), default="elbo",
+    p.add_argument("--objective", choices=sorted(PARTS["objective"]), default="elbo",
                    help="elbo (default) or iwae, the importance-weighted bound (refuses "
                    "--kl-weight other than 1 and --kl-warmup-epochs)")
     p.add_argument("--n-samples", type=int_in(1, 100_000), default=1,
@@ -135,20 +137,18 @@ def _new_run(args):
                 val_size=DEFAULT_VAL_SIZE[used] if args.val_size is None else args.val_size,
                 batch_size=args.batch_size, seed=args.seed, binarize=args.binarize,
                 kl_warmup_epochs=args.kl_warmup_epochs, schedule=args.schedule)
-    if args.kl_warmup_epochs and not OBJECTIVES[args.objective].supports_kl_weight:
+    if args.kl_warmup_epochs and not PARTS["objective"][args.objective].supports_kl_weight:
         raise UsageError(f"numvae: error: --kl-warmup-epochs has no meaning for --objective "
                          f"{args.objective} (no KL term to weigh)", code=2)
     meta["kl_schedule"] = _kl_schedule_settings(args)
     objective = _objective_with_free_bits(args)
     try:
+        parts = build_parts({**{kind: getattr(args, kind) for kind in PART_KINDS},
+                             "objective": objective},
+                            {name: getattr(args, name) for name in FLAT_SETTINGS})
         model = VAE(train_data.images.shape[1], args.shared_dim, args.latent_dim,
-                    free_bits=args.free_bits,
-                    likelihood=args.likelihood, sigma=args.sigma, kl_weight=args.kl_weight,
-                    activation=args.activation, architecture=args.architecture,
-                    posterior=args.posterior, flow_steps=args.flow_steps,
-                    flow_hidden=tuple(args.flow_hidden), prior=args.prior,
-                    prior_components=args.prior_components, objective=objective,
-                    n_samples=args.n_samples, seed=args.seed, max_memory=args.max_memory,
+                    activation=args.activation, architecture=args.architecture, **parts,
+                    seed=args.seed, max_memory=args.max_memory,
                     n_classes=int(train_data.labels.max()) + 1 if args.conditional else None)
         model.budget.check_step(args.batch_size, args.n_samples, "--batch-size x --n-samples: a step")
     except ValueError as err:  # e.g. --architecture conv on images it cannot take
@@ -185,7 +185,7 @@ def _kl_schedule_settings(args):
     if args.kl_warmup_epochs:
         raise UsageError("numvae: error: --kl-schedule cyclical and --kl-warmup-epochs are two "
                          "warm-ups; give one", code=2)
-    if not OBJECTIVES[args.objective].supports_kl_weight:
+    if not PARTS["objective"][args.objective].supports_kl_weight:
         raise UsageError(f"numvae: error: --kl-schedule cyclical has no meaning for "
                          f"--objective {args.objective} (no KL term to weigh)", code=2)
     return Cyclical(args.kl_cycle_epochs or 10, args.kl_cycle_ramp or 0.5).settings()
@@ -209,12 +209,13 @@ def _check_part_options(args, model):
     """Refuse an option given for a part the model does not have (--flow-steps without
     --posterior iaf): it would be silently ignored."""
     given = _options_given(args, keep=())
+    used = {flat for part in (model.posterior, model.prior) for flat in part.flat_names}
     flags = {name: "--" + name.replace("_", "-") for name in PART_OPTIONS}
-    unused = [flag for name, flag in flags.items() if flag in given and name not in model.config]
+    unused = [flag for name, flag in flags.items() if flag in given and name not in used]
     if unused:
         raise UsageError(f"numvae: error: {', '.join(unused)}: no part of this model has that "
-                         f"setting (--posterior {model.config['posterior']}, --prior "
-                         f"{model.config['prior']})", code=2)
+                         f"setting (--posterior {model.posterior.name}, --prior "
+                         f"{model.prior.name})", code=2)
 
 
 def _resumed_run(args):

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from numvae.model import objectives
 from numvae.model.kl import kl_part_of
 from numvae.validation import NumericalError, check_positive_int
 
@@ -49,8 +50,9 @@ def noise_width(model):
 
 
 def _encode(model, x, y):
-    """The encoder's heads for x (batch, input_dim) with labels y (checked, or None)."""
-    return model.encoder.forward(model.condition(x, y))[0]
+    """The posterior's parameters {head: (batch, width)} for x (batch, input_dim) with
+    labels y (or None)."""
+    return dict(zip(model.posterior.heads, model.encode(x, y)))
 
 
 def evaluate_elbo(model, images, *, labels=None, batch_size=1000, seed=0):
@@ -122,8 +124,7 @@ def active_units(model, images, *, labels=None, threshold=0.01, batch_size=1000,
     rng = np.random.default_rng(seed)
     with np.errstate(over="ignore", invalid="ignore"):  # checked below, by name
         means = np.concatenate([
-            model.posterior.expected_z(_encode(model, images[rows],
-                                               None if labels is None else labels[rows]), rng)
+            model.expected_z(images[rows], None if labels is None else labels[rows], rng)
             for rows in _batches(len(images), batch_size)])
         variance = means.astype(np.float64).var(axis=0)
     variance = _finite(variance, "the variance of the encoder means")
@@ -150,8 +151,8 @@ def active_units_per_layer(model, images, *, threshold=0.01, batch_size=1000, se
 
 
 def log_weights(model, x, eps, y=None):
-    """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) for z_k drawn from q (eq. I1),
-    each term from the model's own parts (likelihood, prior, posterior).
+    """The log importance weights of the model for x (``numvae.model.objectives.log_weights``,
+    eq. I1), z_k drawn from q with the noise eps.
 
     x: (batch, input_dim), eps: (K, batch, latent_dim), y: checked labels (batch,) of a
     conditional model, or None -> (K, batch). A model with its own ``log_weights`` (the
@@ -162,13 +163,10 @@ def log_weights(model, x, eps, y=None):
     heads = _encode(model, x, y)                                  # each (batch, latent_dim)
     z, posterior_cache = model.posterior.rsample(heads, eps)      # (K * batch, latent_dim)
     n_samples, batch = eps.shape[:2]
-    logits, _ = model.decoder.to_logits.forward(model.condition(z, y))
-    logits = logits.reshape(n_samples, batch, -1)                 # (K, batch, input_dim)
+    logits = model.decode(z, y, logits=True).reshape(n_samples, batch, -1)  # (K, batch, input_dim)
     # -log p(x|z) sums over the last axis, so x (batch, input_dim) broadcasts over K
-    log_px_given_z = -model.likelihood.nll(logits, x)
-    log_pz = model.prior.log_prob(z).reshape(n_samples, batch)
-    log_qz = model.posterior.log_prob(posterior_cache)
-    return log_px_given_z + log_pz - log_qz
+    nll = model.likelihood.nll(logits, x)
+    return objectives.log_weights(nll, z, posterior_cache, model.posterior, model.prior)
 
 
 def iwae_log_likelihood(model, images, *, labels=None, k=5000, batch_size=None, max_rows=2000,

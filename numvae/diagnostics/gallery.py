@@ -92,19 +92,18 @@ def reconstruction_as_log_px(model, images, seed=0):
     ELBO by the whole KL, and log p(x) by the KL minus the gap."""
     rng = np.random.default_rng(seed)
     eps = rng.standard_normal((1, len(images), model.latent_dim)).astype(model.dtype)
-    return -float(np.mean(model.loss_terms(images, eps, kl_weight=1.0)["reconstruction"]))
+    return -float(np.mean(model.forward(images, eps, kl_weight=1.0)["reconstruction"]))
 
 
 def with_bug(model, bug):
     """``model`` with the part of ``bug`` (a key of ``BUGS`` whose bug is a part) put in
     place of the correct one. Returns the model (changed in place)."""
+    settings = dict(kl_weight=model.objective.kl_weight, n_samples=model.n_samples)
     parts = {"std_is_variance": [("posterior", StdIsVariance()),
-                                 ("objective", ClosedFormELBO(model.n_samples,
-                                                              model.objective.kl_weight))],
+                                 ("objective", ClosedFormELBO(**settings))],
              "mean_over_pixels": [("likelihood", MeanOverPixels())],
-             "negated_kl": [("objective", NegatedKL(model.n_samples, model.objective.kl_weight))],
-             "beta_ignored": [("objective", BetaIgnored(model.n_samples,
-                                                        model.objective.kl_weight))]}
+             "negated_kl": [("objective", NegatedKL(**settings))],
+             "beta_ignored": [("objective", BetaIgnored(**settings))]}
     if bug not in parts:
         raise ValueError(f"bug must be one of {', '.join(repr(k) for k in parts)} (the others "
                          f"are in the data or a function, not a part); got {bug!r}")

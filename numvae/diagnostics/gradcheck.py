@@ -79,7 +79,7 @@ def _analytic_for(analytic, name, array):
 
 
 def numerical_gradient(f, x, h=1e-5, indices=None):
-    """Central-difference gradient of the scalar function ``f()`` with respect to ``x``.
+    """Central-difference gradient of the scalar function ``f()`` with respect to ``x`` (eq. C1).
 
     ``x`` (float64) is perturbed in place, one entry at a time, and restored. ``indices``
     (flat indices) limits the check to some entries; the others are returned as NaN.

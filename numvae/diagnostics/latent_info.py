@@ -21,6 +21,7 @@ import numpy as np
 
 from numvae.diagnostics.evaluate import active_units
 from numvae.model.kl import kl_divergence_per_dim
+from numvae.model.posteriors import reparameterise
 from numvae.validation import NumericalError, check_positive_int
 
 LOG_2PI = math.log(2 * math.pi)
@@ -64,7 +65,7 @@ def mutual_information(mean, log_var, rng, *, n_draws=1, max_entries=4_000_000):
     n_images, latent_dim = mean.shape
     n_draws = check_positive_int(n_draws, "n_draws")
     eps = rng.standard_normal((n_draws, n_images, latent_dim))
-    z = (mean + np.exp(0.5 * log_var) * eps).reshape(-1, latent_dim)  # row s * F + b
+    z = reparameterise(mean, log_var, eps)[0].reshape(-1, latent_dim)  # row s * F + b (R1)
     own = np.tile(np.arange(n_images), n_draws)                      # b of each row
     rows = max(1, max_entries // (n_images * latent_dim))
     terms = np.empty(len(z))
@@ -88,7 +89,7 @@ def _subset_terms(model, images, labels, batch_size, rng):
         x = images[start:start + batch_size]
         eps = rng.standard_normal((1, len(x), model.latent_dim)).astype(model.dtype)
         y = None if labels is None else labels[start:start + batch_size]
-        cache = model.loss_terms(x, eps, y=y, kl_weight=1.0)
+        cache = model.forward(x, eps, y=y, kl_weight=1.0)
         kl.append(cache["kl"])
         rec.append(cache["reconstruction"])
         means.append(cache["mean"])
@@ -102,7 +103,7 @@ def latent_information(model, images, *, labels=None, n_images=1000, n_draws=1, 
     the first ``n_images`` of ``images`` (n, input_dim) (eqs. LI1-LI4), in nats per image.
 
     The rate is the model's KL term (analytic K1 for the slides' model), the distortion a
-    one-draw Monte Carlo estimate of the reconstruction term; both from ``model.loss_terms``
+    one-draw Monte Carlo estimate of the reconstruction term; both from ``model.forward``
     with KL weight 1, so rate + distortion is the negative ELBO whatever beta the model
     trains with. The mutual information needs a diagonal Gaussian posterior (it evaluates
     q(z|x_b') at every z): for others it and the marginal KL are None.

@@ -97,7 +97,7 @@ def check_loss_composition(model, x, rng):
     eps = rng.standard_normal((1, len(x), model.latent_dim)).astype(model.dtype)
     losses, expected = [], []
     for weight in (beta, beta + 1.0):
-        cache = model.loss_terms(x, eps, kl_weight=weight)
+        cache = model.forward(x, eps, kl_weight=weight)
         nll = independent_nll(model, cache["logits"], cache["output"], cache["x_rows"])
         kl = independent_kl(model, cache)
         losses.append(cache["loss"])
@@ -115,7 +115,7 @@ def check_kl_sign(model, x, rng):
     eps = rng.standard_normal((1, len(x), model.latent_dim)).astype(model.dtype)
     if model.objective.name == "reconstruction":
         return Finding("kl_sign", True, "skipped: the objective has no KL term")
-    kl = np.asarray(model.loss_terms(x, eps, kl_weight=1.0)["kl"], np.float64)
+    kl = np.asarray(model.forward(x, eps, kl_weight=1.0)["kl"], np.float64)
     at_prior = None
     if _is_gaussian_posterior(model) and model.prior.name == "standard_normal":
         zeros = np.zeros((len(x), model.latent_dim), model.dtype)
@@ -179,7 +179,7 @@ def check_reported_log_px(model, x, reported, rng, k=50):
     term -E_q[log p(x|z)], which exceeds the ELBO by the whole KL."""
     bounds = _bounds(model, x, rng, (k,))
     eps = rng.standard_normal((1, len(x), model.latent_dim)).astype(model.dtype)
-    reconstruction = -float(np.mean(model.loss_terms(x, eps, kl_weight=1.0)["reconstruction"]))
+    reconstruction = -float(np.mean(model.forward(x, eps, kl_weight=1.0)["reconstruction"]))
     elbo, iwae = float(bounds["elbo"].mean()), float(bounds[k].mean())
     se = float(bounds[k].std(ddof=1) / math.sqrt(len(x)))
     passed = (elbo - 3 * se <= reported <= iwae + 3 * se

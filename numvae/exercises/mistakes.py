@@ -85,7 +85,7 @@ def _vae_with_eps_scaled(x, params, eps):
 def _vae_loss_variants(x, params, eps):
     """{hint: loss} for the losses of exercise 08's mistakes (no gradients)."""
     model = ref._model(params)
-    terms = model.loss_terms(x, eps)
+    terms = model.forward(x, eps)
     recon, kl, latent_dim = terms["reconstruction"], terms["kl"], eps.shape[-1]
     scaled = model.loss(x, _vae_with_eps_scaled(x, params, eps))
     return {"mean_vs_sum": float(np.sum(recon + kl)),

@@ -4,13 +4,12 @@ Every function has the signature of its exercise, so this file itself passes
 ``numvae exercise check`` (the tests do that). Where numvae has the quantity as a public
 function (the losses, the VAE), the reference calls it; where numvae keeps it inside
 a layer, ``_layer_forward_backward`` is the one adapter to the layers' interface; the few
-lines written out here (sigmoid backward, reparameterisation, Adam's step, log-sum-exp) are
+lines written out here (sigmoid backward, Adam's step, log-sum-exp) are
 tested against numvae in tests/test_exercises.py.
 """
 import numpy as np
 
-from numvae import validation
-from numvae.model import kl, likelihoods, objectives
+from numvae.model import kl, likelihoods, objectives, posteriors
 from numvae.model.vae import VAE
 from numvae.nn.layers import Dense, ReLU
 from numvae.training.optim import Adam
@@ -26,7 +25,7 @@ def _layer_forward_backward(layer, x, dy):
 
 def _dense(x, W, b, dy):
     """y, dx, dW, db of numvae's Dense with the given W, b (eqs. D1, D2)."""
-    layer = Dense(*W.shape, dtype=np.float64)
+    layer = Dense(*W.shape, rng=np.random.default_rng(0), dtype=np.float64)  # W, b set below
     layer.params["W"][...] = W
     layer.params["b"][...] = b
     y, dx, grads = _layer_forward_backward(layer, x, dy)
@@ -101,12 +100,12 @@ def vae_loss_and_grad(x, params, eps):
 
 def reparameterise(mean, log_var, eps):
     """z = mean + exp(0.5 log_var) * eps (eq. R1), all (batch, latent_dim)."""
-    return mean + validation.safe_exp(0.5 * log_var, "0.5 * log_var") * eps
+    return posteriors.reparameterise(mean, log_var, eps)[0]
 
 
 def reparameterise_backward(dz, mean, log_var, eps):
     """dmean = dz, dlog_var = dz * 0.5 exp(0.5 log_var) eps (eq. V3)."""
-    std = validation.safe_exp(0.5 * log_var, "0.5 * log_var")
+    _, std = posteriors.reparameterise(mean, log_var, eps)
     return dz.copy(), dz * 0.5 * std * eps
 
 

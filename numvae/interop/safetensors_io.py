@@ -29,6 +29,7 @@ import numpy as np
 
 from numvae import __version__
 from numvae.io.files import NotRegularFileError, as_path, atomic_write_bytes, open_regular
+from numvae.model.parts import FLAT_SETTINGS, REGISTRIES, config_from_flat, flat_config
 from numvae.model.two_layer import TwoLayerVAE
 from numvae.model.vae import VAE
 from numvae.validation import few, parse_json
@@ -93,12 +94,14 @@ def save_safetensors(model, path):
     """Write ``model`` to ``path`` (a .safetensors file), atomically.
 
     Tensors: ``to_state_dict(model)``. Metadata: ``numvae.config`` (JSON of ``model.config``
-    and ``dtype``), ``numvae.version``, and ``format: pt`` (the tag PyTorch tools expect).
+    in 0.2's flat shape, ``numvae.model.parts.flat_config``, and ``dtype``), ``numvae.version``, and ``format: pt`` (the tag PyTorch tools expect).
     Returns the path.
     """
     path = as_path(path, "path")
     safetensors = _safetensors()
-    config = {**model.config, "dtype": model.dtype.name}
+    # 0.2's flat shape (a two-layer model's config is flat already)
+    flat = model.config if isinstance(model, TwoLayerVAE) else flat_config(model.config)
+    config = {**flat, "dtype": model.dtype.name}
     metadata = {"format": "pt", CONFIG_KEY: json.dumps(config), "numvae.version": __version__}
     atomic_write_bytes(path, safetensors.numpy.save(to_state_dict(model), metadata=metadata))
     return path
@@ -195,12 +198,25 @@ def _infer_flow(specs, path):
                 flow_hidden=tuple(shape[0] for shape in widths[0][:-1]))
 
 
+# 0.2's VAE keywords, in 0.2's order: what the metadata's flat configuration may hold
+FLAT_KEYWORDS = ("encoder_hidden", "decoder_hidden", "likelihood", "sigma", "kl_weight",
+                 "n_samples", "activation", "posterior", "prior", "objective",
+                 "prior_components", "flow_steps", "flow_hidden", "architecture", "n_classes")
+
+
+def _default(keyword):
+    """The default of one of 0.2's keywords: VAE's own, or that of the part setting it names."""
+    if keyword in FLAT_SETTINGS:
+        kind = FLAT_SETTINGS[keyword][0]
+        cls = next(cls for cls in REGISTRIES[kind].values() if keyword in cls.flat_names)
+        return inspect.signature(cls).parameters[cls.flat_names[keyword]].default
+    return inspect.signature(VAE).parameters[keyword].default
+
+
 def _assumed_defaults(config):
-    """{name: default} of VAE's keyword arguments that ``config`` leaves unset (not the
-    dtype and seed): what the shapes cannot tell, such as the likelihood or sigma."""
-    parameters = inspect.signature(VAE).parameters.values()
-    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty
-            and p.name not in config and p.name not in ("dtype", "seed", "max_memory")}
+    """{name: default} of 0.2's VAE keywords that ``config`` leaves unset (not the dtype and
+    seed): what the shapes cannot tell, such as the likelihood or sigma."""
+    return {name: _default(name) for name in FLAT_KEYWORDS if name not in config}
 
 
 def _file_config(metadata, path):
@@ -220,6 +236,8 @@ def _resolve_config(file_config, config, specs, path, announce):
     """The VAE keyword arguments to build: the file's configuration (numvae files), else
     the shapes' (``infer_config``); ``config`` overrides either, key by key."""
     config = dict(config or {})
+    if isinstance(config.get("architecture"), dict):  # a model.config: 0.2's flat shape here
+        config = {**flat_config(config), "dtype": config["dtype"]}
     if file_config is not None:
         merged = {**file_config, **config}
     else:
@@ -260,7 +278,8 @@ def _build(config, dtype, path, max_memory):
     try:
         if config.get("model") == "two_layer":  # its own class (numvae.model.two_layer)
             return TwoLayerVAE.from_config({**config, "dtype": dtype}, max_memory)
-        return VAE(**config, dtype=dtype, max_memory=max_memory)
+        return VAE.from_config(config_from_flat({**config, "dtype": np.dtype(dtype).name}),
+                               max_memory=max_memory)
     except (TypeError, ValueError) as err:
         shown = repr(config) if len(repr(config)) <= 400 else repr(config)[:400] + " ..."
         raise InteropError(f"{path}: cannot build numvae.VAE from the configuration "
@@ -295,8 +314,9 @@ def load_safetensors(path, config=None, announce=None, max_memory=None):
     """Read a safetensors file (written by ``save_safetensors`` or by PyTorch) as a VAE.
 
     path: a .safetensors file; nothing in it is executed.
-    config: optional dict of ``numvae.VAE`` keyword arguments (``dtype`` included), e.g.
-        ``dict(input_dim=784, shared_dim=128, latent_dim=2)``; it overrides, key by key,
+    config: optional dict of 0.2's ``numvae.VAE`` keyword arguments (``dtype`` included),
+        e.g. ``dict(input_dim=784, shared_dim=128, latent_dim=2)``, or a ``model.config``
+        (``numvae.model.parts.flat_config`` flattens it); it overrides, key by key,
         the configuration stored by numvae or inferred from the shapes.
     announce: called with one line (default: printed to stderr) naming what was assumed,
         for a file without a numvae configuration.

@@ -63,7 +63,7 @@ def _flow_steps(posterior, torch, modules):
     """The flow's steps: each MADE layer a MaskedLinear with numvae's mask, in torch's
     (out, in) layout, and the step's context Dense."""
     steps = []
-    for step in posterior.steps:
+    for step in posterior.flow:
         made = []
         for index, layer in enumerate(step.made):
             if index:
@@ -104,7 +104,7 @@ def to_torch(model):
         prior = modules.GaussianMixturePrior(*model.prior.params["means"].shape)
     else:
         prior = modules.StandardNormalPrior()
-    steps = _flow_steps(model.posterior, torch, modules) if hasattr(model.posterior, "steps") \
+    steps = _flow_steps(model.posterior, torch, modules) if hasattr(model.posterior, "flow") \
         else None
     module = modules.VAE(encoder, decoder, prior, _settings(model), steps)
     module.to(torch.float64 if model.dtype == np.float64 else torch.float32)

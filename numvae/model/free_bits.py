@@ -8,7 +8,7 @@ kl_weight) -> (terms, cache)`` and ``backward(cache) -> (dnll, dz or None, {head
 import numpy as np
 
 from numvae.model.kl import GaussianKL, kl_divergence_backward, kl_divergence_per_dim, kl_term
-from numvae.validation import check_nonnegative_float
+from numvae.validation import check_nonnegative_float, check_positive_int
 
 
 class FreeBitsELBO:
@@ -27,18 +27,19 @@ class FreeBitsELBO:
     supports_kl_weight = True
     formula = "L = mean_batch(reconstruction) + kl_weight * sum_j max(mean_batch KL_j, tau)  (FB1)"
 
-    def __init__(self, n_samples=1, kl_weight=1.0, free_bits=0.0):
-        self.n_samples, self.kl_weight = int(n_samples), float(kl_weight)
+    flat_names = {"kl_weight": "kl_weight", "n_samples": "n_samples", "free_bits": "free_bits"}
+
+    def __init__(self, *, kl_weight=1.0, n_samples=1, free_bits=0.0):
+        self.kl_weight = check_nonnegative_float(kl_weight, "kl_weight")
+        self.n_samples = check_positive_int(n_samples, "n_samples")
         self.free_bits = check_nonnegative_float(free_bits, "free_bits")
 
     def settings(self):
         return {"kl_weight": self.kl_weight, "n_samples": self.n_samples,
                 "free_bits": self.free_bits}
 
-    @classmethod
-    def from_config(cls, config, rng, dtype):
-        return cls(config.get("n_samples", 1), config.get("kl_weight", 1.0),
-                   config.get("free_bits", 0.0))
+    def build(self, latent_dim, rng, dtype):
+        return self
 
     def kl_term(self, posterior, prior):
         """The pair's KL part; only the closed form K1 splits by dimension."""

@@ -95,8 +95,9 @@ class MonteCarloKL:
         return (log_q - log_p).mean(axis=0), cache
 
     def backward(self, dkl, cache):
-        """dkl: a number or (batch,). Returns dz (S * batch, latent_dim) and the heads'
-        explicit gradients; the prior's own parameter gradients go into ``prior.grads``."""
+        """The gradient of the estimate (eq. K4). dkl: a number or (batch,). Returns dz
+        (S * batch, latent_dim) and the heads' explicit gradients; the prior's own parameter
+        gradients go into ``prior.grads``."""
         z, n_samples = cache["z"], cache["n_samples"]
         batch = len(z) // n_samples
         dlog_q = np.broadcast_to(np.asarray(dkl, z.dtype) / n_samples, (n_samples, batch))

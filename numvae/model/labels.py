@@ -2,7 +2,7 @@
 
 A conditional model feeds the one-hot label beside the data to the encoder,
 [x, onehot(y)], and beside the latent point to the decoder, [z, onehot(y)];
-``numvae.VAE.condition`` builds those inputs from the labels checked here.
+``condition`` builds those inputs from the labels checked here.
 """
 import numpy as np
 
@@ -31,3 +31,13 @@ def one_hot(y, n_classes, dtype):
     rows = np.zeros((len(y), n_classes), dtype)
     rows[np.arange(len(y)), y] = 1
     return rows
+
+
+def condition(a, y, n_classes):
+    """[a, onehot(y)] (eq. CD1): the encoder's input (a = x) or the decoder's (a = z) of a
+    conditional model; a (rows, width), rows = S * batch for S draws per example (the
+    labels repeat). y: checked labels (``check_labels``), or None: ``a`` itself."""
+    if y is None:
+        return a
+    return np.concatenate([a, np.tile(one_hot(y, n_classes, a.dtype), (len(a) // len(y), 1))],
+                          axis=1)

@@ -8,8 +8,10 @@ and its sigmoid ``output`` (the Bernoulli probabilities, or the Gaussian mean), 
   L with dL/dnll = ``dnll`` (rows,), and the named gradients it passed on the way
   (for ``numvae.diagnostics.inspect``);
 * ``check_data(x, name)``: the values it can model; ``sample(output, rng)``;
-* ``settings()``: what a checkpoint stores besides its name; ``from_config(config, rng,
-  dtype)``, the constructor from the model's settings (the same for every kind of part).
+* ``settings()``: its constructor's keyword arguments, which a checkpoint stores beside its
+  ``name``; ``flat_names``: 0.2's keyword for each setting (``numvae.model.parts``);
+  ``build(latent_dim, rng, dtype)``: the part ready for a model (the same for every kind of
+  part; a likelihood has nothing to build).
 
 A new likelihood is one class here plus one entry in ``LIKELIHOODS``: the model, the
 evaluation, the inspector, the checkpoint reader and the command line all go through
@@ -18,6 +20,7 @@ this registry, and never test a likelihood's name.
 import numpy as np
 
 from numvae.nn.layers import as_float_array, sigmoid
+from numvae.validation import check_positive_float
 
 # --- Bernoulli likelihood -------------------------------------------------------------
 
@@ -77,13 +80,13 @@ class Bernoulli:
     """
     name = "bernoulli"
     nll_formula = "-log p(x|z) = sum_i softplus(a_i) - x_i a_i  (B3)"
+    flat_names = {}
 
     def settings(self):
         return {}
 
-    @classmethod
-    def from_config(cls, config, rng, dtype):
-        return cls()
+    def build(self, latent_dim, rng, dtype):
+        return self
 
     def check_data(self, x, name):
         if x.min() < 0 or x.max() > 1:
@@ -136,16 +139,16 @@ class Gaussian:
     squared error, in nats."""
     name = "gaussian"
     nll_formula = "-log p(x|z) = sum_i (x_i - out_i)^2 / (2 sigma^2) + N/2 log(2 pi sigma^2)  (G1)"
+    flat_names = {"sigma": "sigma"}
 
-    def __init__(self, sigma=1.0):
-        self.sigma = float(sigma)
+    def __init__(self, *, sigma=1.0):
+        self.sigma = check_positive_float(sigma, "sigma")
 
     def settings(self):
         return {"sigma": self.sigma}
 
-    @classmethod
-    def from_config(cls, config, rng, dtype):
-        return cls(config.get("sigma", 1.0))
+    def build(self, latent_dim, rng, dtype):
+        return self
 
     def check_data(self, x, name):
         """Any finite value (checked by the caller)."""

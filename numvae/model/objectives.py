@@ -15,7 +15,7 @@ import numpy as np
 
 from numvae.model.free_bits import FreeBitsELBO
 from numvae.model.kl import NoKL, kl_term
-from numvae.validation import safe_exp
+from numvae.validation import check_nonnegative_float, check_positive_int, safe_exp
 
 
 class ELBO:
@@ -29,15 +29,17 @@ class ELBO:
     supports_kl_weight = True
     formula = "L = mean_batch(reconstruction + kl_weight * kl)  (V1)"
 
-    def __init__(self, n_samples=1, kl_weight=1.0):
-        self.n_samples, self.kl_weight = int(n_samples), float(kl_weight)
+    flat_names = {"kl_weight": "kl_weight", "n_samples": "n_samples"}
+
+    def __init__(self, *, kl_weight=1.0, n_samples=1):
+        self.kl_weight = check_nonnegative_float(kl_weight, "kl_weight")
+        self.n_samples = check_positive_int(n_samples, "n_samples")
 
     def settings(self):
         return {"kl_weight": self.kl_weight, "n_samples": self.n_samples}
 
-    @classmethod
-    def from_config(cls, config, rng, dtype):
-        return cls(config.get("n_samples", 1), config.get("kl_weight", 1.0))
+    def build(self, latent_dim, rng, dtype):
+        return self
 
     def forward(self, nll, z, posterior_cache, posterior, prior, kl_weight):
         """nll: (S, batch) -log p(x|z) of each draw. Returns the terms (``reconstruction``
@@ -72,15 +74,17 @@ class Reconstruction:
     kl_weight = 0.0
     supports_kl_weight = False  # no KL term to weigh (nor warm up)
 
-    def __init__(self, n_samples=1):
-        self.n_samples = int(n_samples)
+    flat_names = {"n_samples": "n_samples"}
+    flat_fixed = {"kl_weight": 0.0}  # what 0.2's flat configuration held
+
+    def __init__(self, *, n_samples=1):
+        self.n_samples = check_positive_int(n_samples, "n_samples")
 
     def settings(self):
-        return {"kl_weight": 0.0, "n_samples": self.n_samples}
+        return {"n_samples": self.n_samples}
 
-    @classmethod
-    def from_config(cls, config, rng, dtype):
-        return cls(config.get("n_samples", 1))
+    def build(self, latent_dim, rng, dtype):
+        return self
 
     def kl_term(self, posterior, prior):
         return NoKL()
@@ -114,16 +118,22 @@ class IWAE:
     formula = "L = -mean_batch log mean_k w_k,  log w = -nll + log p(z) - log q(z|x)  (IW1)"
     supports_kl_weight = False
 
-    def __init__(self, n_samples=1):
-        self.n_samples, self.kl_weight = int(n_samples), 1.0
+    flat_names = {"n_samples": "k"}
+
+    def __init__(self, *, k=1):
+        self.k = check_positive_int(k, "k")
+        self.n_samples, self.kl_weight = self.k, 1.0  # the K draws of z per example
 
     def settings(self):
-        return {"n_samples": self.n_samples}
+        return {"k": self.k}
 
-    @classmethod
-    def from_config(cls, config, rng, dtype):
-        check_kl_weight_is_one(config.get("kl_weight", 1.0))
-        return cls(config.get("n_samples", 1))
+    def build(self, latent_dim, rng, dtype):
+        return self
+
+    @staticmethod
+    def check_flat(flat):
+        """0.2's flat settings (``numvae.model.parts``) may name a kl_weight: it must be 1."""
+        check_kl_weight_is_one(flat.get("kl_weight", 1.0))
 
     def forward(self, nll, z, posterior_cache, posterior, prior, kl_weight):
         """nll: (K, batch) -log p(x|z_k). Returns the terms and the cache for ``backward``.
@@ -135,9 +145,7 @@ class IWAE:
         ELBO of the same draws, which the bound exceeds.
         """
         check_kl_weight_is_one(kl_weight)
-        log_q = posterior.log_prob(posterior_cache)                   # (K, batch)
-        log_p = prior.log_prob(z).reshape(log_q.shape)                # (K, batch)
-        log_w = -nll + log_p - log_q                                  # (K, batch), eq. I1
+        log_w = log_weights(nll, z, posterior_cache, posterior, prior)  # (K, batch), eq. I1
         # log-sum-exp: subtract the max
         top = log_w.max(axis=0)
         log_sum = top + np.log(np.exp(log_w - top).sum(axis=0))       # (batch,)
@@ -164,6 +172,15 @@ class IWAE:
         dz_q, dheads = cache["posterior"].log_prob_backward(weight, cache["posterior_cache"])
         dz_p = cache["prior"].log_prob_backward(-weight.reshape(-1), cache["z"])
         return weight.reshape(-1), dz_q + dz_p, dheads
+
+
+def log_weights(nll, z, posterior_cache, posterior, prior):
+    """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) (eq. I1), each term from the
+    parts: nll (K, batch), -log p(x|z_k); z (K * batch, latent_dim), drawn by the posterior
+    (``posterior_cache`` its cache). Returns (K, batch)."""
+    log_q = posterior.log_prob(posterior_cache)                       # (K, batch)
+    log_p = prior.log_prob(z).reshape(log_q.shape)                    # (K, batch)
+    return -nll + log_p - log_q
 
 
 class _BoundPaths:

@@ -20,9 +20,21 @@ import math
 import numpy as np
 
 from numvae.nn.flows import IAFStep
+from numvae.nn.layers import Owned
 from numvae.validation import check_positive_int, check_widths, safe_exp
 
 LOG_2PI = math.log(2 * math.pi)
+
+
+def reparameterise(mean, log_var, eps):
+    """z = mean + exp(0.5 log_var) * eps (eq. R1), and std = exp(0.5 log_var).
+
+    log_var is log sigma^2, so the standard deviation is exp(0.5 log_var). mean, log_var:
+    (batch, latent_dim); eps: (S, batch, latent_dim) or (batch, latent_dim) -> z the shape
+    of eps, std (batch, latent_dim).
+    """
+    std = safe_exp(0.5 * log_var, "0.5 * log_var")            # sigma = exp(log_var / 2)
+    return mean + std * eps, std
 
 
 class DiagonalGaussian:
@@ -36,16 +48,17 @@ class DiagonalGaussian:
     backward_formulas = {"mean": "sum_s dL/dz * 1  (V3)",
                          "log_var": "sum_s dL/dz * 0.5 exp(0.5 log_var) eps  (V3)"}
 
+    flat_names = {}
+
     def settings(self):
         return {}
+
+    def build(self, latent_dim, rng, dtype):
+        return self
 
     def head_widths(self, latent_dim):
         """{head: width} of the encoder heads this posterior reads."""
         return {name: latent_dim for name in self.heads}
-
-    @classmethod
-    def from_config(cls, config, rng, dtype):
-        return cls()
 
     def rsample(self, heads, eps):
         """z = mean + exp(0.5 log_var) * eps (eq. R1), one row per (sample, example).
@@ -54,8 +67,8 @@ class DiagonalGaussian:
         Returns z (S * batch, latent_dim) and the cache (mean, log_var, std, eps).
         """
         mean, log_var = heads["mean"], heads["log_var"]
-        std = safe_exp(0.5 * log_var, "0.5 * log_var")            # sigma = exp(log_var / 2)
-        z = (mean + std * eps).reshape(-1, mean.shape[-1])          # (S * batch, latent_dim)
+        z, std = reparameterise(mean, log_var, eps)                 # (S, batch, latent_dim)
+        z = z.reshape(-1, mean.shape[-1])                           # (S * batch, latent_dim)
         return z, dict(mean=mean, log_var=log_var, std=std, eps=eps)
 
     def rsample_backward(self, dz, cache):
@@ -112,15 +125,16 @@ class PointMass:
     formulas = {"z": "z = mean, for each of the S samples (eps unused)"}
     backward_formulas = {"mean": "sum_s dL/dz  (no noise: z = mean)"}
 
+    flat_names = {}
+
     def settings(self):
         return {}
 
+    def build(self, latent_dim, rng, dtype):
+        return self
+
     def head_widths(self, latent_dim):
         return {"mean": latent_dim}
-
-    @classmethod
-    def from_config(cls, config, rng, dtype):
-        return cls()
 
     def rsample(self, heads, eps):
         """z = mean, repeated for each of the S samples: (S * batch, latent_dim). eps
@@ -147,31 +161,21 @@ class PointMass:
 
 
 
-class _Owned(dict):
-    """{name: array} of arrays that belong to layers: writing an entry (as the model does
-    when it moves every parameter into its flat buffer) writes the layer's own."""
-
-    def __init__(self, owners):
-        super().__init__({name: params[key] for name, (params, key) in owners.items()})
-        self._owners = owners
-
-    def __setitem__(self, name, value):
-        super().__setitem__(name, value)
-        params, key = self._owners[name]
-        params[key] = value
-
-
 class IAF:
     """q(z|x): the diagonal Gaussian followed by T inverse autoregressive steps (IF1-IF6).
 
-    Heads: ``mean``, ``log_var`` (latent_dim each) and ``context`` (flow_hidden[0]).
-    Parameters ``steps.<t>.made.<k>.W`` etc., joining the model's as ``posterior.steps...``.
-    Their gradient comes along two paths, through z_T (``rsample_backward``) and through
-    the log-determinants (``log_prob_backward``): both add into ``grads``, so they are set
-    to zero before a backward pass (``VAE.backward`` does), as PyTorch's ``zero_grad`` does.
+    Settings: ``steps`` T and ``hidden``, the hidden widths of each step's MADE. Heads:
+    ``mean``, ``log_var`` (latent_dim each) and ``context`` (hidden[0]). ``build`` makes
+    the steps (``flow``, a list of ``numvae.nn.flows.IAFStep``), their initial weights drawn
+    from the model's generator; parameters ``steps.<t>.made.<k>.W`` etc., joining the
+    model's as ``posterior.steps...``. Their gradient comes along two paths, through z_T
+    (``rsample_backward``) and through the log-determinants (``log_prob_backward``): both
+    add into ``grads``, so they are set to zero before a backward pass (``VAE.backward``
+    does), as PyTorch's ``zero_grad`` does.
     """
     name = "iaf"
     heads = ("mean", "log_var", "context")
+    flat_names = {"flow_steps": "steps", "flow_hidden": "hidden"}
     formulas = {"std": "std = exp(0.5 log_var)  (R1)", "eps": "eps ~ N(0, I), (S, batch, latent_dim)",
                 "z0": "z_0 = mean + std * eps  (R1)",
                 "z": "z_t = sigma_t z_{t-1} + (1 - sigma_t) m_t, t = 1..T  (IF3)"}
@@ -179,30 +183,31 @@ class IAF:
                          "log_var": "sum_s dL/dz_0 * 0.5 std eps  (IF6)",
                          "context": "sum_s sum_t dL/dh from each step  (IF5)"}
 
-    def __init__(self, latent_dim, flow_steps=1, flow_hidden=(50,), rng=None, dtype=np.float32):
-        self.flow_steps = check_positive_int(flow_steps, "flow_steps")
-        self.flow_hidden = check_widths(flow_hidden, "flow_hidden")
-        if not self.flow_hidden:
-            raise ValueError("flow_hidden must have at least one width; got ()")
+    def __init__(self, *, steps=1, hidden=(50,)):
+        self.steps = check_positive_int(steps, "steps")
+        self.hidden = check_widths(hidden, "hidden")
+        if not self.hidden:
+            raise ValueError("hidden must have at least one width; got ()")
         self.gaussian = DiagonalGaussian()
-        self.steps = [IAFStep(latent_dim, self.flow_hidden[0], self.flow_hidden, t % 2 == 1,
-                              rng, dtype) for t in range(self.flow_steps)]
-        owners = {f"steps.{t}.{name}.{key}": (layer.params, key)
-                  for t, step in enumerate(self.steps) for name, layer in step.layers.items()
-                  for key in layer.params}
-        self.params = _Owned(owners)
-        self.grads = {name: np.zeros_like(value) for name, value in self.params.items()}
+        self.flow, self.params, self.grads = [], {}, {}  # built for a latent width by build
 
     def settings(self):
-        return {"flow_steps": self.flow_steps, "flow_hidden": self.flow_hidden}
+        return {"steps": self.steps, "hidden": self.hidden}
+
+    def build(self, latent_dim, rng, dtype):
+        """The T steps for a latent space of ``latent_dim``, their weights drawn from ``rng``
+        (the model's generator): returns self."""
+        self.flow = [IAFStep(latent_dim, self.hidden[0], self.hidden, t % 2 == 1, rng, dtype)
+                     for t in range(self.steps)]
+        owners = {f"steps.{t}.{name}.{key}": (layer.params, key)
+                  for t, step in enumerate(self.flow) for name, layer in step.layers.items()
+                  for key in layer.params}
+        self.params = Owned(owners)
+        self.grads = {name: np.zeros_like(value) for name, value in self.params.items()}
+        return self
 
     def head_widths(self, latent_dim):
-        return {"mean": latent_dim, "log_var": latent_dim, "context": self.flow_hidden[0]}
-
-    @classmethod
-    def from_config(cls, config, rng, dtype):
-        return cls(config["latent_dim"], config.get("flow_steps", 1),
-                   config.get("flow_hidden", (50,)), rng, dtype)
+        return {"mean": latent_dim, "log_var": latent_dim, "context": self.hidden[0]}
 
     def rsample(self, heads, eps):
         """z_T (S * batch, latent_dim) from eps (S, batch, latent_dim), and the cache."""
@@ -210,7 +215,7 @@ class IAF:
         h = np.tile(heads["context"], (eps.shape[0], 1))                   # row s * batch + b
         cache.update(context=heads["context"], z0=z, steps=[])
         log_det = np.zeros(len(z), z.dtype)
-        for step in self.steps:
+        for step in self.flow:
             z, step_cache = step.forward(z, h)
             log_det += step_cache["log_sigma"].sum(axis=1)
             cache["steps"].append(step_cache)
@@ -221,8 +226,8 @@ class IAF:
         """Back through the steps to z_0, then to the heads (IF5, IF6); each layer's
         gradient is added into ``grads``."""
         dh = 0.0
-        for t in range(self.flow_steps - 1, -1, -1):
-            step = self.steps[t]
+        for t in range(self.steps - 1, -1, -1):
+            step = self.flow[t]
             dz, dh_t = step.backward(dz, dlog_det, cache["steps"][t])
             dh = dh + dh_t                                 # every step reads the same h
             for name, layer in step.layers.items():

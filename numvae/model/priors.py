@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from numvae.nn.layers import check_generator
 from numvae.validation import check_positive_int
 
 LOG_2PI = math.log(2 * math.pi)
@@ -19,17 +20,19 @@ LOG_2PI = math.log(2 * math.pi)
 class StandardNormal:
     """p(z) = N(0, I), the slides' prior. No parameters."""
     name = "standard_normal"
+    flat_names = {}
 
-    def __init__(self, latent_dim):
-        self.latent_dim = int(latent_dim)
+    def __init__(self):
+        self.latent_dim = None  # set by build
         self.params, self.grads = {}, {}
 
     def settings(self):
         return {}
 
-    @classmethod
-    def from_config(cls, config, rng, dtype):
-        return cls(config["latent_dim"])
+    def build(self, latent_dim, rng=None, dtype=None):
+        """N(0, I) in ``latent_dim`` dimensions (nothing to draw): returns self."""
+        self.latent_dim = int(latent_dim)
+        return self
 
     def log_prob(self, z):
         """log N(z; 0, I) = sum_j [-z_j^2 / 2 - log(2 pi) / 2] (eq. I1): (..., latent_dim) -> (...)."""
@@ -54,29 +57,33 @@ class GaussianMixture:
     """p(z) = sum_k pi_k N(z; mu_k, diag(sigma_k^2)), pi = softmax(logits) (eq. GM1): the
     slides' Gaussian mixture model, now as the prior, its parameters learnt with the rest.
 
-    params: ``logits`` (K,), ``means`` (K, latent_dim), ``log_var`` (K, latent_dim)
-    (log sigma_k^2, one symbol one meaning), named ``prior.<name>`` in the model. Initial
-    values: means N(0, 1) draws from the model's generator (the components start apart),
-    log_var 0 and logits 0 (equal weights).
+    Setting: ``components`` K. ``build`` makes the parameters ``logits`` (K,), ``means``
+    (K, latent_dim), ``log_var`` (K, latent_dim) (log sigma_k^2, one symbol one meaning),
+    named ``prior.<name>`` in the model. Initial values: means N(0, 1) draws from the
+    model's generator (the components start apart), log_var 0 and logits 0 (equal weights).
     """
     name = "mixture"
+    flat_names = {"prior_components": "components"}
 
-    def __init__(self, latent_dim, n_components=10, rng=None, dtype=np.float64):
+    def __init__(self, *, components=10):
+        self.components = check_positive_int(components, "components")
+        self.latent_dim = None  # set by build
+        self.params, self.grads = {}, {}
+
+    def settings(self):
+        return {"components": self.components}
+
+    def build(self, latent_dim, rng, dtype):
+        """The parameters for a latent space of ``latent_dim``, the means drawn from ``rng``
+        (the model's generator, or any you own): returns self."""
+        check_generator(rng, "GaussianMixture.build")
         self.latent_dim = int(latent_dim)
-        self.n_components = check_positive_int(n_components, "prior_components")
-        rng = np.random.default_rng() if rng is None else rng
-        k, m = self.n_components, self.latent_dim
+        k, m = self.components, self.latent_dim
         self.params = {"logits": np.zeros(k, dtype),
                        "means": rng.standard_normal((k, m)).astype(dtype),
                        "log_var": np.zeros((k, m), dtype)}
         self.grads = {name: np.zeros_like(value) for name, value in self.params.items()}
-
-    def settings(self):
-        return {"prior_components": self.n_components}
-
-    @classmethod
-    def from_config(cls, config, rng, dtype):
-        return cls(config["latent_dim"], config.get("prior_components", 10), rng, dtype)
+        return self
 
     def _component_log_probs(self, z):
         """ell_k(z) = log pi_k + log N(z; mu_k, diag(sigma_k^2)) (eq. GM1): (rows, K), and
@@ -128,7 +135,7 @@ class GaussianMixture:
         then z = mu_k + sigma_k * eps. Returns (n, latent_dim)."""
         if component is None:
             pi = np.exp(_log_softmax(self.params["logits"].astype(np.float64)))
-            k = rng.choice(self.n_components, size=n, p=pi / pi.sum())
+            k = rng.choice(self.components, size=n, p=pi / pi.sum())
         else:
             k = np.full(n, int(component))
         eps = rng.standard_normal((n, self.latent_dim))

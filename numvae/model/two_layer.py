@@ -35,7 +35,8 @@ from numvae.model.two_layer_parts import (
     elbo_weights,
     iwae_weights,
 )
-from numvae.model.vae import Decoder
+from numvae.model.networks import Decoder
+from numvae.model.parts import make_part
 from numvae.nn.layers import ACTIVATIONS, Dense
 from numvae.validation import (
     NumericalError,
@@ -78,7 +79,9 @@ class TwoLayerVAE:
                  activation="tanh", likelihood="bernoulli", sigma=1.0, objective="elbo",
                  n_samples=1, kl_weight=1.0, dtype=np.float32, seed=None, max_memory=None):
         m1, m2, hidden = check_layer_sizes(latent_dims, hidden)
-        check_vae_config(input_dim, m1, m2, sigma, kl_weight, n_samples, dtype, seed)
+        check_vae_config(input_dim, m1, m2, dtype, seed)
+        check_nonnegative_float(kl_weight, "kl_weight")
+        check_positive_int(n_samples, "n_samples")
         for value, name, choices in [(activation, "activation", ACTIVATIONS),
                                      (likelihood, "likelihood", LIKELIHOODS),
                                      (objective, "objective", dict.fromkeys(OBJECTIVES))]:
@@ -89,9 +92,8 @@ class TwoLayerVAE:
             size.two_layer_layers(input_dim, (m1, m2), hidden), (input_dim, 0), n_samples,
             np.dtype(dtype).itemsize, max_memory)
         self.dtype, self.rng = np.dtype(dtype), np.random.default_rng(seed)
-        self.likelihood = LIKELIHOODS[likelihood].from_config(dict(sigma=sigma), self.rng,
-                                                              self.dtype)
-        self.posterior, self.prior = DiagonalGaussian(), StandardNormal(m2)
+        self.likelihood = make_part("likelihood", likelihood, dict(sigma=sigma))  # checks sigma
+        self.posterior, self.prior = DiagonalGaussian(), StandardNormal().build(m2)
         self.objective = _Objective(objective, int(n_samples), float(kl_weight))
         self.config = dict(model="two_layer", input_dim=int(input_dim), latent_dims=(m1, m2),
                            hidden=hidden, activation=activation, likelihood=likelihood,

@@ -1,27 +1,29 @@
 """The slides' VAE, composed of parts: encoder q_phi(z|x), reparameterisation, decoder
-p_theta(x|z), prior and objective.
+p_theta(x|z), prior and objective (the networks in numvae/model/networks.py; the parts in
+likelihoods.py, posteriors.py, priors.py, kl.py and objectives.py beside it).
 
-    encoder (a Sequential and one Dense head per posterior head)     numvae/model/vae.py
-    posterior q(z|x): rsample, log_prob                              numvae/model/posteriors.py
-    decoder (a Sequential ending in a Sigmoid)                       numvae/model/vae.py
-    likelihood p(x|z): nll and its backward                          numvae/model/likelihoods.py
-    prior p(z), the KL term and the objective                        numvae/model/priors.py, objectives.py
-
-``forward`` returns a cache of every named quantity; ``backward(cache)`` consumes it and
-returns every gradient it computed, as the named steps of docs/derivations.md, section
-"The VAE's backward pass" (eqs. V1-V6).
+Read top to bottom: construction, forward, backward, then the verbs ``encode``,
+``expected_z``, ``decode`` and ``sample``. ``forward`` returns a cache of every named
+quantity; ``backward(cache)`` consumes it and returns every gradient it computed, as the
+named steps of docs/derivations.md, section "The VAE's backward pass" (eqs. V1-V6).
 """
+import warnings
+
 import numpy as np
 
+from numvae.model import size
 from numvae.model.architectures import ARCHITECTURES
 from numvae.model.kl import kl_part_of
-from numvae.model.labels import check_labels, one_hot
-from numvae.model.likelihoods import LIKELIHOODS
-from numvae.model.objectives import OBJECTIVES
-from numvae.model.posteriors import POSTERIORS
-from numvae.model import size
-from numvae.model.priors import PRIORS
-from numvae.nn.layers import ACTIVATIONS, Dense, Sequential, Sigmoid
+from numvae.model.labels import check_labels, condition
+from numvae.model.networks import Decoder, Encoder, parameter_owners
+from numvae.model.parts import (
+    PART_KINDS,
+    build_parts,
+    deprecated_settings,
+    flat_settings,
+    part_entry,
+)
+from numvae.nn.layers import ACTIVATIONS, Owned
 from numvae.validation import (
     NumericalError,
     check_choice,
@@ -35,218 +37,128 @@ from numvae.validation import (
 )
 
 
-class Encoder:
-    """compressor (the architecture's layers; the slides': Dense(input_dim, 256) - ReLU -
-    Dense(256, shared_dim) - ReLU), then one head Dense(shared_dim, width) per head of the
-    posterior (slides: "Setting up the encoder": ``mean`` and ``log_var``, each of width
-    latent_dim)."""
-
-    def __init__(self, compressor_layers, shared_dim, head_widths, rng, dtype):
-        self.compressor = Sequential(*compressor_layers)
-        self.heads = {name: Dense(shared_dim, width, rng=rng, dtype=dtype)
-                      for name, width in head_widths.items()}
-
-    def forward(self, x):
-        """x: (batch, input_dim) -> {head: (batch, latent_dim)}, cache."""
-        shared, compressor_cache = self.compressor.forward(x)
-        heads = {name: head.forward(shared)[0] for name, head in self.heads.items()}
-        return heads, dict(compressor=compressor_cache, shared=shared)
-
-    def backward(self, dheads, cache):
-        """{head: gradient} -> the gradient at the shared features and the compressor's steps.
-
-        The heads share the compressor: their gradients meet there and are added (eq. V6).
-        """
-        parts = [head.backward(dheads[name], cache["shared"]) for name, head in self.heads.items()]
-        dshared = parts[0]
-        for part in parts[1:]:
-            dshared = dshared + part
-        steps = self.compressor.backward_steps(dshared, cache["compressor"], need_input_grad=False)
-        return dict(shared=dshared, compressor=steps)
-
-
-class Decoder:
-    """decompressor: the architecture's layers up to the logits (the slides': Dense(latent_dim,
-    32) - ReLU - Dense(32, 256) - ReLU - Dense(256, input_dim)), then a Sigmoid (slides:
-    "Setting up the decoder"). The last layer gives the ``logits`` a, the Sigmoid the
-    ``output`` sigmoid(a), read by the likelihood."""
-
-    def __init__(self, layers):
-        self.decompressor = Sequential(*layers, Sigmoid())
-        self.to_logits = self.decompressor[:-1]  # the same layers, without the Sigmoid
-        self.sigmoid = self.decompressor[-1]
-
-    def forward(self, z):
-        """z: (rows, latent_dim) -> (logits, output), each (rows, input_dim); cache."""
-        logits, cache = self.to_logits.forward(z)
-        return (logits, self.sigmoid.forward(logits)[0]), cache
-
-    def backward_from_logits(self, dlogits, cache):
-        """dL/dlogits -> the steps of ``Sequential.backward_steps``, entry 0 being dL/dz.
-        The Sigmoid's backward belongs to the likelihood (the Bernoulli one fuses it)."""
-        return self.to_logits.backward_steps(dlogits, cache)
-
-
 class VAE:
     """The slides' VAE with hand-written gradients.
 
-    Parameters
-    ----------
-    input_dim, shared_dim, latent_dim : int
-        Data width (784 for MNIST), width of the encoder's shared layer, latent width.
-    encoder_hidden, decoder_hidden : tuple of int
-        Hidden widths of the compressor (before ``shared_dim``) and the decompressor.
-    likelihood : a name in ``numvae.model.likelihoods.LIKELIHOODS``: "bernoulli" or "gaussian"
-        p_theta(x|z): Bernoulli(sigmoid(a)) or N(sigmoid(a), sigma^2 I).
-    sigma : float
-        Standard deviation of the Gaussian likelihood (unused by the Bernoulli one).
-    kl_weight : float
-        Weight of the KL term in the training loss (1 gives the negative ELBO).
-    n_samples : int
-        Monte Carlo samples of z per example in the training loss.
-    activation : a name in ``numvae.nn.layers.ACTIVATIONS``: "relu" (the slides') or "tanh"
-    architecture : a name in ``numvae.model.architectures.ARCHITECTURES``: "mlp" (the slides'
-        Dense layers) or "conv" (convolutions, for square images; hidden widths unused)
-    n_classes : int or None
-        A conditional VAE with C classes: the encoder reads [x, onehot(y)], the decoder
-        [z, onehot(y)] (eq. CD1), and every batch comes with its labels y. None: the
-        unconditional model (which ignores any labels it is given).
-    posterior, prior, objective : names in ``POSTERIORS``, ``PRIORS``, ``OBJECTIVES``
-    prior_components : int
-        Components K of the "mixture" prior (a setting of that part only).
-    flow_steps, flow_hidden : int, tuple of int
-        Settings of the flow posterior (``posterior="iaf"``): its number of steps and the
-        hidden widths of each step's MADE. Other posteriors ignore them.
-    free_bits : float
-        The floor tau, in nats per latent dimension, of ``objective="free_bits"`` (a
-        setting of that part only).
-    dtype : numpy float type
-        float32 for training (the default); gradient checks use float64.
-    seed : int or None
-        Seeds ``self.rng``, the generator for initial weights and for ``eps``.
-    max_memory : int, str or None
-        The memory a model and a step may take (bytes, or '8G'; None: min(4 GiB, half the
-        memory)): larger settings are refused before any allocation (``numvae.model.size``).
+    The network's settings:
+    input_dim, shared_dim, latent_dim: data width (784 for MNIST), the encoder's shared
+        layer's width, latent width; encoder_hidden, decoder_hidden: hidden widths;
+    activation: "relu" (the slides') or "tanh" (``numvae.nn.layers.ACTIVATIONS``);
+    architecture: "mlp" (the slides' Dense layers) or "conv" (square images);
+    n_classes: C for a conditional VAE, whose encoder reads [x, onehot(y)] and decoder
+        [z, onehot(y)] (eq. CD1); None: unconditional (any labels are ignored);
+    dtype: float32 for training, float64 for gradient checks;
+    seed: seeds ``self.rng``, the generator of eps and of every initial value: the parts'
+        first (posterior, prior), then the encoder's and the decoder's;
+    max_memory: what a model and a step may take (bytes, or '8G'; None: min(4 GiB, half
+        the memory)): larger settings are refused before any allocation (``size``).
+    Its parts, each an object with its settings or a registry name (default settings):
+    likelihood (``Gaussian(sigma=0.5)``), posterior (``IAF(steps=2, hidden=(200,))``), prior
+    (``GaussianMixture(components=10)``), objective (``ELBO(kl_weight=0.5, n_samples=2)``,
+    ``IWAE(k=5)``). The model builds its own copy of each part (``build``).
+    0.2's keywords sigma, kl_weight, n_samples, prior_components, flow_steps, flow_hidden
+    still set the parts named by strings, with a DeprecationWarning; they go in 0.4.
 
     ``params`` and ``grads`` are dicts with the same keys (e.g. ``"encoder.mean.W"``);
     ``params`` holds the very arrays an optimiser updates in place. ``config`` holds the
-    settings, as constructor arguments, and is what a checkpoint stores.
+    settings, part by part, as a checkpoint stores them (``VAE.from_config`` reads it).
     """
 
     def __init__(self, input_dim, shared_dim, latent_dim, *, encoder_hidden=(256,),
-                 decoder_hidden=(32, 256), likelihood="bernoulli", sigma=1.0, kl_weight=1.0,
-                 n_samples=1, activation="relu", posterior="diagonal_gaussian",
-                 prior="standard_normal", objective="elbo", prior_components=10,
-                 flow_steps=1, flow_hidden=(50,), architecture="mlp", n_classes=None,
-                 free_bits=0.0, dtype=np.float32, seed=None, max_memory=None):
-        check_vae_config(input_dim, shared_dim, latent_dim, sigma, kl_weight, n_samples, dtype,
-                         seed)
-        encoder_hidden = check_widths(encoder_hidden, "encoder_hidden")
-        decoder_hidden = check_widths(decoder_hidden, "decoder_hidden")
-        for value, name, registry in [(likelihood, "likelihood", LIKELIHOODS),
-                                      (activation, "activation", ACTIVATIONS),
-                                      (architecture, "architecture", ARCHITECTURES),
-                                      (posterior, "posterior", POSTERIORS),
-                                      (prior, "prior", PRIORS), (objective, "objective", OBJECTIVES)]:
-            check_choice(value, name, registry)
-        settings = dict(input_dim=int(input_dim), shared_dim=int(shared_dim),
-                        latent_dim=int(latent_dim), sigma=float(sigma),
-                        kl_weight=float(kl_weight), n_samples=int(n_samples),
-                        prior_components=prior_components, flow_steps=flow_steps,
-                        flow_hidden=flow_hidden, free_bits=free_bits)
+                 decoder_hidden=(32, 256), activation="relu", architecture="mlp",
+                 n_classes=None, dtype=np.float32, seed=None, likelihood="bernoulli",
+                 posterior="diagonal_gaussian", prior="standard_normal", objective="elbo",
+                 max_memory=None, **deprecated):
+        check_vae_config(input_dim, shared_dim, latent_dim, dtype, seed)
+        widths = (check_widths(encoder_hidden, "encoder_hidden"),
+                  check_widths(decoder_hidden, "decoder_hidden"))
+        check_choice(activation, "activation", ACTIVATIONS)
+        check_choice(architecture, "architecture", ARCHITECTURES)
+        specs = dict(likelihood=likelihood, posterior=posterior, prior=prior, objective=objective)
+        parts = build_parts(specs, deprecated_settings(deprecated))
         # sizes first: settings of 10**9 are refused here, before any array is allocated
-        self.budget = size.check_model(
-            dict(settings, encoder_hidden=encoder_hidden, decoder_hidden=decoder_hidden,
-                 architecture=architecture, posterior=posterior, prior=prior,
-                 n_classes=n_classes), np.dtype(dtype).itemsize, max_memory)
-        self.dtype = np.dtype(dtype)
-        self.rng = np.random.default_rng(seed)
-        # each part reads its own settings; parts with parameters draw them from self.rng
-        self.likelihood, self.posterior, self.prior, self.objective = (
-            registry[name].from_config(settings, self.rng, self.dtype)
-            for registry, name in [(LIKELIHOODS, likelihood), (POSTERIORS, posterior),
-                                   (PRIORS, prior), (OBJECTIVES, objective)])
-        network = ARCHITECTURES[architecture].from_config(
-            dict(encoder_hidden=encoder_hidden, decoder_hidden=decoder_hidden))
-        self.config = dict(input_dim=int(input_dim), shared_dim=int(shared_dim),
-                           latent_dim=int(latent_dim), architecture=architecture,
-                           **network.settings(), activation=activation)
-        for kind in ("likelihood", "posterior", "prior", "objective"):
-            part = getattr(self, kind)
-            self.config.update({kind: part.name, **part.settings()})
+        settings = dict(input_dim=input_dim, shared_dim=shared_dim, latent_dim=latent_dim,
+                        encoder_hidden=widths[0], decoder_hidden=widths[1],
+                        architecture=architecture, n_classes=n_classes)
+        for kind, part in parts.items():
+            settings.update({kind: part.name, **flat_settings(part)})
+        self.budget = size.check_model(settings, np.dtype(dtype).itemsize, max_memory)
+        self.dtype, self.rng = np.dtype(dtype), np.random.default_rng(seed)
+        self.latent_dim = int(latent_dim)
+        for kind in PART_KINDS:  # the model's own copy, its initial values drawn from self.rng
+            fresh = type(parts[kind])(**parts[kind].settings())
+            setattr(self, kind, fresh.build(self.latent_dim, self.rng, self.dtype))
         try:  # a pair with no KL (a point mass under the ELBO) is refused here, not at a step
             kl_part_of(self)
         except ValueError as err:
-            raise ValueError(f"objective {objective!r}: {err}") from None
+            raise ValueError(f"objective {self.objective.name!r}: {err}") from None
         self.n_classes = 0 if n_classes is None else check_positive_int(n_classes, "n_classes")
+        self.network = ARCHITECTURES[architecture].from_config(
+            dict(encoder_hidden=widths[0], decoder_hidden=widths[1]))
+        self.network_config = dict(input_dim=int(input_dim), shared_dim=int(shared_dim),
+                                   latent_dim=self.latent_dim, **self.network.settings(),
+                                   activation=activation)
         if n_classes is not None:  # only a conditional model has the setting
-            self.config["n_classes"] = self.n_classes
-        c, rng, dtype, n_extra = self.config, self.rng, self.dtype, self.n_classes
-        self.encoder = Encoder(network.compressor(c["input_dim"], c["shared_dim"], activation,
-                                                  rng, dtype, n_extra),
-                               c["shared_dim"], self.posterior.head_widths(c["latent_dim"]),
-                               rng, dtype)
-        self.decoder = Decoder(network.decompressor(c["latent_dim"], c["input_dim"], activation,
-                                                    rng, dtype, n_extra))
-        self._gather_parameters()
+            self.network_config["n_classes"] = self.n_classes
+        self.input_dim = int(input_dim)
+        rng, extra = self.rng, self.n_classes
+        self.encoder = Encoder(self.network.compressor(input_dim, shared_dim, activation, rng,
+                                                       self.dtype, extra),
+                               int(shared_dim), self.posterior.head_widths(self.latent_dim),
+                               rng, self.dtype)
+        self.decoder = Decoder(self.network.decompressor(latent_dim, input_dim, activation, rng,
+                                                         self.dtype, extra))
+        owners = list(self.parameter_owners())
+        self.params = Owned({name: (layer.params, key) for name, layer, key in owners})
+        self.grads = Owned({name: (layer.grads, key) for name, layer, key in owners})
+
+    @classmethod
+    def from_config(cls, config, seed=None, max_memory=None):
+        """The model that ``config`` (the shape of ``VAE.config``) describes."""
+        network = dict(config["architecture"])
+        architecture = network.pop("name")
+        return cls(**network, architecture=architecture, dtype=config["dtype"], seed=seed,
+                   max_memory=max_memory, **{kind: config[kind] for kind in PART_KINDS})
 
     @property
-    def input_dim(self):
-        return self.config["input_dim"]
-
-    @property
-    def latent_dim(self):
-        return self.config["latent_dim"]
+    def config(self):
+        """The settings, part by part, as checkpoints store them: {"architecture": {"name":
+        "mlp", "input_dim": 784, ...}, "likelihood": {"name": "gaussian", "sigma": 0.5},
+        "posterior": ..., "prior": ..., "objective": ..., "dtype": "float32"}."""
+        return {"architecture": {"name": self.network.name, **self.network_config},
+                **{kind: part_entry(getattr(self, kind)) for kind in PART_KINDS},
+                "dtype": self.dtype.name}
 
     @property
     def n_samples(self):
         return self.objective.n_samples
 
-    def _layers_with_parameters(self):
-        """(name, layer) pairs in the order of the slides' modules."""
-        for index, layer in enumerate(self.encoder.compressor.layers):
-            if layer.params:
-                yield f"encoder.compressor.{index}", layer
-        for name, head in self.encoder.heads.items():
-            yield f"encoder.{name}", head
-        for index, layer in enumerate(self.decoder.decompressor.layers):
-            if layer.params:
-                yield f"decoder.decompressor.{index}", layer
-        # parts with parameters of their own (a flow posterior, a mixture prior)
-        for kind in ("posterior", "prior"):
-            part = getattr(self, kind)
-            if getattr(part, "params", None):
-                yield kind, part
-
-    def _gather_parameters(self):
-        """Move every parameter and gradient into one flat array each, ``flat_params`` and
-        ``flat_grads`` (n_params,), each part keeping views into them; name the views in
-        ``params`` and ``grads``. Why: Adam's fast path can then update the whole model in
-        one sweep instead of a dozen NumPy calls per array (``numvae.training.optim_fast``)."""
-        layers = list(self._layers_with_parameters())
-        total = sum(value.size for _, layer in layers for value in layer.params.values())
-        self.flat_params = np.empty(total, self.dtype)
-        self.flat_grads = np.zeros(total, self.dtype)
-        self.params, self.grads = {}, {}
-        offset = 0
-        for prefix, layer in layers:
-            for key, value in layer.params.items():
-                span = slice(offset, offset + value.size)
-                layer.params[key] = self.flat_params[span].reshape(value.shape)
-                layer.params[key][...] = value
-                layer.grads[key] = self.flat_grads[span].reshape(value.shape)
-                self.params[f"{prefix}.{key}"] = layer.params[key]
-                self.grads[f"{prefix}.{key}"] = layer.grads[key]
-                offset += value.size
+    def parameter_owners(self):
+        """(name, owner, key) of every parameter, in the order of the slides' modules
+        (``numvae.model.networks.parameter_owners``)."""
+        return parameter_owners(self.encoder, self.decoder, [("posterior", self.posterior),
+                                                             ("prior", self.prior)])
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
-        return f"VAE({args}, dtype={self.dtype.name})"
+        network = ", ".join(f"{k}={v!r}" for k, v in self.network_config.items())
+        parts = ", ".join(f"{kind}={type(getattr(self, kind)).__name__}("
+                          + ", ".join(f"{k}={v!r}" for k, v in getattr(self, kind).settings().items())
+                          + ")" for kind in PART_KINDS)
+        return f"VAE({network}, architecture={self.network.name!r}, {parts}, dtype={self.dtype.name})"
 
     def n_params(self):
-        return self.flat_params.size
+        return sum(value.size for value in self.params.values())
 
-    # --- data in, data out ----------------------------------------------------------
+    def copy(self, dtype=None):
+        """A deep copy, optionally in another dtype (``model.copy(np.float64)`` for gradient checks)."""
+        dtype = self.dtype if dtype is None else np.dtype(dtype)
+        clone = VAE.from_config({**self.config, "dtype": dtype.name}, max_memory=self.budget.limit)
+        for name, value in self.params.items():
+            clone.params[name][...] = value
+        clone.rng.bit_generator.state = self.rng.bit_generator.state
+        return clone
+
+    # --- data in ----------------------------------------------------------------------
 
     def check_data(self, x, name="x"):
         """A batch (batch, input_dim) of finite values the likelihood can model, in ``dtype``."""
@@ -258,36 +170,8 @@ class VAE:
         return check_labels(y, self.n_classes, batch) if self.n_classes else None
 
     def condition(self, a, y):
-        """[a, onehot(y)] (eq. CD1): the encoder's input (a = x) or the decoder's (a = z) of a
-        conditional model; a (rows, width), rows = S * batch for S draws per example (the
-        labels repeat). y: checked labels (``check_labels``), or None: ``a`` itself."""
-        if y is None:
-            return a
-        return np.concatenate([a, np.tile(one_hot(y, self.n_classes, a.dtype),
-                                          (len(a) // len(y), 1))], axis=1)
-
-    def encode(self, x, y=None):
-        """The heads of q_phi(z|x) (mean, log_var for the slides'): x (batch, input_dim) ->
-        a tuple of (batch, latent_dim) arrays, in the order of ``posterior.heads``. A
-        conditional model needs the labels y (batch,)."""
-        x = self.check_data(x)
-        heads, _ = self.encoder.forward(self.condition(x, self.check_labels(y, len(x))))
-        return tuple(heads[name] for name in self.posterior.heads)
-
-    def decode(self, z, y=None):
-        """Decoder output sigmoid(a) (Bernoulli probabilities / Gaussian mean) for z (batch,
-        latent_dim); a conditional model needs the labels y (batch,)."""
-        z = check_latent(z, self.latent_dim, self.dtype)
-        return self.decoder.forward(self.condition(z, self.check_labels(y, len(z))))[0][1]
-
-    def sample(self, n, rng=None, *, y=None):
-        """n draws of the decoder output for z ~ p(z): (n, input_dim). A conditional model
-        draws digit y (n,); by default every class in turn, 0, 1, ..., C - 1, 0, 1, ..."""
-        rng = self.rng if rng is None else rng
-        n = check_positive_int(n, "n")
-        if y is None and self.n_classes:
-            y = np.arange(n) % self.n_classes
-        return self.decode(self.prior.sample(n, rng), y)
+        """[a, onehot(y)] (eq. CD1), or ``a`` for y None (``numvae.model.labels.condition``)."""
+        return condition(a, y, self.n_classes)
 
     def draw_eps(self, batch_size, n_samples=None):
         """eps ~ N(0, I) of shape (n_samples, batch, latent_dim), from ``self.rng``."""
@@ -303,7 +187,7 @@ class VAE:
 
         x: (batch, input_dim). eps: None (drawn from ``self.rng``), (batch, latent_dim) or
         (S, batch, latent_dim). y: the labels (batch,) of a conditional model (eq. CD1).
-        kl_weight: None for the model's own, or another (KL warm-up).
+        kl_weight: None for the objective's own, or another (KL warm-up).
         Returns the cache: the named quantities ``x``, the posterior's (``mean, log_var,
         std, eps`` (S, batch, latent_dim)), ``z`` (S * batch, latent_dim), ``logits,
         output`` (S * batch, input_dim), the terms ``reconstruction, kl`` (batch,) and
@@ -369,9 +253,10 @@ class VAE:
                     encoder_steps=encoder_steps)
 
     def loss_terms(self, x, eps=None, *, y=None, kl_weight=None):
-        """The forward pass with its loss terms and no gradient: ``reconstruction`` (batch,),
-        the Monte Carlo average over the S samples of -log p(x|z); ``kl`` (batch,); ``loss``,
-        the float mean over the batch of reconstruction + kl_weight * kl (see ``forward``)."""
+        """``forward`` under its 0.2 name (deprecated: it goes in 0.4)."""
+        warnings.warn("VAE.loss_terms is deprecated and goes in numvae 0.4: call "
+                      "VAE.forward, which returns the same cache", DeprecationWarning,
+                      stacklevel=2)
         return self.forward(x, eps, y=y, kl_weight=kl_weight)
 
     def loss(self, x, eps=None, *, y=None):
@@ -388,13 +273,38 @@ class VAE:
         self.backward(cache)
         return cache["loss"]
 
-    # --- copies -----------------------------------------------------------------------
+    # --- the verbs: encode, expected_z, decode, sample --------------------------------
 
-    def copy(self, dtype=None):
-        """A deep copy, optionally in another dtype (``model.copy(np.float64)`` for gradient checks)."""
-        dtype = self.dtype if dtype is None else dtype
-        clone = VAE(**self.config, dtype=dtype, max_memory=self.budget.limit)
-        for name, value in self.params.items():
-            clone.params[name][...] = value
-        clone.rng.bit_generator.state = self.rng.bit_generator.state
-        return clone
+    def encode(self, x, y=None):
+        """The parameters of q_phi(z|x) (mean, log_var for the slides'): x (batch,
+        input_dim) -> a tuple of (batch, width) arrays, in the order of
+        ``posterior.heads``. A conditional model needs the labels y (batch,)."""
+        x = self.check_data(x)
+        heads, _ = self.encoder.forward(self.condition(x, self.check_labels(y, len(x))))
+        return tuple(heads[name] for name in self.posterior.heads)
+
+    def expected_z(self, x, y=None, rng=None):
+        """E_q[z|x]: (batch, latent_dim); the ``mean`` head of a Gaussian, an average of
+        draws from ``rng`` (default ``self.rng``) for a flow."""
+        heads = dict(zip(self.posterior.heads, self.encode(x, y)))
+        return self.posterior.expected_z(heads, self.rng if rng is None else rng)
+
+    def decode(self, z, y=None, *, logits=False):
+        """Decoder output sigmoid(a) (Bernoulli probabilities / Gaussian mean) for z (rows,
+        latent_dim), or its pre-activation a with ``logits=True``: (rows, input_dim). A
+        conditional model needs the labels y (batch,), rows = S * batch (they repeat)."""
+        z = check_latent(z, self.latent_dim, self.dtype)
+        y = self.check_labels(y, len(z) if y is None or not len(y) or len(z) % len(y) else len(y))
+        (a, output), _ = self.decoder.forward(self.condition(z, y))
+        return a if logits else output
+
+    def sample(self, n, rng=None, *, y=None):
+        """n draws of the decoder output for z ~ p(z): (n, input_dim), from ``rng`` (default
+        ``self.rng``). A conditional model draws digit y (n,); by default every class in
+        turn, 0, 1, ..., C - 1, 0, 1, ..."""
+        rng = self.rng if rng is None else rng
+        n = check_positive_int(n, "n")
+        if y is None and self.n_classes:
+            y = np.arange(n) % self.n_classes
+        return self.decode(self.prior.sample(n, rng), y)
+

@@ -18,7 +18,7 @@ import numbers
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from numvae.nn.layers import Layer, check_float_dtype, check_input
+from numvae.nn.layers import Layer, check_float_dtype, check_generator, check_input
 from numvae.validation import check_nonnegative_int, check_positive_int
 
 
@@ -84,10 +84,10 @@ def _check_images(x, channels, kernel_size, padding, name="x"):
                          f"kernel_size {kernel_size} and padding {padding}")
 
 
-def _uniform_init(rng, fan_in, weight_shape, bias_shape, dtype):
+def _uniform_init(rng, fan_in, weight_shape, bias_shape, dtype, owner):
     """PyTorch's default for convolutions: kaiming_uniform_(a=sqrt(5)) gives
     U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the weights, and the bias uses the same bound."""
-    rng = np.random.default_rng() if rng is None else rng
+    rng = check_generator(rng, owner)
     bound = 1.0 / np.sqrt(fan_in)
     return {"W": rng.uniform(-bound, bound, weight_shape).astype(dtype),
             "b": rng.uniform(-bound, bound, bias_shape).astype(dtype)}
@@ -121,7 +121,7 @@ class Conv2d(Layer):
         _set_geometry(self, in_channels, out_channels, kernel_size, stride, padding)
         k = self.kernel_size
         self.params = _uniform_init(rng, in_channels * k * k, (out_channels, in_channels, k, k),
-                                    (out_channels,), check_float_dtype(dtype))
+                                    (out_channels,), check_float_dtype(dtype), type(self).__name__)
         self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
 
     def forward(self, x):
@@ -187,7 +187,7 @@ class ConvTranspose2d(Layer):
                              f"got {output_padding!r}")
         k = self.kernel_size
         self.params = _uniform_init(rng, out_channels * k * k, (in_channels, out_channels, k, k),
-                                    (out_channels,), check_float_dtype(dtype))
+                                    (out_channels,), check_float_dtype(dtype), type(self).__name__)
         self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
 
     def output_shape(self, x_shape):

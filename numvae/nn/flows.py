@@ -15,7 +15,7 @@ sigma_t starts near 1 and each step near the identity.
 """
 import numpy as np
 
-from numvae.nn.layers import Dense, Layer, Tanh, sigmoid
+from numvae.nn.layers import Dense, Layer, Tanh, check_generator, sigmoid
 
 S_BIAS = 2.0  # initial bias of s_t: sigma_t = sigmoid(2) = 0.88 at the start
 
@@ -31,7 +31,7 @@ class MaskedDense(Layer):
 
     def __init__(self, mask, *, bias=True, rng=None, dtype=np.float32):
         super().__init__()
-        rng = np.random.default_rng() if rng is None else rng
+        rng = check_generator(rng, "MaskedDense")
         self.mask = np.asarray(mask, dtype)
         n_in, n_out = self.mask.shape
         bound = 1.0 / np.sqrt(n_in)
@@ -60,7 +60,7 @@ class MaskedDense(Layer):
 
 
 def made_masks(order, hidden):
-    """The masks of a MADE (Germain et al. 2015) whose inputs come in ``order``.
+    """The masks of a MADE (Germain et al. 2015) whose inputs come in ``order`` (eq. IF2).
 
     order: (D,) the position of each input in the autoregressive order (1..D); hidden:
     widths. Hidden unit k of each layer gets degree 1 + (k mod (D - 1)); a unit sees the

@@ -56,6 +56,32 @@ class Layer:
         return f"{type(self).__name__}()"
 
 
+def check_generator(rng, owner):
+    """``rng`` if it is a ``numpy.random.Generator``, else a TypeError naming ``owner``:
+    initial values come from a generator the caller owns and seeded, never from a fresh
+    unseeded one (whose draws no one could repeat)."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{owner} needs rng=, a numpy.random.Generator for its initial values "
+                        f"(e.g. numpy.random.default_rng(0)); got {type(rng).__name__}")
+    return rng
+
+
+class Owned(dict):
+    """{name: array} of arrays that belong to layers, each given as (the layer's dict,
+    key). Reading an entry reads the layer's array; assigning an entry assigns the layer's
+    too, so that the layer computes with the new array (the fast Adam moves a model's
+    parameters into one flat buffer this way, ``numvae.training.optim_fast``)."""
+
+    def __init__(self, owners):
+        super().__init__({name: arrays[key] for name, (arrays, key) in owners.items()})
+        self.owners = owners
+
+    def __setitem__(self, name, value):
+        super().__setitem__(name, value)
+        arrays, key = self.owners[name]
+        arrays[key] = value
+
+
 class Dense(Layer):
     """Affine layer y = x @ W + b (derivations.md, eq. D1).
 
@@ -71,7 +97,7 @@ class Dense(Layer):
         in_features = check_positive_int(in_features, "in_features")
         out_features = check_positive_int(out_features, "out_features")
         dtype = check_float_dtype(dtype)
-        rng = np.random.default_rng() if rng is None else rng
+        rng = check_generator(rng, "Dense")
         bound = 1.0 / np.sqrt(in_features)
         self.in_features, self.out_features = in_features, out_features
         self.params = {

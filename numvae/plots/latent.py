@@ -68,10 +68,10 @@ def encoder_means(model, images, labels=None):
     if hasattr(model, "expected_latents"):  # two stochastic layers: the top one, E_q[z2|x]
         return np.concatenate([model.expected_latents(images[start:start + ENCODE_BATCH], rng)[1]
                                for start in range(0, len(images), ENCODE_BATCH)])
-    return np.concatenate([model.posterior.expected_z(model.encoder.forward(model.condition(
-        model.check_data(images[start:start + ENCODE_BATCH]),
-        None if labels is None else labels[start:start + ENCODE_BATCH]))[0], rng)
-        for start in range(0, len(images), ENCODE_BATCH)])
+    return np.concatenate([model.expected_z(images[start:start + ENCODE_BATCH],
+                                            None if labels is None
+                                            else labels[start:start + ENCODE_BATCH], rng)
+                           for start in range(0, len(images), ENCODE_BATCH)])
 
 
 def tile(images, rows, cols, image_shape, pad=0):

@@ -70,7 +70,7 @@ def component_samples(model, *, n=10, rng=None, image_shape=None, path=None):
     The components are listed with their weight pi_k."""
     rng = np.random.default_rng(0) if rng is None else rng
     image_shape = image_shape or default_image_shape(model.input_dim)
-    n_components = model.prior.n_components
+    n_components = model.prior.components
     rows = [model.decode(model.prior.sample(n, rng, component=k).astype(model.dtype))
             for k in range(n_components)]
     logits = model.prior.params["logits"].astype(np.float64)

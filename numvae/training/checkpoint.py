@@ -2,10 +2,11 @@
 
 Layout (all plain arrays; text is stored as a NumPy unicode string, never pickled):
 
-    format_version        int, ``FORMAT_VERSION`` (2; version 1 files are read too)
-    config                JSON: the model, part by part (``config_schema``): the
+    format_version        int, ``FORMAT_VERSION`` (3; versions 1 and 2 are read too)
+    config                JSON: ``model.config``, the model part by part: the
                           architecture, likelihood, posterior, prior and objective, each
-                          {"name": ..., its settings}, and the dtype
+                          {"name": ..., its settings}, and the dtype (version 2 named the
+                          settings as 0.2's keywords, version 1 stored 0.2's flat keywords)
     param/<name>          each parameter array (``model.params``)
     optimizer             JSON: the optimiser's class ("Adam" is the textbook
                           ``numvae.training.optim.Adam``, "FastAdam" the fast path that ``numvae
@@ -26,7 +27,7 @@ import numpy as np
 
 from numvae.io.files import as_path, atomic_write_bytes
 from numvae.io.npz import Member, NpzReader
-from numvae.model.architectures import ARCHITECTURES as _ARCHITECTURES
+from numvae.model.parts import PART_KINDS, config_from_flat
 from numvae.model.two_layer import TwoLayerVAE
 from numvae.model.vae import VAE
 from numvae.training.checkpoint_fields import (
@@ -38,15 +39,9 @@ from numvae.training.optim import SGD, Adam
 from numvae.training.optim_fast import FastAdam
 from numvae.validation import parse_json
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MAX_CHECKPOINT_BYTES = 2**30  # 1 GiB: a hundred times the largest model here, with Adam's moments
-READABLE_VERSIONS = (1, 2)
-PART_KINDS = ("likelihood", "posterior", "prior", "objective")
-# the architecture entry: these keys of model.config, where the model has them (a conv
-# model has no hidden widths, an unconditional one no n_classes)
-ARCHITECTURE_KEYS = ("input_dim", "shared_dim", "latent_dim", "encoder_hidden",
-                     "decoder_hidden", "activation", "n_classes")
-ARCHITECTURES = tuple(_ARCHITECTURES)  # "mlp", "conv": numvae.model.architectures
+READABLE_VERSIONS = (1, 2, 3)
 OPTIMIZERS = {cls.__name__: cls for cls in (Adam, FastAdam, SGD)}
 
 
@@ -64,7 +59,7 @@ def save_checkpoint(path, model, optimizer=None, history=None, train_state=None,
     path = as_path(path, "path")
     arrays = {
         "format_version": np.array(FORMAT_VERSION),
-        "config": _text(config_schema(model)),
+        "config": _text(stored_config(model)),
         "model_rng": _text(model.rng.bit_generator.state),
         "history": _text(history or {}),
         "train_state": _text(train_state or {}),
@@ -83,50 +78,23 @@ def save_checkpoint(path, model, optimizer=None, history=None, train_state=None,
     return path
 
 
-def config_schema(model):
-    """The model's configuration, version 2: one entry per part, {"name": ..., settings}.
-
-        {"architecture": {"name": "mlp", "input_dim": 784, ..., "activation": "relu"},
-         "likelihood": {"name": "gaussian", "sigma": 0.5},
-         "posterior": {"name": "diagonal_gaussian"}, "prior": {"name": "standard_normal"},
-         "objective": {"name": "elbo", "kl_weight": 1.0, "n_samples": 1}, "dtype": "float32"}
-
-    A two-layer model (``numvae.model.two_layer``) stores its own ``config`` (with
-    ``"model": "two_layer"``) and the dtype.
-    """
+def stored_config(model):
+    """What the file's "config" holds: ``model.config``. A two-layer model
+    (``numvae.model.two_layer``) has its own ``config`` (with ``"model": "two_layer"``), to
+    which the dtype is added."""
     if isinstance(model, TwoLayerVAE):
         return {**model.config, "dtype": model.dtype.name}
-    schema = {"architecture": {"name": model.config["architecture"],
-                               **{k: model.config[k] for k in ARCHITECTURE_KEYS
-                                  if k in model.config}}}
-    for kind in PART_KINDS:
-        part = getattr(model, kind)
-        schema[kind] = {"name": part.name, **part.settings()}
-    schema["dtype"] = model.dtype.name
-    return schema
+    return model.config
 
 
-def vae_arguments(config, version):
-    """``numvae.VAE`` keyword arguments (dtype included) from a file's configuration.
-
-    Version 1 stored the constructor's arguments themselves; version 2 the parts
-    (``config_schema``), whose settings are constructor arguments too. Raises
-    ValueError/TypeError/KeyError for a configuration of the wrong shape.
-    """
+def model_config(config, version):
+    """``VAE.config`` from a file's configuration: version 1 stored 0.2's flat keywords
+    (``numvae.model.parts.config_from_flat``); versions 2 and 3 the model part by part
+    (version 2's settings under their 0.2 names, which the parts read too). Raises
+    ValueError/TypeError/KeyError for a configuration of the wrong shape."""
     if not isinstance(config, dict):
         raise TypeError(f"the configuration is a {type(config).__name__}, expected a JSON object")
-    if version == 1:
-        return dict(config)
-    arguments = dict(config["architecture"])
-    arguments["architecture"] = arguments.pop("name")
-    if arguments["architecture"] not in ARCHITECTURES:
-        raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}")
-    for kind in PART_KINDS:
-        entry = dict(config[kind])
-        arguments[kind] = entry.pop("name")
-        arguments.update(entry)
-    arguments["dtype"] = config["dtype"]
-    return arguments
+    return config_from_flat(config) if version == 1 else config
 
 
 def _optimizer_config(optimizer):
@@ -169,8 +137,8 @@ def load_checkpoint(path, *, expect_config=None, max_memory=None):
     The file is read with ``numvae.io.npz.NpzReader``: only the arrays the configuration
     implies, each checked (dtype, shape, size) before its data is read, the whole within
     ``MAX_CHECKPOINT_BYTES``; every field is validated. Any fault is a CheckpointError
-    naming the file and the field. ``expect_config`` (a dict of VAE constructor
-    arguments, e.g. ``model.config``): when given, every key must match the file's.
+    naming the file and the field. ``expect_config`` (the shape of ``model.config``): when
+    given, the network's settings and the parts' names must match the file's.
     ``max_memory``: the model's memory limit (``numvae.VAE``'s argument): a configuration
     above it is refused before any array is allocated.
     """
@@ -202,10 +170,10 @@ def _build_model(config, version, expect_config, path, max_memory):
     try:
         if isinstance(config, dict) and config.get("model") == "two_layer":
             return TwoLayerVAE.from_config(config, max_memory)
-        arguments = vae_arguments(config, version)
+        config = model_config(config, version)
         if expect_config is not None:
-            _compare_configs(arguments, expect_config, path)
-        return VAE(**arguments, max_memory=max_memory)
+            _compare_configs(config, expect_config, path)
+        return VAE.from_config(config, max_memory=max_memory)
     except CheckpointError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as err:
@@ -246,10 +214,12 @@ def _version(stored, path):
 
 
 def _compare_configs(stored, expected, path):
-    differ = [f"{key}: file has {stored.get(key)!r}, expected {value!r}"
-              for key, value in expected.items()
-              if key in (*ARCHITECTURE_KEYS, *PART_KINDS)
-              and _normalise(stored.get(key)) != _normalise(value)]
+    """The file's network settings and part names against ``expected`` (a ``VAE.config``)."""
+    pairs = [(key, stored["architecture"].get(key), value)
+             for key, value in expected["architecture"].items()]
+    pairs += [(kind, stored[kind]["name"], expected[kind]["name"]) for kind in PART_KINDS]
+    differ = [f"{key}: file has {found!r}, expected {value!r}"
+              for key, found, value in pairs if _normalise(found) != _normalise(value)]
     if differ:
         raise CheckpointError(f"checkpoint {path} is for another architecture: " + "; ".join(differ))
 

@@ -80,7 +80,7 @@ def _grad_norms(grads):
 def _check_finite(loss, grads, flat_grads, epoch, step):
     """Stop at once on a NaN/infinite loss or gradient, naming the culprit.
 
-    ``flat_grads``: the one buffer the gradients tile (a VAE's ``flat_grads``), or None.
+    ``flat_grads``: the one buffer the gradients tile (``FastAdam.flat_grads``), or None.
     Then a single pass over it checks them all, and the per-array pass runs only to name
     a bad one.
     """
@@ -148,7 +148,7 @@ def train_step(model, optimizer, x, kl_weight, where, y=None):
         model.backward(cache)                            # and gradient, into model.grads
     except NumericalError as err:
         raise TrainingDivergedError(f"epoch {where[0]}, step {where[1]}: {err}") from None
-    _check_finite(cache["loss"], model.grads, getattr(model, "flat_grads", None), *where)
+    _check_finite(cache["loss"], model.grads, getattr(optimizer, "flat_grads", None), *where)
     optimizer.step(model.grads)
     return cache
 
@@ -211,7 +211,7 @@ def fit(model, optimizer, train_data, *, epochs, batch_size=128, val_data=None,
 
     train_data, val_data: a ``numvae.io.datasets.Dataset`` or an array (n, input_dim); a
         conditional model needs a Dataset (its ``labels`` go with every batch).
-    kl_warmup_epochs: the KL weight rises linearly from 0 to ``model.config["kl_weight"]``
+    kl_warmup_epochs: the KL weight rises linearly from 0 to ``model.objective.kl_weight``
         over this many epochs (step by step), then stays there.
     binarize: a fresh Bernoulli draw of every pixel each time it is used (Burda et al.).
     callbacks: callables ``callback(state)`` run after each epoch, and when training is
@@ -283,7 +283,7 @@ class _Run:
             self.state.update(train_state)
             self.rng.bit_generator.state = train_state["rng"]
             self.permutation = permutation
-        self.base_kl_weight = model.config.get("kl_weight", 1.0)  # none: the IWAE's bound
+        self.base_kl_weight = model.objective.kl_weight  # 1 for the IWAE's bound
         self.epoch_kl_weight = self.base_kl_weight
 
     def set_schedule(self, name):

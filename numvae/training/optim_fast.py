@@ -2,9 +2,12 @@
 does the same arithmetic (eq. O2), bit for bit with ``flush_every=0`` (a test says so),
 and only changes how the work is laid out in memory:
 
-* one sweep over the whole model: when the parameters tile one flat buffer (a VAE's
-  ``flat_params``; its gradients ``flat_grads``), the moments do too, and a step is a
-  dozen NumPy calls instead of a dozen per array;
+* one sweep over the whole model: a model's ``params`` and ``grads`` can re-point the
+  layers that own them (``numvae.nn.layers.Owned``), so FastAdam moves them into one flat
+  buffer each (``share_one_buffer``: the parameters when it is built, the gradients at its
+  first step; the layers then compute with views of the buffers, and an array taken from
+  ``model.params`` before is no longer the model's). The moments tile buffers too, and a
+  step is a dozen NumPy calls instead of a dozen per array;
 * cache-sized slices: the dozen passes (moments, square root, division, update) run on
   ``chunk`` entries at a time, all passes on one slice before the next, so that the
   slice stays in the CPU's cache instead of streaming every array through memory twelve
@@ -18,14 +21,33 @@ import numbers
 
 import numpy as np
 
+from numvae.nn.layers import Owned
 from numvae.training.optim import Adam, check_grads
 from numvae.validation import check_positive_float, check_positive_int
 
 
+def share_one_buffer(arrays):
+    """Move the arrays of ``arrays`` into one new 1-D buffer, in order and without gaps, each
+    entry becoming a view of it, and return the buffer. Only a dict that re-points the
+    arrays' owners when an entry is assigned (``numvae.nn.layers.Owned``: a model's
+    ``params`` and ``grads``) can be moved, and only arrays of one dtype: else None, and
+    the arrays stay where they are."""
+    values = list(arrays.values())
+    if not isinstance(arrays, Owned) or len({value.dtype for value in values}) != 1:
+        return None
+    buffer, offset = np.empty(sum(value.size for value in values), values[0].dtype), 0
+    for name, value in list(arrays.items()):
+        view = buffer[offset: offset + value.size].reshape(value.shape)
+        view[...] = value
+        arrays[name] = view  # the owner's entry too: the layer computes with the view
+        offset += value.size
+    return buffer
+
+
 def flat_buffer(arrays):
     """The one 1-D array that the arrays of the dict ``arrays`` tile, in order and without
-    gaps, or None. ``VAE.params`` and ``VAE.grads`` are such views (``VAE.flat_params``,
-    ``VAE.flat_grads``); arbitrary dicts of arrays generally are not."""
+    gaps, or None. A model's ``params`` and ``grads`` are such views once FastAdam has
+    moved them (``share_one_buffer``); arbitrary dicts of arrays generally are not."""
     values = list(arrays.values())
     base = values[0].base
     if base is None or base.ndim != 1 or not base.flags.c_contiguous:
@@ -64,6 +86,8 @@ class FastAdam(Adam):
         self.chunk = check_positive_int(chunk, "chunk")
         self._names = list(params)  # the order in which params tile the flat buffer
         self._flat_params = flat_buffer(params)
+        if self._flat_params is None:
+            self._flat_params = share_one_buffer(params)
         if self._flat_params is not None:
             self._flat_m, self.m = _zeros_like_views(params, self._flat_params)
             self._flat_v, self.v = _zeros_like_views(params, self._flat_params)
@@ -76,6 +100,12 @@ class FastAdam(Adam):
     def settings(self):
         return dict(super().settings(), flush_every=self.flush_every, tiny=self.tiny,
                     chunk=self.chunk)
+
+    @property
+    def flat_grads(self):
+        """The one buffer the gradients of the last step tiled, or None (the training loop
+        checks them all in one pass)."""
+        return self._known_flat_grads
 
     def _flat_grads(self, grads):
         """Check ``grads`` against the parameters; return the flat buffer it tiles, or None.
@@ -91,6 +121,8 @@ class FastAdam(Adam):
         # the same names in the same order (same shapes, checked above), tiling one buffer
         same_order = list(grads) == self._names
         flat = None if self._flat_params is None or not same_order else flat_buffer(grads)
+        if flat is None and self._flat_params is not None and same_order:
+            flat = share_one_buffer(grads)
         # remembered only for the flat case (the arrays are held, so their ids stay unique)
         self._known_grads = tuple(grads.values()) if flat is not None else ()
         self._known_flat_grads = flat
