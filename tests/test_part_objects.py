@@ -157,3 +157,11 @@ def test_config_is_what_the_checkpoint_stores_and_rebuilds_the_model(tmp_path):
     for name, value in model.params.items():
         assert np.array_equal(loaded.params[name], value), name
     assert model.copy(np.float32).config == {**model.config, "dtype": "float32"}
+
+
+def test_loss_terms_is_forward_under_its_old_name_and_warns():
+    model = numvae.VAE(16, 8, 2, **TINY)
+    x, eps = np.full((2, 16), 0.5), np.zeros((1, 2, 2))
+    with pytest.warns(DeprecationWarning, match="VAE.loss_terms is deprecated .* VAE.forward"):
+        terms = model.loss_terms(x, eps)
+    assert terms["loss"] == model.forward(x, eps)["loss"]

@@ -179,3 +179,21 @@ def test_hidden_widths_from_a_generator_are_read_once():
     assert model.params["decoder.decompressor.0.W"].shape == (2, 5)
     network = model.config["architecture"]
     assert network["encoder_hidden"] == (8,) and network["decoder_hidden"] == (5,)
+
+
+def test_the_verbs_encode_expected_z_decode_and_sample():
+    """What plots, evaluation and tutorials call instead of reaching into the model."""
+    model = tiny_model(seed=8)
+    x = np.random.default_rng(5).uniform(size=(4, 10))
+    mean, log_var = model.encode(x)
+    assert mean.shape == log_var.shape == (4, 3)
+    np.testing.assert_array_equal(model.expected_z(x), mean)      # a Gaussian's E_q[z|x]
+    logits = model.decode(mean, logits=True)
+    np.testing.assert_allclose(model.decode(mean), 1 / (1 + np.exp(-logits)), rtol=1e-12)
+    cache = model.forward(x, np.zeros((1, 4, 3)))                 # eps = 0: z is the mean
+    np.testing.assert_array_equal(cache["logits"], logits)
+    draws = [model.sample(5, np.random.default_rng(1)) for _ in range(2)]
+    assert draws[0].shape == (5, 10) and np.array_equal(*draws)   # the generator decides
+    flow = tiny_model(seed=8, posterior="iaf")
+    estimates = [flow.expected_z(x, rng=np.random.default_rng(2)) for _ in range(2)]
+    assert np.array_equal(*estimates) and not np.array_equal(estimates[0], flow.encode(x)[0])

@@ -1,8 +1,8 @@
 """The networks of the encoder and the decoder: one class per architecture, one registry.
 
 An architecture builds the layers of the encoder's ``compressor`` (input -> shared
-features, then the posterior's heads are added by ``numvae.model.vae.Encoder``) and of the
-decoder's ``decompressor`` up to the logits (the Sigmoid is added by ``numvae.model.vae.Decoder``).
+features, then the posterior's heads are added by ``numvae.model.networks.Encoder``) and of the
+decoder's ``decompressor`` up to the logits (the Sigmoid is added by ``numvae.model.networks.Decoder``).
 Like the parts, it has ``name``, ``settings()`` (its ``numvae.VAE`` keyword arguments,
 stored in the checkpoint's "architecture" entry) and ``from_config(config)``.
 

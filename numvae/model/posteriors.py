@@ -14,6 +14,11 @@ A new posterior is one class here plus one entry in ``POSTERIORS``: ``IAF``, the
 autoregressive flow (its pieces in ``numvae.nn.flows``), is one; it also has parameters of its
 own and a third head, ``context``. ``expected_z(heads, rng)`` gives E_q[z|x] (for the
 active units and the figures).
+
+Like every part, a posterior holds its settings (``IAF(steps=2, hidden=(200,))``), which
+``settings()`` returns as its constructor's keyword arguments, and ``build(latent_dim,
+rng, dtype)`` makes it ready for a model, drawing any initial values from ``rng`` (the
+model's generator); ``numvae.model.parts`` makes one from a name.
 """
 import math
 

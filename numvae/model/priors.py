@@ -6,6 +6,9 @@ any), and ``sample(n, rng)``. Its learnable parameters, if any, live in ``params
 ``grads`` and join the model's as ``prior.<name>``.
 
 A new prior is one class here plus one entry in ``PRIORS``: ``GaussianMixture`` is one.
+Its settings are its constructor's keyword arguments (``GaussianMixture(components=10)``);
+``build(latent_dim, rng, dtype)`` makes its parameters, drawn from ``rng``, the model's
+generator (never from an unseeded one).
 """
 import math
 
