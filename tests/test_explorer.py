@@ -15,6 +15,7 @@ from numvae.explorer.page import explorer_html
 from numvae.explorer.shipped import shipped_path
 from numvae.io import datasets
 from numvae.model.two_layer import TwoLayerVAE
+from numvae.model.objectives import IWAE
 from numvae.model.vae import VAE
 from numvae.training.checkpoint import load_checkpoint, save_checkpoint
 
@@ -42,7 +43,8 @@ def test_shipped_model_is_the_slides_and_small():
         assert not [n for n in archive.namelist() if n.startswith("optimizer")]
     assert shipped_path().stat().st_size <= 2_000_000
     model = load_checkpoint(shipped_path()).model
-    assert (model.latent_dim, model.config["shared_dim"], model.dtype) == (2, 128, np.float32)
+    shared_dim = model.config["architecture"]["shared_dim"]
+    assert (model.latent_dim, shared_dim, model.dtype) == (2, 128, np.float32)
 
 
 def test_page_weights_are_the_checkpoints_bit_for_bit(shipped_page):
@@ -85,7 +87,7 @@ def test_scatter_is_the_encoder_means_and_rows_are_inspects(shipped_page):
     (dict(architecture="conv"), {"plane", "encode", "step"}),
     (dict(posterior="iaf"), {"encode", "step"}),
     (dict(posterior="point", objective="reconstruction"), {"encode", "step"}),
-    (dict(objective="iwae", n_samples=2), {"step"}),
+    (dict(objective=IWAE(k=2)), {"step"}),
     (dict(prior="mixture", n_classes=4, likelihood="gaussian"), set()),
 ])
 def test_panels_drawn_for_each_model(settings, panels, tmp_path, capsys):

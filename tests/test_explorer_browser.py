@@ -21,13 +21,14 @@ from numvae.explorer.bundle import unpack
 from numvae.explorer.page import write_explorer
 from numvae.explorer.shipped import load_shipped
 from numvae.io import datasets
+from helpers import vae
 from numvae.model.vae import VAE
 
 pytestmark = pytest.mark.browser
 
 
 def tiny_model():
-    model = VAE(64, 10, 3, encoder_hidden=(12,), decoder_hidden=(9,), likelihood="gaussian",
+    model = vae(64, 10, 3, encoder_hidden=(12,), decoder_hidden=(9,), likelihood="gaussian",
                 sigma=0.7, activation="tanh", prior="mixture", prior_components=4, n_classes=4,
                 kl_weight=0.8, seed=3)
     rng = np.random.default_rng(4)  # non-trivial prior weights and variances

@@ -14,6 +14,7 @@ import numpy as np
 
 from numvae.diagnostics.inspect import trace_step
 from numvae.model.kl import GaussianKL, MonteCarloKL, kl_part_of
+from numvae.model.parts import flat_config
 from numvae.model.vae import VAE
 from numvae.nn.layers import Dense, ReLU, Tanh
 
@@ -65,7 +66,7 @@ def missing_panels(model):
     networks_ok = all(type(layer) in _KINDS for layer in
                       [*model.encoder.compressor.layers, *model.decoder.to_logits.layers])
     if not networks_ok:
-        reason = f"the {model.config['architecture']} architecture has no JavaScript version"
+        reason = f"the {model.network.name} architecture has no JavaScript version"
         missing = {panel: reason for panel in PANELS}
         return missing
     if model.posterior.name != "diagonal_gaussian":
@@ -132,7 +133,9 @@ def make_bundle(model, images, labels, *, title="", seed=0):
     """Everything the page embeds, as a JSON-ready dict. images (n, input_dim) in [0, 1],
     labels (n,): the test set (its encoder means are the plane's scatter)."""
     missing = missing_panels(model)
-    bundle = {"title": title, "config": dict(model.config), "input_dim": model.config["input_dim"],
+    # the page reads 0.2's flat settings (sigma, kl_weight, ...); a two-layer model's are flat
+    config = flat_config(model.config) if isinstance(model, VAE) else dict(model.config)
+    bundle = {"title": title, "config": config, "input_dim": model.input_dim,
               "latent_dim": model.latent_dim, "n_classes": _classes(model), "missing": missing,
               "network": _network(model, missing), "prior": _prior(model),
               "test": {"labels": pack(labels, np.uint8),

@@ -13,6 +13,7 @@ from importlib import resources
 import numvae
 from numvae.explorer.bundle import make_bundle
 from numvae.io.files import as_path, atomic_write_bytes
+from numvae.model.parts import flat_config
 
 SCRIPTS = ("vae.js", "plane.js", "step.js")
 DIGIT_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -26,9 +27,9 @@ def static_text(name):
 
 def describe(model):
     """One line naming the model's parts, for the page's header."""
-    c = model.config
-    if "architecture" not in c:  # not numvae.model.vae.VAE: the two-layer model, say
+    if "architecture" not in model.config:  # not numvae.model.vae.VAE: the two-layer model, say
         return repr(model)
+    c = flat_config(model.config)  # 0.2's flat settings: one name per part
     parts = [f"{c['architecture']} {c['input_dim']}-{c['shared_dim']}-{c['latent_dim']}",
              f"{c['likelihood']} likelihood", f"{c['posterior']} posterior", f"{c['prior']} prior",
              f"{c['objective']} objective"]
