@@ -167,12 +167,13 @@ def trained_until_divergence(model, chunk=500):
     steps_per_chunk = -(-chunk // 50)
     for round_ in range(epochs * (len(binary_train) // chunk)):
         start = round_ * chunk % len(binary_train)
-        saved = model.flat_params.copy()
+        saved = {name: value.copy() for name, value in model.params.items()}
         try:
             fit(model, optimizer, binary_train[start:start + chunk], epochs=1, batch_size=50,
                 seed=round_, progress=False, log=None)
         except TrainingDivergedError:
-            model.flat_params[...] = saved
+            for name, value in model.params.items():
+                value[...] = saved[name]
             return model, round_ * steps_per_chunk
     return model, None
 
