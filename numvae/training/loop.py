@@ -226,7 +226,7 @@ def fit(model, optimizer, train_data, *, epochs, batch_size=128, val_data=None,
         base rate go into the training state, so a resumed run follows them.
     kl_schedule: None (the warm-up above) or a schedule of the KL weight
         (``numvae.training.kl_schedules``, e.g. ``Cyclical(10)``): the weight at step t is
-        ``model.config["kl_weight"] * kl_schedule.factor(t, steps per epoch)``.
+        ``model.objective.kl_weight * kl_schedule.factor(t, steps per epoch)``.
     Returns the history (see ``new_history``).
     """
     images, labels = _as_images(train_data, model, "train_data")
