@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 import numvae
+from helpers import vae
+from numvae.model.parts import flat_config
 from numvae.diagnostics.evaluate import iwae_log_likelihood
 from numvae.model import size
 from numvae.training.checkpoint import save_checkpoint
@@ -26,7 +28,7 @@ SMALL_MEMORY = 700 * 2**20  # the address space of the children: Python and NumP
 
 def settings(model):
     """The settings ``size`` reads, from a built model's configuration."""
-    c = model.config
+    c = flat_config(model.config)  # size reads 0.2's flat settings
     return size.checked_settings(dict(
         c, encoder_hidden=c.get("encoder_hidden", ()), decoder_hidden=c.get("decoder_hidden", ()),
         flow_steps=c.get("flow_steps", 1), flow_hidden=c.get("flow_hidden", (50,)),
@@ -41,7 +43,7 @@ CASES = [dict(), dict(posterior="iaf", flow_steps=2, flow_hidden=(7, 9)),
 
 @pytest.mark.parametrize("options", CASES)
 def test_parameter_count_from_the_settings_equals_the_built_models(options):
-    model = numvae.VAE(64, 10, 3, seed=0, **options)
+    model = vae(64, 10, 3, seed=0, **options)
     assert size.parameter_count(settings(model)) == model.n_params()
 
 
@@ -50,7 +52,7 @@ def test_parameter_count_from_the_settings_equals_the_built_models(options):
                                      dict(prior="mixture", prior_components=20),
                                      dict(architecture="conv")])
 def test_step_estimate_is_above_the_memory_a_step_takes_and_not_far_above(options):
-    model = numvae.VAE(256, 32, 4, seed=0, **options)
+    model = vae(256, 32, 4, seed=0, **options)
     optimizer = FastAdam(model.params)
     x = np.random.default_rng(0).random((32, 256)).astype(np.float32)
     tracemalloc.start()  # NumPy reports its allocations to tracemalloc
@@ -99,7 +101,7 @@ def test_vae_refuses_sizes_above_the_limit_naming_the_setting(options, named):
     arguments = dict(input_dim=784, shared_dim=128, latent_dim=2)
     arguments.update(options)
     with pytest.raises(size.SizeError) as caught:
-        numvae.VAE(**arguments)
+        vae(**arguments)  # the command line's flat spelling, made parts as it makes them
     message = str(caught.value)
     assert named in message and f"limit of {size.human(size.default_limit())}" in message
     assert "\n" not in message
@@ -153,8 +155,8 @@ def one_line(result):
 
 def test_import_of_metadata_asking_for_terabytes_is_one_line(tmp_path):
     safetensors_numpy = pytest.importorskip("safetensors.numpy")
-    config = dict(numvae.VAE(4, 3, 2).config, input_dim=10**6, shared_dim=10**6,
-                  dtype="float32")
+    config = dict(flat_config(numvae.VAE(4, 3, 2).config), input_dim=10**6, shared_dim=10**6,
+                  dtype="float32")  # the metadata's flat shape
     path = tmp_path / "huge.safetensors"
     path.write_bytes(safetensors_numpy.save({"x": np.zeros(1, np.float32)},
                                             metadata={"numvae.config": json.dumps(config)}))
