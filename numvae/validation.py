@@ -109,6 +109,16 @@ def _as_float_array(value, name):
     return array
 
 
+def integer_hint(x):
+    """How to bring integer pixels into [0, 1], for the range they seem to come in."""
+    top = int(x.max())
+    if top <= 16:
+        return "for pixels in 0-16 (scikit-learn's 8x8 digits), divide by 16"
+    if top <= 255:
+        return "for 8-bit pixels (0-255), divide by 255"
+    return f"divide by the largest value the pixels can take (at least {top})"
+
+
 def check_data(x, input_dim, dtype, name="x", support=None):
     """A batch of data (batch, input_dim) of finite values, cast to ``dtype``.
 
@@ -123,7 +133,7 @@ def check_data(x, input_dim, dtype, name="x", support=None):
         raise ValueError(f"{name} is an empty batch (shape {x.shape}); expected at least one row")
     if x.dtype.kind in "iu" and x.max() > 1:
         raise ValueError(f"{name} holds integers up to {x.max()}; expected values in [0, 1]: "
-                         f"divide 0-255 pixels by 255")
+                         f"{integer_hint(x)}")
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     if support is not None:

@@ -150,9 +150,9 @@ def test_a_full_disk_names_the_target_and_keeps_its_previous_version(tmp_path):
 
 def test_a_full_disk_in_export_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
     pytest.importorskip("safetensors")
+    import numvae
     from numvae.commands.cli import main
     from numvae.training.checkpoint import save_checkpoint
-    import numvae
     save_checkpoint(tmp_path / "m.npz", numvae.VAE(4, 3, 2, seed=0))
     real_fdopen = os.fdopen
     monkeypatch.setattr("numvae.io.files.os.fdopen",

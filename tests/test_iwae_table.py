@@ -256,3 +256,23 @@ def test_a_signal_during_training_ends_in_one_line_and_the_shells_exit_code(tiny
     assert code == 128 + signal.SIGTERM
     assert len(err.strip().splitlines()) == 1
     assert "SIGTERM" in err and str(tmp_path / "vae_k1" / "resume" / "checkpoint.npz") in err
+
+
+def test_numvae_evaluate_prepares_a_row_s_test_images_as_the_table(trained, tiny_mnist, capsys):
+    """The row's checkpoint records the binarisation: numvae evaluate binarises the test
+    images once with the table's seed, as the table does, without being told."""
+    from numvae.commands.cli import main
+    from numvae.diagnostics.evaluate import evaluate_elbo
+    from numvae.io.datasets import binarize, load_mnist
+    checkpoint = trained / "vae_k1" / "resume" / "checkpoint.npz"
+    model = load_checkpoint(checkpoint).model
+    test = load_mnist(tiny_mnist, download=False)[1].images[:10]
+    expected = {"binarised": evaluate_elbo(model, binarize(test, np.random.default_rng(2016))),
+                "grey": evaluate_elbo(model, test)}
+    assert abs(expected["binarised"]["loss"] - expected["grey"]["loss"]) > 0.1
+    for argv, which in (([], "binarised"), (["--test-images", "grey"], "grey")):
+        assert main(["evaluate", str(checkpoint), "--n", "10", "--iwae-k", "0",
+                     "--data-dir", str(tiny_mnist), *argv]) == 0
+        out, err = capsys.readouterr()
+        assert f"-ELBO {expected[which]['loss']:.2f} +-" in out, (which, out)
+        assert ("binarised once with seed 2016" in err) is (which == "binarised"), err

@@ -135,7 +135,7 @@ def test_latent_grid_2d(model, tmp_path):
     n = 5
     fig = plots.latent_grid(model, n=n, image_shape=SHAPE, path=tmp_path / "grid.png")
     [ax] = fig.axes
-    assert ax.get_title() == "Sampling the latent space"
+    assert ax.get_title() == "Sampling the latent space of prior N(0, I)"
     [image] = ax.get_images()  # one canvas, one imshow
     canvas = image.get_array()
     assert canvas.shape == (n * 8, n * 8)

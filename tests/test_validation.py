@@ -31,7 +31,9 @@ def small_model(**kwargs):
     (np.zeros((3, 5)), r"x has shape \(3, 5\); expected \(batch, 6\)"),
     (np.zeros(6), r"x has shape \(6,\); expected \(batch, 6\)"),
     (np.zeros((0, 6)), "x is an empty batch"),
-    (np.full((2, 6), 255, dtype=np.uint8), "divide 0-255 pixels by 255"),
+    (np.full((2, 6), 255, dtype=np.uint8), r"for 8-bit pixels \(0-255\), divide by 255$"),
+    (np.full((2, 6), 16, dtype=np.int64), r"up to 16; .*pixels in 0-16 .*, divide by 16$"),
+    (np.full((2, 6), 4095, dtype=np.uint16), r"the largest value .* \(at least 4095\)$"),
     (np.full((2, 6), np.nan), "x contains NaN or infinite values"),
     (np.full((2, 6), 1.5), r"Bernoulli likelihood needs values in \[0, 1\]"),
 ])

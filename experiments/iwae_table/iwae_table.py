@@ -55,6 +55,8 @@ PAPER_ACTIVE = {(1, "vae", 1): "19", (1, "vae", 5): "20", (1, "vae", 50): "20",
                 (2, "vae", 1): "16+5", (2, "vae", 5): "17+5", (2, "vae", 50): "17+5",
                 (2, "iwae", 5): "21+5", (2, "iwae", 50): "26+7"}
 TEST_SEED = 2016  # the test images are binarised once, with this seed
+# what every row's checkpoint records (read by numvae evaluate, plot and inspect)
+DATA_PREPARATION = dict(dataset="mnist", binarize=True, test_binarize_seed=TEST_SEED)
 
 
 def positive_int(text):
@@ -244,8 +246,10 @@ def run(args):
                       f"{stage['nll_se']:.2f}, -ELBO {stage['negative_elbo']:.2f} "
                       f"({stage['seconds']:.0f} s)", flush=True)
             write_json(results_path, results)
-        # parameters, optimiser and generator state only (history=None)
-        save_checkpoint(resume_path(out), model, optimizer, None, state["train_state"],
+        # parameters, optimiser and generator state only (history=None), and how the data
+        # were prepared, so that numvae evaluate on this checkpoint binarises as the table
+        train_state = {**state["train_state"], "data_preparation": DATA_PREPARATION}
+        save_checkpoint(resume_path(out), model, optimizer, None, train_state,
                         state["train_permutation"])
 
     loop.fit(model, optimizer, images, epochs=ends[-1], batch_size=20, seed=args.seed,

@@ -6,12 +6,19 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from numvae.io import datasets
 from numvae.io.files import remove_dead_temporaries
 from numvae.io.lock import LOCK_NAME, FolderBusyError, RunLock
 from numvae.model import size
-from numvae.validation import few
 from numvae.training.checkpoint import load_checkpoint
+from numvae.validation import few
+
+# The one error style of every command: "numvae train: <what went wrong>" on one line.
+# Messages are written without the prefix; numvae.commands.cli adds it. An older message
+# that still starts with this prefix has it removed, so that no line says it twice.
+_OLD_PREFIX = "numvae: error: "
 
 
 WRITE_PROBE = ".numvae-write-test"  # make_out_dir's probe, which a kill may leave behind
@@ -21,15 +28,65 @@ class UsageError(Exception):
     """A problem to report in one line, with exit code 2 (bad arguments) or 1."""
 
     def __init__(self, message, code=1):
-        super().__init__(message)
+        message = str(message)
+        super().__init__(message[len(_OLD_PREFIX):] if message.startswith(_OLD_PREFIX)
+                         else message)
         self.code = code
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """``--help`` shows each option's default, unless its help already says it or the
+    default is "nothing" (None, False: a flag that is off)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (default is None or default is False or default is argparse.SUPPRESS
+                or not action.option_strings or "default" in text):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+        return f"{text} (default: {shown})".lstrip() if text else f"default: {shown}"
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (and exit code 2)."""
+    """argparse, but a usage error is one line (and exit code 2), in the commands' error
+    style ("numvae train: ..."), and ``--help`` shows the defaults."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)", code=2)
+        raise UsageError(f"{message} (see {self.prog} --help)", code=2)
+
+
+def widths(text):
+    """An argparse type: comma-separated positive integers ("200,100"), or "" for none."""
+    try:
+        values = tuple(int(part) for part in text.split(",")) if text.strip() else ()
+    except ValueError:
+        values = None
+    if values is None or any(value < 1 for value in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers such "
+                                         f"as 200,100 (or '' for none), got {text[:40]!r}")
+    return values
+
+
+class WidthsAction(argparse.Action):
+    """A list of layer widths written with commas (``200,100``), the one list syntax of
+    every command; ``200 100`` (numvae 0.2's spelling of --flow-hidden) is read too."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        try:
+            setattr(namespace, self.dest, tuple(w for part in values for w in widths(part)))
+        except argparse.ArgumentTypeError as err:  # one line naming the option, as a type's
+            raise argparse.ArgumentError(self, str(err)) from None
+
+
+def add_widths_option(parser, flag, default, help):
+    """``flag`` as a list of widths: ``--flag 200,100`` (or ``--flag 200 100``)."""
+    parser.add_argument(flag, nargs="+", action=WidthsAction, default=default, metavar="WIDTHS",
+                        help=help)
 
 
 def int_in(low, high):
@@ -94,10 +151,58 @@ def add_memory_option(parser):
                         f"here); larger settings are refused before any memory is asked for")
 
 
+# the seed of the one binarisation of the test images, for a run trained on binarised
+# images (Burda et al.'s protocol; experiments/iwae_table uses the same)
+TEST_BINARIZE_SEED = 2016
+TEST_IMAGES = ("as-trained", "grey", "binarised")
+
+
 def add_data_options(parser):
-    parser.add_argument("--dataset", choices=datasets.DATASET_NAMES,
-                        help="default: the data set the checkpoint was trained on")
-    parser.add_argument("--data-dir", help="folder holding the four MNIST IDX files")
+    group = parser.add_argument_group("data")
+    group.add_argument("--dataset", choices=datasets.DATASET_NAMES,
+                       help="default: the data set the checkpoint was trained on")
+    group.add_argument("--data-dir", help="folder holding the four MNIST IDX files (default: "
+                       "the checkpoint's, else $NUMVAE_DATA_DIR or the cache)")
+    add_preparation_options(group)
+
+
+def add_preparation_options(group):
+    """--test-images and --binarize-seed: how the test images are prepared."""
+    group.add_argument("--test-images", choices=TEST_IMAGES, default="as-trained",
+                       help="as-trained (default): prepared as the checkpoint records (grey "
+                       "levels, or binarised once with its seed); grey: the grey levels; "
+                       "binarised: binarised once with --binarize-seed")
+    group.add_argument("--binarize-seed", type=seed_option,
+                       help="seed of the test images' binarisation (default: the "
+                       f"checkpoint's, else {TEST_BINARIZE_SEED})")
+
+
+def data_preparation(checkpoint):
+    """(binarised?, seed of the test images' binarisation or None), as the checkpoint
+    records it: ``train_state["data_preparation"]`` (any writer) or the command line's
+    ``train_state["meta"]``. A checkpoint that records nothing: grey levels."""
+    state = checkpoint.train_state or {}
+    record = state.get("data_preparation") or state.get("meta") or {}
+    binarised = record.get("binarize") is True
+    seed = record.get("test_binarize_seed")
+    return binarised, (seed if isinstance(seed, int) and not isinstance(seed, bool) else None)
+
+
+def prepare_test_images(checkpoint, images, args, announce):
+    """``images`` (grey levels) prepared as ``--test-images`` says; one line through
+    ``announce`` saying how, and how to choose otherwise."""
+    binarised, seed = data_preparation(checkpoint)
+    choice = args.test_images
+    if choice == "grey" or (choice == "as-trained" and not binarised):
+        how = "as the checkpoint records" if choice == "as-trained" else "as asked"
+        announce(f"test images: grey levels, {how} (--test-images binarised to binarise them)")
+        return images
+    seed = args.binarize_seed if args.binarize_seed is not None else (
+        seed if seed is not None else TEST_BINARIZE_SEED)
+    how = "as the checkpoint records" if choice == "as-trained" else "as asked"
+    announce(f"test images: binarised once with seed {seed}, {how} (--test-images grey for "
+             f"grey levels)")
+    return datasets.binarize(images, np.random.default_rng(seed))
 
 
 def load_data(name, data_dir, announce=None):
@@ -111,17 +216,46 @@ def open_checkpoint(path, max_memory=None):
     return load_checkpoint(path, max_memory=max_memory)
 
 
-def test_data(checkpoint, args):
+def test_data(checkpoint, args, announce=None):
     """The test split of the data set named by --dataset, else the one the checkpoint
-    was trained on."""
-    meta = checkpoint.train_state.get("meta") or {}
+    was trained on, prepared as it was in training (``prepare_test_images``)."""
+    announce = announce or (lambda line: print(line, file=sys.stderr))
+    state = checkpoint.train_state or {}
+    meta = state.get("meta") or state.get("data_preparation") or {}
     name = args.dataset or meta.get("dataset", "auto")
     data_dir = args.data_dir or (meta.get("data_dir") if name == meta.get("dataset") else None)
     _, data, _ = load_data(name, data_dir)
     if data.images.shape[1] != checkpoint.model.input_dim:
         raise UsageError(f"numvae: error: data set {name} has {data.images.shape[1]} "
                          f"values per image; the model expects {checkpoint.model.input_dim}")
-    return data
+    return data._replace(images=prepare_test_images(checkpoint, data.images, args, announce))
+
+
+def check_run_folder(out, overwrite):
+    """Refuse ``out`` if it holds files and ``overwrite`` is false, before any data is read
+    (checked again under the run's lock by ``new_run_folder``)."""
+    if out and Path(out).is_dir():
+        _check_empty(Path(out), overwrite)
+
+
+def has_elbo(model):
+    """False for an autoencoder (a point-mass posterior): no density, so no KL and no ELBO."""
+    return getattr(getattr(model, "posterior", None), "has_density", True)
+
+
+def result_line(model, result, where="test"):
+    """The evaluation's headline, under the name of what was measured: the negative ELBO
+    (with the objective the model was trained with when that is not the ELBO), or, for an
+    autoencoder, its reconstruction error: never "-ELBO ... (KL 0.00)" for a model with no
+    KL term, which would read as a better ELBO than a VAE's."""
+    objective = model.config.get("objective", "elbo")
+    if not has_elbo(model):
+        return (f"{where} reconstruction error {result['reconstruction']:.2f} +- "
+                f"{result['loss_se']:.2f} nats per example (an autoencoder, trained with "
+                f"objective {objective}: no KL term, no ELBO)")
+    trained = "" if objective == "elbo" else f"; trained with objective {objective}"
+    return (f"{where} -ELBO {result['loss']:.2f} +- {result['loss_se']:.2f} nats per example "
+            f"(reconstruction {result['reconstruction']:.2f}, KL {result['kl']:.2f}{trained})")
 
 
 def new_run_folder(out, overwrite):

@@ -1,10 +1,10 @@
 """``numvae import``: a safetensors file (written by ``numvae export`` or by PyTorch) as a
 numvae checkpoint, which ``numvae inspect``, ``evaluate``, ``sample`` and ``plot`` read."""
-import argparse
 import sys
 
 from numvae.commands.common import (
     UsageError,
+    add_widths_option,
     nonnegative_float,
     output_file,
     positive_float,
@@ -18,18 +18,6 @@ ARCHITECTURE = ("input_dim", "shared_dim", "latent_dim", "encoder_hidden", "deco
                 "likelihood", "sigma", "kl_weight", "n_samples")
 
 
-def widths(text):
-    """An argparse type: comma-separated positive integers ("32,256"), or "" for none."""
-    try:
-        values = tuple(int(part) for part in text.split(",")) if text.strip() else ()
-    except ValueError:
-        values = None
-    if values is None or any(value < 1 for value in values):
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers such "
-                                         f"as 32,256 (or '' for none), got {text!r}")
-    return values
-
-
 def add_parser(commands):
     p = commands.add_parser("import", help="read a safetensors file (from PyTorch) into a "
                             "numvae checkpoint",
@@ -38,18 +26,24 @@ def add_parser(commands):
                             "metadata or is inferred from the tensor shapes; the options below "
                             "override it. What the shapes cannot tell (likelihood, sigma, ...) "
                             "takes its default and is named as assumed.")
-    p.add_argument("file", metavar="FILE.safetensors")
-    p.add_argument("--out", required=True, metavar="CHECKPOINT.npz")
+    p.add_argument("file", metavar="FILE.safetensors", help="the file to read")
+    p.add_argument("--out", required=True, metavar="CHECKPOINT.npz",
+                   help="the checkpoint to write")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    p.add_argument("--input-dim", type=positive_int)
-    p.add_argument("--shared-dim", type=positive_int)
-    p.add_argument("--latent-dim", type=positive_int)
-    p.add_argument("--encoder-hidden", type=widths, help="e.g. 256 (the slides'), '' for none")
-    p.add_argument("--decoder-hidden", type=widths, help="e.g. 32,256 (the slides')")
-    p.add_argument("--likelihood", choices=sorted(LIKELIHOODS))
-    p.add_argument("--sigma", type=positive_float)
-    p.add_argument("--kl-weight", type=nonnegative_float)
-    p.add_argument("--n-samples", type=positive_int)
+    shape = p.add_argument_group("the architecture (default: from the file)")
+    shape.add_argument("--input-dim", type=positive_int, help="values per image")
+    shape.add_argument("--shared-dim", type=positive_int, help="the encoder's shared width")
+    shape.add_argument("--latent-dim", type=positive_int, help="dimensions of the code z")
+    add_widths_option(shape, "--encoder-hidden", None,
+                      "the encoder's hidden widths, with commas: 256 (the slides'), '' for none")
+    add_widths_option(shape, "--decoder-hidden", None,
+                      "the decoder's hidden widths, with commas: 32,256 (the slides')")
+    assumed = p.add_argument_group("what the shapes cannot tell (default: numvae.VAE's)")
+    assumed.add_argument("--likelihood", choices=sorted(LIKELIHOODS), help="p(x|z)")
+    assumed.add_argument("--sigma", type=positive_float,
+                         help="standard deviation of the Gaussian likelihood")
+    assumed.add_argument("--kl-weight", type=nonnegative_float, help="the KL term's weight")
+    assumed.add_argument("--n-samples", type=positive_int, help="samples of z per example")
     return p
 
 

@@ -3,7 +3,13 @@ import sys
 
 import numpy as np
 
-from numvae.commands.common import UsageError, int_in, seed_option
+from numvae.commands.common import (
+    UsageError,
+    add_preparation_options,
+    int_in,
+    prepare_test_images,
+    seed_option,
+)
 from numvae.diagnostics.inspect import trace_step
 from numvae.io import datasets
 from numvae.model.architectures import ARCHITECTURES
@@ -13,28 +19,36 @@ from numvae.training.checkpoint import load_checkpoint
 
 
 def add_parser(commands):
-    p = commands.add_parser("inspect", help="trace one training step, forward and backward")
+    p = commands.add_parser("inspect", help="trace one training step, forward and backward",
+                            description="Trace one training step of CHECKPOINT's model (or "
+                            "of a fresh one) on a few test images: every quantity of the "
+                            "forward pass and every gradient of the backward pass, one row "
+                            "each, with its shape, formula and a summary of its values.")
     p.add_argument("checkpoint", nargs="?",
                    help="a checkpoint (default: a fresh slides' VAE on the embedded subset)")
-    p.add_argument("--batch-size", type=int_in(1, 1000), default=4)
+    p.add_argument("--batch-size", type=int_in(1, 1000), default=4, help="images in the step")
     p.add_argument("--check", action="store_true",
                    help="add finite-difference checks of each gradient, parameters and "
                         "intermediate quantities (float64)")
     p.add_argument("--show", metavar="NAME", help="print the full array of one quantity")
-    p.add_argument("--seed", type=seed_option, default=0)
+    p.add_argument("--seed", type=seed_option, default=0,
+                   help="seeds the fresh model's weights and the step's draws")
+    add_preparation_options(p.add_argument_group("data"))
     fresh = p.add_argument_group("a fresh model (without CHECKPOINT)")
     fresh.add_argument("--architecture", choices=sorted(ARCHITECTURES), default="mlp",
                        help="conv: rows for each convolution's forward and backward step")
-    fresh.add_argument("--prior", choices=sorted(PRIORS), default="standard_normal")
+    fresh.add_argument("--prior", choices=sorted(PRIORS), default="standard_normal",
+                       help="p(z): standard_normal or mixture")
     fresh.add_argument("--conditional", action="store_true",
                        help="a conditional VAE: rows for the one-hot labels")
     return p
 
 
 def _model_and_batch(args):
+    checkpoint = None
     if args.checkpoint:
-        model = load_checkpoint(args.checkpoint, max_memory=args.max_memory).model
-        source = args.checkpoint
+        checkpoint = load_checkpoint(args.checkpoint, max_memory=args.max_memory)
+        model, source = checkpoint.model, args.checkpoint
     else:
         model = VAE(784, 128, 2, architecture=args.architecture, prior=args.prior,
                     n_classes=10 if args.conditional else None, seed=args.seed,
@@ -50,7 +64,10 @@ def _model_and_batch(args):
                                  seed=args.seed)
         if data.images.shape[1] != model.input_dim:
             raise UsageError(f"numvae: error: no built-in data of width {model.input_dim} to inspect")
-    return model, source, data.images[: args.batch_size], data.labels[: args.batch_size]
+    x = data.images[: args.batch_size]
+    if checkpoint is not None:  # prepared as in training (binarised, say), and said so
+        x = prepare_test_images(checkpoint, x, args, lambda line: print(line, file=sys.stderr))
+    return model, source, x, data.labels[: args.batch_size]
 
 
 def run(args):

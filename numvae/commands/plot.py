@@ -11,8 +11,12 @@ from numvae.commands.common import (
 
 
 def add_parser(commands):
-    p = commands.add_parser("plot", help="make the figures again from a checkpoint")
-    p.add_argument("checkpoint")
+    p = commands.add_parser("plot", help="make the figures again from a checkpoint",
+                            description="Make the figures of a training run again from its "
+                            "checkpoint: the history, reconstructions, samples, the latent "
+                            "space and the KL per dimension, on the test images of the data "
+                            "set it was trained on.")
+    p.add_argument("checkpoint", help="a checkpoint written by numvae train or import")
     p.add_argument("--out", help="folder for the PNGs (default: the checkpoint's folder)")
     add_data_options(p)
     return p

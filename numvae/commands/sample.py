@@ -15,10 +15,13 @@ from numvae.io.files import atomic_write
 
 
 def add_parser(commands):
-    p = commands.add_parser("sample", help="decode samples z ~ N(0, I) into images")
-    p.add_argument("checkpoint")
-    p.add_argument("--n", type=images_option, default=64)
-    p.add_argument("--seed", type=seed_option, default=0)
+    p = commands.add_parser("sample", help="decode samples z ~ p(z) into images",
+                            description="Draw codes z from CHECKPOINT's prior p(z) (the "
+                            "standard normal, or the learnt mixture) and decode them: a PNG "
+                            "grid of images, or their pixel means as a .npy array.")
+    p.add_argument("checkpoint", help="a checkpoint written by numvae train or import")
+    p.add_argument("--n", type=images_option, default=64, help="images to draw")
+    p.add_argument("--seed", type=seed_option, default=0, help="seeds the draws of z")
     p.add_argument("--label", type=int_in(0, 10_000),
                    help="the digit a conditional model draws (default: every class in turn)")
     p.add_argument("--out", help="a .png picture or a .npy array (default: samples.png next "

@@ -5,25 +5,23 @@ import signal
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from numvae.commands import resume
 from numvae.commands.common import (
+    TEST_BINARIZE_SEED,
     Parser,
     UsageError,
-    epochs_option,
-    float_in,
-    int_in,
+    check_run_folder,
+    has_elbo,
     load_data,
-    lr_option,
     lock_folder,
     make_out_dir,
     new_run_folder,
-    nonnegative_float,
-    nonnegative_int,
+    result_line,
     save_figures,
-    seed_option,
-    sigma_option,
-    width_option,
 )
+from numvae.commands.train_options import add_parser
 from numvae.diagnostics import evaluate
 from numvae.diagnostics.latent_info import (
     format_latent_information,
@@ -32,17 +30,14 @@ from numvae.diagnostics.latent_info import (
 )
 from numvae.io import datasets
 from numvae.io.files import atomic_write_bytes
-from numvae.model.architectures import ARCHITECTURES
 from numvae.model.parts import FLAT_SETTINGS, PART_KINDS, build_parts
 from numvae.model.parts import REGISTRIES as PARTS
 from numvae.model.vae import VAE
-from numvae.nn.layers import ACTIVATIONS
 from numvae.training import loop as train
 from numvae.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from numvae.training.checkpoint_fields import MAX_EPOCHS
 from numvae.training.kl_schedules import Cyclical, kl_schedule_from_settings
 from numvae.training.optim_fast import FastAdam
-from numvae.training.schedules import SCHEDULES
 
 DEFAULT_EPOCHS = {"mnist": 10, "mnist-mini": 30, "toy": 50}
 DEFAULT_VAL_SIZE = {"mnist": 5000, "mnist-mini": 1000, "toy": 200}
@@ -51,91 +46,16 @@ RESUME_KEEPS = ("command", "resume", "epochs", "out", "overwrite", "no_progress"
                 "max_memory")
 
 
-def add_parser(commands):
-    p = commands.add_parser("train", help="train a VAE and write checkpoint, history and figures",
-                            description="Train a VAE; write into --out the checkpoint "
-                            "(checkpoint.npz, saved after every epoch), the history "
-                            "(history.json, history.csv), metrics.json and the figures.")
-    p.add_argument("--dataset", default="auto", choices=datasets.DATASET_NAMES,
-                   help="auto (default): full MNIST if it can be found or downloaded, else the "
-                   "embedded 10,000-image subset")
-    p.add_argument("--data-dir", help="folder holding the four MNIST IDX files")
-    p.add_argument("--epochs", type=epochs_option,
-                   help="default: 10 on mnist, 30 on mnist-mini, 50 on toy")
-    p.add_argument("--latent-dim", type=width_option, default=2)
-    p.add_argument("--shared-dim", type=width_option, default=128)
-    p.add_argument("--likelihood", choices=list(PARTS["likelihood"]), default="bernoulli")
-    p.add_argument("--activation", choices=list(ACTIVATIONS), default="relu",
-                   help="the hidden layers' activation (default: relu, the slides')")
-    p.add_argument("--sigma", type=sigma_option, default=1.0,
-                   help="standard deviation of the Gaussian likelihood")
-    p.add_argument("--architecture", choices=sorted(ARCHITECTURES), default="mlp",
-                   help="mlp (default): the slides' Dense layers; conv: two convolutions down "
-                   "and two transposed convolutions up (square images)")
-    p.add_argument("--posterior", choices=sorted(PARTS["posterior"]), default="diagonal_gaussian",
-                   help="diagonal_gaussian (default, the slides'), iaf (an inverse "
-                   "autoregressive flow after it) or point (a plain autoencoder, with "
-                   "--objective reconstruction)")
-    p.add_argument("--flow-steps", type=int_in(1, 100), default=1,
-                   help="steps of the iaf posterior (default 1)")
-    p.add_argument("--flow-hidden", type=width_option, nargs="+", default=[50], metavar="WIDTH",
-                   help="hidden widths of each iaf step's MADE (default 50)")
-    p.add_argument("--prior", choices=sorted(PARTS["prior"]), default="standard_normal",
-                   help="standard_normal (default) or mixture (a learnt Gaussian mixture)")
-    p.add_argument("--prior-components", type=int_in(1, 1000), default=10,
-                   help="components of the mixture prior (default 10)")
-    p.add_argument("--conditional", action="store_true",
-                   help="a conditional VAE: the one-hot label goes to the encoder and the decoder")
-    p.add_argument("--kl-weight", type=nonnegative_float, default=1.0)
-    p.add_argument("--kl-warmup-epochs", type=int_in(0, 100_000), default=0)
-    p.add_argument("--objective", choices=sorted(PARTS["objective"]), default="elbo",
-                   help="elbo (default) or iwae, the importance-weighted bound (refuses "
-                   "--kl-weight other than 1 and --kl-warmup-epochs)")
-    p.add_argument("--n-samples", type=int_in(1, 100_000), default=1,
-                   help="samples of z per example in the training loss (K of the IWAE)")
-    p.add_argument("--batch-size", type=width_option, default=128)
-    p.add_argument("--lr", type=lr_option, default=1e-3)
-    p.add_argument("--schedule", choices=sorted(SCHEDULES), default="constant",
-                   help="learning-rate schedule relative to --lr (burda: 3^i epochs at "
-                   "lr * 10^(-i/7), i = 0..7); a resumed run keeps its own")
-    p.add_argument("--seed", type=seed_option, default=0)
-    p.add_argument("--binarize", action="store_true",
-                   help="dynamic binarisation: a fresh Bernoulli draw of each pixel every epoch")
-    p.add_argument("--val-size", type=nonnegative_int,
-                   help="training images held out for validation (default: 5000 on mnist, "
-                   "1000 on mnist-mini, 200 on toy)")
-    p.add_argument("--out", help="output folder (default: a new runs/<timestamp>); an existing "
-                   "folder that holds files is refused unless --overwrite")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace the files of a previous run in --out")
-    p.add_argument("--resume", metavar="CHECKPOINT",
-                   help="continue the run saved in CHECKPOINT exactly where it stopped")
-    p.add_argument("--free-bits", type=nonnegative_float, default=0.0, metavar="TAU",
-                   help="free bits (Kingma et al. 2016): a floor TAU, in nats, on each latent "
-                   "dimension's batch-averaged KL, below which the KL is not pushed down "
-                   "(objective free_bits; needs the diagonal Gaussian posterior and the "
-                   "standard normal prior; default 0: none)")
-    p.add_argument("--kl-schedule", choices=["constant", "cyclical"], default="constant",
-                   help="the KL weight over training: constant (--kl-weight, after "
-                   "--kl-warmup-epochs if given) or cyclical (Fu et al. 2019: from 0 to "
-                   "--kl-weight over the first --kl-cycle-ramp of each cycle of "
-                   "--kl-cycle-epochs epochs)")
-    p.add_argument("--kl-cycle-epochs", type=int_in(1, 100_000), metavar="N",
-                   help="epochs per cycle of --kl-schedule cyclical (default 10)")
-    p.add_argument("--kl-cycle-ramp", type=float_in(0.0, 1.0, low_open=True), metavar="FRACTION",
-                   help="fraction of each cycle over which the KL weight rises (default 0.5)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--no-plots", action="store_true", help="skip the figures")
-    return p
-
-
 def _new_run(args):
     """A fresh model and optimiser from the options; what the run needs to resume later."""
+    check_run_folder(args.out, args.overwrite)  # before any data is read or downloaded
     train_data, test_data, used = load_data(args.dataset, args.data_dir)
     data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None  # usable from anywhere
     meta = dict(dataset=used, data_dir=data_dir, epochs=args.epochs or DEFAULT_EPOCHS[used],
                 val_size=DEFAULT_VAL_SIZE[used] if args.val_size is None else args.val_size,
                 batch_size=args.batch_size, seed=args.seed, binarize=args.binarize,
+                # how the test images are prepared, recorded for evaluate, plot and inspect
+                test_binarize_seed=TEST_BINARIZE_SEED if args.binarize else None,
                 kl_warmup_epochs=args.kl_warmup_epochs, schedule=args.schedule)
     if args.kl_warmup_epochs and not PARTS["objective"][args.objective].supports_kl_weight:
         raise UsageError(f"numvae: error: --kl-warmup-epochs has no meaning for --objective "
@@ -287,7 +207,7 @@ def _fit(args, run, meta, fit_data, val_data, save, checkpoint_path):
                          kl_warmup_epochs=meta["kl_warmup_epochs"], seed=meta["seed"],
                          binarize=meta["binarize"], callbacks=[_measure(fit_data, val_data),
                                                               save],
-                         progress=not args.no_progress and sys.stderr.isatty(),
+                         progress=False if args.no_progress else None,
                          history=run["history"], train_state=run["train_state"],
                          train_permutation=run["train_permutation"],
                          schedule=meta.get("schedule"),
@@ -309,18 +229,32 @@ def _measure(fit_data, val_data):
 def _write_metrics(folder, model, test_data, meta, history):
     result = evaluate.evaluate_elbo(model, test_data.images, labels=test_data.labels)
     info = latent_information(model, test_data.images, labels=test_data.labels)
-    metrics = dict(dataset=meta["dataset"], test_negative_elbo=result["loss"],
-                   test_negative_elbo_se=result["loss_se"],
+    elbo = has_elbo(model)  # an autoencoder has none: null, and its reconstruction error
+    metrics = dict(dataset=meta["dataset"], objective=model.config.get("objective", "elbo"),
+                   test_negative_elbo=result["loss"] if elbo else None,
+                   test_negative_elbo_se=result["loss_se"] if elbo else None,
                    test_reconstruction=result["reconstruction"], test_kl=result["kl"],
                    # null where the KL has no split by dimension (a Monte Carlo KL)
                    kl_per_dim=[None if v != v else v for v in result["kl_per_dim"].tolist()],
                    epochs=len(history["epoch"]),  # trained for in all, never what was asked
+                   test_images=test_images_note(meta),
                    # on the first 1,000 test images (numvae.diagnostics.latent_info)
                    latent={key: value for key, value in info.items() if key != "kl_per_dim"})
     atomic_write_bytes(folder / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
-    print(f"test -ELBO {result['loss']:.2f} +- {result['loss_se']:.2f} nats per example "
-          f"(reconstruction {result['reconstruction']:.2f}, KL {result['kl']:.2f})")
+    print(result_line(model, result))
     print(f"first {info['n_images']} test images: {format_latent_information(info)}")
+
+
+def _prepared(test_data, meta):
+    """The test images as training saw its images: binarised once, with the recorded seed
+    (numvae 0.2's checkpoints have none: the default), for a run on binarised images."""
+    if not meta["binarize"]:
+        return test_data
+    seed = meta.get("test_binarize_seed")
+    seed = TEST_BINARIZE_SEED if seed is None else seed
+    meta["test_binarize_seed"] = seed
+    return test_data._replace(images=datasets.binarize(test_data.images,
+                                                       np.random.default_rng(seed)))
 
 
 def run(args):
@@ -353,6 +287,7 @@ def _stopped_like_ctrl_c():
 
 def _train_and_report(args, folder, meta, run_state, data):
     train_data, test_data = data
+    test_data = _prepared(test_data, meta)
     fit_data, val_data = _split(train_data, meta)
     if args.resume:
         resume.check_resumable(args.resume, run_state, meta, len(fit_data.images))
@@ -366,9 +301,7 @@ def _train_and_report(args, folder, meta, run_state, data):
         print(f"numvae: {args.resume} has been trained for {done} epochs already; --epochs "
               f"counts epochs from the start, so there is nothing to do ({more})")
         return 0
-    print(f"numvae: training {model!r} on {meta['dataset']} ({len(fit_data.images)} images"
-          f"{', validation ' + str(len(val_data.images)) if val_data else ''}) up to epoch "
-          f"{meta['epochs']} (epochs count from the start; {done} done); writing to {folder}")
+    print(start_header(model, meta, fit_data, val_data, done, folder))
     try:
         history = _fit(args, run_state, meta, fit_data, val_data, save, checkpoint_path)
     except KeyboardInterrupt as stop:  # saved between two steps (the saver said so)
@@ -378,6 +311,32 @@ def _train_and_report(args, folder, meta, run_state, data):
         save_figures(model, history, test_data, folder)
     print(f"wrote {folder}")
     return 0
+
+
+def start_header(model, meta, fit_data, val_data, done, folder):
+    """What the run is about to do, a few short lines (the model's repr is one long line)."""
+    config = model.config
+    parts = [f"{config.get('posterior', 'diagonal_gaussian')} posterior",
+             f"{config.get('prior', 'standard_normal')} prior",
+             f"{config.get('likelihood', 'bernoulli')} likelihood",
+             f"objective {config.get('objective', 'elbo')}"]
+    validation = f", {len(val_data.images):,} held out for validation" if val_data else ""
+    prepared = "binarised afresh every epoch" if meta["binarize"] else "grey levels"
+    return "\n".join([
+        f"numvae train: a {model.input_dim}-{model.latent_dim} VAE "
+        f"({model.n_params():,} parameters, {model.dtype})",
+        f"  parts: {', '.join(parts)}",
+        f"  data: {meta['dataset']}, {len(fit_data.images):,} training images{validation}; "
+        f"{prepared}",
+        f"  test images: {test_images_note(meta)}",
+        f"  epochs: up to {meta['epochs']} (counted from the start; {done} done), batch "
+        f"{meta['batch_size']}, seed {meta['seed']}",
+        f"  writing to {folder}"])
+
+
+def test_images_note(meta):
+    seed = meta.get("test_binarize_seed")
+    return "grey levels" if not meta["binarize"] else f"binarised once with seed {seed}"
 
 
 def write_history(folder, history):

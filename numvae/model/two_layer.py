@@ -26,7 +26,9 @@ from numvae.model import size
 from numvae.model.architectures import mlp
 from numvae.model.kl import kl_divergence, kl_divergence_backward
 from numvae.model.likelihoods import LIKELIHOODS
+from numvae.model.networks import Decoder
 from numvae.model.objectives import check_kl_weight_is_one
+from numvae.model.parts import make_part
 from numvae.model.posteriors import DiagonalGaussian
 from numvae.model.priors import StandardNormal
 from numvae.model.two_layer_parts import (
@@ -35,8 +37,6 @@ from numvae.model.two_layer_parts import (
     elbo_weights,
     iwae_weights,
 )
-from numvae.model.networks import Decoder
-from numvae.model.parts import make_part
 from numvae.nn.layers import ACTIVATIONS, Dense
 from numvae.validation import (
     NumericalError,

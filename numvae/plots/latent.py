@@ -11,7 +11,6 @@ whether to show or save. Images are flat rows (batch, input_dim), shown with
 import math
 import numbers
 from pathlib import Path
-from statistics import NormalDist
 
 import matplotlib
 import numpy as np
@@ -20,6 +19,12 @@ from matplotlib.lines import Line2D
 
 from numvae.diagnostics import evaluate
 from numvae.plots.history import check_history, gradient_flow, training_curves
+from numvae.plots.prior import (
+    grid_ticks_note,
+    prior_centre,
+    prior_grid,
+    prior_name,
+)
 from numvae.plots.save import save as _save
 from numvae.validation import check_positive_int
 
@@ -104,18 +109,6 @@ def label_colours(n_classes):
     return matplotlib.colormaps["turbo"](np.linspace(0, 1, n_classes))
 
 
-def gaussian_grid(n):
-    """n latent values at Gaussian quantiles: z_i = Phi^{-1}((i + 1/2) / n), i = 0 .. n-1: (n,).
-
-    The probabilities (i + 1/2) / n are the midpoints of n bins of equal prior mass, so each
-    value stands for the same share of p(z) = N(0, 1); the grid is symmetric about 0 and
-    n = 1 gives z = 0 (Kingma & Welling 2014, fig. 4, use the same inverse-CDF mapping).
-    """
-    n = check_positive_int(n, "n")
-    inverse_cdf = NormalDist().inv_cdf
-    return np.array([inverse_cdf((i + 0.5) / n) for i in range(n)])
-
-
 # --- the latent space ---------------------------------------------------------------------
 
 def latent_space(model, images, labels, *, max_points=5000, seed=0, path=None):
@@ -198,21 +191,22 @@ def latent_grid(model, *, n=15, dims=(0, 1), image_shape=None, label=None, path=
     """The decoder's manifold (the slides' "Sampling the latent space for MNIST"; Kingma &
     Welling 2014, fig. 4): decoder outputs on an n x n grid of latent values.
 
-    Both axes take the values ``gaussian_grid(n)``, the Gaussian quantiles
-    Phi^{-1}((i + 1/2) / n), so that the grid covers the prior evenly in probability.
-    Columns vary z[dims[0]] (left to right, increasing), rows vary z[dims[1]] (bottom to top,
-    increasing, as on a plot); every other latent dimension is held at 0, the prior's mean.
+    The axes take the prior's quantiles (i + 1/2) / n (``numvae.plots.prior.prior_grid``:
+    Gaussian quantiles for N(0, I), the marginal's for a mixture prior), so that the grid
+    covers the prior actually used evenly in probability. Columns vary z[dims[0]] (left to
+    right, increasing), rows vary z[dims[1]] (bottom to top, increasing, as on a plot);
+    every other latent dimension is held at the prior's mean.
     latent_dim == 1: one row of n images along z[0] (``dims`` is not used).
     The images are tiled on one canvas and drawn with a single imshow. ``label``: the
     digit a conditional model decodes (one style per point of the grid).
     """
     n = check_positive_int(n, "n")
     height, width = _check_image_shape(image_shape, model.input_dim)
-    values = gaussian_grid(n)
     latent_dim = model.latent_dim
 
     if latent_dim == 1:
         rows, dims = 1, (0,)
+        values = across = prior_grid(model, n, 0)
         z = values[:, None]                                           # (n, 1)
     else:
         if (isinstance(dims, (str, bytes)) or not hasattr(dims, "__len__") or len(dims) != 2
@@ -225,10 +219,10 @@ def latent_grid(model, *, n=15, dims=(0, 1), image_shape=None, label=None, path=
                              f"0 .. {latent_dim - 1}")
         if dims[0] == dims[1]:
             raise ValueError(f"dims must name two different latent dimensions; got {dims}")
-        rows = n
-        z = np.zeros((n, n, latent_dim))                              # (row, col, latent_dim)
+        rows, values, across = n, prior_grid(model, n, dims[0]), prior_grid(model, n, dims[1])
+        z = np.tile(prior_centre(model), (n, n, 1))                   # (row, col, latent_dim)
         z[:, :, dims[0]] = values[None, :]          # columns: increasing to the right
-        z[:, :, dims[1]] = values[::-1, None]       # rows: the top row has the largest value
+        z[:, :, dims[1]] = across[::-1, None]       # rows: the top row has the largest value
         z = z.reshape(n * n, latent_dim)
     decoded = model.decode(z, None if label is None else np.full(len(z), label))
     canvas = tile(decoded, rows, n, (height, width))
@@ -237,20 +231,20 @@ def latent_grid(model, *, n=15, dims=(0, 1), image_shape=None, label=None, path=
     fig = Figure(figsize=(size, size if rows > 1 else 1.8 + size / n), layout="constrained")
     ax = fig.add_subplot()
     ax.imshow(canvas, cmap=_grey(), vmin=0.0, vmax=1.0, interpolation="nearest")
-    tick_labels = [f"{v:.2f}" for v in values]
-    ax.set_xticks(np.arange(n) * width + (width - 1) / 2, tick_labels, rotation=90,
-                  fontsize="small")
-    quantiles = f"ticks: Gaussian quantiles, Phi^-1((i + 1/2) / {n})"
+    ax.set_xticks(np.arange(n) * width + (width - 1) / 2, [f"{v:.2f}" for v in values],
+                  rotation=90, fontsize="small")
+    quantiles = grid_ticks_note(model, n)
     ax.set_xlabel(f"z[{dims[0]}]  ({quantiles})")
     if rows > 1:
-        ax.set_yticks(np.arange(n) * height + (height - 1) / 2, tick_labels[::-1],
-                      fontsize="small")
+        ax.set_yticks(np.arange(n) * height + (height - 1) / 2,
+                      [f"{v:.2f}" for v in across[::-1]], fontsize="small")
         ax.set_ylabel(f"z[{dims[1]}]  ({quantiles})")
     else:
         ax.set_yticks([])
-    title = "Sampling the latent space"
+    title = f"Sampling the latent space of prior {prior_name(model)}"
+    title += "" if label is None else f", label {label}"
     if latent_dim > 2:
-        title += "\n(other latent dimensions at 0)"
+        title += "\n(other latent dimensions at the prior's mean)"
     ax.set_title(title)
     return _save(fig, path)
 
@@ -294,7 +288,7 @@ def reconstructions(model, images, *, n=10, image_shape=None, labels=None, path=
 
 
 def prior_samples(model, *, n=64, rng=None, image_shape=None, label=None, path=None):
-    """Decoder outputs for n draws z ~ p(z) = N(0, I), on a square-ish grid (one canvas).
+    """Decoder outputs for n draws z ~ p(z) (the model's prior), on a square-ish grid.
 
     rng: a numpy Generator, an int seed, or None for a fixed seed 0 (the model's own
     ``model.rng`` is left untouched, so plotting does not change later training).
@@ -316,7 +310,8 @@ def prior_samples(model, *, n=64, rng=None, image_shape=None, label=None, path=N
     ax = fig.add_subplot()
     ax.imshow(canvas, cmap=_grey(), vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_axis_off()
-    ax.set_title(f"Samples from the prior: decoder output for {n} draws z ~ N(0, I)")
+    which = "" if label is None else f" of label {label}"
+    ax.set_title(f"Samples{which}: decoder output for {n} draws\nz ~ {prior_name(model)}")
     return _save(fig, path)
 
 
@@ -334,7 +329,8 @@ def kl_per_dimension(model, images, *, labels=None, path=None):
     images = _check_images(model, images)
     kl = evaluate.kl_per_dimension(model, images, labels=labels)      # (latent_dim,)
     what, title, unit = "KL (nats per example)", "KL", " nats"
-    if np.isnan(kl).all():                                            # no split: active units
+    # no split by dimension, or no KL at all (an autoencoder): the active units instead
+    if np.isnan(kl).all() or not getattr(model.posterior, "has_density", True):
         kl = evaluate.active_units(model, images, labels=labels)[1]
         what, title, unit = "Var_x(E_q[z_j])", "Variance of E_q[z_j]", ""
     used = kl > KL_THRESHOLD
@@ -351,7 +347,7 @@ def kl_per_dimension(model, images, *, labels=None, path=None):
     ax.set_xticks(positions[::step], [f"z[{d}]" for d in positions[::step]])
     ax.set_xlabel("latent dimension")
     ax.set_ylabel(what)
-    ax.set_title(f"{title} per latent dimension: {int(used.sum())} of {len(kl)} above "
+    ax.set_title(f"{title} per latent dimension:\n{int(used.sum())} of {len(kl)} above "
                  f"{KL_THRESHOLD}{unit}")
     ax.legend(fontsize="small")
     return _save(fig, path)

@@ -41,9 +41,12 @@ def new_history():
 class Progress:
     """A one-line progress bar on stderr, redrawn at most every 0.2 s."""
 
-    def __init__(self, epoch, epochs, n_steps, enabled, stream=sys.stderr):
+    def __init__(self, epoch, epochs, n_steps, enabled, stream=None):
+        stream = sys.stderr if stream is None else stream
         self.epoch, self.epochs, self.n_steps = epoch, epochs, n_steps
-        self.enabled, self.stream = enabled, stream
+        # None: a bar only on a terminal; a log file gets no carriage returns
+        self.enabled = stream.isatty() if enabled is None else bool(enabled)
+        self.stream = stream
         self.start = self.last = time.perf_counter()
 
     def update(self, step, examples, loss):
@@ -204,7 +207,7 @@ def _check_kl_schedule(kl_schedule, kl_warmup_epochs, model):
 
 
 def fit(model, optimizer, train_data, *, epochs, batch_size=128, val_data=None,
-        kl_warmup_epochs=0, seed=None, callbacks=(), binarize=False, progress=True,
+        kl_warmup_epochs=0, seed=None, callbacks=(), binarize=False, progress=None,
         log=print, history=None, train_state=None, train_permutation=None,
         grad_norm_every=10, schedule=None, kl_schedule=None):
     """Train ``model`` with ``optimizer`` for ``epochs`` epochs (counted from the start).
@@ -219,6 +222,8 @@ def fit(model, optimizer, train_data, *, epochs, batch_size=128, val_data=None,
         ``state["signal"]`` the signal's number), before ``TrainingInterrupted``
         propagates; ``state`` holds
         ``model, optimizer, history, train_state, train_permutation``.
+    progress: None (default) draws a one-line bar on stderr only when stderr is a terminal;
+        True always, False never. ``log`` prints one line per epoch (``log=None``: silent).
     history, train_state, train_permutation: from a checkpoint, to resume a run.
     schedule: None (the optimiser's rate throughout, or the resumed run's schedule) or a
         name in ``numvae.training.schedules.SCHEDULES`` ("burda"): ``optimizer.lr`` is set at the
