@@ -503,7 +503,8 @@ def test_other_names():
 
 @pytest.mark.parametrize("name", ["MNIST", "fashion", "", None, 3])
 def test_unknown_name(name):
-    with pytest.raises(ValueError, match="name: expected one of auto, mnist, mnist-mini, toy"):
+    with pytest.raises(ValueError, match="name: expected one of auto, mnist, mnist-mini, "
+                       "fashion-mnist, digits, toy"):
         load_dataset(name)
 
 
@@ -616,3 +617,70 @@ def test_train_val_split_needs_a_dataset():
     with pytest.raises(TypeError, match="data: expected a Dataset, got tuple"):
         train_val_split((np.zeros((4, 2)), np.zeros(4)), 1)
     assert train_val_split(numbered(5), np.int64(2))[1].labels.shape == (2,)
+
+
+# --- Fashion-MNIST and the embedded digits (issue 27) ----------------------------------------
+
+def test_fashion_mnist_downloads_into_its_own_cache_checked_against_its_hashes(
+        tmp_path, monkeypatch):
+    arrays = fake_mnist(tmp_path / "server", seed=3)
+    files = {name: (tmp_path / "server" / name).read_bytes() for name in MNIST_FILES}
+    monkeypatch.setattr(datasets, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "not-installed")
+    monkeypatch.setattr(datasets, "FASHION_MNIST_SHA256", {
+        name: hashlib.sha256(gzip.decompress(data)).hexdigest() for name, data in files.items()})
+    first = datasets.FASHION_MNIST_MIRRORS[0]
+    mirrors = serve(monkeypatch, {first + name: data for name, data in files.items()})
+    check_matches(*datasets.load_fashion_mnist(timeout=5.0), arrays)
+    assert [url for url, _ in mirrors.requests] == [first + name for name in MNIST_FILES]
+    assert files_in(mnist_cache_dir("fashion-mnist")) == sorted(MNIST_FILES)
+    assert not mnist_cache_dir().exists()  # MNIST's cache is not Fashion-MNIST's
+    # MNIST's hashes do not vouch for these files: a download for MNIST is refused
+    serve(monkeypatch, {m + name: data for m in datasets.MNIST_MIRRORS
+                        for name, data in files.items()})
+    with pytest.raises(DataUnavailableError, match="SHA-256 of the content"):
+        load_mnist()
+
+
+def test_fashion_mnist_in_a_named_folder_and_by_name(tmp_path, monkeypatch):
+    arrays = fake_mnist(tmp_path / "fashion", seed=4)
+    monkeypatch.setattr(datasets, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "not-installed")
+    check_matches(*datasets.load_fashion_mnist(tmp_path / "fashion"), arrays)
+    train, test, used = datasets.load_dataset("fashion-mnist", tmp_path / "fashion")
+    assert used == "fashion-mnist" and len(train.images) == 50 and len(test.images) == 20
+    with pytest.raises(DataUnavailableError, match="expected the Fashion-MNIST files"):
+        datasets.load_fashion_mnist(tmp_path / "nowhere")
+    with pytest.raises(DataUnavailableError, match="missing .* and download=False"):
+        datasets.load_fashion_mnist(download=False)
+
+
+@pytest.mark.skipif(not all((datasets.FASHION_MNIST_SYSTEM_DIR / name).is_file()
+                            for name in MNIST_FILES),
+                    reason="Debian's dataset-fashion-mnist is not installed")
+def test_the_real_fashion_mnist_files_from_debian():
+    train, test = datasets.load_fashion_mnist(download=False)
+    assert train.images.shape == (60000, 784) and test.images.shape == (10000, 784)
+    # 6,000 and 1,000 images of each of the ten classes (Xiao et al. 2017)
+    assert np.bincount(train.labels).tolist() == [6000] * 10
+    assert np.bincount(test.labels).tolist() == [1000] * 10
+    assert len(datasets.FASHION_MNIST_CLASSES) == 10
+    for name in MNIST_FILES:  # the recorded hashes are these files' content
+        content = gzip.decompress((datasets.FASHION_MNIST_SYSTEM_DIR / name).read_bytes())
+        assert hashlib.sha256(content).hexdigest() == datasets.FASHION_MNIST_SHA256[name]
+
+
+def test_the_embedded_digits():
+    train, test, used = datasets.load_dataset("digits")
+    assert used == "digits" and train.images.shape == (1500, 64) and test.images.shape == (297, 64)
+    assert train.images.dtype == np.float32 and train.labels.dtype == np.int64
+    images = np.concatenate([train.images, test.images])
+    pixels = np.round(images * 16)
+    np.testing.assert_array_equal(images, pixels / np.float32(16))  # integers 0-16, over 16
+    assert pixels.min() == 0 and pixels.max() == 16
+    assert np.bincount(np.concatenate([train.labels, test.labels])).tolist() == [
+        178, 182, 177, 183, 181, 182, 181, 179, 174, 180]  # scikit-learn's class counts
+    # the file is scikit-learn's, unchanged (numvae/data/README.md gives the same sum)
+    path = Path(datasets.__file__).resolve().parents[1] / "data" / "digits.csv.gz"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == (
+        "09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22")
+    with pytest.raises(ValueError, match="only used with"):
+        datasets.load_dataset("digits", "somewhere")

@@ -39,8 +39,9 @@ from numvae.training.checkpoint_fields import MAX_EPOCHS
 from numvae.training.kl_schedules import Cyclical, kl_schedule_from_settings
 from numvae.training.optim_fast import FastAdam
 
-DEFAULT_EPOCHS = {"mnist": 10, "mnist-mini": 30, "toy": 50}
-DEFAULT_VAL_SIZE = {"mnist": 5000, "mnist-mini": 1000, "toy": 200}
+DEFAULT_EPOCHS = {"mnist": 10, "mnist-mini": 30, "fashion-mnist": 10, "digits": 100, "toy": 50}
+DEFAULT_VAL_SIZE = {"mnist": 5000, "mnist-mini": 1000, "fashion-mnist": 5000, "digits": 200,
+                    "toy": 200}
 # options that a resumed run may change; every other training option comes from the checkpoint
 RESUME_KEEPS = ("command", "resume", "epochs", "out", "overwrite", "no_progress", "no_plots",
                 "max_memory")
