@@ -196,7 +196,8 @@ def test_float64_parameters_beyond_float32_are_refused(tmp_path):
 
 @pytest.mark.parametrize("key, value, message", [
     ("optimizer/m.encoder.mean.b", np.float32(0.0), r"'optimizer/m.encoder.mean.b' has shape \(\)"),
-    ("optimizer/v.encoder.mean.b", np.full(2, np.nan, np.float32), "v.encoder.mean.b is not finite"),
+    ("optimizer/v.encoder.mean.b", np.full(2, np.nan, np.float32),
+     "v.encoder.mean.b is not finite"),
     ("optimizer/t", np.array(-3), "t must be an integer >= 0"),
     ("optimizer/t", np.array(2.5), "t must be an integer >= 0"),
 ])

@@ -33,7 +33,8 @@ def test_one_hot_rows():
 
 @pytest.mark.parametrize("y, words", [(None, "needs the labels y"),
                                       ([0, 1], r"shape \(3,\); got shape \(2,\)"),
-                                      ([0, 1, 4], "holds the label 4; expected integers in \\[0, 4\\)"),
+                                      ([0, 1, 4],
+                                       "holds the label 4; expected integers in \\[0, 4\\)"),
                                       ([0, -1, 2], "holds the label -1"),
                                       ([0.5, 1, 2], "one integer label per example"),
                                       (["a", "b", "c"], "one integer label per example")])

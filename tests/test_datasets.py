@@ -423,12 +423,15 @@ def test_make_mnist_mini_on_small_files(tmp_path):
 
 def test_make_mnist_mini_script_runs_from_a_checkout(tmp_path):
     # No PYTHONPATH: the script finds the numvae beside it by itself.
-    for name, array in zip(MNIST_FILES, [np.zeros((20, 28, 28), np.uint8), np.arange(20, dtype=np.uint8) % 10,
-                                         np.ones((10, 28, 28), np.uint8), np.arange(10, dtype=np.uint8)]):
+    for name, array in zip(MNIST_FILES, [np.zeros((20, 28, 28), np.uint8),
+                                         np.arange(20, dtype=np.uint8) % 10,
+                                         np.ones((10, 28, 28), np.uint8),
+                                         np.arange(10, dtype=np.uint8)]):
         write_idx(tmp_path / name, array)
     environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     def run(*args):
-        return subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), *args], capture_output=True,
+        return subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), *args],
+                              capture_output=True,
                               text=True, env=environment, cwd=tmp_path, timeout=60)
     process = run(str(tmp_path / "out"), "--n-train", "20", "--n-test", "10")
     assert process.returncode == 0, process.stderr

@@ -2,7 +2,8 @@
 
 * Every link [`numvae.x.y`](../numvae/x.py) names an object that exists, in the file linked.
 * Every equation label the package or a tutorial cites ("eq. K1", "eqs. V1-V6" in
-  docstrings, "(B4, V2)" in numvae.diagnostics.inspect's formulas and the tutorials' text) is an anchor
+  docstrings, "(B4, V2)" in numvae.diagnostics.inspect's formulas and the tutorials' text) is an
+  anchor
   in the doc, and every anchor is cited.
 """
 import importlib

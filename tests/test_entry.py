@@ -21,7 +21,8 @@ def interrupt_early(command, delay, tmp_path):
     first import inside numvae.commands.entry.main; return (exit code, stderr without the
     import-time lines)."""
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
-    process = subprocess.Popen([sys.executable, "-X", "importtime", *command], stdout=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, "-X", "importtime", *command],
+                               stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=environment, cwd=tmp_path)
     try:
         # A Ctrl-C before this point lands in Python's own start-up (importing site,
@@ -59,7 +60,8 @@ def test_ctrl_c_during_imports_gives_one_line_and_code_130(tmp_path, how):
 def test_entry_module_and_package_import_nothing_heavy():
     code = ("import sys, numvae, numvae.commands.entry; "
             "print(sorted(m for m in ('numpy', 'numvae.commands.cli', 'numvae.model.vae') if m in sys.modules))")
-    process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+    process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=60,
                              env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert process.returncode == 0, process.stderr
     assert process.stdout == "[]\n"

@@ -51,7 +51,8 @@ def test_reference_dense_relu_sigmoid_by_hand():
     np.testing.assert_array_equal(dx, [[3.0, 4.0]])
     np.testing.assert_array_equal(dW, [[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]])
     np.testing.assert_array_equal(db, [1.0, 1.0, 1.0])
-    np.testing.assert_array_equal(ref.relu_backward(np.array([[5.0, 7.0]]), np.array([[-1.0, 2.0]])),
+    np.testing.assert_array_equal(ref.relu_backward(np.array([[5.0, 7.0]]),
+                                                    np.array([[-1.0, 2.0]])),
                                   [[0.0, 7.0]])
     assert ref.sigmoid_backward(np.array([2.0]), np.array([0.5]))[0] == 0.5
 

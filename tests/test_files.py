@@ -197,7 +197,8 @@ with atomic_write(sys.argv[1]) as file:
 
 def start_hanging_save(target):
     """A child process half way through saving ``target``, returned once its temporary file exists."""
-    child = subprocess.Popen([sys.executable, "-c", SAVE_AND_HANG, str(target)], stdout=subprocess.PIPE,
+    child = subprocess.Popen([sys.executable, "-c", SAVE_AND_HANG, str(target)],
+                             stdout=subprocess.PIPE,
                              text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert child.stdout.readline() == "writing\n"
     return child
@@ -218,7 +219,8 @@ def test_next_save_removes_temporaries_of_killed_saves_only(tmp_path):
         assert len(killed_temp) == 1 and len(alive_temp) == 1
         # Look-alikes that must survive: another target's, an old unnamed one, a folder.
         others = [".c.npz.bak", ".c.npz.tmp", f".d.npz.{killed.pid}.0123456789ab.tmp",
-                  f".c.npz.{killed.pid}.0123456789ab.tmp.keep", f".c.npz.{killed.pid}.XYZ456789abc.tmp",
+                  f".c.npz.{killed.pid}.0123456789ab.tmp.keep",
+                  f".c.npz.{killed.pid}.XYZ456789abc.tmp",
                   ".c.npz.0123456789ab.tmp", "c.npz.tmp"]
         for name in others:
             (tmp_path / name).write_bytes(b"not ours")
@@ -237,7 +239,8 @@ def test_next_save_removes_temporaries_of_killed_saves_only(tmp_path):
 @pytest.mark.skipif(sys.platform == "win32", reason="os.kill(pid, 0) is POSIX")
 def test_stale_temporaries_of_a_dead_process_are_removed(tmp_path):
     target = tmp_path / "out.bin"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True,
                           text=True, check=True)
     pid = int(dead.stdout)  # a process that has ended (and, almost surely, whose id is free)
     stale = [f".out.bin.{pid}.{i:012x}.tmp" for i in range(3)]

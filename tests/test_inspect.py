@@ -33,7 +33,8 @@ def test_rows_are_forward_then_backward_in_layer_order():
                      "z", "decoder.decompressor.0", "decoder.decompressor.5", "reconstruction",
                      "kl", "loss"]
     assert [names.index(n) for n in forward_order] == sorted(names.index(n) for n in forward_order)
-    backward_order = ["d logits", "decoder.decompressor.4.W (grad)", "decoder.decompressor.0.W (grad)",
+    backward_order = ["d logits", "decoder.decompressor.4.W (grad)",
+                      "decoder.decompressor.0.W (grad)",
                       "d z", "d mean (from z)", "d mean", "encoder.mean.W (grad)",
                       "d encoder.compressor.3", "encoder.compressor.0.W (grad)"]
     assert [names.index(n) for n in backward_order] == sorted(names.index(n) for n in backward_order)

@@ -257,7 +257,8 @@ def test_bad_arguments_name_the_argument(model, model5, data):
         (lambda: plots.latent_grid(model5, dims=(0, 5), image_shape=SHAPE), ValueError, "dims"),
         (lambda: plots.latent_grid(model5, dims=(2, 2), image_shape=SHAPE), ValueError, "dims"),
         (lambda: plots.latent_grid(model5, dims=3, image_shape=SHAPE), TypeError, "dims"),
-        (lambda: plots.latent_grid(model, image_shape=(28, 28)), ValueError, "image_shape"),  # 784 != 64
+        (lambda: plots.latent_grid(model, image_shape=(28, 28)), ValueError,
+         "image_shape"),  # 784 != 64
         (lambda: plots.reconstructions(model, images, n=N_IMAGES + 1, image_shape=SHAPE),
          ValueError, "n = "),
         (lambda: plots.reconstructions(model, images, n=-1, image_shape=SHAPE), ValueError,

@@ -83,8 +83,10 @@ def test_a_damaged_model_gets_numerical_errors_not_nan(tmp_path, capsys):
     model.params["encoder.mean.W"][:] = 3e38  # finite in float32; mean**2 is not
     x = numvae.io.datasets.make_toy(40, seed=1).images
     for quantity, call in [("loss", lambda: evaluate.evaluate_elbo(model, x)),
-                           ("importance-weighted", lambda: evaluate.iwae_log_likelihood(model, x, k=5)),
-                           ("KL per latent dimension", lambda: evaluate.kl_per_dimension(model, x))]:
+                           ("importance-weighted",
+                            lambda: evaluate.iwae_log_likelihood(model, x, k=5)),
+                           ("KL per latent dimension",
+                            lambda: evaluate.kl_per_dimension(model, x))]:
         with pytest.raises(NumericalError, match=quantity):
             call()
     path = save_checkpoint(tmp_path / "c.npz", model)

@@ -105,7 +105,8 @@ def test_optional_members_and_unexpected_ones(tmp_path):
 
 
 @pytest.mark.parametrize("expected, message", [
-    ({"weights": Member("i", (3, 4))}, r"member 'weights' has dtype <f4 \(kind 'f'\), expected kind i$"),
+    ({"weights": Member("i", (3, 4))},
+     r"member 'weights' has dtype <f4 \(kind 'f'\), expected kind i$"),
     ({"weights": Member("iub", (3, 4))}, "expected kind i or u or b$"),
     ({"weights": Member("f", (4, 3))}, r"member 'weights' has shape \(3, 4\), expected \(4, 3\)$"),
     ({"config": Member("f", ())}, r"has dtype <U17 \(kind 'U'\)"),
@@ -275,12 +276,14 @@ MALFORMED_HEADERS = [
     ("[1, 2]", "not a dict of descr, fortran_order and shape"),
     ("{'descr': '<f8', 'fortran_order': False, 'shape': (1,), 'x': 1}", "not a dict of descr"),
     ("{'descr': [('a', '<f8')], 'fortran_order': False, 'shape': (1,)}", "expected a plain dtype"),
-    ("{'descr': '<f8', 'fortran_order': 0, 'shape': (1,)}", "has fortran_order 0, expected True or False"),
+    ("{'descr': '<f8', 'fortran_order': 0, 'shape': (1,)}",
+     "has fortran_order 0, expected True or False"),
     ("{'descr': '<f8', 'fortran_order': False, 'shape': (-1,)}", "has shape"),
     ("{'descr': '<f8', 'fortran_order': False, 'shape': (True,)}", "has shape"),
     ("{'descr': '<f8', 'fortran_order': False, 'shape': [1]}", "has shape"),
     ("{'descr': '<f8', 'fortran_order': False, 'shape': (1,) * 9}", "malformed"),
-    ("{'descr': '<f8', 'fortran_order': False, 'shape': (1, 1, 1, 1, 1, 1, 1, 1, 1)}", "at most 8 sizes"),
+    ("{'descr': '<f8', 'fortran_order': False, 'shape': (1, 1, 1, 1, 1, 1, 1, 1, 1)}",
+     "at most 8 sizes"),
     ("{'descr': '<q9', 'fortran_order': False, 'shape': (1,)}", "unknown dtype '<q9'"),
     ("{'descr': '<f8', 'fortran_order': False, 'shape': (2,)}", "holds 8 of the 16 data bytes"),
     ("{'descr': '|V0', 'fortran_order': False, 'shape': (2,)}", "kind 'V'"),
@@ -304,7 +307,8 @@ def test_malformed_npy_headers(tmp_path, header, message):
     (b"\x93NUMPY\x04\x00", "has .npy format version 4.0, expected 1.0, 2.0 or 3.0"),
     (b"\x93NUMPY\x01", "has .npy format version 1, expected"),
     (b"\x93NUMPY\x01\x00\x10", "has a truncated .npy header"),
-    (b"\x93NUMPY\x02\x00\xff\xff\xff\xff", "declares a 4,294,967,295-byte .npy header, more than the 10,000"),
+    (b"\x93NUMPY\x02\x00\xff\xff\xff\xff",
+     "declares a 4,294,967,295-byte .npy header, more than the 10,000"),
     (b"\x93NUMPY\x03\x00\x02\x00\x00\x00\xff\xfe", r"is damaged \('utf-8' codec"),
 ])
 def test_malformed_npy_starts(tmp_path, member, message):
@@ -316,7 +320,8 @@ def test_malformed_npy_starts(tmp_path, member, message):
 # ---------------------------------------------------------------- files that are not .npz files
 
 @pytest.mark.parametrize("content, message", [
-    (b"", r"is not a .npz \(zip\) archive, or its directory is damaged \(File is not a zip file\)$"),
+    (b"",
+     r"is not a .npz \(zip\) archive, or its directory is damaged \(File is not a zip file\)$"),
     (b"PK\x03\x04" + bytes(100), "is not a .npz"),
     (npy_of("<f8", (1,), bytes(8)), "is not a .npz"),
 ])
@@ -372,7 +377,8 @@ def test_error_class_or_callable(tmp_path):
     (dict(expected={"w": "f"}), TypeError, "entry 'w' must map a str to a Member"),
     (dict(expected={"w": Member("")}), ValueError, r"expected\['w'\].kinds"),
     (dict(expected={"w": Member("f", [3])}), TypeError, r"expected\['w'\].shape"),
-    (dict(max_total_bytes=-1), ValueError, "max_total_bytes: expected a number of bytes >= 0, got -1"),
+    (dict(max_total_bytes=-1), ValueError,
+     "max_total_bytes: expected a number of bytes >= 0, got -1"),
     (dict(max_total_bytes=True), TypeError, "max_total_bytes"),
     (dict(max_member_bytes=1.5), TypeError, "max_member_bytes"),
     (dict(unexpected="warn"), ValueError, "unexpected: expected 'error' or 'ignore', got 'warn'"),
@@ -412,7 +418,8 @@ def test_damaged_bytes_give_npz_error_or_checked_arrays(tmp_path, which, data):
     read_or_error(tmp_path / "damaged.npz")
 
 
-DESCRS = ["<f8", ">f4", "<i8", "|u1", "|b1", "<U3", "|O", "<c16", "|V8", "<M8", "f", "<f", "<U0", "S2",
+DESCRS = ["<f8", ">f4", "<i8", "|u1", "|b1", "<U3", "|O", "<c16", "|V8", "<M8", "f", "<f", "<U0",
+          "S2",
           "<f8 ", "", "a", "<f800", "<U1000000", "<U10000000", "<U99999999999", "<U9999999999"]
 sizes = st.one_of(st.integers(0, 4), st.integers(-3, 2**70), st.booleans(), st.floats(), st.none())
 
@@ -422,7 +429,8 @@ sizes = st.one_of(st.integers(0, 4), st.integers(-3, 2**70), st.booleans(), st.f
        fortran=st.one_of(st.booleans(), st.integers(-1, 2), st.none()),
        shape=st.one_of(st.lists(sizes, max_size=10).map(tuple), sizes, st.lists(st.integers(0, 3))),
        payload=st.binary(max_size=80), version=st.sampled_from([(1, 0), (2, 0), (3, 0)]))
-def test_random_npy_headers_give_npz_error_or_checked_arrays(tmp_path, descr, fortran, shape, payload,
+def test_random_npy_headers_give_npz_error_or_checked_arrays(tmp_path, descr, fortran, shape,
+                                                             payload,
                                                              version):
     header = repr({"descr": descr, "fortran_order": fortran, "shape": shape})
     write_zip(tmp_path / "h.npz", {"x.npy": npy(header, payload, version)})
@@ -432,7 +440,8 @@ def test_random_npy_headers_give_npz_error_or_checked_arrays(tmp_path, descr, fo
 
 
 @FUZZ
-@given(header=st.one_of(st.text(max_size=120), st.binary(max_size=120).map(lambda b: b.decode("latin-1"))),
+@given(header=st.one_of(st.text(max_size=120),
+                        st.binary(max_size=120).map(lambda b: b.decode("latin-1"))),
        payload=st.binary(max_size=40))
 def test_random_header_text_gives_npz_error_or_checked_arrays(tmp_path, header, payload):
     write_zip(tmp_path / "t.npz", {"x.npy": npy(header, payload, (3, 0))}, zipfile.ZIP_DEFLATED)
@@ -462,7 +471,8 @@ def write_bomb_zip(path, stored, bomb_name, bomb_start, zeros_mib):
     with open(path, "wb") as file:
         for name, method, crc, packed, size in entries:
             encoded, offset = name.encode(), file.tell()
-            file.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, 0, 0x21, crc, packed, size,
+            file.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, 0, 0x21, crc, packed,
+                                   size,
                                    len(encoded), 0) + encoded)
             if name in stored:
                 file.write(stored[name])
@@ -471,11 +481,13 @@ def write_bomb_zip(path, stored, bomb_name, bomb_start, zeros_mib):
                 for _ in range(zeros_mib):
                     file.write(piece)
                 file.write(end)
-            directory += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, 0, 0x21, crc,
+            directory += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, 0, 0x21,
+                                     crc,
                                      packed, size, len(encoded), 0, 0, 0, 0, 0, offset) + encoded
         directory_at = file.tell()
         file.write(directory)
-        file.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries), len(directory),
+        file.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries),
+                               len(directory),
                                directory_at, 0))
 
 
@@ -489,7 +501,8 @@ def test_bomb_zip_helper_makes_a_valid_archive(tmp_path):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS is enforced on Linux")
 def test_one_gib_member_is_never_inflated_within_a_memory_limit(tmp_path):
     weights = npy_of("<f4", (3, 4), np.ones((3, 4), np.float32).tobytes())
-    write_bomb_zip(tmp_path / "extra.npz", {"weights.npy": weights}, "junk.npy", npy_of("|u1", (2**30,)),
+    write_bomb_zip(tmp_path / "extra.npz", {"weights.npy": weights}, "junk.npy",
+                   npy_of("|u1", (2**30,)),
                    1024)
     # 48 bytes, then 1 GiB
     write_bomb_zip(tmp_path / "lying.npz", {}, "weights.npy", weights[:-48], 1024)
@@ -505,14 +518,16 @@ try:  # what np.load does: the bomb must be real, or this test proves nothing
     dict(np.load(extra))
 except MemoryError:
     print("np.load: MemoryError")
-print("ignored:", read_npz(extra, expected, max_total_bytes=10**8, unexpected="ignore")["weights"].sum())
+print("ignored:", read_npz(extra, expected, max_total_bytes=10**8,
+unexpected="ignore")["weights"].sum())
 for path in (extra, lying):
     try:
         read_npz(path, expected, max_total_bytes=10**8)
     except NpzError as err:
         print(err)
 """
-    process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+    process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=120,
                              env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert process.returncode == 0, process.stderr
     assert process.stdout.splitlines() == [

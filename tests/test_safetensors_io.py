@@ -161,7 +161,8 @@ def bad_files():
     weight = np.zeros((3, 5))
     return [
         ("missing", {"encoder.log_var.bias": None}, dict(input_dim=12, shared_dim=5, latent_dim=3,
-                                                          encoder_hidden=(7,), decoder_hidden=(4, 6)),
+                                                          encoder_hidden=(7,),
+                                                          decoder_hidden=(4, 6)),
          ["encoder.log_var.bias is missing", "expected shape (3,)"]),
         ("extra", {"encoder.extra.weight": weight}, None,
          ["unexpected tensor encoder.extra.weight"]),

@@ -21,7 +21,8 @@
 #   latent space of 10 dimensions, so that some dimensions can fall silent;
 # * and we measure for each: the squared error of the reconstructions (decoding the mean
 #   of q(z|x)), the KL per latent dimension (`numvae.diagnostics.evaluate.kl_per_dimension`) and the
-#   active units (`numvae.diagnostics.evaluate.active_units`, Burda et al. 2016: the dimensions whose
+#   active units (`numvae.diagnostics.evaluate.active_units`, Burda et al. 2016: the dimensions
+# whose
 #   posterior mean varies with x, variance above 0.01).
 #
 # A large sigma makes the reconstruction cheap to get wrong: the reconstructions blur, and

@@ -9,7 +9,8 @@
 # | SGD + momentum | velocity = 0.9 velocity + grad; param -= lr * velocity (O1) |
 # | Adam | Kingma & Ba's Algorithm 1 (O2), lr 1e-3 |
 # | Adam + KL warm-up | the KL weight rising from 0 to 1 over the first epoch (Bowman et al.) |
-# | Adam + schedule | `numvae.training.schedules`' "burda" from 3e-3: 10^(-1/7) lower after 1, 4, 13 ... epochs |
+# | Adam + schedule | `numvae.training.schedules`' "burda" from 3e-3: 10^(-1/7) lower after 1, 4,
+# 13 ... epochs |
 #
 # The loop below is `numvae.training.loop.fit`'s inner loop written out (`train_step`, the
 # warm-up weight `kl_weight_at`, the rate `learning_rate`), so that the validation

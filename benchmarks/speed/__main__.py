@@ -2,7 +2,7 @@
 (when it is installed) an identical PyTorch model; plus the IWAE estimate, a full gradient
 check and the test suite.
 
-    python -m benchmarks.speed                 # the default sections: ~25 min on a quiet 2-core machine
+    python -m benchmarks.speed                 # the default sections: ~25 min, 2 quiet cores
     python -m benchmarks.speed --quick         # 1-2 minutes: a taste of each section
     python -m benchmarks.speed --sections headline iwae
     python -m benchmarks.speed --sections matrix --arch examples --batch 128 --threads 1 --steps 200
@@ -169,7 +169,9 @@ def parse_args(argv):
                         help="1-2 minutes: batch 128 float32, 40 steps, one pair; Adam "
                              "one round; IWAE on 100 images; gradcheck of 5 entries per array; "
                              "no tests")
-    parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
+    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
+                        help="folder holding the four MNIST files (default: $NUMVAE_DATA_DIR, "
+                        "else numvae's cache, downloading into it)")
     _training_options(parser)
     _other_options(parser)
     parser.add_argument("--seed", type=int, default=0)

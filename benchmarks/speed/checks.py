@@ -26,7 +26,7 @@ def worker_cache(cfg):
 
     from numvae.io import datasets
     start = time.perf_counter()
-    train, test = datasets.load_mnist(cfg["data_dir"], download=False)
+    train, test = datasets.load_mnist(cfg["data_dir"])
     np.save(Path(cfg["cache"]) / "train.npy", train.images)
     np.save(Path(cfg["cache"]) / "test.npy", test.images)
     info = dict(python=platform.python_version(), numpy=np.__version__, cpus=os.cpu_count(),

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_DATA_DIR = REPO.parent / "shared" / "mnist"
+# None: $NUMVAE_DATA_DIR, else the cache folder numvae train fills (downloading into it)
+DEFAULT_DATA_DIR = None
 ARCHITECTURES = {
     # the slides' model and the PyTorch examples' model (as in experiments/quality)
     "slides": dict(shared_dim=128, latent_dim=2),

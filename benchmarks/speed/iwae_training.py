@@ -1,13 +1,15 @@
 """Training throughput of the K = 50 IWAE (Burda et al.'s 784-200-200-50 tanh model, batch
 20, Adam), numvae against PyTorch on the same architecture, batch and threads.
 
-    OPENBLAS_NUM_THREADS=1 python -m benchmarks.speed.iwae_training [--k 50] [--steps 100] [--rounds 5]
+    OPENBLAS_NUM_THREADS=1 python -m benchmarks.speed.iwae_training [--k 50] [--steps 100]
+    [--rounds 5]
 
 Both run in this process, alternately, ``--rounds`` times ``--steps`` steps each (after
 warm-up steps), on random binary images; the figure is the median over rounds of
 examples per second, of wall-clock time and of the process's CPU time (on a shared
 machine the second is the steadier: time slices lost to other processes do not count,
-though their traffic in the caches does). Threads: NumPy's BLAS gets OPENBLAS_NUM_THREADS (set it before
+though their traffic in the caches does). Threads: NumPy's BLAS gets OPENBLAS_NUM_THREADS (set it
+before
 running), torch gets ``--threads``.
 """
 import argparse

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from benchmarks.speed.conv_layers import cpu_name
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# a run writes into runs/ (ignored by git) unless told otherwise: never over committed files
+DEFAULT_OUT = Path("runs") / "experiments" / "conv_vae"
 
 
 def quality(args):
@@ -71,7 +72,9 @@ def main(argv=None):
     parser.add_argument("--iwae-k", type=int, default=500)
     parser.add_argument("--iwae-n", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=RESULTS, help="where the results go")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="where the results go (default runs/experiments/conv_vae; "
+                        "the committed ones: experiments/conv_vae/results)")
     args = parser.parse_args(argv)
     result = quality(args)
     name = "mini" if result["dataset"] == "mnist-mini" else result["dataset"]

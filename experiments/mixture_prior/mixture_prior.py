@@ -7,7 +7,8 @@ component (best one-to-one matching by the Hungarian algorithm), test -ELBO and 
         [--out experiments/mixture_prior/results]
 
 Writes mixture_prior_latent.png, mixture_prior_components.png, mixture_prior.json and
-mixture_prior.md into --out. The slides' dense model (784-256-128-2, decoder 2-32-256-784), Adam lr 1e-3,
+mixture_prior.md into --out. The slides' dense model (784-256-128-2, decoder 2-32-256-784), Adam lr
+1e-3,
 batch 128, the same seed for both priors.
 """
 import argparse
@@ -25,7 +26,8 @@ from numvae.io import datasets
 from numvae.model.priors import GaussianMixture
 from numvae.training.loop import fit
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# a run writes into runs/ (ignored by git) unless told otherwise: never over committed files
+DEFAULT_OUT = Path("runs") / "experiments" / "mixture_prior"
 
 
 def train(prior, data, epochs, seed):
@@ -74,7 +76,9 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--iwae-k", type=int, default=1000)
     parser.add_argument("--iwae-n", type=int, default=500)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="where the results go (default runs/experiments/mixture_prior; "
+                        "the committed ones: experiments/mixture_prior/results)")
     args = parser.parse_args(argv)
     train_data, test, used = datasets.load_dataset(args.dataset, announce=print)
     results = dict(dataset=used, epochs=args.epochs, seed=args.seed)

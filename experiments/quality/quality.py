@@ -1,7 +1,7 @@
 """Quality run (issue 3): train on full MNIST and report the test-set negative ELBO and
 the importance-weighted estimate of log p(x).
 
-    python -m experiments.quality [--data-dir ../shared/mnist] [--epochs 10] [--arch slides examples]
+    python -m experiments.quality [--data-dir DIR] [--epochs 10] [--arch slides examples]
 
 Writes quality.json and quality.md into ``--out`` (default: experiments/quality/results/).
 
@@ -25,7 +25,8 @@ ARCHITECTURES = {
     "examples": dict(shared_dim=400, latent_dim=20, encoder_hidden=(), decoder_hidden=(400,)),
 }
 REFERENCE = {"slides": (148.7, -145.4), "examples": (105.5, -100.2)}
-RESULTS = Path(__file__).resolve().parent / "results"
+# a run writes into runs/ (ignored by git) unless told otherwise: never over committed files
+DEFAULT_OUT = Path("runs") / "experiments" / "quality"
 
 
 def markdown(rows, epochs):
@@ -44,18 +45,20 @@ def markdown(rows, epochs):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_dir = Path(__file__).resolve().parents[3] / "shared" / "mnist"
-    parser.add_argument("--data-dir", default=str(default_dir))
+    parser.add_argument("--data-dir", help="folder holding the four MNIST files (default: "
+                        "$NUMVAE_DATA_DIR, else the cache numvae train fills, downloading)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--arch", nargs="+", default=list(ARCHITECTURES),
                         choices=list(ARCHITECTURES))
     parser.add_argument("--iwae-k", type=int, nargs="+", default=[500, 1000])
     parser.add_argument("--iwae-n", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=RESULTS, help="where the results go")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="where the results go (default runs/experiments/quality; "
+                        "the committed ones: experiments/quality/results)")
     args = parser.parse_args(argv)
     rows = []
-    train_data, test_data = datasets.load_mnist(args.data_dir, download=False)
+    train_data, test_data = datasets.load_mnist(args.data_dir)
     print(f"MNIST: {len(train_data.images)} training, {len(test_data.images)} test images")
     for arch in args.arch:
         model = numvae.VAE(784, **ARCHITECTURES[arch], seed=args.seed)

@@ -37,7 +37,8 @@ _BACKWARD_FORMULA = {ReLU: "d {inp} = d {out} * 1[{inp} > 0]  (D3)",
                      Reshape: "d {inp} = d {out} reshaped back", Flatten: "d {inp} = d {out} "
                      "reshaped back"}
 # each parameter gradient of a layer with parameters
-_PARAMETER_FORMULA = {Dense: {"W": "dW = {inp}^T d {out}  (D2)", "b": "db = sum_batch d {out}  (D2)"},
+_PARAMETER_FORMULA = {Dense: {"W": "dW = {inp}^T d {out}  (D2)",
+                              "b": "db = sum_batch d {out}  (D2)"},
                       Conv2d: {"W": "dW = d {out}^T im2col({inp})  (CV4)",
                                "b": "db = sum over batch and positions of d {out}  (CV5)"},
                       ConvTranspose2d: {"W": "dW = {inp}^T im2col(d {out})  (CV7)",

@@ -109,7 +109,7 @@ def reparameterise_backward(dz, mean, log_var, eps):
     return dz.copy(), dz * 0.5 * std * eps
 
 
-# --- 04, 05, 07, 11: numvae.model's kl, likelihoods and objectives as they are ----------------------------------------------
+# --- 04, 05, 07, 11: numvae.model's kl, likelihoods and objectives as they are ---------------
 
 def kl_divergence(mean, log_var):
     """eq. K1, per example: (batch,)."""

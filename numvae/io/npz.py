@@ -49,7 +49,8 @@ _CHUNK = 2**20               # data is read (and inflated) at most this much at 
 _DESCR = re.compile(r"[<>|=]?[A-Za-z]\d{0,10}")
 # Everything a damaged file can make the standard library or numpy raise:
 _LOW_LEVEL = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError,
-              EOFError, OSError, KeyError, ValueError, TypeError, OverflowError, struct.error, zlib.error)
+              EOFError, OSError, KeyError, ValueError, TypeError, OverflowError, struct.error,
+              zlib.error)
 
 
 class NpzError(ValueError):

@@ -321,7 +321,8 @@ def kl_per_dimension(model, images, *, labels=None, path=None):
     """Bar chart of the mean KL of each latent dimension over ``images`` (nats per example).
 
     The dashed line marks 0.01 nats: a dimension below it is sent to the prior for
-    (almost) every x, so it carries (almost) no information. (``numvae.diagnostics.evaluate.active_units``
+    (almost) every x, so it carries (almost) no information.
+    (``numvae.diagnostics.evaluate.active_units``
     counts "active units" by Burda et al.'s other criterion, the variance of the encoder mean.)
     With a Monte Carlo KL (a mixture prior) there is no KL per dimension (NaN): the bars
     are then that variance, Var_x(E_q[z_j]), with Burda et al.'s threshold 0.01.
