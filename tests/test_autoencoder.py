@@ -94,5 +94,7 @@ def test_numvae_evaluate_skips_the_importance_weighted_bound_for_an_autoencoder(
     out = capsys.readouterr().out
     assert "point mass" in out and "skipped" in out
     # reported as what it is, never as an ELBO with "KL 0.00" that reads better than a VAE's
-    assert "-ELBO" not in out and "KL 0.00" not in out
-    assert "20 test images: reconstruction error" in out and "no KL term, no ELBO" in out
+    (headline,) = [line for line in out.splitlines() if line.startswith("20 test images:")]
+    assert "-ELBO" not in headline and "KL 0.00" not in out
+    assert headline.startswith("20 test images: reconstruction error")
+    assert "no KL term, no ELBO" in headline

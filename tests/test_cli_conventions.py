@@ -193,11 +193,11 @@ def test_evaluate_plot_and_inspect_prepare_the_test_images_as_training_did(tmp_p
     said = "test images: binarised once with seed 2016, as the checkpoint records"
     for argv in (["evaluate", checkpoint, "--iwae-k", "0"], ["inspect", checkpoint],
                  ["plot", checkpoint, "--out", tmp_path / "figures"]):
-        code, _, err = run_cli(argv, capsys)
-        assert code == 0 and said in err, (argv, err)
-    code, _, err = run_cli(["evaluate", checkpoint, "--iwae-k", "0", "--test-images", "grey"],
+        code, out, _ = run_cli(argv, capsys)
+        assert code == 0 and said in out, (argv, out)
+    code, out, _ = run_cli(["evaluate", checkpoint, "--iwae-k", "0", "--test-images", "grey"],
                            capsys)
-    assert code == 0 and "test images: grey levels, as asked" in err
-    code, _, err = run_cli(["evaluate", checkpoint, "--iwae-k", "0", "--binarize-seed", "7"],
+    assert code == 0 and "test images: grey levels, as asked" in out
+    code, out, _ = run_cli(["evaluate", checkpoint, "--iwae-k", "0", "--binarize-seed", "7"],
                            capsys)
-    assert code == 0 and "binarised once with seed 7" in err
+    assert code == 0 and "binarised once with seed 7" in out

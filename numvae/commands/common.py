@@ -228,7 +228,9 @@ def test_data(checkpoint, args, announce=None):
     if data.images.shape[1] != checkpoint.model.input_dim:
         raise UsageError(f"numvae: error: data set {name} has {data.images.shape[1]} "
                          f"values per image; the model expects {checkpoint.model.input_dim}")
-    return data._replace(images=prepare_test_images(checkpoint, data.images, args, announce))
+    # how the images were prepared belongs to the report (stdout); stderr keeps one line
+    # for an error
+    return data._replace(images=prepare_test_images(checkpoint, data.images, args, print))
 
 
 def check_run_folder(out, overwrite):

@@ -66,7 +66,7 @@ def _model_and_batch(args):
             raise UsageError(f"numvae: error: no built-in data of width {model.input_dim} to inspect")
     x = data.images[: args.batch_size]
     if checkpoint is not None:  # prepared as in training (binarised, say), and said so
-        x = prepare_test_images(checkpoint, x, args, lambda line: print(line, file=sys.stderr))
+        x = prepare_test_images(checkpoint, x, args, print)
     return model, source, x, data.labels[: args.batch_size]
 
 

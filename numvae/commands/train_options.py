@@ -74,7 +74,8 @@ def add_parser(commands):
                            help="elbo (default); iwae, the importance-weighted bound (refuses "
                            "--kl-weight other than 1 and --kl-warmup-epochs); reconstruction, "
                            "the reconstruction error alone (a plain autoencoder, with "
-                           "--posterior point)")
+                           "--posterior point); free_bits, the ELBO with a floor on each "
+                           "dimension's KL (set by --free-bits)")
     objective.add_argument("--n-samples", type=int_in(1, 100_000), default=1,
                            help="samples of z per example in the training loss (K of the IWAE)")
     objective.add_argument("--kl-weight", type=nonnegative_float, default=1.0,
