@@ -20,6 +20,7 @@ from matplotlib.lines import Line2D
 from numvae.diagnostics import evaluate
 from numvae.plots.history import check_history, gradient_flow, training_curves
 from numvae.plots.prior import (
+    gaussian_grid,  # noqa: F401  (read here too: numvae.plots.latent.gaussian_grid)
     grid_ticks_note,
     prior_centre,
     prior_grid,
