@@ -7,6 +7,8 @@ files (see ``numvae.io.idx``): ``load_mnist`` finds them in a folder you name, i
 ``$NUMVAE_DATA_DIR`` or in a cache folder it downloads them into, while
 ``load_mnist_mini`` reads the subset shipped in the package, so tutorials work offline.
 """
+from __future__ import annotations
+
 import hashlib
 import http.client
 import io
@@ -14,7 +16,7 @@ import os
 import sys
 import urllib.request
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -74,7 +76,7 @@ class Dataset(NamedTuple):
 
 # ---------------------------------------------------------------- full MNIST
 
-def mnist_cache_dir(name="mnist"):
+def mnist_cache_dir(name: str = "mnist") -> Path:
     """Where downloaded MNIST files are kept: ``$XDG_CACHE_HOME/numvae/mnist``, else
     ``~/.cache/numvae/mnist``; on Windows ``%LOCALAPPDATA%\\numvae\\mnist``. ``name``:
     the folder of another data set in the same format ("fashion-mnist")."""
@@ -87,7 +89,8 @@ def mnist_cache_dir(name="mnist"):
     return Path(base) / "numvae" / name
 
 
-def load_mnist(data_dir=None, *, download=True, timeout=30.0):
+def load_mnist(data_dir: str | os.PathLike | None = None, *, download: bool = True,
+               timeout: float = 30.0) -> tuple[Dataset, Dataset]:
     """Load the full MNIST training (60,000 images) and test (10,000) sets.
 
     The four files are looked for in ``data_dir`` if given, else in the folder
@@ -108,7 +111,8 @@ def load_mnist(data_dir=None, *, download=True, timeout=30.0):
     return _load_folder(folder)
 
 
-def load_fashion_mnist(data_dir=None, *, download=True, timeout=30.0):
+def load_fashion_mnist(data_dir: str | os.PathLike | None = None, *, download: bool = True,
+                       timeout: float = 30.0) -> tuple[Dataset, Dataset]:
     """Load Fashion-MNIST's training (60,000 images) and test (10,000) sets: the same
     files, shapes and checks as ``load_mnist``; labels 0-9 name ``FASHION_MNIST_CLASSES``.
 
@@ -249,7 +253,7 @@ def _one_line(err):
 
 # ---------------------------------------------------------------- MNIST subset
 
-def load_mnist_mini():
+def load_mnist_mini() -> tuple[Dataset, Dataset]:
     """Load the MNIST subset shipped with numvae (see numvae/data/README.md).
 
     Returns (train, test) Datasets: images float32 (10000, 784) and (2000, 784)
@@ -258,7 +262,7 @@ def load_mnist_mini():
     return _load_folder(_DATA_DIR, prefix=_MINI_PREFIX)
 
 
-def load_digits():
+def load_digits() -> tuple[Dataset, Dataset]:
     """Load the 1,797 8x8 handwritten digits shipped with numvae (scikit-learn's copy of the
     UCI test set, Alpaydin & Kaynak 1998; ``numvae.io.digits``): pixels 0-16 divided by 16.
 
@@ -278,7 +282,9 @@ DIGITS_TEST = 297  # the last 297 of the 1,797 digits are the test set, 1,500 th
 
 # ---------------------------------------------------------------- choosing by name
 
-def load_dataset(name="auto", data_dir=None, *, download=True, timeout=30.0, announce=print):
+def load_dataset(name: str = "auto", data_dir: str | os.PathLike | None = None, *,
+                 download: bool = True, timeout: float = 30.0,
+                 announce: Callable[[str], object] = print) -> tuple[Dataset, Dataset, str]:
     """Load a data set by name, for the command line.
 
     ``name`` is "mnist", "mnist-mini", "fashion-mnist", "digits", "toy" or "auto": full
@@ -316,7 +322,7 @@ def load_dataset(name="auto", data_dir=None, *, download=True, timeout=30.0, ann
 
 # ---------------------------------------------------------------- toy data and helpers
 
-def make_toy(n=2000, *, side=8, seed=0):
+def make_toy(n: int = 2000, *, side: int = 8, seed: int = 0) -> Dataset:
     """A synthetic data set whose images vary along two hidden coordinates.
 
     Each image is one Gaussian blob (standard deviation 1 pixel) centred at
@@ -340,7 +346,7 @@ def make_toy(n=2000, *, side=8, seed=0):
     return Dataset(images.reshape(n, side * side).astype(np.float32), labels.astype(np.int64))
 
 
-def binarize(images, rng):
+def binarize(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Dynamic binarisation: each pixel becomes 1 with probability equal to its grey level.
 
     Drawing afresh each time an image is used (say, each epoch) gives a Bernoulli
@@ -360,7 +366,7 @@ def binarize(images, rng):
     return (rng.random(images.shape) < images).astype(images.dtype)
 
 
-def train_val_split(data, n_val, *, seed=0):
+def train_val_split(data: Dataset, n_val: int, *, seed: int = 0) -> tuple[Dataset, Dataset]:
     """Split ``data`` at random into (train, validation), ``n_val`` images in the latter.
 
     Both parts keep the original order of their images; the same seed gives the

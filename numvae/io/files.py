@@ -11,13 +11,17 @@ A process killed outright (``kill -9``, a power cut) cannot delete its temporary
 file. Each name therefore carries the writer's process id, ``.<name>.<pid>.<random>.tmp``,
 and the next save of the same file removes those whose process no longer runs.
 """
+from __future__ import annotations
+
 import contextlib
 import os
 import re
 import stat
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 __all__ = ["atomic_write", "atomic_write_bytes", "as_path", "open_regular", "NotRegularFileError",
            "remove_stale_temporaries", "process_running", "remove_dead_temporaries"]
@@ -34,7 +38,7 @@ class NotRegularFileError(OSError):
         self.kind = kind
 
 
-def as_path(value, name):
+def as_path(value: str | os.PathLike, name: str) -> Path:
     """``value`` as a Path; a TypeError naming the argument ``name`` otherwise."""
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{name}: expected a path (str or os.PathLike), got {type(value).__name__}")
@@ -42,7 +46,7 @@ def as_path(value, name):
 
 
 @contextlib.contextmanager
-def atomic_write(path):
+def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """Open ``path`` for writing in binary mode, atomically.
 
     Parameters
@@ -105,7 +109,7 @@ def naming_target(err, path):
     return named
 
 
-def remove_stale_temporaries(path):
+def remove_stale_temporaries(path: str | os.PathLike) -> list[str]:
     """Delete the temporary files of ``path`` whose writing process no longer runs.
 
     Only names ``.<name>.<pid>.<12 hex digits>.tmp`` for this very ``path`` are
@@ -175,7 +179,7 @@ def _create(temp, path):
                               f"(permission denied)") from err
 
 
-def open_regular(path):
+def open_regular(path: str | os.PathLike) -> BinaryIO:
     """Open ``path`` for reading in binary mode, if it is a regular file.
 
     Opening a named pipe waits for a writer, maybe forever, and a device may never
@@ -204,7 +208,7 @@ def _file_kind(mode):
     return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
 
 
-def atomic_write_bytes(path, data):
+def atomic_write_bytes(path: str | os.PathLike, data: bytes | bytearray | memoryview) -> None:
     """Write ``data`` (bytes) to ``path`` atomically; see ``atomic_write``."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data: expected bytes, got {type(data).__name__}")

@@ -6,8 +6,11 @@ Files downloaded or found on disk may be truncated, corrupt or hostile (a small
 gzip file that inflates to gigabytes), so ``read_idx`` reads the header first and
 then only the bytes it promises; every way a file can be bad is an ``IDXError``.
 """
+from __future__ import annotations
+
 import gzip
 import math
+import os
 import struct
 import zlib
 
@@ -34,7 +37,7 @@ class IDXError(ValueError):
     """A file is not a well-formed uint8 IDX file."""
 
 
-def read_idx(path):
+def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX file, gzipped or raw, into a uint8 array shaped as its header says.
 
     An IDX file is two zero bytes, a type code (0x08 = unsigned byte), the number
@@ -124,7 +127,7 @@ def _read_idx_header(stream, name, what):
     return start + sizes, struct.unpack(f">{ndim}I", sizes)
 
 
-def write_idx(path, array):
+def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write ``array`` (uint8, at least 1-D) as an IDX file, atomically;
     gzipped (level 9) if ``path`` ends in .gz."""
     path = as_path(path, "path")

@@ -6,15 +6,21 @@ share of p(z): for the slides' N(0, I) the Gaussian quantiles Phi^{-1}((i + 1/2)
 a learnt Gaussian mixture (eq. GM1) the quantiles of its marginal along the axis, which
 span where the mixture puts its codes (often far beyond N(0, 1)'s +-2).
 """
+from __future__ import annotations
+
 import math
 from statistics import NormalDist
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from numvae.validation import check_positive_int
 
+if TYPE_CHECKING:  # for the annotations only: plots may import the model, lazily or not
+    from numvae.model.vae import VAE
 
-def gaussian_grid(n):
+
+def gaussian_grid(n: int) -> np.ndarray:
     """n latent values at Gaussian quantiles: z_i = Phi^{-1}((i + 1/2) / n), i = 0 .. n-1: (n,).
 
     The probabilities (i + 1/2) / n are the midpoints of n bins of equal prior mass, so each
@@ -26,7 +32,7 @@ def gaussian_grid(n):
     return np.array([inverse_cdf((i + 0.5) / n) for i in range(n)])
 
 
-def is_mixture(model):
+def is_mixture(model: VAE) -> bool:
     return getattr(model.prior, "name", None) == "mixture"
 
 
@@ -42,7 +48,7 @@ def _mixture_marginal(model, dim):
     return weights, means, stds
 
 
-def prior_name(model):
+def prior_name(model: VAE) -> str:
     """How a title names p(z): "N(0, I)" or "a mixture of 10 Gaussians"."""
     if is_mixture(model):
         return f"p(z), a mixture of {model.prior.n_components} Gaussians"
@@ -51,7 +57,7 @@ def prior_name(model):
     return f"p(z) ({getattr(model.prior, 'name', type(model.prior).__name__)})"
 
 
-def prior_grid(model, n, dim):
+def prior_grid(model: VAE, n: int, dim: int) -> np.ndarray:
     """n values of z[dim] at the prior's quantiles (i + 1/2) / n: (n,), increasing.
 
     N(0, I): ``gaussian_grid(n)``. A mixture: the marginal CDF
@@ -77,7 +83,7 @@ def prior_grid(model, n, dim):
     return 0.5 * (low + high)
 
 
-def prior_centre(model):
+def prior_centre(model: VAE) -> np.ndarray:
     """Where a grid holds the latent dimensions it does not vary: the prior's mean, 0 for
     N(0, I), sum_k pi_k mu_k for a mixture: (latent_dim,)."""
     if not is_mixture(model):
@@ -86,7 +92,7 @@ def prior_centre(model):
                      for d in range(model.latent_dim)])
 
 
-def grid_ticks_note(model, n):
+def grid_ticks_note(model: VAE, n: int) -> str:
     """The axis note that says which quantiles the ticks are."""
     if is_mixture(model):
         return f"ticks: quantiles (i + 1/2) / {n} of the mixture prior's marginal"

@@ -3,6 +3,8 @@
 Both take the dict ``params`` (name -> ndarray) at construction and a dict ``grads``
 with the same keys at each ``step``; their state is a dict with the same keys too.
 """
+from __future__ import annotations
+
 import math
 import numbers
 
@@ -19,7 +21,7 @@ def _check_params(params):
             raise TypeError(f"params[{name!r}] must be a float ndarray; got {type(value).__name__}")
 
 
-def check_grads(params, grads):
+def check_grads(params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
     if not isinstance(grads, dict):
         raise TypeError(f"grads must be a dict of name -> ndarray like params; got {type(grads).__name__}")
     if grads.keys() != params.keys():
@@ -67,7 +69,7 @@ class SGD:
     velocity <- momentum * velocity + grad;  param <- param - lr * velocity.
     """
 
-    def __init__(self, params, lr, momentum=0.0):
+    def __init__(self, params: dict[str, np.ndarray], lr: float, momentum: float = 0.0) -> None:
         _check_params(params)
         self.params = params
         self.lr = check_positive_float(lr, "lr")
@@ -75,7 +77,7 @@ class SGD:
         self.velocity = {name: np.zeros_like(p) for name, p in params.items()}
         self.t = 0
 
-    def step(self, grads):
+    def step(self, grads: dict[str, np.ndarray]) -> None:
         check_grads(self.params, grads)
         self.t += 1
         for name, param in self.params.items():
@@ -84,14 +86,14 @@ class SGD:
             velocity += grads[name]
             param -= self.lr * velocity
 
-    def settings(self):
+    def settings(self) -> dict:
         """The constructor's keyword arguments, as a checkpoint stores them."""
         return dict(lr=self.lr, momentum=self.momentum)
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
         return {"t": self.t, **{f"velocity.{n}": v for n, v in self.velocity.items()}}
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict) -> None:
         _load_state(self, state, ("velocity",))
 
 
@@ -110,7 +112,8 @@ class Adam:
     train`` uses.
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+    def __init__(self, params: dict[str, np.ndarray], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
         _check_params(params)
         self.params = params
         self.lr = check_positive_float(lr, "lr")
@@ -124,7 +127,7 @@ class Adam:
         self.v = {name: np.zeros_like(p) for name, p in params.items()}
         self.t = 0
 
-    def step(self, grads):
+    def step(self, grads: dict[str, np.ndarray]) -> None:
         check_grads(self.params, grads)
         self.t += 1
         step_size, eps_hat = self.corrected_step()
@@ -142,16 +145,16 @@ class Adam:
         bias1, bias2 = 1.0 - self.beta1 ** self.t, 1.0 - self.beta2 ** self.t
         return self.lr * math.sqrt(bias2) / bias1, self.eps * math.sqrt(bias2)
 
-    def settings(self):
+    def settings(self) -> dict:
         """The constructor's keyword arguments, as a checkpoint stores them."""
         return dict(lr=self.lr, betas=[self.beta1, self.beta2], eps=self.eps)
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
         state = {"t": self.t}
         for name in self.params:
             state[f"m.{name}"] = self.m[name]
             state[f"v.{name}"] = self.v[name]
         return state
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict) -> None:
         _load_state(self, state, ("m", "v"))
