@@ -39,7 +39,7 @@ def test_version(capsys):
 def test_a_mistyped_command_gets_the_nearest_one(typo, meant, capsys):
     code, _, err = run_cli([typo, "--epochs", "3"], capsys)
     assert code == 2
-    assert err.strip() == (f"numvae: unknown command '{typo}'; did you mean '{meant}'? "
+    assert err.strip() == (f"numvae: error: unknown command '{typo}'; did you mean '{meant}'? "
                            f"(see numvae --help)")
 
 
@@ -68,7 +68,8 @@ def test_every_option_has_help_and_shows_its_default(command):
 def test_train_help_groups_its_options_and_names_every_objective():
     parser = subparsers()["train"]
     titles = [group.title for group in parser._action_groups]
-    assert titles[-5:] == ["data", "model", "objective", "optimisation", "output"]
+    groups = ["data", "model", "objective", "optimisation", "output"]
+    assert [title for title in titles if title in groups] == groups
     ungrouped = [a.dest for a in parser._optionals._group_actions if a.dest != "help"]
     assert ungrouped == []
     objective = next(a for a in parser._actions if a.dest == "objective")
@@ -92,7 +93,7 @@ def test_one_list_syntax_and_the_old_one_still_works(spelling):
 
 def test_a_bad_list_is_one_line_naming_the_option(capsys):
     code, _, err = run_cli(["train", "--flow-hidden", "200,x"], capsys)
-    assert code == 2 and err.startswith("numvae train: argument --flow-hidden: expected "
+    assert code == 2 and err.startswith("numvae train: error: argument --flow-hidden: expected "
                                         "comma-separated positive integers")
 
 
@@ -114,21 +115,20 @@ def test_export_writes_to_out_and_keeps_the_positional(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, start", [
-    (["train", "--lr", "0"], "numvae train: argument --lr: "),
-    (["evaluate", "nope.npz"], "numvae evaluate: checkpoint nope.npz does not exist"),
-    (["sample", "nope.npz"], "numvae sample: checkpoint nope.npz does not exist"),
-    (["plot", "nope.npz"], "numvae plot: checkpoint nope.npz does not exist"),
-    (["export", "nope.npz", "--out", "x.safetensors"], "numvae export: checkpoint nope.npz"),
-    (["inspect", "--batch-size", "0"], "numvae inspect: argument --batch-size: "),
-    (["train", "--bogus"], "numvae train: unrecognized arguments: --bogus"),
-    (["--bogus"], "numvae: the following arguments are required: COMMAND"),
+    (["train", "--lr", "0"], "numvae train: error: argument --lr: "),
+    (["evaluate", "nope.npz"], "numvae evaluate: error: checkpoint nope.npz does not exist"),
+    (["sample", "nope.npz"], "numvae sample: error: checkpoint nope.npz does not exist"),
+    (["plot", "nope.npz"], "numvae plot: error: checkpoint nope.npz does not exist"),
+    (["export", "nope.npz", "--out", "x.safetensors"], "numvae export: error: checkpoint nope"),
+    (["inspect", "--batch-size", "0"], "numvae inspect: error: argument --batch-size: "),
+    (["train", "--bogus"], "numvae train: error: unrecognized arguments: --bogus"),
+    (["--bogus"], "numvae: error: the following arguments are required: COMMAND"),
 ])
 def test_one_error_style(argv, start, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli(argv, capsys)
     assert code in (1, 2) and err.startswith(start), err
     assert len(err.strip().splitlines()) == 1 and "error: error" not in err
-    assert "numvae: error:" not in err
 
 
 def test_an_existing_output_folder_is_refused_before_any_data_is_read(tmp_path, capsys,

@@ -159,7 +159,7 @@ def test_a_full_disk_in_export_is_one_line_naming_the_file(tmp_path, monkeypatch
                         lambda *args, **kwargs: FullDisk(real_fdopen(*args, **kwargs)))
     code = main(["export", str(tmp_path / "m.npz"), str(tmp_path / "m.safetensors")])
     err = capsys.readouterr().err
-    assert code == 1 and err == (f"numvae: error: cannot write {tmp_path / 'm.safetensors'}: "
+    assert code == 1 and err == (f"numvae export: error: cannot write {tmp_path / 'm.safetensors'}: "
                                  f"No space left on device; nothing written\n")
     assert leftovers(tmp_path, {"m.npz"}) == []
 

@@ -216,8 +216,9 @@ def test_sigterm_and_sighup_save_between_steps_say_so_and_exit_128_plus_n(tmp_pa
     child = subprocess.Popen([sys.executable, "-m", "numvae", "train", *TOY, "--epochs",
                               "100000", "--out", "run"], cwd=tmp_path, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    child.stdout.readline()  # "numvae: training ..."
-    child.stdout.readline()  # the first epoch's line: training is under way
+    line = "start"  # the start-up lines, then epoch 1's: training is under way ("": ended)
+    while line and not line.startswith("epoch"):
+        line = child.stdout.readline()
     child.send_signal(signum)
     _, err = child.communicate(timeout=60)
     checkpoint = tmp_path / "run" / "checkpoint.npz"

@@ -374,7 +374,7 @@ def test_import_of_a_named_pipe_is_refused_without_waiting(tmp_path, capsys):
     code = call_on_a_named_pipe(lambda: main(["import", str(pipe), "--out",
                                               str(tmp_path / "m.npz")]), pipe, "numvae import")
     err = capsys.readouterr().err
-    assert code == 1 and err == f"numvae: error: {pipe} is a named pipe, expected a file\n"
+    assert code == 1 and err == f"numvae import: error: {pipe} is a named pipe, expected a file\n"
 
 
 def test_a_config_of_100000_nested_brackets_is_one_line(tmp_path, capsys):

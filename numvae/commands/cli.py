@@ -5,7 +5,7 @@ Each sub-command lives in its own module of ``numvae.commands`` (its options and
 ``run``); this module only assembles the parser and turns every failure the user can
 cause (a bad option, a missing checkpoint, a folder that cannot be written, data that
 cannot be read) into one line on stderr and a non-zero exit code, never a traceback.
-Every such line has the same form: ``numvae train: <what went wrong>``.
+Every such line has the same form: ``numvae train: error: <what went wrong>``.
 """
 import argparse
 import difflib
@@ -78,15 +78,15 @@ def main(argv=None):
         args.typed = typed_options(argv)  # a resumed run compares them with its checkpoint
         return COMMANDS[args.command].run(args)
     except UsageError as err:
-        print(f"{prog}: {err}", file=sys.stderr)
+        print(f"{prog}: error: {err}", file=sys.stderr)
         return err.code
     except (CheckpointError, datasets.DataUnavailableError, datasets.IDXError,
             FloatingPointError, OSError, ValueError, TypeError) as err:
         # FloatingPointError covers TrainingDivergedError and validation.NumericalError
-        print(f"{prog}: {err}", file=sys.stderr)
+        print(f"{prog}: error: {err}", file=sys.stderr)
         return 1
     except MemoryError:  # the sizes passed their check, but the machine had less to give
-        print(f"{prog}: out of memory (a MemoryError); nothing was written since the "
+        print(f"{prog}: error: out of memory (a MemoryError); nothing was written since the "
               "last save; try a smaller --batch-size, or free memory", file=sys.stderr)
         return 1
     except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM/SIGHUP during a training run

@@ -15,7 +15,7 @@ from numvae.model import size
 from numvae.training.checkpoint import load_checkpoint
 from numvae.validation import few
 
-# The one error style of every command: "numvae train: <what went wrong>" on one line.
+# The one error style of every command: "numvae train: error: <what went wrong>", one line.
 # Messages are written without the prefix; numvae.commands.cli adds it. An older message
 # that still starts with this prefix has it removed, so that no line says it twice.
 _OLD_PREFIX = "numvae: error: "
@@ -145,7 +145,8 @@ def memory_option(text):
 
 def add_memory_option(parser):
     """--max-memory, for the commands that build a model (``numvae.model.size``)."""
-    parser.add_argument("--max-memory", type=memory_option, metavar="SIZE",
+    parser.add_argument_group("memory").add_argument(
+                        "--max-memory", type=memory_option, metavar="SIZE",
                         help=f"the memory the model and a step may take, e.g. 8G (default "
                         f"min(4 GiB, half the memory): {size.human(size.default_limit())} "
                         f"here); larger settings are refused before any memory is asked for")
