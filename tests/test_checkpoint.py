@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import numvae
+from helpers import vae
 from numvae.model.likelihoods import Gaussian
 from numvae.model.objectives import ELBO
-from helpers import vae
 from numvae.training import checkpoint as ckpt
 from numvae.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import numvae
-from numvae.training.checkpoint import load_checkpoint, save_checkpoint
 from numvae.diagnostics.gradcheck import check_model
 from numvae.nn.conv import FastConv2d
+from numvae.training.checkpoint import load_checkpoint, save_checkpoint
 
 
 def tiny_conv(**kwargs):

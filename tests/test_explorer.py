@@ -14,8 +14,8 @@ from numvae.explorer.bundle import missing_panels
 from numvae.explorer.page import explorer_html
 from numvae.explorer.shipped import shipped_path
 from numvae.io import datasets
-from numvae.model.two_layer import TwoLayerVAE
 from numvae.model.objectives import IWAE
+from numvae.model.two_layer import TwoLayerVAE
 from numvae.model.vae import VAE
 from numvae.training.checkpoint import load_checkpoint, save_checkpoint
 

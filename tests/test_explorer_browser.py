@@ -16,12 +16,12 @@ from browser import (
     start_chromium,
     stop_chromium,
 )
+from helpers import vae
 from numvae.diagnostics.inspect import trace_step
 from numvae.explorer.bundle import unpack
 from numvae.explorer.page import write_explorer
 from numvae.explorer.shipped import load_shipped
 from numvae.io import datasets
-from helpers import vae
 from numvae.model.vae import VAE
 
 pytestmark = pytest.mark.browser

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-import numvae
+from helpers import tiny_model, vae
 from numvae import interop
 from numvae.diagnostics import evaluate
 from numvae.diagnostics.gradcheck import (
@@ -19,8 +19,6 @@ from numvae.io import datasets
 from numvae.model.posteriors import IAF
 from numvae.nn.flows import IAFStep, MaskedDense, made_masks
 from numvae.training.checkpoint import load_checkpoint, save_checkpoint
-from numvae.diagnostics.gradcheck import check_arrays, check_layer, check_model, check_model_directions
-from helpers import tiny_model, vae
 
 RNG = np.random.default_rng(0)
 X = np.random.default_rng(2).uniform(size=(4, 10))

@@ -5,6 +5,7 @@ import functools
 import numpy as np
 import pytest
 
+from helpers import vae
 from numvae.diagnostics.evaluate import iwae_log_likelihood
 from numvae.diagnostics.gallery import (
     BUGS,
@@ -14,7 +15,6 @@ from numvae.diagnostics.gallery import (
 )
 from numvae.diagnostics.properties import check_properties, format_findings
 from numvae.io import datasets
-from helpers import vae
 from numvae.plots.latent import gaussian_grid
 from numvae.training.loop import fit
 from numvae.training.optim import Adam

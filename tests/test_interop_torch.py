@@ -6,7 +6,6 @@ trained -> numvae is bit for bit. Skipped where torch is not installed."""
 import numpy as np
 import pytest
 
-import numvae
 from helpers import vae
 
 torch = pytest.importorskip("torch")

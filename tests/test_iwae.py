@@ -5,14 +5,13 @@ import numpy as np
 import pytest
 
 import numvae
+from helpers import tiny_model, vae
 from numvae.diagnostics import evaluate
 from numvae.diagnostics.gradcheck import check_model, check_model_directions
 from numvae.io import datasets
 from numvae.model import priors
 from numvae.training import loop
 from numvae.training.checkpoint import load_checkpoint, save_checkpoint
-from helpers import tiny_model, vae
-from numvae.training.schedules import Burda, learning_rate
 
 X = np.random.default_rng(2).uniform(size=(5, 10))
 EPS = np.random.default_rng(3).standard_normal((4, 5, 3))

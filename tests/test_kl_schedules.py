@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from numvae.diagnostics.gradcheck import check_model
 from helpers import vae
+from numvae.diagnostics.gradcheck import check_model
 from numvae.model.vae import VAE
 from numvae.training.kl_schedules import (
     Constant,

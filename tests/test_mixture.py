@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 import numvae
+from helpers import tiny_model, vae
 from numvae.diagnostics import evaluate
 from numvae.diagnostics.gradcheck import check_arrays, check_model
 from numvae.model import priors
 from numvae.training.checkpoint import load_checkpoint, save_checkpoint
-from helpers import tiny_model, vae
 
 TOL = 1e-7
 

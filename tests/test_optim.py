@@ -1,10 +1,9 @@
 import numpy as np
 import pytest
 
-from numvae import SGD, Adam
-from numvae.model.priors import GaussianMixture
-from numvae.training.optim_fast import FastAdam
 from helpers import set_grads
+from numvae import SGD, Adam
+from numvae.training.optim_fast import FastAdam
 
 
 def test_adam_three_steps_by_hand():

@@ -3,8 +3,8 @@ the same update (flush off), on one flat buffer or array by array, its settings 
 import numpy as np
 import pytest
 
-from numvae import Adam
 from helpers import set_grads
+from numvae import Adam
 from numvae.model.priors import GaussianMixture
 from numvae.training.optim_fast import FastAdam
 

@@ -8,14 +8,16 @@ import pytest
 import numvae
 from numvae import plots
 from numvae.diagnostics import evaluate
+from numvae.model.priors import GaussianMixture
 
 SHAPE = (4, 4)
 
 
 def mixture_model(seed=0):
     """A 2-d mixture prior whose components sit far from N(0, 1)'s +-2 (means +-5, +-6)."""
-    model = numvae.VAE(16, 6, 2, encoder_hidden=(5,), decoder_hidden=(5,), prior="mixture",
-                       prior_components=3, dtype=np.float64, seed=seed)
+    model = numvae.VAE(16, 6, 2, encoder_hidden=(5,), decoder_hidden=(5,),
+                       prior=GaussianMixture(components=3),
+                       dtype=np.float64, seed=seed)
     model.prior.params["means"][...] = [[-5.0, 6.0], [0.5, -6.0], [5.0, 1.0]]
     model.prior.params["log_var"][...] = [[0.0, -1.0], [-2.0, 0.5], [0.3, 0.0]]
     model.prior.params["logits"][...] = [0.0, 1.0, -0.5]

@@ -4,13 +4,13 @@ model. (tests/test_gallery.py shows each failing on a bug it was written for.)""
 import numpy as np
 import pytest
 
+from helpers import vae
 from numvae.diagnostics.properties import (
     check_grid,
     check_properties,
     independent_kl,
     independent_nll,
 )
-from helpers import vae
 from numvae.plots.latent import gaussian_grid
 
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import numvae
-from numvae.commands.cli import main
-from numvae.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from helpers import param_vector, vae
+from numvae.commands.cli import main
 from numvae.model.parts import flat_config
+from numvae.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 from numvae.interop import InteropError, load_safetensors, save_safetensors, to_state_dict  # noqa: E402

@@ -14,9 +14,9 @@ import pytest
 
 import numvae
 from helpers import vae
-from numvae.model.parts import flat_config
 from numvae.diagnostics.evaluate import iwae_log_likelihood
 from numvae.model import size
+from numvae.model.parts import flat_config
 from numvae.training.checkpoint import save_checkpoint
 from numvae.training.loop import fit
 from numvae.training.optim_fast import FastAdam

@@ -4,10 +4,10 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import numvae
-from numvae.model.likelihoods import Bernoulli, Gaussian
-from numvae.model.objectives import ELBO
 from helpers import relu_margin, tiny_model
 from numvae.diagnostics.gradcheck import check_model
+from numvae.model.likelihoods import Bernoulli, Gaussian
+from numvae.model.objectives import ELBO
 
 # h = 1e-4 leaves a truncation error O(h^2) that reads as ~1e-6 relative to a gradient as
 # small as 1e-4 (hypothesis drew one: encoder.log_var.b = -1.2e-4, error 1.3e-6); 1e-5

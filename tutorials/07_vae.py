@@ -35,10 +35,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
-from numvae.model.objectives import ELBO
 from numvae.diagnostics.gradcheck import check_model, check_model_directions
 from numvae.io.datasets import load_mnist_mini
 from numvae.model.kl import kl_divergence
+from numvae.model.objectives import ELBO
 from numvae.plots.tutorial import banner, figure_path, parse_args, show
 
 # %% [markdown]

@@ -45,9 +45,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import numvae
-from numvae.model.likelihoods import Gaussian
 from numvae.diagnostics.evaluate import active_units, kl_per_dimension
 from numvae.io.datasets import load_mnist_mini
+from numvae.model.likelihoods import Gaussian
 from numvae.model.objectives import seed_loss
 from numvae.plots.tutorial import banner, figure_path, parse_args, show
 from numvae.training.loop import fit

@@ -246,12 +246,17 @@ def has_elbo(model):
     return getattr(getattr(model, "posterior", None), "has_density", True)
 
 
+def part_name(model, kind):
+    """The name of a model's part (``"elbo"``, ``"mixture"``, ...), or "?" if it has none."""
+    return getattr(getattr(model, kind, None), "name", "?")
+
+
 def result_line(model, result, where="test"):
     """The evaluation's headline, under the name of what was measured: the negative ELBO
     (with the objective the model was trained with when that is not the ELBO), or, for an
     autoencoder, its reconstruction error: never "-ELBO ... (KL 0.00)" for a model with no
     KL term, which would read as a better ELBO than a VAE's."""
-    objective = model.config.get("objective", "elbo")
+    objective = part_name(model, "objective")
     if not has_elbo(model):
         return (f"{where} reconstruction error {result['reconstruction']:.2f} +- "
                 f"{result['loss_se']:.2f} nats per example (an autoencoder, trained with "

@@ -18,6 +18,7 @@ from numvae.commands.common import (
     lock_folder,
     make_out_dir,
     new_run_folder,
+    part_name,
     result_line,
     save_figures,
 )
@@ -231,7 +232,7 @@ def _write_metrics(folder, model, test_data, meta, history):
     result = evaluate.evaluate_elbo(model, test_data.images, labels=test_data.labels)
     info = latent_information(model, test_data.images, labels=test_data.labels)
     elbo = has_elbo(model)  # an autoencoder has none: null, and its reconstruction error
-    metrics = dict(dataset=meta["dataset"], objective=model.config.get("objective", "elbo"),
+    metrics = dict(dataset=meta["dataset"], objective=part_name(model, "objective"),
                    test_negative_elbo=result["loss"] if elbo else None,
                    test_negative_elbo_se=result["loss_se"] if elbo else None,
                    test_reconstruction=result["reconstruction"], test_kl=result["kl"],
@@ -316,11 +317,9 @@ def _train_and_report(args, folder, meta, run_state, data):
 
 def start_header(model, meta, fit_data, val_data, done, folder):
     """What the run is about to do, a few short lines (the model's repr is one long line)."""
-    config = model.config
-    parts = [f"{config.get('posterior', 'diagonal_gaussian')} posterior",
-             f"{config.get('prior', 'standard_normal')} prior",
-             f"{config.get('likelihood', 'bernoulli')} likelihood",
-             f"objective {config.get('objective', 'elbo')}"]
+    parts = [f"{part_name(model, 'posterior')} posterior", f"{part_name(model, 'prior')} prior",
+             f"{part_name(model, 'likelihood')} likelihood",
+             f"objective {part_name(model, 'objective')}"]
     validation = f", {len(val_data.images):,} held out for validation" if val_data else ""
     prepared = "binarised afresh every epoch" if meta["binarize"] else "grey levels"
     return "\n".join([

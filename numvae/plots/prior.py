@@ -51,7 +51,7 @@ def _mixture_marginal(model, dim):
 def prior_name(model: VAE) -> str:
     """How a title names p(z): "N(0, I)" or "a mixture of 10 Gaussians"."""
     if is_mixture(model):
-        return f"p(z), a mixture of {model.prior.n_components} Gaussians"
+        return f"p(z), a mixture of {model.prior.components} Gaussians"
     if getattr(model.prior, "name", None) == "standard_normal":
         return "N(0, I)"
     return f"p(z) ({getattr(model.prior, 'name', type(model.prior).__name__)})"
