@@ -216,6 +216,31 @@ def test_a_two_layer_row_resumes_exactly_and_shows_each_layers_active_units(tiny
     assert row.endswith("| 83.89 | " + f"{a['stages'][-1]['nll'] - 83.89:+.2f} | 3+1 | 21+5 |")
 
 
+def test_a_two_layer_row_starts_as_burdas_code_and_refuses_an_older_model(tiny_mnist,
+                                                                          tmp_path):
+    """Issue 25: the two-layer rows have the widths of Burda et al.'s code (200-200 to z1,
+    100-100 to z2), Glorot's weights, zero biases and the output at the training mean; a
+    resume checkpoint of the earlier model (100-100 and 50-50, PyTorch's start) is refused."""
+    from numvae.model.two_layer import TwoLayerVAE
+    from numvae.training.checkpoint import save_checkpoint
+    args = iwae_table.parse_args(["--layers", "2", "--model", "iwae", "--k", "5"])
+    pixel_means = np.linspace(0.0, 1.0, 784)
+    model = iwae_table.build_model(args, pixel_means)
+    assert model.config["hidden"] == ((200, 200), (100, 100))
+    assert model.config["init"] == "glorot" and model.dims == (100, 50)
+    np.testing.assert_allclose(model.decode_z1(np.zeros((1, 100), np.float32))[0],
+                               np.clip(pixel_means, 0.001, 0.999), rtol=1e-5)
+    more = ["--layers", "2", "--model", "vae", "--k", "1"]
+    iwae_table.main(options(tiny_mnist, tmp_path, "--stages", "1", *more))
+    path = tmp_path / "vae_k1_2layers" / "resume" / "checkpoint.npz"
+    saved = load_checkpoint(path)
+    older = TwoLayerVAE(784, (100, 50), ((100, 100), (50, 50)), seed=0)
+    save_checkpoint(path, older, None, None, saved.train_state, saved.train_permutation)
+    with pytest.raises(SystemExit, match=r"holds another two-layer model: hidden "
+                                         r"\(\(100, 100\), \(50, 50\)\) .*--restart"):
+        iwae_table.main(options(tiny_mnist, tmp_path, "--stages", "2", *more))
+
+
 def test_the_papers_orderings_are_listed_with_their_verdicts():
     from experiments.iwae_table.orderings import ordering_lines
 

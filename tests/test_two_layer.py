@@ -191,3 +191,85 @@ def test_numvae_plot_puts_the_top_layer_on_the_plane(tmp_path, capsys):
     images = (np.random.default_rng(0).uniform(size=(7, 64)) < 0.5).astype(np.float32)
     expected = model.expected_latents(images, np.random.default_rng(0))[1]  # E_q[z2|x], H8
     np.testing.assert_array_equal(encoder_means(model, images), expected)
+
+
+def test_glorot_init_is_burdas_and_pytorchs_is_the_default():
+    """init="glorot" (Burda et al.'s code): every W in +-sqrt(6 / (n_in + n_out)) and spread
+    over it, every b = 0; the default keeps PyTorch's U(+-1/sqrt(n_in)) for W and b."""
+    model = TwoLayerVAE(40, (8, 4), ((30, 20), (12, 10)), init="glorot", seed=0)
+    assert model.config["init"] == "glorot"
+    for name, value in model.params.items():
+        if name.endswith(".b"):
+            assert not value.any(), name
+            continue
+        glorot, pytorch = math.sqrt(6 / sum(value.shape)), 1 / math.sqrt(value.shape[0])
+        assert np.abs(value).max() <= glorot, name
+        # the uniform's variance a^2 / 3, within 35 % even for the smallest layer (32 weights)
+        assert value.var() == pytest.approx(glorot**2 / 3, rel=0.35), name
+        assert abs(value.var() - glorot**2 / 3) < abs(value.var() - pytorch**2 / 3), name
+    default = TwoLayerVAE(40, (8, 4), ((30, 20), (12, 10)), seed=0)
+    assert default.config["init"] == "pytorch"
+    assert all(np.abs(value).max() <= 1 / math.sqrt(len(value) if value.ndim == 1 else
+                                                    value.shape[0]) + 1e-7
+               for name, value in default.params.items() if name.endswith(".W"))
+    assert any(value.any() for name, value in default.params.items() if name.endswith(".b"))
+    with pytest.raises(ValueError, match="init must be one of 'pytorch', 'glorot'; got 'xavier'"):
+        tiny(init="xavier")
+
+
+def test_the_output_bias_starts_every_zeta_at_the_mean_image(tmp_path):
+    """set_output_bias(p): logit(clip(p, 0.001, 0.999)) in the output layer, so that with
+    Burda et al.'s init (tanh(0) = 0 in every hidden unit at zeta = 0) zeta = 0 decodes to
+    the mean image exactly; it travels with the parameters through a checkpoint."""
+    pixel_means = np.array([0.0, 0.002, 0.1, 0.25, 0.5, 0.5, 0.75, 0.9, 0.998, 1.0])
+    model = tiny(init="glorot")
+    model.set_output_bias(pixel_means)
+    expected = np.clip(pixel_means, 0.001, 0.999)
+    np.testing.assert_allclose(model.decode_z1(np.zeros((2, 4))), np.tile(expected, (2, 1)),
+                               rtol=1e-12)
+    save_checkpoint(tmp_path / "c.npz", model)
+    loaded = load_checkpoint(tmp_path / "c.npz").model
+    np.testing.assert_allclose(loaded.decode_z1(np.zeros((1, 4)))[0], expected, rtol=1e-12)
+    for bad in (np.full(9, 0.5), np.full(10, 1.5), np.full(10, np.nan)):
+        with pytest.raises(ValueError, match="pixel_means must be the 10 training pixel means"):
+            model.set_output_bias(bad)
+
+
+def hand_network(params, prefix, a, n_layers):
+    """tanh(a W + b) through ``n_layers`` layers, then the two heads (or, for p_x, the
+    logits): numvae's networks written out from the parameters alone."""
+    for index in range(n_layers):
+        layer = f"{prefix}.body.{2 * index}" if prefix != "p_x" else f"p_x.decompressor.{2 * index}"
+        a = a @ params[f"{layer}.W"] + params[f"{layer}.b"]
+        a = np.tanh(a) if prefix != "p_x" or index < n_layers - 1 else a
+    if prefix == "p_x":
+        return a
+    return [a @ params[f"{prefix}.{head}.W"] + params[f"{prefix}.{head}.b"]
+            for head in ("mean", "log_var")]
+
+
+def test_log_weights_and_the_estimate_of_log_px_equal_a_hand_computation():
+    """log w = log p(x|zeta) + log p(zeta|xi) + log p(xi) - log q(zeta|x) - log q(xi|zeta)
+    (eq. H1), every density and network written here from the parameters, and the
+    importance-weighted log p(x) = log mean_k w_k of the draws it makes (eq. I2)."""
+    model = tiny(init="glorot")
+    model.set_output_bias(np.linspace(0.05, 0.95, 10))
+    p = model.params
+    eps = np.random.default_rng(7).standard_normal((300, 5, 7))
+    mean1, log_var1 = hand_network(p, "q_z1", X, 2)
+    z1 = mean1 + np.exp(0.5 * log_var1) * eps[..., :4]
+    mean2, log_var2 = hand_network(p, "q_z2", z1, 2)
+    z2 = mean2 + np.exp(0.5 * log_var2) * eps[..., 4:]
+    prior_mean, prior_log_var = hand_network(p, "p_z1", z2, 2)
+    logits = hand_network(p, "p_x", z1, 3)
+    log_px_given_z1 = np.sum(X * logits - np.logaddexp(0.0, logits), axis=-1)
+    expected = (log_px_given_z1 + gaussian_log_density(z1, prior_mean, prior_log_var)
+                + gaussian_log_density(z2, 0.0, 0.0) - gaussian_log_density(z1, mean1, log_var1)
+                - gaussian_log_density(z2, mean2, log_var2))
+    np.testing.assert_allclose(model.log_weights(X, eps), expected, rtol=1e-10)
+    # iwae_log_likelihood draws eps (K, batch, M1 + M2) from default_rng(seed) in one chunk here
+    drawn = np.random.default_rng(3).standard_normal((300, 5, 7))
+    estimate = evaluate.iwae_log_likelihood(model, X, k=300, seed=3, max_rows=1500)
+    log_w = model.log_weights(X, drawn)
+    by_hand = np.log(np.mean(np.exp(log_w - log_w.max(0)), axis=0)) + log_w.max(0)
+    np.testing.assert_allclose(estimate["per_example"], by_hand, rtol=1e-10)

@@ -76,8 +76,9 @@ def parse_args(argv=None):
     parser.add_argument("--k", type=int, default=1, help="samples of z per example")
     parser.add_argument("--stages", type=int, default=5, help="stages of the schedule (1..8)")
     parser.add_argument("--layers", type=int, choices=[1, 2], default=1,
-                        help="stochastic layers: 1 (784-200-200-50) or 2 (784-100-100-100 "
-                             "then 100-50-50-50, numvae.model.two_layer)")
+                        help="stochastic layers: 1 (784-200-200-50) or 2 (784-200-200-100 "
+                             "then 100-100-100-50, numvae.model.two_layer, started as Burda "
+                             "et al.'s code starts it)")
     parser.add_argument("--posterior", default="diagonal_gaussian",
                         help="diagonal_gaussian or iaf")
     parser.add_argument("--flow-steps", type=int, default=2)
@@ -109,15 +110,21 @@ def row_name(args):
     return f"{args.model}_k{args.k}{flow}{layers}"
 
 
-def build_model(args):
+def build_model(args, pixel_means):
+    """The row's model at epoch 0; ``pixel_means`` (784,): the training images' mean."""
     import numvae
-    if args.layers == 2:  # Burda et al.'s appendix: 100-100 to z1 (100), 50-50 to z2 (50)
+    if args.layers == 2:  # Burda et al.'s code: 200-200 to z1 (100 units), 100-100 to z2 (50)
         if args.posterior != "diagonal_gaussian":
             raise SystemExit("iwae_table: --layers 2 has diagonal Gaussian layers only (no --posterior)")
         from numvae.model.two_layer import TwoLayerVAE
-        return TwoLayerVAE(784, (100, 50), ((100, 100), (50, 50)), activation="tanh",
-                           objective="elbo" if args.model == "vae" else "iwae",
-                           n_samples=args.k, seed=args.seed)
+        # the widths and the start of Burda et al.'s published code (docs/burda.md, "Why the
+        # two-layer rows started behind"): Glorot's uniform weights, zero biases, the output
+        # at the mean image
+        model = TwoLayerVAE(784, (100, 50), ((200, 200), (100, 100)), activation="tanh",
+                            objective="elbo" if args.model == "vae" else "iwae",
+                            n_samples=args.k, init="glorot", seed=args.seed)
+        model.set_output_bias(pixel_means)
+        return model
     from numvae.model.objectives import ELBO, IWAE
     from numvae.model.posteriors import IAF
     posterior = (IAF(steps=args.flow_steps, hidden=tuple(args.flow_hidden))
@@ -183,7 +190,7 @@ def refuse_old_place(out, program="iwae_table"):
                          f"(mv {old} {resume_path(out)}), replacing any older one")
 
 
-def start_or_resume(args, out, ends):
+def start_or_resume(args, out, ends, pixel_means):
     """The row's results so far and what ``fit`` resumes from, or a refusal: results that
     say epoch E are never retrained from epoch 0 without ``--restart``."""
     from numvae.training.checkpoint import CheckpointError, load_checkpoint
@@ -206,7 +213,7 @@ def start_or_resume(args, out, ends):
                              f"{epochs}, but {checkpoint_path} is missing: put the row's resume "
                              f"checkpoint there, or train it again from epoch 0 with --restart "
                              f"(its results are then replaced)")
-        model = build_model(args)
+        model = build_model(args, pixel_means)
         optimizer = FastAdam(model.params, lr=1e-3, betas=(0.9, 0.999), eps=1e-4)
         return results, model, optimizer, dict(train_state=None, train_permutation=None)
     try:
@@ -217,9 +224,25 @@ def start_or_resume(args, out, ends):
     if epoch not in (epochs, epochs - 1):  # the results are written just before the checkpoint
         raise SystemExit(f"iwae_table: {checkpoint_path} is at epoch {epoch}, but "
                          f"{results_path} says epoch {epochs}: they belong to different runs")
+    refuse_another_two_layer_model(args, saved.model, checkpoint_path, pixel_means)
     print(f"resuming {checkpoint_path} at epoch {epoch}", flush=True)
     return results, saved.model, saved.optimizer, dict(
         train_state=saved.train_state, train_permutation=saved.train_permutation)
+
+
+def refuse_another_two_layer_model(args, saved_model, checkpoint_path, pixel_means):
+    """A two-layer row trained before the widths and start of Burda et al.'s code (issue 25:
+    100-100 and 50-50, PyTorch's start) is never continued as if it were this row's model."""
+    if args.layers != 2:
+        return
+    expected = build_model(args, pixel_means).config
+    if saved_model.config != expected:
+        differ = ", ".join(f"{key} {saved_model.config.get(key)!r} (now {value!r})"
+                           for key, value in expected.items()
+                           if saved_model.config.get(key) != value)
+        raise SystemExit(f"iwae_table: {checkpoint_path} holds another two-layer model: "
+                         f"{differ}; train the row again from epoch 0 with --restart (its "
+                         f"results are then replaced)")
 
 
 def run(args):
@@ -228,10 +251,10 @@ def run(args):
     from numvae.training.schedules import Burda
     out = row_folder(args)
     ends = Burda.stage_ends(args.stages)
-    results, model, optimizer, resume = start_or_resume(args, out, ends)
+    images, test_images = load_data(args)
+    results, model, optimizer, resume = start_or_resume(args, out, ends, images.mean(axis=0))
     results_path = out / "results.json"
     resume_path(out).parent.mkdir(parents=True, exist_ok=True)
-    images, test_images = load_data(args)
 
     def save(state):
         if not state["interrupted"]:

@@ -32,10 +32,13 @@ from numvae.model.parts import make_part
 from numvae.model.posteriors import DiagonalGaussian
 from numvae.model.priors import StandardNormal
 from numvae.model.two_layer_parts import (
+    INITS,
     GaussianNet,
     density_cache,
     elbo_weights,
+    glorot_uniform,
     iwae_weights,
+    mean_image_logits,
 )
 from numvae.nn.layers import ACTIVATIONS, Dense
 from numvae.validation import (
@@ -68,6 +71,9 @@ class TwoLayerVAE:
         first reversed).
     activation, likelihood, sigma : as for ``numvae.VAE``
     objective : "elbo" or "iwae"; n_samples : S (or K); kl_weight : beta (ELBO only)
+    init : "pytorch" (every Dense as ``numvae.nn.Dense`` draws it, PyTorch's default) or
+        "glorot" (Burda et al.'s code: W ~ U(+-sqrt(6 / (n_in + n_out))), b = 0; with
+        ``set_output_bias`` their whole initialisation, the one their Table 1 was trained from)
     dtype, seed, max_memory : as for ``numvae.VAE`` (sizes are checked before any array is
         allocated, ``numvae.model.size``)
 
@@ -77,14 +83,16 @@ class TwoLayerVAE:
 
     def __init__(self, input_dim=784, latent_dims=(100, 50), hidden=((100, 100), (50, 50)), *,
                  activation="tanh", likelihood="bernoulli", sigma=1.0, objective="elbo",
-                 n_samples=1, kl_weight=1.0, dtype=np.float32, seed=None, max_memory=None):
+                 n_samples=1, kl_weight=1.0, init="pytorch", dtype=np.float32, seed=None,
+                 max_memory=None):
         m1, m2, hidden = check_layer_sizes(latent_dims, hidden)
         check_vae_config(input_dim, m1, m2, dtype, seed)
         check_nonnegative_float(kl_weight, "kl_weight")
         check_positive_int(n_samples, "n_samples")
         for value, name, choices in [(activation, "activation", ACTIVATIONS),
                                      (likelihood, "likelihood", LIKELIHOODS),
-                                     (objective, "objective", dict.fromkeys(OBJECTIVES))]:
+                                     (objective, "objective", dict.fromkeys(OBJECTIVES)),
+                                     (init, "init", dict.fromkeys(INITS))]:
             check_choice(value, name, choices)
         if objective == "iwae":
             check_kl_weight_is_one(kl_weight)
@@ -98,7 +106,7 @@ class TwoLayerVAE:
         self.config = dict(model="two_layer", input_dim=int(input_dim), latent_dims=(m1, m2),
                            hidden=hidden, activation=activation, likelihood=likelihood,
                            **self.likelihood.settings(), objective=objective,
-                           n_samples=int(n_samples), kl_weight=float(kl_weight))
+                           n_samples=int(n_samples), kl_weight=float(kl_weight), init=init)
         self.dims = (m1, m2)
         rng, dt = self.rng, self.dtype
         self.q_z1 = GaussianNet(input_dim, hidden[0], m1, activation, rng, dt)
@@ -109,6 +117,8 @@ class TwoLayerVAE:
                                + [Dense(to_x[-1], input_dim, rng=rng, dtype=dt)])
         self.n_classes = 0
         self._gather_parameters()
+        if init == "glorot":  # drawn again, after PyTorch's default, from the same generator
+            glorot_uniform(self._layers_with_parameters(), rng)
 
     input_dim = property(lambda self: self.config["input_dim"])
     latent_dim = property(lambda self: self.dims[1])          # M2: the top layer xi
@@ -139,6 +149,14 @@ class TwoLayerVAE:
                 self.params[f"{prefix}.{key}"] = layer.params[key]
                 self.grads[f"{prefix}.{key}"] = layer.grads[key]
                 offset += value.size
+
+    def set_output_bias(self, pixel_means):
+        """Start p(x|zeta) at the training images' mean: the output layer's bias becomes
+        logit(clip(p, 0.001, 0.999)) of ``pixel_means`` (input_dim,), as in Burda et al.'s
+        code. Without it the first epochs go to learning the mean image, while the KL
+        switches off the units of zeta and xi that would have carried the rest."""
+        output = [layer for layer in self.decoder.decompressor.layers if layer.params][-1]
+        output.params["b"][...] = mean_image_logits(pixel_means, self.input_dim)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.config.items() if k != "model")

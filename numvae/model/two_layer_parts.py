@@ -8,6 +8,8 @@ import numpy as np
 from numvae.nn.layers import ACTIVATIONS, Dense, Sequential
 from numvae.validation import safe_exp
 
+INITS = ("pytorch", "glorot")  # how TwoLayerVAE draws its first parameters
+
 
 class GaussianNet:
     """The mean and log-variance of a diagonal Gaussian from its condition (eq. H1):
@@ -46,6 +48,36 @@ class GaussianNet:
                 yield f"{prefix}.body.{index}", layer
         for name, head in self.heads.items():
             yield f"{prefix}.{name}", head
+
+
+def glorot_uniform(layers, rng):
+    """Burda et al.'s initialisation (their published code, after Glorot & Bengio 2010 for
+    tanh): every W ~ U(-a, a) with a = sqrt(6 / (n_in + n_out)), every b = 0, in place.
+
+    Why not PyTorch's default, U(-1/sqrt(n_in), 1/sqrt(n_in)) for W and b: its weights have a
+    third of the variance that keeps a tanh layer's output at the scale of its input, so the
+    signal from zeta fades through the two layers to x and through the two to xi, and the
+    ELBO's KL switches units off before they carry it (docs/burda.md, "Why the two-layer rows
+    started behind"). layers: (name, Dense) pairs; rng: a numpy Generator.
+    """
+    for _, layer in layers:
+        n_in, n_out = layer.params["W"].shape
+        bound = np.sqrt(6.0 / (n_in + n_out))
+        layer.params["W"][...] = rng.uniform(-bound, bound, (n_in, n_out))
+        layer.params["b"][...] = 0.0
+
+
+def mean_image_logits(pixel_means, input_dim):
+    """logit(clip(p, 0.001, 0.999)) of the training images' mean p (input_dim,): the output
+    bias with which every zeta decodes, at the start, to the mean image (Burda et al.'s code).
+    One clear line for a mean of the wrong shape, not finite, or outside [0, 1]."""
+    p = np.asarray(pixel_means, dtype=np.float64)
+    if p.shape != (input_dim,) or not np.all(np.isfinite(p)) or p.min() < 0 or p.max() > 1:
+        raise ValueError(f"pixel_means must be the {input_dim} training pixel means, each "
+                         f"in [0, 1]; got shape {p.shape}"
+                         + (f", values from {p.min()} to {p.max()}" if p.size else ""))
+    p = np.clip(p, 1e-3, 1 - 1e-3)
+    return np.log(p) - np.log1p(-p)
 
 
 def density_cache(point, heads):
