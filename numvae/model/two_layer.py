@@ -66,7 +66,9 @@ class TwoLayerVAE:
     input_dim : int
     latent_dims : the widths M1 and M2 of zeta and xi (Burda et al.: (100, 50))
     hidden : two tuples of widths: the deterministic layers between x and zeta, and between
-        zeta and xi (Burda et al.: (100, 100) and (50, 50)); the generative networks mirror
+        zeta and xi (the default, (100, 100) and (50, 50), as issue 25 read the paper;
+        Burda et al.'s published code, whose numbers the paper reports: (200, 200) and
+        (100, 100), what experiments/iwae_table trains); the generative networks mirror
         them (p(zeta|xi) reads xi through the second reversed, p(x|zeta) zeta through the
         first reversed).
     activation, likelihood, sigma : as for ``numvae.VAE``
