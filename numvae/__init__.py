@@ -15,10 +15,12 @@ from numvae import moved
 moved.install()  # numvae 0.2's module paths (numvae.losses, ...) import with a warning
 
 __version__ = "0.3.0"
-__all__ = ["VAE", "Adam", "FastAdam", "SGD", "Dense", "ReLU", "Sigmoid", "Tanh", "Sequential"]
+__all__ = ["VAE", "Adam", "FastAdam", "SGD", "Dense", "ReLU", "Sigmoid", "Tanh", "Sequential",
+           "set_threads"]
 _HOME = {"VAE": "model.vae", "Adam": "training.optim", "FastAdam": "training.optim_fast",
          "SGD": "training.optim", "Dense": "nn.layers", "ReLU": "nn.layers",
-         "Sigmoid": "nn.layers", "Tanh": "nn.layers", "Sequential": "nn.layers"}  # its module
+         "Sigmoid": "nn.layers", "Tanh": "nn.layers", "Sequential": "nn.layers",
+         "set_threads": "nn.threads"}  # its module
 
 
 def __getattr__(name):

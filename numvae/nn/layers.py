@@ -16,6 +16,7 @@ exactly the shape of ``<name>``.
 """
 import numpy as np
 
+from numvae.nn.threads import split_rows, worth_splitting
 from numvae.validation import check_positive_int
 
 
@@ -139,10 +140,15 @@ class ReLU(Layer):
     """y = max(x, 0); backward dx = dy * 1[x > 0] (eq. D3). The cache is y (y > 0 where x > 0)."""
 
     def forward(self, x):
+        if worth_splitting(x.size):  # the faster path (end of this file): the same numbers
+            y = relu_rows(x)
+            return y, y
         y = np.maximum(x, 0)
         return y, y
 
     def backward(self, dy, cache):
+        if dy.shape == cache.shape and worth_splitting(dy.size):
+            return relu_backward_rows(dy, cache)
         return dy * (cache > 0)
 
 
@@ -162,6 +168,8 @@ def sigmoid(a):
     sign of a, is exact too but about eight times slower in NumPy.)
     """
     a = as_float_array(a)
+    if worth_splitting(a.size):  # the faster path (end of this file): the same numbers
+        return sigmoid_rows(a)
     e = np.negative(a, out=np.empty_like(a))  # out=: an array even for 0-d input
     with np.errstate(over="ignore"):
         np.exp(e, out=e)  # in place: one (batch, input_dim) temporary for the whole sigmoid
@@ -178,6 +186,8 @@ class Sigmoid(Layer):
 
     def backward(self, dy, cache):
         y = cache
+        if dy.shape == y.shape and worth_splitting(dy.size):
+            return sigmoid_backward_rows(dy, y)
         return dy * y * (1 - y)
 
 
@@ -185,11 +195,18 @@ class Tanh(Layer):
     """y = tanh(x); backward dx = dy * (1 - y^2) (eq. D5). The cache is y."""
 
     def forward(self, x):
+        if worth_splitting(x.size):
+            y = np.empty_like(x)
+            split_rows(lambda start, stop: np.tanh(x[start:stop], out=y[start:stop]),
+                       len(x), x.size)
+            return y, y
         y = np.tanh(x)
         return y, y
 
     def backward(self, dy, cache):
         y = cache
+        if dy.shape == y.shape and worth_splitting(dy.size):
+            return tanh_backward_rows(dy, y)
         return dy * (1 - y * y)
 
 
@@ -260,3 +277,68 @@ class Sequential(Layer):
 
     def __repr__(self):
         return "Sequential(" + ", ".join(repr(layer) for layer in self.layers) + ")"
+
+
+# --- THE FASTER PATH: the passes above, split by rows over threads --------------------------
+# Each function below does exactly what the textbook line it replaces does, on rows
+# start..stop at a time: the same NumPy operations on the same numbers in the same order, so
+# the result is bit for bit the textbook's (tests/test_threads.py). The pool
+# (numvae.nn.threads) runs the row ranges at once; it is used only for arrays of at least
+# its ``min_entries`` entries and with more than one thread (NUMVAE_THREADS=1: never).
+
+def _like(a, b):
+    """An empty array for ``a op b``, both of one shape (the dtype NumPy's arithmetic gives)."""
+    return np.empty(a.shape, np.result_type(a, b))
+
+
+def relu_rows(x):
+    """np.maximum(x, 0), split by rows."""
+    y = np.empty_like(x)
+    split_rows(lambda start, stop: np.maximum(x[start:stop], 0, out=y[start:stop]),
+               len(x), x.size)
+    return y
+
+
+def relu_backward_rows(dy, y):
+    """dy * (y > 0), split by rows."""
+    dx = np.empty(dy.shape, dy.dtype)  # a float times a bool keeps the float's dtype
+    split_rows(lambda start, stop: np.multiply(dy[start:stop], y[start:stop] > 0,
+                                               out=dx[start:stop]), len(dx), dx.size)
+    return dx
+
+
+def sigmoid_rows(a):
+    """``sigmoid(a)`` (its four in-place passes), split by rows."""
+    e = np.empty_like(a)
+
+    def rows(start, stop):
+        part = np.negative(a[start:stop], out=e[start:stop])
+        np.exp(part, out=part)
+        part += 1.0
+        np.reciprocal(part, out=part)
+    with np.errstate(over="ignore"):  # as in sigmoid; the workers share this setting
+        split_rows(rows, len(a), a.size)
+    return e
+
+
+def sigmoid_backward_rows(dy, y):
+    """dy * y * (1 - y), split by rows."""
+    dx = _like(dy, y)
+
+    def rows(start, stop):
+        part = np.multiply(dy[start:stop], y[start:stop], out=dx[start:stop])
+        part *= 1 - y[start:stop]
+    split_rows(rows, len(dx), dx.size)
+    return dx
+
+
+def tanh_backward_rows(dy, y):
+    """dy * (1 - y * y), split by rows."""
+    dx = _like(dy, y)
+
+    def rows(start, stop):
+        one_minus = np.multiply(y[start:stop], y[start:stop])
+        np.subtract(1, one_minus, out=one_minus)
+        np.multiply(dy[start:stop], one_minus, out=dx[start:stop])
+    split_rows(rows, len(dx), dx.size)
+    return dx

@@ -12,6 +12,8 @@ and only changes how the work is laid out in memory:
   ``chunk`` entries at a time, all passes on one slice before the next, so that the
   slice stays in the CPU's cache instead of streaming every array through memory twelve
   times;
+* on threads: with more than one (``numvae.nn.threads``), the slices are shared out among
+  them, the same arithmetic on every entry;
 * a denormal flush: every ``flush_every`` steps, moment entries below ``tiny`` in
   magnitude are set to 0. Where a gradient is exactly zero (a pixel that is always
   black), m decays geometrically into float32 denormal numbers, which CPUs handle very
@@ -22,6 +24,7 @@ import numbers
 import numpy as np
 
 from numvae.nn.layers import Owned
+from numvae.nn.threads import split_rows, worth_splitting
 from numvae.training.optim import Adam, check_grads
 from numvae.validation import check_positive_float, check_positive_int
 
@@ -95,6 +98,7 @@ class FastAdam(Adam):
             else self._flat_params.size
         dtype = np.result_type(*params.values())
         self._scratch = np.empty(min(self.chunk, largest), dtype)
+        self._scratches = {}  # the other threads' (the faster path's), by first slice
         self._known_grads, self._known_flat_grads = (), None
 
     def settings(self):
@@ -148,11 +152,35 @@ class FastAdam(Adam):
             return self._update_slice(param, g, m, v, step_size, eps_hat, flush,
                                       np.empty_like(param))
         param, g, m, v = (a.reshape(-1) for a in (param, g, m, v))  # views: contiguous
+        if worth_splitting(param.size):  # the faster path (below): the same slices, on threads
+            return self._update_on_threads(param, g, m, v, step_size, eps_hat, flush)
         for start in range(0, param.size, self.chunk):
             span = slice(start, start + self.chunk)
             scratch = self._scratch[: len(param[span])]
             self._update_slice(param[span], g[span], m[span], v[span], step_size, eps_hat,
                                flush, scratch)
+
+    def _update_on_threads(self, param, g, m, v, step_size, eps_hat, flush):
+        """The loop of ``_update`` over the slices, its slices shared out among the threads
+        (``numvae.nn.threads``), each thread with a scratch of its own: every entry gets
+        the same arithmetic, so the update is bit for bit the same."""
+        n_slices = -(-param.size // self.chunk)
+
+        def slices(first, last):  # slices first..last-1
+            scratch = self._scratch if first == 0 else self._thread_scratch(first)
+            for start in range(first * self.chunk, min(last * self.chunk, param.size),
+                               self.chunk):
+                span = slice(start, start + self.chunk)
+                self._update_slice(param[span], g[span], m[span], v[span], step_size,
+                                   eps_hat, flush, scratch[: len(param[span])])
+        split_rows(slices, n_slices, param.size)
+
+    def _thread_scratch(self, first):
+        """The scratch of the thread that starts at slice ``first`` (one per thread)."""
+        scratch = self._scratches.get(first)
+        if scratch is None:
+            scratch = self._scratches[first] = np.empty_like(self._scratch)
+        return scratch
 
     def _update_slice(self, param, g, m, v, step_size, eps_hat, flush, scratch):
         """Adam.step's four lines on one slice, in place, with ``scratch`` for temporaries."""
