@@ -30,7 +30,8 @@ def worker_cache(cfg):
     np.save(Path(cfg["cache"]) / "train.npy", train.images)
     np.save(Path(cfg["cache"]) / "test.npy", test.images)
     info = dict(python=platform.python_version(), numpy=np.__version__, cpus=os.cpu_count(),
-                **{k: os.environ[k] for k in ("OPENBLAS_CORETYPE",) if k in os.environ})
+                **{k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "NUMVAE_THREADS")
+                   if k in os.environ})
     try:
         config = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         info["blas"] = f"{config.get('name')} {config.get('version')}"

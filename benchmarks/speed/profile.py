@@ -205,8 +205,10 @@ def worker_profile(cfg):
         results.append(profile(f"after {cfg['profile_epochs']} more epochs", cfg, model,
                                optimizer, step, floor))
         epoch_rates = history["examples_per_second"]
+    from numvae.nn.threads import thread_count
     return dict(identical=identical, profiles=results, epoch_examples_per_second=epoch_rates,
-                optimizer=type(optimizer).__name__, peak_mib=rss_mib())
+                optimizer=type(optimizer).__name__, peak_mib=rss_mib(),
+                pool_threads=thread_count())
 
 
 def _cells(profiles, value, unit=" ms"):
@@ -215,8 +217,10 @@ def _cells(profiles, value, unit=" ms"):
 
 def profile_table(result, cfg):
     kind = cfg.get("optimizer", "fast")
+    pool = result.get("pool_threads")
+    pool = "" if pool is None else f"elementwise passes on {pool} thread(s) (numvae.nn.threads), "
     lines = [f"PROFILE {cfg['arch']} batch {cfg['batch']} {cfg['dtype']} {cfg['threads']} "
-             f"thread(s), {optimizer_label(kind, cfg.get('chunk', DEFAULT_CHUNK))} "
+             f"thread(s), {pool}{optimizer_label(kind, cfg.get('chunk', DEFAULT_CHUNK))} "
              f"(instrumented code gives identical gradients: {result['identical']})"]
     profiles = result["profiles"]
     names = sorted({n for p in profiles for n in p["parts"]},

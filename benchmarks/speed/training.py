@@ -130,7 +130,8 @@ def worker_numvae(cfg):
                       floor_ms=1e3 * statistics.median(floor_times),
                       step_over_floor=median_ratio(step_times, floor_times),
                       floor_gflops=floor.flops / statistics.median(floor_times) / 1e9)
-    result["peak_mib"] = rss_mib()
+    from numvae.nn.threads import thread_count
+    result["peak_mib"], result["pool_threads"] = rss_mib(), thread_count()
     return result
 
 
