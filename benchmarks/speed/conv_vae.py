@@ -1,23 +1,30 @@
 """The convolutional VAE's training step (``architecture="conv"``) against PyTorch's.
 
-    python -m benchmarks.speed.conv_vae [--rounds 3] [--steps 20] [--json F]
+    python -m benchmarks.speed.conv_vae [--rounds 3] [--steps 20] [--threads 1 2] [--json F]
+    python -m benchmarks.speed.conv_vae --phases-off      # also numvae without eq. CV8's path
+    python -m benchmarks.speed.conv_vae --layers          # and the step layer by layer
 
-Training throughput (forward, backward and Adam; batch 128, float32, one BLAS and one
-torch thread) of numvae's conv VAE and of the same architecture in PyTorch
-(Conv2d/ConvTranspose2d, BCE with logits, closed-form KL, torch.optim.Adam), each in its
-own process, the two alternated ``--rounds`` times; then where numvae's step spends its
-time, layer by layer (forward and backward of each layer, the rest of the step). Its last
-figures: benchmarks/speed/results/conv_vae.json. The quality half (the conv VAE against the
-dense model after the same epochs) is an experiment: ``python -m experiments.conv_vae``.
+Training throughput (forward, backward and Adam; batch 128, float32) of numvae's conv VAE
+and of the same architecture in PyTorch (Conv2d/ConvTranspose2d, BCE with logits,
+closed-form KL, torch.optim.Adam), each in its own process with ``--threads`` BLAS and
+torch threads, alternated ``--rounds`` times; ``--phases-off`` adds numvae with the
+transposed convolution's phase path turned off (``numvae.nn.conv_phases.set_phases``), the
+"before" of that path, in the same alternation. ``--layers``: where numvae's step spends
+its time, layer by layer, at one thread; ``python -m benchmarks.speed.conv_profile`` splits
+it by pass instead. Figures: benchmarks/speed/results/conv_vae*.json. The quality half (the
+conv VAE against the dense model after the same epochs) is an experiment:
+``python -m experiments.conv_vae``.
 """
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from benchmarks.speed.common import THREAD_VARIABLES
 from benchmarks.speed.conv_layers import cpu_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,29 +39,48 @@ def batches(steps, batch, seed=0):
     return x, eps
 
 
-def worker_numvae(steps, batch):
+def time_steps(step, steps, block=5):
+    """Run step(i) for i = 3 .. steps + 2 (0-2 warmed up already): (mean seconds per step,
+    seconds per step of the fastest block of ``block`` steps, robust to bursts of load)."""
+    blocks, start = [], time.perf_counter()
+    for first in range(3, steps + 3, block):
+        begin = time.perf_counter()
+        for i in range(first, min(first + block, steps + 3)):
+            step(i)
+        blocks.append((time.perf_counter() - begin) / (min(first + block, steps + 3) - first))
+    return (time.perf_counter() - start) / steps, min(blocks)
+
+
+def worker_numvae(steps, batch, phases=True, best=False):
+    """Seconds per training step (and, with ``best``, that of the fastest block)."""
     import numvae
+    try:  # checkouts from before the phase path have no switch
+        from numvae.nn.conv_phases import set_phases
+        set_phases(phases)
+    except ImportError:
+        pass
     model = numvae.VAE(784, 128, 2, architecture="conv", seed=0)
     optimizer = numvae.FastAdam(model.params, lr=1e-3)
     x, eps = batches(steps + 3, batch)
+
+    def step(i):
+        model.loss_and_grad(x[i], eps[i][None])
+        optimizer.step(model.grads)
+
     for i in range(3):  # warm-up
-        model.loss_and_grad(x[i], eps[i][None])
-        optimizer.step(model.grads)
-    start = time.perf_counter()
-    for i in range(3, steps + 3):
-        model.loss_and_grad(x[i], eps[i][None])
-        optimizer.step(model.grads)
-    return (time.perf_counter() - start) / steps
+        step(i)
+    mean, fastest = time_steps(step, steps)
+    return (mean, fastest) if best else mean
 
 
-def worker_torch(steps, batch):
+def worker_torch(steps, batch, threads=1, best=False):
     """The same conv VAE in PyTorch (``numvae.interop.to_torch``: nn.Conv2d and
     nn.ConvTranspose2d, BCE with logits, the closed-form KL), torch.optim.Adam."""
     import torch
 
     import numvae
     from numvae.interop import to_torch
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     module = to_torch(numvae.VAE(784, 128, 2, architecture="conv", seed=0))
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
@@ -67,10 +93,8 @@ def worker_torch(steps, batch):
 
     for i in range(3):
         step(i)
-    start = time.perf_counter()
-    for i in range(3, steps + 3):
-        step(i)
-    return (time.perf_counter() - start) / steps
+    mean, fastest = time_steps(step, steps)
+    return (mean, fastest) if best else mean
 
 
 def layer_profile(batch, repeats=5):
@@ -110,53 +134,97 @@ def layer_profile(batch, repeats=5):
     return {name: float(np.median(values)) for name, values in times.items()}
 
 
-def run_worker(kind, steps, batch):
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               PYTHONPATH=str(ROOT))
+KINDS = {"numvae": "numvae", "numvae-phases-off": "numvae, phases off", "torch": "PyTorch"}
+
+
+def run_worker(kind, steps, batch, threads=1):
+    """(mean, fastest block's) seconds per step of one worker process with ``threads`` BLAS
+    (and torch) threads."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.update({name: str(threads) for name in THREAD_VARIABLES})
     out = subprocess.run([sys.executable, "-m", "benchmarks.speed.conv_vae", "worker", kind,
-                          str(steps), str(batch)], cwd=ROOT, capture_output=True, text=True,
-                         env=env, check=True).stdout
-    return float(out.strip().splitlines()[-1])
+                          str(steps), str(batch), str(threads)], cwd=ROOT, capture_output=True,
+                         text=True, env=env, check=True).stdout
+    return tuple(float(value) for value in out.strip().splitlines()[-1].split())
 
 
 def speed(args):
-    results = {"numvae": [], "PyTorch": []}
-    for round_ in range(args.rounds):
-        for kind, name in (("numvae", "numvae"), ("torch", "PyTorch")):
-            seconds = run_worker(kind, args.steps, args.batch)
-            results[name].append(args.batch / seconds)
-            print(f"round {round_ + 1}: {name:8s} {1e3 * seconds:7.1f} ms/step  "
-                  f"{args.batch / seconds:7.0f} examples/s", flush=True)
-    import numpy as np
-    median = {name: float(np.median(values)) for name, values in results.items()}
+    """Alternated rounds at each thread count: {threads: {name: {"mean": [examples/s, ...],
+    "best": [examples/s of the fastest block, ...]}}}."""
+    kinds = ["numvae", *(["numvae-phases-off"] if args.phases_off else []), "torch"]
+    results = {}
+    for threads in args.threads:
+        rates = results[threads] = {KINDS[kind]: {"mean": [], "best": []} for kind in kinds}
+        for round_ in range(args.rounds):
+            for kind in kinds:
+                mean, fastest = run_worker(kind, args.steps, args.batch, threads)
+                rates[KINDS[kind]]["mean"].append(args.batch / mean)
+                rates[KINDS[kind]]["best"].append(args.batch / fastest)
+                print(f"{threads} thread(s), round {round_ + 1}: {KINDS[kind]:18s} "
+                      f"{1e3 * mean:7.1f} ms/step (fastest block {1e3 * fastest:6.1f})",
+                      flush=True)
+    return results
+
+
+def ratios(results, key="mean"):
+    """{threads: {name: (median, low, high) of name / PyTorch over the rounds}}: each round's
+    ratio pairs runs that were close in time."""
+    table = {}
+    for threads, rates in results.items():
+        torch_rates = rates["PyTorch"][key]
+        table[threads] = {}
+        for name, values in rates.items():
+            if name != "PyTorch":
+                pairs = [a / b for a, b in zip(values[key], torch_rates)]
+                table[threads][name] = (statistics.median(pairs), min(pairs), max(pairs))
+    return table
+
+
+def report(results, args):
     load = os.getloadavg()[0]
     print(f"\nCPU: {cpu_name()} ({os.cpu_count()} cores, load {load:.1f}), batch {args.batch}, "
-          f"float32, 1 thread")
-    print(f"median throughput: numvae {median['numvae']:.0f}, PyTorch {median['PyTorch']:.0f} "
-          f"examples/s: numvae at {median['numvae'] / median['PyTorch']:.2f} x PyTorch")
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    profile = layer_profile(args.batch)
-    total = profile["whole step (loss_and_grad)"] + profile["Adam update"]
-    print(f"\nwhere numvae's step goes ({1e3 * total:.1f} ms with Adam; layers timed alone):")
-    for name, seconds in sorted(profile.items(), key=lambda item: -item[1]):
-        print(f"  {1e3 * seconds:7.2f} ms  {100 * seconds / total:5.1f} %  {name}")
-    return dict(cpu=cpu_name(), load=load, batch=args.batch, throughput=results, median=median,
-                profile_ms={k: 1e3 * v for k, v in profile.items()})
+          f"float32; numvae / PyTorch throughput, median of {args.rounds} alternated rounds "
+          "(range), of the whole runs and of their fastest blocks of 5 steps")
+    whole, fastest = ratios(results), ratios(results, "best")
+    for threads, row in whole.items():
+        for name, (median, low, high) in row.items():
+            best = fastest[threads][name]
+            print(f"  {threads} thread(s)  {name:18s} {median:.2f} ({low:.2f}-{high:.2f})  "
+                  f"fastest blocks {best[0]:.2f} ({best[1]:.2f}-{best[2]:.2f})")
+    summary = dict(cpu=cpu_name(), load=load, batch=args.batch, rounds=args.rounds,
+                   steps=args.steps, throughput=results, ratio=whole, ratio_fastest=fastest)
+    if args.layers:
+        os.environ.update({name: "1" for name in THREAD_VARIABLES})  # before numpy's import
+        profile = layer_profile(args.batch)
+        total = profile["whole step (loss_and_grad)"] + profile["Adam update"]
+        print(f"\nwhere numvae's step goes ({1e3 * total:.1f} ms with Adam; layers timed alone):")
+        for name, seconds in sorted(profile.items(), key=lambda item: -item[1]):
+            print(f"  {1e3 * seconds:7.2f} ms  {100 * seconds / total:5.1f} %  {name}")
+        summary["profile_ms"] = {k: 1e3 * v for k, v in profile.items()}
+    return summary
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "worker":
-        function = worker_numvae if argv[1] == "numvae" else worker_torch
-        print(function(int(argv[2]), int(argv[3])))
+        kind, steps, batch, threads = argv[1], int(argv[2]), int(argv[3]), int(argv[4])
+        if kind == "torch":
+            print(*worker_torch(steps, batch, threads, best=True))
+        else:
+            print(*worker_numvae(steps, batch, phases=kind == "numvae", best=True))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--threads", nargs="+", type=int, default=[1])
+    parser.add_argument("--phases-off", action="store_true",
+                        help="also time numvae with the phase path off (the before)")
+    parser.add_argument("--layers", action="store_true",
+                        help="then time numvae's step layer by layer (1 thread)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
-    result = speed(args)
+    result = report(speed(args), args)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

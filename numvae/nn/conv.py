@@ -18,6 +18,7 @@ import numbers
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from numvae.nn.conv_phases import phases_pay, transposed_conv_by_phases
 from numvae.nn.layers import Layer, check_float_dtype, check_generator, check_input
 from numvae.validation import check_nonnegative_int, check_positive_int
 
@@ -286,12 +287,11 @@ class Reshape(Layer):
 
 
 # --- The fast path: channels last ----------------------------------------------------------
-# The same arithmetic as Conv2d and ConvTranspose2d, in another memory order. The textbook
-# im2col above writes single numbers k^2 entries apart from one another: slow. Here images are
-# kept as (batch, H, W, C) in memory, so that a patch's entries are ordered (p, q, channel)
-# and every copy moves runs of C contiguous numbers. The layers' inputs and outputs are the
-# same (batch, C, H, W) arrays (transposed views of channels-last memory, which the next
-# layer reads without a copy). tests/test_conv.py checks that both paths agree.
+# The same arithmetic as Conv2d and ConvTranspose2d, in another memory order: images kept as
+# (batch, H, W, C) in memory, a patch's entries ordered (p, q, channel), so that every copy
+# moves runs of C contiguous numbers (the textbook im2col writes single numbers k^2 apart).
+# Inputs and outputs stay (batch, C, H, W) arrays, views the next layer reads without a copy.
+# The transposed convolution gathers by phases where that pays (numvae.nn.conv_phases).
 
 def im2col_channels_last(x, kernel_size, stride, padding):
     """``im2col`` with the columns in the order (p, q, channel) (eq. CV2).
@@ -332,6 +332,17 @@ def _kernel_channels_last(weight):
     return weight.transpose(0, 2, 3, 1).reshape(weight.shape[0], -1)
 
 
+def conv_transpose_channels_last(x, weight, y_shape, stride, padding):
+    """col2im(X V) of eq. CV7 without bias, x (batch, C_in, H, W), weight (C_in, C_out, Q, Q)
+    -> ``y_shape``: by phases (eq. CV8) where that pays, else one product and col2im."""
+    kernel_size = weight.shape[2]
+    if phases_pay(x.shape, y_shape, kernel_size, stride, padding):
+        return transposed_conv_by_phases(x, weight, y_shape, stride, padding)
+    x_rows = x.transpose(0, 2, 3, 1).reshape(-1, x.shape[1])  # (batch h w, C_in)
+    cols = x_rows @ _kernel_channels_last(weight)              # (batch h w, k k C_out)
+    return col2im_channels_last(cols, y_shape, kernel_size, stride, padding)
+
+
 def _write_kernel_gradient(grad, matrix):
     """grad[...] = the (A, k * k * B) matrix of columns (p, q, b) as (A, B, k, k), in place."""
     a, b, k, _ = grad.shape
@@ -361,8 +372,8 @@ class FastConv2d(Conv2d):
         self.grads["b"][...] = dy_rows.sum(axis=0)
         if not need_input_grad:
             return None
-        dcols = dy_rows @ _kernel_channels_last(self.params["W"])
-        return col2im_channels_last(dcols, x_shape, self.kernel_size, self.stride, self.padding)
+        return conv_transpose_channels_last(dy, self.params["W"], x_shape, self.stride,
+                                            self.padding)
 
 
 class FastConvTranspose2d(ConvTranspose2d):
@@ -372,8 +383,7 @@ class FastConvTranspose2d(ConvTranspose2d):
         """x: (batch, C_in, H, W) -> y: (batch, C_out, H_out, W_out), cache (eq. CV7)."""
         y_shape = self._check_input(x)
         x_rows = x.transpose(0, 2, 3, 1).reshape(-1, self.in_channels)  # (batch h w, C_in)
-        cols = x_rows @ _kernel_channels_last(self.params["W"])          # (batch h w, k k C_out)
-        y = col2im_channels_last(cols, y_shape, self.kernel_size, self.stride, self.padding)
+        y = conv_transpose_channels_last(x, self.params["W"], y_shape, self.stride, self.padding)
         y += self.params["b"][:, None, None]
         return y, (x_rows, x.shape)
 
