@@ -47,6 +47,7 @@ FORMULAS = {
     "CV5": "numvae.nn.conv.Conv2d.backward",
     "CV6": "numvae.nn.conv.Conv2d.backward",
     "CV7": "numvae.nn.conv.ConvTranspose2d.forward",
+    "CV8": "numvae.nn.conv_phases.transposed_conv_by_phases",
     "GM1": "numvae.model.priors.GaussianMixture.log_prob",
     "GM2": "numvae.model.priors.GaussianMixture.responsibilities",
     "GM3": "numvae.model.priors.GaussianMixture.log_prob_backward",

@@ -41,14 +41,17 @@ def batches(steps, batch, seed=0):
 
 def time_steps(step, steps, block=5):
     """Run step(i) for i = 3 .. steps + 2 (0-2 warmed up already): (mean seconds per step,
-    seconds per step of the fastest block of ``block`` steps, robust to bursts of load)."""
-    blocks, start = [], time.perf_counter()
+    seconds per step of the fastest block of ``block`` steps, robust to bursts of load, and
+    CPU seconds per step of this process, which excludes the time other processes took the
+    core: with one thread, the measure least disturbed by a busy machine)."""
+    blocks, start, cpu = [], time.perf_counter(), time.process_time()
     for first in range(3, steps + 3, block):
         begin = time.perf_counter()
         for i in range(first, min(first + block, steps + 3)):
             step(i)
         blocks.append((time.perf_counter() - begin) / (min(first + block, steps + 3) - first))
-    return (time.perf_counter() - start) / steps, min(blocks)
+    return ((time.perf_counter() - start) / steps, min(blocks),
+            (time.process_time() - cpu) / steps)
 
 
 def worker_numvae(steps, batch, phases=True, best=False):
@@ -69,8 +72,8 @@ def worker_numvae(steps, batch, phases=True, best=False):
 
     for i in range(3):  # warm-up
         step(i)
-    mean, fastest = time_steps(step, steps)
-    return (mean, fastest) if best else mean
+    timings = time_steps(step, steps)
+    return timings if best else timings[0]
 
 
 def worker_torch(steps, batch, threads=1, best=False):
@@ -93,8 +96,8 @@ def worker_torch(steps, batch, threads=1, best=False):
 
     for i in range(3):
         step(i)
-    mean, fastest = time_steps(step, steps)
-    return (mean, fastest) if best else mean
+    timings = time_steps(step, steps)
+    return timings if best else timings[0]
 
 
 def layer_profile(batch, repeats=5):
@@ -138,8 +141,8 @@ KINDS = {"numvae": "numvae", "numvae-phases-off": "numvae, phases off", "torch":
 
 
 def run_worker(kind, steps, batch, threads=1):
-    """(mean, fastest block's) seconds per step of one worker process with ``threads`` BLAS
-    (and torch) threads."""
+    """(mean, fastest block's, CPU) seconds per step of one worker process with ``threads``
+    BLAS (and torch) threads."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.update({name: str(threads) for name in THREAD_VARIABLES})
     out = subprocess.run([sys.executable, "-m", "benchmarks.speed.conv_vae", "worker", kind,
@@ -150,19 +153,20 @@ def run_worker(kind, steps, batch, threads=1):
 
 def speed(args):
     """Alternated rounds at each thread count: {threads: {name: {"mean": [examples/s, ...],
-    "best": [examples/s of the fastest block, ...]}}}."""
+    "best": [... of the fastest block], "cpu": [examples per CPU second]}}}."""
     kinds = ["numvae", *(["numvae-phases-off"] if args.phases_off else []), "torch"]
     results = {}
     for threads in args.threads:
-        rates = results[threads] = {KINDS[kind]: {"mean": [], "best": []} for kind in kinds}
+        rates = results[threads] = {KINDS[kind]: {"mean": [], "best": [], "cpu": []}
+                                    for kind in kinds}
         for round_ in range(args.rounds):
             for kind in kinds:
-                mean, fastest = run_worker(kind, args.steps, args.batch, threads)
-                rates[KINDS[kind]]["mean"].append(args.batch / mean)
-                rates[KINDS[kind]]["best"].append(args.batch / fastest)
+                timings = run_worker(kind, args.steps, args.batch, threads)
+                for key, seconds in zip(("mean", "best", "cpu"), timings):
+                    rates[KINDS[kind]][key].append(args.batch / seconds)
                 print(f"{threads} thread(s), round {round_ + 1}: {KINDS[kind]:18s} "
-                      f"{1e3 * mean:7.1f} ms/step (fastest block {1e3 * fastest:6.1f})",
-                      flush=True)
+                      f"{1e3 * timings[0]:7.1f} ms/step (fastest block {1e3 * timings[1]:6.1f}, "
+                      f"CPU {1e3 * timings[2]:6.1f})", flush=True)
     return results
 
 
@@ -184,15 +188,16 @@ def report(results, args):
     load = os.getloadavg()[0]
     print(f"\nCPU: {cpu_name()} ({os.cpu_count()} cores, load {load:.1f}), batch {args.batch}, "
           f"float32; numvae / PyTorch throughput, median of {args.rounds} alternated rounds "
-          "(range), of the whole runs and of their fastest blocks of 5 steps")
-    whole, fastest = ratios(results), ratios(results, "best")
-    for threads, row in whole.items():
-        for name, (median, low, high) in row.items():
-            best = fastest[threads][name]
-            print(f"  {threads} thread(s)  {name:18s} {median:.2f} ({low:.2f}-{high:.2f})  "
-                  f"fastest blocks {best[0]:.2f} ({best[1]:.2f}-{best[2]:.2f})")
+          "(range): of the whole runs, of their fastest blocks of 5 steps, of CPU time")
+    tables = {key: ratios(results, key) for key in ("mean", "best", "cpu")}
+    for threads, row in tables["mean"].items():
+        for name in row:
+            cells = ("{:.2f} ({:.2f}-{:.2f})".format(*tables[key][threads][name])
+                     for key in tables)
+            print(f"  {threads} thread(s)  {name:18s} " + "   ".join(cells))
     summary = dict(cpu=cpu_name(), load=load, batch=args.batch, rounds=args.rounds,
-                   steps=args.steps, throughput=results, ratio=whole, ratio_fastest=fastest)
+                   steps=args.steps, throughput=results, ratio=tables["mean"],
+                   ratio_fastest=tables["best"], ratio_cpu_time=tables["cpu"])
     if args.layers:
         os.environ.update({name: "1" for name in THREAD_VARIABLES})  # before numpy's import
         profile = layer_profile(args.batch)
