@@ -131,6 +131,24 @@ def test_profile_unwraps_everything_it_wrapped(speed):
     assert (layers.Dense.forward, optim_fast.FastAdam.step, numvae.VAE.backward) == before
 
 
+def test_iwae_profile_times_each_decoder_layer_and_unwraps_them(speed):
+    from benchmarks.speed import iwae_profile
+    from benchmarks.speed.iwae_training import make_numvae
+    result = iwae_profile.run_profile(k=3, batch=2, rounds=1, block=1)
+    parts = result["parts"]
+    assert parts["decoder Dense(200, 784) backward (x^T dy, sum dy, dy W^T)"] > 0
+    assert parts["softplus (abs, exp, log1p, max)"] > 0 and result["floor_ms"] > 0
+    assert "Dense.forward (x @ W + b)" not in parts  # every Dense timed as itself
+    model, optimizer = make_numvae(3)
+    layer = model.decoder.decompressor.layers[-2]
+    undo = speed.instrument(speed.Timers(), optimizer, iwae_profile.iwae_targets(model, optimizer))
+    assert "forward" in vars(layer)  # this one layer's, not the class's
+    undo()
+    assert "forward" not in vars(layer) and "backward" not in vars(layer)
+    table = iwae_profile.table(result, 1)
+    assert "| plain step / GEMM floor |" in table
+
+
 def test_gradcheck_and_iwae_workers(speed, cache):
     check = speed.worker_gradcheck(dict(cache=cache, arch="slides", batch=4, seed=0, n_entries=2,
                                         n_directions=2))

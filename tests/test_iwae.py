@@ -10,6 +10,7 @@ from numvae.diagnostics import evaluate
 from numvae.diagnostics.gradcheck import check_model, check_model_directions
 from numvae.io import datasets
 from numvae.model import priors
+from numvae.model.objectives import IWAE, drop_negligible_weights
 from numvae.training import loop
 from numvae.training.checkpoint import load_checkpoint, save_checkpoint
 
@@ -159,3 +160,76 @@ def test_command_line_trains_with_the_bound_and_refuses_a_kl_weight(tmp_path, ca
         assert main(["train", "--dataset", "toy", "--objective", "iwae", "--out",
                      str(tmp_path / "bad"), *option]) == 2
         assert "no meaning" in capsys.readouterr().err
+
+
+# --- the fast path of IWAE.backward (issue 26): negligible weights to exact zeros -------
+
+def test_negligible_weights_are_those_below_eps_squared():
+    """float32: eps = 2^-23, so the cut is 2^-46 (1.4e-14); float64: 2^-104 (4.9e-32)."""
+    w32 = np.array([[2.0**-47, 2.0**-46], [1e-45, 0.75]], dtype=np.float32)
+    np.testing.assert_array_equal(drop_negligible_weights(w32), [[0.0, 2.0**-46], [0.0, 0.75]])
+    assert drop_negligible_weights(w32).dtype == np.float32
+    w64 = np.array([2.0**-105, 2.0**-104, 2.0**-47])
+    np.testing.assert_array_equal(drop_negligible_weights(w64), [0.0, 2.0**-104, 2.0**-47])
+    assert w64[0] == 2.0**-105  # the weights of the forward cache are left as they are
+
+
+def burda_like(fast, dtype=np.float32):
+    """A small 784-input tanh IWAE, K = 50, whose decoder depends on z strongly (its last
+    weights 5 times their initial values, as after some training): of its 150 weights,
+    82 are below the cut and 5 subnormal, the case the fast path is for."""
+    model = vae(784, 20, 5, encoder_hidden=(20,), decoder_hidden=(20, 20), activation="tanh",
+                objective="iwae", n_samples=50, dtype=dtype, seed=3)
+    model.params["decoder.decompressor.4.W"][...] *= 5
+    model.objective.fast_backward = fast
+    return model
+
+
+def zero_rows(model, x, eps):
+    """The number of rows of dL/dlogits (K * batch, 784) that are exactly zero."""
+    steps = model.backward(model.forward(x, eps))
+    return int((~steps["dlogits"].any(axis=1)).sum())
+
+
+def test_the_fast_backward_is_the_textbook_one_to_float32_rounding():
+    """With negligible weights present, the fast path's gradient equals the textbook's to
+    float32 rounding (each dropped row weighs < eps^2, see drop_negligible_weights; here
+    even bit for bit, the dropped terms being below the sums' rounding), its dropped rows of
+    dL/dlogits exact zeros."""
+    x = datasets.binarize(np.random.default_rng(0).uniform(size=(3, 784)), np.random.default_rng(1))
+    eps = np.random.default_rng(2).standard_normal((50, 3, 5)).astype(np.float32)
+    fast, textbook = burda_like(True), burda_like(False)
+    cache = fast.forward(x, eps)
+    assert (cache["caches"]["objective"]["normalised"] < 2.0**-46).sum() == 82  # rows dropped
+    # (one weight is 0 already in the forward: e^(l - LSE) below float32's smallest number)
+    assert zero_rows(fast, x, eps) == 82 and zero_rows(textbook, x, eps) == 1
+    assert fast.loss_and_grad(x, eps) == textbook.loss_and_grad(x, eps)  # the forward: unchanged
+    for name in fast.grads:
+        scale = np.abs(textbook.grads[name]).max()
+        np.testing.assert_allclose(fast.grads[name], textbook.grads[name], rtol=1e-5,
+                                   atol=1e-6 * scale, err_msg=name)
+
+
+def test_the_fast_backward_is_on_by_default_and_off_with_one_setting(monkeypatch):
+    x = datasets.binarize(np.random.default_rng(0).uniform(size=(3, 784)), np.random.default_rng(1))
+    eps = np.random.default_rng(2).standard_normal((50, 3, 5)).astype(np.float32)
+    model = burda_like(True)
+    del model.objective.fast_backward  # the class's default
+    assert zero_rows(model, x, eps) == 82
+    monkeypatch.setattr(IWAE, "fast_backward", False)  # every model's, at once
+    assert zero_rows(model, x, eps) == 1  # the one weight that is 0 in the forward
+    textbook = burda_like(False)  # and what it computes is the textbook backward's, bit for bit
+    model.loss_and_grad(x, eps)
+    textbook.loss_and_grad(x, eps)
+    assert all(np.array_equal(model.grads[n], textbook.grads[n]) for n in model.grads)
+
+
+def test_the_fast_backward_keeps_the_gradient_check_in_float64():
+    """float64 weights below 2^-104 are dropped too: central differences still agree."""
+    x = datasets.binarize(np.random.default_rng(0).uniform(size=(2, 784)), np.random.default_rng(1))
+    eps = np.random.default_rng(2).standard_normal((50, 2, 5))
+    model = burda_like(True, np.float64)
+    model.params["decoder.decompressor.4.W"][...] *= 4  # 20 times the initial: dropped rows
+    assert zero_rows(model, x, eps) > 0
+    errors = check_model_directions(model, x, eps, n_directions=2)
+    assert max(errors.values()) < 1e-6, errors

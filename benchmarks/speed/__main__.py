@@ -45,7 +45,8 @@ conv-layers, conv-vae, iwae-training
 The sections live in their own modules of this package: training.py (matrix, headline),
 torch_side.py (the PyTorch side), profile.py, adam.py, checks.py (iwae, gradcheck, tests,
 the MNIST cache), conv_layers.py, conv_vae.py, iwae_training.py, explorer.py and common.py; this file is
-the driver.
+the driver. iwae_profile.py (the K = 50 IWAE step by pass) runs on its own:
+``python -m benchmarks.speed.iwae_profile --threads 1``.
 
 Every configuration runs in a fresh subprocess, because the BLAS thread count
 (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS; torch.set_num_threads for

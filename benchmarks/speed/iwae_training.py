@@ -14,6 +14,7 @@ running), torch gets ``--threads``.
 """
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -25,23 +26,35 @@ from numvae.training.loop import train_step
 from numvae.training.optim_fast import FastAdam
 
 
-def numvae_runner(k, batch, seed=0):
+def make_numvae(k, seed=0):
+    """The model (784-200-200-50, tanh, the K-sample IWAE) and the optimiser (FastAdam with
+    Burda et al.'s settings) of the numvae side."""
     model = numvae.VAE(784, 200, 50, encoder_hidden=(200,), decoder_hidden=(200, 200),
                        activation="tanh", objective=IWAE(k=k), seed=seed)
-    optimizer = FastAdam(model.params, lr=1e-3, betas=(0.9, 0.999), eps=1e-4)
+    return model, FastAdam(model.params, lr=1e-3, betas=(0.9, 0.999), eps=1e-4)
+
+
+def numvae_runner(k, batch, seed=0, textbook=False):
+    """numvae's step; ``textbook=True``: with the fast paths of issue 26 off (what numvae
+    computed before them)."""
+    model, optimizer = make_numvae(k, seed)
+    if textbook:
+        model.objective.fast_backward = False
 
     def run(x):
         return train_step(model, optimizer, x, 1.0, (0, 0))["loss"]
     return run
 
 
-def torch_runner(k, batch, threads, seed=0):
+def torch_runner(k, batch, threads, seed=0, flush_denormal=False):
     """The same model in PyTorch (``numvae.interop.to_torch``: the same layers, initial
-    weights and bound), torch.optim.Adam with the same settings."""
+    weights and bound), torch.optim.Adam with the same settings. ``flush_denormal``:
+    ``torch.set_flush_denormal(True)`` (subnormal numbers computed as zeros)."""
     import torch
 
     from numvae.interop import to_torch
     torch.set_num_threads(threads)
+    torch.set_flush_denormal(flush_denormal)
     torch.manual_seed(seed)
     module = to_torch(numvae.VAE(784, 200, 50, encoder_hidden=(200,), decoder_hidden=(200, 200),
                                  activation="tanh", objective=IWAE(k=k), seed=seed))
@@ -64,12 +77,19 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--textbook", action="store_true",
+                        help="also numvae with the fast paths off, alternated with the others")
+    parser.add_argument("--torch-flush-denormal", action="store_true",
+                        help="PyTorch with torch.set_flush_denormal(True)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     batches = (rng.random((args.steps, args.batch, 784)) < 0.3).astype(np.float32)
     runners = {"numvae": numvae_runner(args.k, args.batch),
-               "pytorch": torch_runner(args.k, args.batch, args.threads)}
+               "pytorch": torch_runner(args.k, args.batch, args.threads,
+                                       flush_denormal=args.torch_flush_denormal)}
+    if args.textbook:
+        runners["numvae_textbook"] = numvae_runner(args.k, args.batch, textbook=True)
     rates = {name: [] for name in runners}
     cpu_rates = {name: [] for name in runners}
     for run in runners.values():                      # warm-up
@@ -85,13 +105,21 @@ def main(argv=None):
             cpu_rates[name].append(examples / (time.process_time() - cpu_start))
     result = {name: statistics.median(values) for name, values in rates.items()}
     result.update({f"{name}_cpu": statistics.median(values) for name, values in cpu_rates.items()})
+    blas = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
+    print(f"numvae's BLAS threads (OPENBLAS_NUM_THREADS): {blas}; PyTorch's: {args.threads}"
+          + (", flush denormal" if args.torch_flush_denormal else ""))
     result.update(k=args.k, batch=args.batch, threads=args.threads, rounds=rates,
-                  cpu_rounds=cpu_rates)
-    for suffix, unit in (("", "wall-clock"), ("_cpu", "CPU")):
-        ours, theirs = result["numvae" + suffix], result["pytorch" + suffix]
-        print(f"K = {args.k}, batch {args.batch}, {args.threads} thread(s), per {unit} second: "
-              f"numvae {ours:,.0f} examples/s, PyTorch {theirs:,.0f}, ratio {ours / theirs:.2f} "
-              f"(median of {args.rounds} rounds)")
+                  cpu_rounds=cpu_rates, openblas_num_threads=blas,
+                  torch_flush_denormal=args.torch_flush_denormal)
+    for suffix, unit, per_round in (("", "wall-clock", rates), ("_cpu", "CPU", cpu_rates)):
+        for name in (n for n in runners if n != "pytorch"):
+            ours, theirs = result[name + suffix], result["pytorch" + suffix]
+            pairs = [a / b for a, b in zip(per_round[name], per_round["pytorch"])]
+            result[f"{name}_over_pytorch{suffix}_rounds"] = pairs
+            print(f"K = {args.k}, batch {args.batch}, {args.threads} thread(s), per {unit} second: "
+                  f"{name} {ours:,.0f} examples/s, PyTorch {theirs:,.0f}, ratio {ours / theirs:.2f} "
+                  f"(medians of {args.rounds} rounds; ratio of each round's pair: median "
+                  f"{statistics.median(pairs):.2f}, range {min(pairs):.2f}-{max(pairs):.2f})")
     if args.json:
         with open(args.json, "w") as file:
             json.dump(result, file, indent=1)

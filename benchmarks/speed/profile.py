@@ -95,13 +95,15 @@ def targets(optimizer):
         (type(optimizer), "step", f"{OPTIMIZER_STEP} ({type(optimizer).__name__}.step)")]
 
 
-def instrument(timers, optimizer):
-    """Wrap the parts of the training step with timers (monkeypatching, this process only).
-    Returns a function that undoes everything."""
+def instrument(timers, optimizer, chosen=None):
+    """Wrap the parts of the training step with timers (monkeypatching, this process only):
+    ``chosen`` (owner, attribute, label) entries, by default ``targets(optimizer)``; an
+    owner may be a class, a module or one object (a layer). Returns a function that undoes
+    everything."""
     saved = []
-    for owner, name, label in targets(optimizer):
-        own = owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name)
-        saved.append((owner, name, own))  # None: inherited, deleted again on undo
+    for owner, name, label in targets(optimizer) if chosen is None else chosen:
+        own = vars(owner).get(name)
+        saved.append((owner, name, own))  # None: inherited (a class's, for a layer), deleted on undo
         setattr(owner, name, timers.wrap(label, getattr(owner, name)))
 
     def undo():
@@ -138,9 +140,10 @@ def _optimizer_alone_ms(model, optimizer, n_steps):
     return 1e3 * seconds / n_steps
 
 
-def profile(label, cfg, model, optimizer, step, floor):
+def profile(label, cfg, model, optimizer, step, floor, chosen=None):
     """Alternate plain blocks (the true step time, and so the timers' own overhead),
-    instrumented blocks (the breakdown) and the GEMM floor, ``profile_rounds`` times."""
+    instrumented blocks (the breakdown) and the GEMM floor, ``profile_rounds`` times.
+    ``chosen``: the functions to time (``instrument``'s)."""
     timers = Timers()
     plain, instrumented, floors = [], [], []
     block = cfg["profile_block"]
@@ -150,7 +153,7 @@ def profile(label, cfg, model, optimizer, step, floor):
             for _ in range(block):
                 fn()
             record.append((time.perf_counter() - t0) / block)
-        undo = instrument(timers, optimizer)
+        undo = instrument(timers, optimizer, chosen)
         try:
             t0 = time.perf_counter()
             for _ in range(block):
