@@ -1,6 +1,7 @@
 """numvae.nn.threads: the pool that splits big elementwise passes by rows, its setting and
 its off-switch. Tiny shapes: ``min_entries=1`` forces a split even of a few rows."""
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -31,10 +32,24 @@ def test_row_bounds_cover_every_row_once():
 
 def test_split_rows_runs_ranges_on_two_threads(two_threads):
     seen = []
-    threads.split_rows(lambda start, stop: seen.append((start, stop, threading.get_ident())),
-                       10, 10)
-    assert sorted(s[:2] for s in seen) == [(0, 5), (5, 10)]
-    assert len({s[2] for s in seen}) == 2  # the second range ran on a worker thread
+
+    def task(start, stop):
+        seen.append((start, stop, threading.get_ident()))
+        time.sleep(0.05)  # long enough for the worker to wake and take a range
+
+    threads.split_rows(task, 10, 10)
+    # two ranges per thread, each run once
+    assert sorted(s[:2] for s in seen) == [(0, 2), (2, 5), (5, 7), (7, 10)]
+    assert len({s[2] for s in seen}) == 2  # some ranges ran on the worker thread
+
+
+def test_a_late_worker_leaves_its_ranges_to_the_caller(two_threads):
+    """A job's ranges go to whichever thread asks first: if the worker has not woken, the
+    caller runs them all (and does not wait for the worker)."""
+    job = threads.Job(lambda start, stop: None, threads.row_bounds(10, 4))
+    job.take_ranges()  # the caller alone, no worker involved
+    assert job.all_done.acquire(blocking=False)  # every range finished
+    job.take_ranges()  # a worker waking now finds nothing left
 
 
 def test_split_rows_off_runs_once_on_the_caller(one_thread):
@@ -64,15 +79,15 @@ def test_a_split_exp_is_bit_identical(two_threads):
     np.testing.assert_array_equal(out, expected)
 
 
-def test_an_error_in_a_worker_reaches_the_caller(two_threads):
+def test_an_error_in_a_range_reaches_the_caller(two_threads):
     def task(start, stop):
-        if start > 0:
-            raise ZeroDivisionError("from the worker")
-    with pytest.raises(ZeroDivisionError, match="from the worker"):
+        if start > 0:  # on whichever thread takes it
+            raise ZeroDivisionError("from a range")
+    with pytest.raises(ZeroDivisionError, match="from a range"):
         threads.split_rows(task, 4, 4)
     seen = []  # and the pool still works afterwards
     threads.split_rows(lambda s, e: seen.append(s), 4, 4)
-    assert sorted(seen) == [0, 2]
+    assert sorted(seen) == [0, 1, 2, 3]
 
 
 def test_workers_use_the_callers_errstate(two_threads):
@@ -93,7 +108,7 @@ def test_a_nested_split_runs_on_the_calling_thread(two_threads):
 
     threads.split_rows(lambda s, e: threads.split_rows(inner, 2, 2), 4, 4)
     # the pool is busy with the outer split: each inner one runs whole on its own thread
-    assert seen == [(0, 2), (0, 2)]
+    assert seen == [(0, 2)] * 4
 
 
 def test_environment_sets_the_count(monkeypatch):

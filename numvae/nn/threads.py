@@ -19,6 +19,7 @@ more than a pass over fewer than ``MIN_ENTRIES`` entries takes (measured in
 ``docs/performance.md``, "Both cores").
 """
 import contextvars
+import itertools
 import os
 import queue
 import threading
@@ -30,6 +31,9 @@ import threading
 # ReLU (~1 ns an entry with its mask); 64k entries (a batch of 128 at 784 pixels is 100k,
 # the hidden layers' 128 x 256 = 32k stay whole) keeps a margin for a busy machine.
 MIN_ENTRIES = 65536
+# Each split hands out this many row ranges per thread, so that a thread that starts
+# late (the machine busy) finds the others have taken its share instead of waiting for it.
+RANGES_PER_THREAD = 2
 ENVIRONMENT = "NUMVAE_THREADS"
 BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -110,49 +114,64 @@ def worth_splitting(n_entries):
     return n_entries >= _settings["min_entries"] and thread_count() > 1
 
 
+class Job:
+    """One split: its row ranges, handed out one at a time to whichever thread asks first
+    (the caller included), so that a worker the operating system wakes late, on a busy
+    machine, leaves its ranges to the others instead of holding them up."""
+
+    def __init__(self, task, bounds):
+        self.task, self.bounds, self.errors = task, bounds, []
+        self.next_range = itertools.count()   # next() on a count is atomic under the GIL
+        self.finished = itertools.count(1)
+        self.all_done = threading.Lock()
+        self.all_done.acquire()  # released by whichever thread finishes the last range
+
+    def take_ranges(self):
+        n_ranges = len(self.bounds)
+        while True:
+            index = next(self.next_range)
+            if index >= n_ranges:
+                return
+            try:
+                self.task(*self.bounds[index])
+            except BaseException as error:  # handed to the caller, which raises it
+                self.errors.append(error)
+            if next(self.finished) == n_ranges:
+                self.all_done.release()
+
+
 class RowPool:
-    """``n_workers`` daemon threads, each waiting on its own queue for (task, start, stop);
-    the caller runs the first range itself, then waits for the others' reports."""
+    """``n_workers`` daemon threads, each waiting on its own queue for a ``Job``; the caller
+    takes ranges of the job too, then waits until every range has finished."""
 
     def __init__(self, n_workers):
         self.inboxes = [queue.SimpleQueue() for _ in range(n_workers)]
-        self.done = queue.SimpleQueue()
         self.busy = threading.Lock()  # one split at a time; a second caller runs alone
         for inbox in self.inboxes:
             threading.Thread(target=self.work, args=(inbox,), daemon=True,
                              name="numvae-rows").start()
 
-    def work(self, inbox):
+    @staticmethod
+    def work(inbox):
         while True:
-            context, task, start, stop = inbox.get()
-            try:
-                # the caller's context: np.errstate is a context variable in NumPy 2
-                context.run(task, start, stop)
-                self.done.put(None)
-            except BaseException as error:  # handed to the caller, which raises it
-                self.done.put(error)
+            context, job = inbox.get()
+            context.run(job.take_ranges)  # the caller's context: np.errstate is one in NumPy 2
 
     def run(self, task, bounds):
-        """task(start, stop) for each (start, stop) in ``bounds``, at once; raises the first
-        error any range raised, once every range has finished (they write into shared
-        arrays, so none may still run when the caller goes on)."""
+        """task(start, stop) for each (start, stop) in ``bounds``, on the caller and the
+        workers at once; raises the first error any range raised, once every range has
+        finished (they write into shared arrays: none may still run when the caller goes on)."""
         if not self.busy.acquire(blocking=False):  # another split is under way (or nested)
             task(bounds[0][0], bounds[-1][1])
             return
         try:
-            for inbox, (start, stop) in zip(self.inboxes, bounds[1:]):
-                inbox.put((contextvars.copy_context(), task, start, stop))
-            errors = []
-            try:
-                task(*bounds[0])
-            except BaseException as error:
-                errors.append(error)
-            for _ in bounds[1:]:
-                error = self.done.get()
-                if error is not None:
-                    errors.append(error)
-            if errors:
-                raise errors[0]
+            job = Job(task, bounds)
+            for inbox in self.inboxes[: len(bounds) - 1]:
+                inbox.put((contextvars.copy_context(), job))
+            job.take_ranges()
+            job.all_done.acquire()
+            if job.errors:
+                raise job.errors[0]
         finally:
             self.busy.release()
 
@@ -187,7 +206,7 @@ def split_rows(task, n_rows, n_entries):
     if n_threads < 2:
         task(0, n_rows)
         return
-    _get_pool(n_threads).run(task, row_bounds(n_rows, n_threads))
+    _get_pool(n_threads).run(task, row_bounds(n_rows, RANGES_PER_THREAD * n_threads))
 
 
 def _forget_pool_after_fork():
