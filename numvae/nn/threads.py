@@ -24,12 +24,12 @@ import os
 import queue
 import threading
 
-# Below this many entries a pass stays on the calling thread. On the 2-core Xeon of
-# docs/performance.md a worker starts ~20 us after it is handed a range (median, the caller
-# computing meanwhile), and a float32 exp takes ~0.8 ns an entry: splitting one exp gains
-# 20 us from ~50k entries. The passes split here are a few NumPy calls each, the cheapest a
-# ReLU (~1 ns an entry with its mask); 64k entries (a batch of 128 at 784 pixels is 100k,
-# the hidden layers' 128 x 256 = 32k stay whole) keeps a margin for a busy machine.
+# Below this many entries a pass stays on the calling thread. A worker starts its range
+# ~20 us (load average 3 on 2 cores) to ~60 us (load 6) after it is handed out; a float32
+# exp takes ~0.8 ns an entry; the passes split here are a few NumPy calls each. 64k entries:
+# a batch of 128 at 784 pixels (100k) is split, the hidden layers' 128 x 256 = 32k are not.
+# On the busy 2-core Xeon of docs/performance.md ("Both cores") no size paid with the BLAS
+# on one thread; with the BLAS on two, whole steps were faster with the pool.
 MIN_ENTRIES = 65536
 # Each split hands out this many row ranges per thread, so that a thread that starts
 # late (the machine busy) finds the others have taken its share instead of waiting for it.
