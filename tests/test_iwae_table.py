@@ -234,7 +234,7 @@ def test_a_two_layer_row_starts_as_burdas_code_and_refuses_an_older_model(tiny_m
     iwae_table.main(options(tiny_mnist, tmp_path, "--stages", "1", *more))
     path = tmp_path / "vae_k1_2layers" / "resume" / "checkpoint.npz"
     saved = load_checkpoint(path)
-    older = TwoLayerVAE(784, (100, 50), ((100, 100), (50, 50)), seed=0)
+    older = TwoLayerVAE(784, (100, 50), ((100, 100), (50, 50)), init="pytorch", seed=0)
     save_checkpoint(path, older, None, None, saved.train_state, saved.train_permutation)
     with pytest.raises(SystemExit, match=r"holds another two-layer model: hidden "
                                          r"\(\(100, 100\), \(50, 50\)\) .*--restart"):

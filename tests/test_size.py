@@ -208,11 +208,12 @@ def test_a_memory_error_that_still_happens_is_one_line(tmp_path):
 
 def test_the_two_layer_model_is_counted_and_bounded_too():
     from numvae.model.two_layer import TwoLayerVAE
-    for sizes in [((100, 50), ((100, 100), (50, 50))), ((3, 2), ((5,), (4, 6)))]:
+    for sizes in [((100, 50), ((200, 200), (100, 100))), ((100, 50), ((100, 100), (50, 50))),
+                  ((3, 2), ((5,), (4, 6)))]:
         model = TwoLayerVAE(20, *sizes, seed=0)
         layers = size.two_layer_layers(20, *sizes)
         assert sum(count for _, count, _ in layers) == model.n_params()
-    with pytest.raises(size.SizeError, match=r"q\(zeta\|x\) heads 100 x 1000000"):
+    with pytest.raises(size.SizeError, match=r"q\(zeta\|x\) heads 200 x 1000000"):  # default widths
         TwoLayerVAE(784, (10**6, 50))
     with pytest.raises(size.SizeError, match="n_samples 1,000,000,000"):
         TwoLayerVAE(784, n_samples=10**9, objective="iwae")

@@ -2,6 +2,7 @@
 central differences in float64 and against PyTorch autograd (skipped without torch), its
 log-weights against the five densities written out here, and the rest of its interface
 (sampling top-down, training with fit, checkpoints, evaluation)."""
+import json
 import math
 
 import numpy as np
@@ -18,8 +19,9 @@ X = (np.random.default_rng(2).uniform(size=(5, 10)) < 0.4).astype(np.float64)
 SIZES = dict(input_dim=10, latent_dims=(4, 3), hidden=((6, 5), (5, 4)))
 
 
-def tiny(dtype=np.float64, seed=1, **settings):
-    return TwoLayerVAE(**SIZES, **settings, dtype=dtype, seed=seed)
+def tiny(dtype=np.float64, seed=1, init="pytorch", **settings):
+    """PyTorch's start unless asked: no bias is zero, so none can hide a wrong gradient."""
+    return TwoLayerVAE(**SIZES, **settings, init=init, dtype=dtype, seed=seed)
 
 
 def eps_for(n_samples, seed=3):
@@ -29,7 +31,8 @@ def eps_for(n_samples, seed=3):
 @pytest.mark.parametrize("settings", [
     dict(), dict(n_samples=3, kl_weight=0.5), dict(objective="iwae", n_samples=4),
     dict(likelihood="gaussian", sigma=0.7, n_samples=2),
-    dict(likelihood="gaussian", objective="iwae", n_samples=3, activation="relu")])
+    dict(likelihood="gaussian", objective="iwae", n_samples=3, activation="relu"),
+    dict(objective="iwae", n_samples=2, init="glorot")])
 def test_gradient_matches_central_differences(settings):
     errors = check_model(tiny(**settings), X, eps_for(settings.get("n_samples", 1)))
     assert len(errors) == 30  # 4 networks: every W and b of q_z1, q_z2, p_z1 and p_x
@@ -193,10 +196,17 @@ def test_numvae_plot_puts_the_top_layer_on_the_plane(tmp_path, capsys):
     np.testing.assert_array_equal(encoder_means(model, images), expected)
 
 
-def test_glorot_init_is_burdas_and_pytorchs_is_the_default():
-    """init="glorot" (Burda et al.'s code): every W in +-sqrt(6 / (n_in + n_out)) and spread
-    over it, every b = 0; the default keeps PyTorch's U(+-1/sqrt(n_in)) for W and b."""
-    model = TwoLayerVAE(40, (8, 4), ((30, 20), (12, 10)), init="glorot", seed=0)
+def test_the_defaults_are_burdas_code_and_pytorchs_start_stays_available():
+    """The default model is the one experiments/iwae_table trains (Burda et al.'s code):
+    widths 200-200 to zeta and 100-100 to xi, init="glorot": every W in
+    +-sqrt(6 / (n_in + n_out)) and spread over it, every b = 0; init="pytorch" keeps
+    PyTorch's U(+-1/sqrt(n_in)) for W and b."""
+    import inspect
+    defaults = {name: p.default for name, p in
+                inspect.signature(TwoLayerVAE).parameters.items()}
+    assert defaults["latent_dims"] == (100, 50) and defaults["init"] == "glorot"
+    assert defaults["hidden"] == ((200, 200), (100, 100))
+    model = TwoLayerVAE(40, (8, 4), ((30, 20), (12, 10)), seed=0)
     assert model.config["init"] == "glorot"
     for name, value in model.params.items():
         if name.endswith(".b"):
@@ -207,12 +217,12 @@ def test_glorot_init_is_burdas_and_pytorchs_is_the_default():
         # the uniform's variance a^2 / 3, within 35 % even for the smallest layer (32 weights)
         assert value.var() == pytest.approx(glorot**2 / 3, rel=0.35), name
         assert abs(value.var() - glorot**2 / 3) < abs(value.var() - pytorch**2 / 3), name
-    default = TwoLayerVAE(40, (8, 4), ((30, 20), (12, 10)), seed=0)
-    assert default.config["init"] == "pytorch"
+    pytorch = TwoLayerVAE(40, (8, 4), ((30, 20), (12, 10)), init="pytorch", seed=0)
+    assert pytorch.config["init"] == "pytorch"
     assert all(np.abs(value).max() <= 1 / math.sqrt(len(value) if value.ndim == 1 else
                                                     value.shape[0]) + 1e-7
-               for name, value in default.params.items() if name.endswith(".W"))
-    assert any(value.any() for name, value in default.params.items() if name.endswith(".b"))
+               for name, value in pytorch.params.items() if name.endswith(".W"))
+    assert any(value.any() for name, value in pytorch.params.items() if name.endswith(".b"))
     with pytest.raises(ValueError, match="init must be one of 'pytorch', 'glorot'; got 'xavier'"):
         tiny(init="xavier")
 
@@ -273,3 +283,46 @@ def test_log_weights_and_the_estimate_of_log_px_equal_a_hand_computation():
     log_w = model.log_weights(X, drawn)
     by_hand = np.log(np.mean(np.exp(log_w - log_w.max(0)), axis=0)) + log_w.max(0)
     np.testing.assert_allclose(estimate["per_example"], by_hand, rtol=1e-10)
+
+
+OLD_SIZES = dict(input_dim=10, latent_dims=(4, 3), hidden=((6, 5), (5, 4)))
+
+
+def without_init(config_text):
+    """A stored configuration as files written before ``init`` existed hold it."""
+    config = json.loads(config_text)
+    del config["init"]
+    return json.dumps(config)
+
+
+def assert_loaded_as_written(loaded, model):
+    assert loaded.config["init"] == "pytorch"            # not the new default, "glorot"
+    assert loaded.config["hidden"] == ((6, 5), (5, 4)) and loaded.dims == (4, 3)
+    for name in model.params:
+        np.testing.assert_array_equal(loaded.params[name], model.params[name])
+
+
+def test_a_checkpoint_without_init_loads_as_the_model_it_was(tmp_path):
+    """Checkpoints of the first two-layer models (PyTorch's start, no ``init`` in their
+    configuration) keep that start: a row resumed from one is recognised as the old model."""
+    model = TwoLayerVAE(**OLD_SIZES, init="pytorch", seed=0)
+    save_checkpoint(tmp_path / "new.npz", model)
+    with np.load(tmp_path / "new.npz") as stored:
+        arrays = dict(stored)
+    arrays["config"] = np.array(without_init(str(arrays["config"])))
+    np.savez(tmp_path / "old.npz", **arrays)
+    assert_loaded_as_written(load_checkpoint(tmp_path / "old.npz").model, model)
+
+
+def test_a_safetensors_file_without_init_loads_as_the_model_it_was(tmp_path):
+    safetensors = pytest.importorskip("safetensors")
+    import safetensors.numpy  # noqa: F401 (the submodule)
+    from numvae.interop import load_safetensors, save_safetensors
+    model = TwoLayerVAE(**OLD_SIZES, init="pytorch", seed=0)
+    save_safetensors(model, tmp_path / "new.safetensors")
+    with safetensors.safe_open(str(tmp_path / "new.safetensors"), framework="np") as handle:
+        metadata = handle.metadata()
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    metadata["numvae.config"] = without_init(metadata["numvae.config"])
+    safetensors.numpy.save_file(tensors, str(tmp_path / "old.safetensors"), metadata=metadata)
+    assert_loaded_as_written(load_safetensors(tmp_path / "old.safetensors"), model)

@@ -66,26 +66,27 @@ class TwoLayerVAE:
     input_dim : int
     latent_dims : the widths M1 and M2 of zeta and xi (Burda et al.: (100, 50))
     hidden : two tuples of widths: the deterministic layers between x and zeta, and between
-        zeta and xi (the default, (100, 100) and (50, 50), as issue 25 read the paper;
-        Burda et al.'s published code, whose numbers the paper reports: (200, 200) and
-        (100, 100), what experiments/iwae_table trains); the generative networks mirror
-        them (p(zeta|xi) reads xi through the second reversed, p(x|zeta) zeta through the
-        first reversed).
+        zeta and xi (the default: Burda et al.'s published code, which experiments/iwae_table
+        trains; before, (100, 100) and (50, 50)); the generative networks mirror them
+        (p(zeta|xi) reads xi through the second reversed, p(x|zeta) zeta the first reversed).
     activation, likelihood, sigma : as for ``numvae.VAE``
     objective : "elbo" or "iwae"; n_samples : S (or K); kl_weight : beta (ELBO only)
-    init : "pytorch" (every Dense as ``numvae.nn.Dense`` draws it, PyTorch's default) or
-        "glorot" (Burda et al.'s code: W ~ U(+-sqrt(6 / (n_in + n_out))), b = 0; with
-        ``set_output_bias`` their whole initialisation, the one their Table 1 was trained from)
+    init : "glorot" (the default, Burda et al.'s code: W ~ U(+-sqrt(6 / (n_in + n_out))),
+        b = 0) or "pytorch" (as ``numvae.nn.Dense`` draws W and b: the start before, and
+        what a stored configuration without ``init`` was built with)
     dtype, seed, max_memory : as for ``numvae.VAE`` (sizes are checked before any array is
         allocated, ``numvae.model.size``)
 
     ``params`` and ``grads`` are dicts with the same keys (``q_z1.body.0.W``, ...), views
     into ``flat_params`` and ``flat_grads``; ``config`` holds the constructor's arguments.
+
+    Burda et al.'s whole start is the defaults and ``set_output_bias(train.mean(axis=0))``,
+    a step the caller takes, not ``fit``: ``fit`` also continues trained models (docs/burda.md).
     """
 
-    def __init__(self, input_dim=784, latent_dims=(100, 50), hidden=((100, 100), (50, 50)), *,
-                 activation="tanh", likelihood="bernoulli", sigma=1.0, objective="elbo",
-                 n_samples=1, kl_weight=1.0, init="pytorch", dtype=np.float32, seed=None,
+    def __init__(self, input_dim=784, latent_dims=(100, 50), hidden=((200, 200), (100, 100)),
+                 *, activation="tanh", likelihood="bernoulli", sigma=1.0, objective="elbo",
+                 n_samples=1, kl_weight=1.0, init="glorot", dtype=np.float32, seed=None,
                  max_memory=None):
         m1, m2, hidden = check_layer_sizes(latent_dims, hidden)
         check_vae_config(input_dim, m1, m2, dtype, seed)
@@ -343,8 +344,10 @@ class TwoLayerVAE:
     def from_config(cls, config, max_memory=None):
         """The model a checkpoint's or a safetensors file's configuration describes:
         ``config`` (JSON: lists for tuples) with ``"model": "two_layer"`` and ``dtype``;
-        ``max_memory`` as for ``numvae.VAE``."""
-        arguments = {key: value for key, value in config.items() if key != "model"}
+        ``max_memory`` as for ``numvae.VAE``. No ``init``: written before it existed, with
+        PyTorch's start (then the only one), which the model is built with again."""
+        arguments = {"init": "pytorch"}
+        arguments.update((key, value) for key, value in config.items() if key != "model")
         if config.get("model") != "two_layer":
             raise ValueError(f"model must be 'two_layer'; got {config.get('model')!r}")
         arguments["latent_dims"] = tuple(arguments["latent_dims"])
