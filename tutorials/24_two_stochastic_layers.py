@@ -10,7 +10,11 @@
 #
 # zeta (z1, 100 units in the paper) sits under xi (z2, 50 units); every conditional is a
 # diagonal Gaussian from its own small network (`numvae.model.two_layer.TwoLayerVAE`,
-# docs/derivations.md section 18, eqs. H1-H8). zeta has two roles: it is decoded into x,
+# docs/derivations.md section 18, eqs. H1-H8). The model and its start are those of Burda
+# et al.'s published code, the class's defaults: two layers of 200 tanh units between x
+# and zeta, two of 100 between zeta and xi, Glorot's uniform weights with zero biases, and
+# the output bias at the logit of the training images' mean, so that every zeta decodes to
+# the mean image at the start (docs/burda.md, "Why the two-layer rows started behind"). zeta has two roles: it is decoded into x,
 # and it is the condition of q(xi|zeta); its prior p(zeta|xi) is what trains the upper
 # encoder (H6).
 #
@@ -19,8 +23,7 @@
 # 2. What does the second layer learn? Its active units, beside the first layer's, after
 #    training with the ELBO and with the IWAE bound (K = 5).
 # 3. What do its units do? Samples drawn top-down, and a fixed xi with zeta drawn again
-#    and again from p(zeta|xi): how much of the samples' variety does xi decide? (In a
-#    short training, little: the top layer is the last one a VAE learns to use.)
+#    and again from p(zeta|xi): how much of the samples' variety does xi decide?
 #
 # Run: `python tutorials/24_two_stochastic_layers.py [--quick] [--out DIR]`.
 
@@ -58,8 +61,9 @@ def gradient_errors(rng):
     x = (rng.uniform(size=(5, 10)) < 0.4).astype(np.float64)
     errors = {}
     for objective, k in (("elbo", 2), ("iwae", 4)):
+        # PyTorch's start here: no bias is zero, so none can hide a wrong gradient
         model = TwoLayerVAE(10, (4, 3), ((6, 5), (5, 4)), objective=objective, n_samples=k,
-                            dtype=np.float64, seed=1)
+                            init="pytorch", dtype=np.float64, seed=1)
         errors[objective] = max(check_model(model, x, rng.standard_normal((k, 5, 7))).values())
     return errors
 
@@ -74,7 +78,8 @@ def gradient_errors(rng):
 # %%
 def train(objective, k, images, epochs, sizes):
     model = TwoLayerVAE(784, sizes["latent_dims"], sizes["hidden"], objective=objective,
-                        n_samples=k, seed=0)
+                        n_samples=k, init="glorot", seed=0)
+    model.set_output_bias(images.mean(axis=0))  # the start: every zeta decodes to the mean image
     fit(model, FastAdam(model.params, lr=1e-3, betas=(0.9, 0.999), eps=1e-4), images,
         epochs=epochs, batch_size=20, seed=0, binarize=True, progress=False, log=None)
     return model
@@ -133,9 +138,9 @@ def plot(images, variance, path):
 # ## The story
 #
 # With `--quick`: a smaller model (zeta 20 units, xi 10, hidden layers of 50 and 20), 1,000
-# training images, 2 epochs, 100 test images, K = 50. The full run: Burda et al.'s sizes
-# (zeta 100, xi 50; hidden 100-100 and 50-50), the 10,000 images of mnist-mini, 10 epochs,
-# 1,000 test images, K = 500.
+# training images, 2 epochs, 100 test images, K = 50. The full run: the sizes of Burda et
+# al.'s code (zeta 100, xi 50; hidden 200-200 and 100-100, `TwoLayerVAE`'s defaults), the
+# 10,000 images of mnist-mini, 10 epochs, 1,000 test images, K = 500.
 
 # %%
 args = parse_args("24_two_stochastic_layers", "Two stochastic layers.")
@@ -146,7 +151,7 @@ if args.quick:
     sizes = dict(latent_dims=(20, 10), hidden=((50,), (20,)))
     n_train, epochs, n_test, eval_k = 1000, 2, 100, 50
 else:
-    sizes = dict(latent_dims=(100, 50), hidden=((100, 100), (50, 50)))
+    sizes = dict(latent_dims=(100, 50), hidden=((200, 200), (100, 100)))
     n_train, epochs, n_test, eval_k = 10000, 10, 1000, 500
 
 # %%
@@ -170,31 +175,37 @@ for name, row in rows.items():
 elbo_row, iwae_row = rows["elbo"], rows["iwae K=5"]
 for row in rows.values():
     assert row["log_px"] > row["elbo"]                     # the bound with K > 1 is tighter
-    assert row["active"][1] < row["active"][0]             # the top layer uses fewer units
-    assert row["active"][1] / m2 < row["active"][0] / m1   # and a smaller share of them
-print("You should see: in both models the top layer xi uses fewer of its units than zeta,")
-print("and a smaller share of them: xi's units are the first to collapse to the prior p(xi).")
-if not args.quick:
-    assert iwae_row["log_px"] > elbo_row["log_px"]
-    assert iwae_row["active"][0] > elbo_row["active"][0]
-    assert max(row["active"][1] for row in rows.values()) <= 1
-    print("In this full run: the IWAE model has the higher log p(x) and more active units in")
-    print("zeta (Burda et al.'s Table 1 has 21+5 against 16+5 after 3,280 epochs), and xi has")
-    print("at most one active unit in either model: after 10 epochs the top layer has all but")
-    print("collapsed to its prior. Upper layers are the last to be used (Sonderby et al. 2016")
-    print("warm the KL up for them); the paper's 5 units in xi came after 3,280 epochs.")
+assert iwae_row["log_px"] > elbo_row["log_px"]
+print("You should see: log p(x) above the ELBO in both models (K draws bound it more")
+print("tightly), and the higher log p(x) for the model trained with the bound (K = 5).")
+if args.quick:
+    assert all(row["active"] == (m1, m2) for row in rows.values())
+    print("In this short run every unit of both layers is active: the KL has not yet had the")
+    print("time to switch units off (started at the mean image, the model keeps them longer:")
+    print("docs/burda.md). The full run shows the top layer losing most of its units.")
+else:
+    for row in rows.values():
+        assert row["active"][0] >= 0.9 * m1 and 5 <= row["active"][1] < m2 / 2
+    print("In this full run: zeta keeps (nearly) all of its units in both models, xi fewer")
+    print("than half of its 50, but at least 5: the top layer is used, and the KL has switched")
+    print("the rest of it off (the top layer is the first to lose units; Sonderby et al. 2016")
+    print("warm the KL up for it). Burda et al. count active units after 3,280 epochs.")
 
 # %%
 banner("3. Samples drawn top-down; a fixed xi with zeta drawn again")
 share, images = share_decided_by_xi(models["iwae K=5"], 6, 8, rng)
 print(f"share of the samples' variance between the groups of one xi: {share:.2f}")
-assert 0 < share < 0.5
-print("You should see: a share below one half. Each row of the figure is one xi: what a")
+assert 0 < share < 0.7
+print("You should see: a share between 0 and 0.7. Each row of the figure is one xi: what a")
 print("row shares is what xi decides; what changes along a row is zeta's own noise, drawn")
-print("from p(zeta|xi). With xi's units collapsed, most of the variety is zeta's.")
-if not args.quick:
-    assert share < 0.2
-    print("In this full run: below 0.2; the rows barely differ from one another.")
+print("from p(zeta|xi).")
+if args.quick:
+    assert share < 0.3
+    print("In this short run: below 0.3; xi decides little yet, most of the variety is zeta's.")
+else:
+    assert share > 0.3
+    print("In this full run: above 0.3, about half: xi decides as much of the samples as")
+    print("zeta's own noise (in the figure, compare the rows with the columns).")
 
 # %%
 show(plot(images, iwae_row["variance_z2"], figure_path(args.out, "two_stochastic_layers.png")))
