@@ -315,14 +315,16 @@ def test_a_checkpoint_without_init_loads_as_the_model_it_was(tmp_path):
 
 
 def test_a_safetensors_file_without_init_loads_as_the_model_it_was(tmp_path):
-    safetensors = pytest.importorskip("safetensors")
-    import safetensors.numpy  # noqa: F401 (the submodule)
+    pytest.importorskip("safetensors")
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
     from numvae.interop import load_safetensors, save_safetensors
     model = TwoLayerVAE(**OLD_SIZES, init="pytorch", seed=0)
     save_safetensors(model, tmp_path / "new.safetensors")
-    with safetensors.safe_open(str(tmp_path / "new.safetensors"), framework="np") as handle:
+    with safe_open(str(tmp_path / "new.safetensors"), framework="np") as handle:
         metadata = handle.metadata()
         tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     metadata["numvae.config"] = without_init(metadata["numvae.config"])
-    safetensors.numpy.save_file(tensors, str(tmp_path / "old.safetensors"), metadata=metadata)
+    save_file(tensors, str(tmp_path / "old.safetensors"), metadata=metadata)
     assert_loaded_as_written(load_safetensors(tmp_path / "old.safetensors"), model)
