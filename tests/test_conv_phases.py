@@ -161,3 +161,21 @@ def test_conv_profile_benchmark_runs_and_times_the_phase_path():
     off = conv_profile.worker(rounds=1, block=1, phases=False, batch=2)
     assert off["parts"]["phases"] == 0 and off["parts"]["col2im"] > 0
     assert set_phases(True) is False  # the worker leaves the switch as it set it
+
+
+def test_copies_split_over_the_pool_are_the_same_numbers():
+    from numvae.nn import threads
+    from numvae.nn.conv import im2col_channels_last
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((5, 3, 7, 6)).astype(np.float32)
+    weight = rng.standard_normal((3, 2, 4, 4)).astype(np.float32)
+    results = []
+    for n_threads in (1, 2):
+        previous = threads.set_threads(n_threads, min_entries=1)  # split even tiny arrays
+        try:
+            results.append((im2col_channels_last(x, 4, 2, 1),
+                            transposed_conv_by_phases(x, weight, (5, 2, 14, 12), 2, 1)))
+        finally:
+            threads.restore(previous)
+    for ours, theirs in zip(*results):
+        np.testing.assert_array_equal(ours, theirs)

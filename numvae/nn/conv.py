@@ -18,7 +18,7 @@ import numbers
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from numvae.nn.conv_phases import phases_pay, transposed_conv_by_phases
+from numvae.nn.conv_phases import copy_by_rows, phases_pay, transposed_conv_by_phases
 from numvae.nn.layers import Layer, check_float_dtype, check_generator, check_input
 from numvae.validation import check_nonnegative_int, check_positive_int
 
@@ -297,17 +297,18 @@ def im2col_channels_last(x, kernel_size, stride, padding):
     """``im2col`` with the columns in the order (p, q, channel) (eq. CV2).
 
     x: (batch, C, H, W), fastest when it is a view of (batch, H, W, C) memory ->
-    cols: (batch * H_out * W_out, kernel_size**2 * C). One copy through a sliding-window view.
+    cols: (batch * H_out * W_out, kernel_size**2 * C). One copy through a sliding-window view
+    (after the padding's), split by examples when numvae.nn.threads' pool is on.
     """
     batch, channels, height, width = x.shape
-    h_out = output_size(height, kernel_size, stride, padding)
-    w_out = output_size(width, kernel_size, stride, padding)
+    h_out, w_out = (output_size(size, kernel_size, stride, padding) for size in (height, width))
     x_pad = np.zeros((batch, height + 2 * padding, width + 2 * padding, channels), x.dtype)
-    x_pad[:, padding:padding + height, padding:padding + width] = x.transpose(0, 2, 3, 1)
+    copy_by_rows(x_pad[:, padding:padding + height, padding:padding + width],
+                 x.transpose(0, 2, 3, 1))
     windows = sliding_window_view(x_pad, (kernel_size, kernel_size), axis=(1, 2))
     windows = windows[:, :stride * h_out:stride, :stride * w_out:stride]  # (batch, h, w, C, p, q)
     cols = np.empty((batch, h_out, w_out, kernel_size, kernel_size, channels), x.dtype)
-    cols[...] = windows.transpose(0, 1, 2, 4, 5, 3)
+    copy_by_rows(cols, windows.transpose(0, 1, 2, 4, 5, 3))
     return cols.reshape(batch * h_out * w_out, -1)
 
 
@@ -316,8 +317,7 @@ def col2im_channels_last(cols, x_shape, kernel_size, stride, padding):
     ``im2col_channels_last`` (eq. CV3). Returns a (batch, C, H, W) view of (batch, H, W, C)
     memory."""
     batch, channels, height, width = x_shape
-    h_out = output_size(height, kernel_size, stride, padding)
-    w_out = output_size(width, kernel_size, stride, padding)
+    h_out, w_out = (output_size(size, kernel_size, stride, padding) for size in (height, width))
     cols = cols.reshape(batch, h_out, w_out, kernel_size, kernel_size, channels)
     x_pad = np.zeros((batch, height + 2 * padding, width + 2 * padding, channels), cols.dtype)
     for p in range(kernel_size):

@@ -19,7 +19,16 @@ rounding, and 1e-12 relative in float64, in tests/test_conv_phases.py), not bit 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from numvae.nn.threads import split_rows
+
 _settings = {"on": True}
+
+
+def copy_by_rows(out, source):
+    """out[...] = source, split by the first axis (the batch) over the elementwise pool of
+    ``numvae.nn.threads`` when that is on: a copy is the same numbers however it is split."""
+    split_rows(lambda start, stop: np.copyto(out[start:stop], source[start:stop]),
+               len(out), out.size)
 
 
 def set_phases(on):
@@ -71,13 +80,14 @@ def transposed_conv_by_phases(x, weight, y_shape, stride, padding):
     taps, (h_out, w_out) = kernel // stride, y_shape[2:]
     edge = taps - 1  # zeros each side: every window that holds an input pixel is whole
     x_pad = np.zeros((batch, height + 2 * edge, width + 2 * edge, c_in), x.dtype)
-    x_pad[:, edge:edge + height, edge:edge + width] = x.transpose(0, 2, 3, 1)
+    copy_by_rows(x_pad[:, edge:edge + height, edge:edge + width], x.transpose(0, 2, 3, 1))
     windows = sliding_window_view(x_pad, (taps, taps), axis=(1, 2))  # (batch, M, N, C_in, j, l)
     grid_h, grid_w = windows.shape[1:3]
     patches = np.empty((batch, grid_h, grid_w, taps, taps, c_in), x.dtype)
-    patches[...] = windows.transpose(0, 1, 2, 4, 5, 3)  # the patch matrix: runs of C_in numbers
+    copy_by_rows(patches, windows.transpose(0, 1, 2, 4, 5, 3))  # runs of C_in numbers
     phases = patches.reshape(-1, taps * taps * c_in) @ phase_kernel(weight, stride)
     phases = phases.reshape(batch, grid_h, grid_w, stride, stride, c_out)  # (., m, n, rho, rho', k)
-    canvas = phases.transpose(0, 1, 3, 2, 4, 5).reshape(  # interleave: row s m + rho (a copy)
-        batch, stride * grid_h, stride * grid_w, c_out)
+    canvas = np.empty((batch, grid_h, stride, grid_w, stride, c_out), x.dtype)
+    copy_by_rows(canvas, phases.transpose(0, 1, 3, 2, 4, 5))  # interleave: row s m + rho
+    canvas = canvas.reshape(batch, stride * grid_h, stride * grid_w, c_out)
     return canvas[:, padding:padding + h_out, padding:padding + w_out].transpose(0, 3, 1, 2)
