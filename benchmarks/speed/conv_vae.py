@@ -2,6 +2,7 @@
 
     python -m benchmarks.speed.conv_vae [--rounds 3] [--steps 20] [--threads 1 2] [--json F]
     python -m benchmarks.speed.conv_vae --phases-off      # also numvae without eq. CV8's path
+    python -m benchmarks.speed.conv_vae --baseline DIR    # also numvae imported from DIR
     python -m benchmarks.speed.conv_vae --layers          # and the step layer by layer
 
 Training throughput (forward, backward and Adam; batch 128, float32) of numvae's conv VAE
@@ -9,7 +10,9 @@ and of the same architecture in PyTorch (Conv2d/ConvTranspose2d, BCE with logits
 closed-form KL, torch.optim.Adam), each in its own process with ``--threads`` BLAS and
 torch threads, alternated ``--rounds`` times; ``--phases-off`` adds numvae with the
 transposed convolution's phase path turned off (``numvae.nn.conv_phases.set_phases``), the
-"before" of that path, in the same alternation. ``--layers``: where numvae's step spends
+"before" of that path, in the same alternation; ``--baseline DIR`` adds numvae imported
+from DIR (a folder holding an older checkout's ``numvae/`` package, e.g. from ``git archive
+REV numvae | tar -x -C DIR``). ``--layers``: where numvae's step spends
 its time, layer by layer, at one thread; ``python -m benchmarks.speed.conv_profile`` splits
 it by pass instead. Figures: benchmarks/speed/results/conv_vae*.json. The quality half (the
 conv VAE against the dense model after the same epochs) is an experiment:
@@ -137,13 +140,15 @@ def layer_profile(batch, repeats=5):
     return {name: float(np.median(values)) for name, values in times.items()}
 
 
-KINDS = {"numvae": "numvae", "numvae-phases-off": "numvae, phases off", "torch": "PyTorch"}
+KINDS = {"numvae": "numvae", "numvae-phases-off": "numvae, phases off",
+         "baseline": "numvae, baseline", "torch": "PyTorch"}
 
 
-def run_worker(kind, steps, batch, threads=1):
+def run_worker(kind, steps, batch, threads=1, baseline=None):
     """(mean, fastest block's, CPU) seconds per step of one worker process with ``threads``
     BLAS (and torch) threads."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(ROOT) if kind != "baseline"
+               else os.pathsep.join([str(baseline), str(ROOT)]))
     env.update({name: str(threads) for name in THREAD_VARIABLES})
     out = subprocess.run([sys.executable, "-m", "benchmarks.speed.conv_vae", "worker", kind,
                           str(steps), str(batch), str(threads)], cwd=ROOT, capture_output=True,
@@ -154,14 +159,15 @@ def run_worker(kind, steps, batch, threads=1):
 def speed(args):
     """Alternated rounds at each thread count: {threads: {name: {"mean": [examples/s, ...],
     "best": [... of the fastest block], "cpu": [examples per CPU second]}}}."""
-    kinds = ["numvae", *(["numvae-phases-off"] if args.phases_off else []), "torch"]
+    kinds = ["numvae", *(["numvae-phases-off"] if args.phases_off else []),
+             *(["baseline"] if args.baseline else []), "torch"]
     results = {}
     for threads in args.threads:
         rates = results[threads] = {KINDS[kind]: {"mean": [], "best": [], "cpu": []}
                                     for kind in kinds}
         for round_ in range(args.rounds):
             for kind in kinds:
-                timings = run_worker(kind, args.steps, args.batch, threads)
+                timings = run_worker(kind, args.steps, args.batch, threads, args.baseline)
                 for key, seconds in zip(("mean", "best", "cpu"), timings):
                     rates[KINDS[kind]][key].append(args.batch / seconds)
                 print(f"{threads} thread(s), round {round_ + 1}: {KINDS[kind]:18s} "
@@ -225,6 +231,8 @@ def main(argv=None):
     parser.add_argument("--threads", nargs="+", type=int, default=[1])
     parser.add_argument("--phases-off", action="store_true",
                         help="also time numvae with the phase path off (the before)")
+    parser.add_argument("--baseline", type=Path,
+                        help="also time numvae imported from this folder (an older numvae/)")
     parser.add_argument("--layers", action="store_true",
                         help="then time numvae's step layer by layer (1 thread)")
     parser.add_argument("--json", type=Path, help="also write the results here")
