@@ -2,6 +2,7 @@
 
     python -m benchmarks.speed.conv_profile [--threads 1 2] [--rounds 4] [--block 10] [--json F]
     python -m benchmarks.speed.conv_profile --phases off on   # before and after eq. CV8's path
+    python -m benchmarks.speed.conv_profile --baseline DIR    # and numvae imported from DIR
 
 The step is the one ``benchmarks.speed.conv_vae`` times (``VAE(784, 128, 2,
 architecture="conv")``, batch 128, float32, ``loss_and_grad`` then ``FastAdam.step``). Timers
@@ -27,6 +28,7 @@ minus the floor.
 """
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -156,16 +158,24 @@ def main(argv=None):
     parser.add_argument("--block", type=int, default=10, help="steps per timed block")
     parser.add_argument("--phases", nargs="+", choices=["on", "off"], default=["on"],
                         help="the phase path on, off, or both one after the other")
+    parser.add_argument("--baseline", type=Path,
+                        help="first profile numvae imported from this folder (an older numvae/, "
+                             "as for benchmarks.speed.conv_vae --baseline)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     results = {}
+    variants = [*([("baseline", "off")] if args.baseline else []),
+                *((f"phases {phases}", phases) for phases in args.phases)]
     for threads in args.threads:
-        for phases in args.phases:
+        for label, phases in variants:
+            env = worker_env(threads)
+            if label == "baseline":  # python -m puts its working folder first on sys.path
+                env["PYTHONPATH"] = os.pathsep.join([str(args.baseline), env["PYTHONPATH"]])
             out = subprocess.run([sys.executable, "-m", "benchmarks.speed.conv_profile",
                                   "worker", str(args.rounds), str(args.block), phases],
-                                 cwd=ROOT, check=True, env=worker_env(threads),
-                                 capture_output=True, text=True).stdout
-            name = f"{threads} thread{'s' * (threads > 1)}, phases {phases}"
+                                 cwd=args.baseline if label == "baseline" else ROOT, check=True,
+                                 env=env, capture_output=True, text=True).stdout
+            name = f"{threads} thread{'s' * (threads > 1)}, {label}"
             results[name] = json.loads(out.strip().splitlines()[-1])
     import numpy  # the parent's own import, after the workers, only to name the versions
     print(f"CPU: {cpu_name()}; numpy {numpy.__version__}; batch 128, float32; "

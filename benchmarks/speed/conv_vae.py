@@ -147,11 +147,13 @@ KINDS = {"numvae": "numvae", "numvae-phases-off": "numvae, phases off",
 def run_worker(kind, steps, batch, threads=1, baseline=None):
     """(mean, fastest block's, CPU) seconds per step of one worker process with ``threads``
     BLAS (and torch) threads."""
+    # python -m puts the working folder first on sys.path: the baseline's runs start in it
     env = dict(os.environ, PYTHONPATH=str(ROOT) if kind != "baseline"
                else os.pathsep.join([str(baseline), str(ROOT)]))
     env.update({name: str(threads) for name in THREAD_VARIABLES})
     out = subprocess.run([sys.executable, "-m", "benchmarks.speed.conv_vae", "worker", kind,
-                          str(steps), str(batch), str(threads)], cwd=ROOT, capture_output=True,
+                          str(steps), str(batch), str(threads)],
+                         cwd=ROOT if kind != "baseline" else baseline, capture_output=True,
                          text=True, env=env, check=True).stdout
     return tuple(float(value) for value in out.strip().splitlines()[-1].split())
 
