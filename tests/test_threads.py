@@ -1,5 +1,7 @@
 """numvae.nn.threads: the pool that splits big elementwise passes by rows, its setting and
 its off-switch. Tiny shapes: ``min_entries=1`` forces a split even of a few rows."""
+import os
+import signal
 import threading
 import time
 
@@ -88,6 +90,29 @@ def test_an_error_in_a_range_reaches_the_caller(two_threads):
     seen = []  # and the pool still works afterwards
     threads.split_rows(lambda s, e: seen.append(s), 4, 4)
     assert sorted(seen) == [0, 1, 2, 3]
+
+
+def test_ctrl_c_waits_for_the_ranges_under_way(two_threads):
+    """A SIGINT while the caller waits for a worker's range: the KeyboardInterrupt goes up
+    only once that range has finished writing."""
+    caller, worker_started, finished, gave_up = threading.get_ident(), threading.Event(), [], []
+
+    def task(start, stop):
+        if threading.get_ident() == caller:
+            # the caller's first range waits until the worker has one
+            if not worker_started.wait(30):
+                gave_up.append(True)  # no SIGINT after the caller has gone on
+            return
+        worker_started.set()
+        time.sleep(0.05)  # the caller is waiting for this range by now
+        if not gave_up:
+            os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+        finished.append(stop)
+
+    with pytest.raises(KeyboardInterrupt):
+        threads.split_rows(task, 8, 8)
+    assert len(finished) >= 1  # the worker's range ended before the interrupt went up
 
 
 def test_workers_use_the_callers_errstate(two_threads):

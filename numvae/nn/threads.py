@@ -169,11 +169,25 @@ class RowPool:
             for inbox in self.inboxes[: len(bounds) - 1]:
                 inbox.put((contextvars.copy_context(), job))
             job.take_ranges()
-            job.all_done.acquire()
+            wait_for(job.all_done)
             if job.errors:
                 raise job.errors[0]
         finally:
             self.busy.release()
+
+
+def wait_for(lock):
+    """Acquire ``lock``, even through a Ctrl-C: the ranges under way write into arrays the
+    caller owns (FastAdam's parameters), so none may still run when the interrupt goes up."""
+    interrupted = None
+    while True:
+        try:
+            lock.acquire()
+            break
+        except BaseException as error:  # KeyboardInterrupt, or a signal handler's exception
+            interrupted = error
+    if interrupted is not None:
+        raise interrupted
 
 
 def row_bounds(n_rows, n_parts):
