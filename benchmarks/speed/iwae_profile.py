@@ -39,6 +39,8 @@ def iwae_targets(model, optimizer):
     own = [(layers.Tanh, "forward", "tanh forward"),
            (layers.Tanh, "backward", "tanh backward (dy * (1 - y^2))"),
            (likelihoods, "softplus", "softplus (abs, exp, log1p, max)"),
+           (likelihoods, "bernoulli_nll_rows", "softplus loss, split by rows (pool)"),
+           (likelihoods, "bernoulli_nll_backward_rows", "dnll * (p - x), split by rows (pool)"),
            (objectives, "log_weights", "log w = -nll + log p - log q (log_weights)"),
            (posteriors.DiagonalGaussian, "log_prob", "log q, log p and their gradients"),
            (posteriors.DiagonalGaussian, "log_prob_backward", "log q, log p and their gradients"),
@@ -83,16 +85,21 @@ def run_profile(k, batch, rounds, block, seed=0, textbook=False):
     from benchmarks.speed import profile as dense_profile
     from benchmarks.speed.iwae_training import make_numvae
     from benchmarks.speed.training import GemmFloor
+    from numvae.nn.threads import restore, set_threads
     model, optimizer = make_numvae(k, seed)
-    if textbook:
-        model.objective.fast_backward = False
-    chosen = iwae_targets(model, optimizer)
-    step = make_step(model, optimizer, batch, seed)
-    for _ in range(5):  # warm-up: BLAS threads started, pages faulted in
-        step()
-    cfg = dict(profile_rounds=rounds, profile_block=block)
-    return dense_profile.profile(f"K = {k}, batch {batch}", cfg, model, optimizer, step,
-                                 GemmFloor(model, batch, seed), chosen)
+    model.objective.fast_backward = not textbook
+    previous = set_threads(1) if textbook else None  # the elementwise pool off too
+    try:
+        chosen = iwae_targets(model, optimizer)
+        step = make_step(model, optimizer, batch, seed)
+        for _ in range(5):  # warm-up: BLAS threads started, pages faulted in
+            step()
+        cfg = dict(profile_rounds=rounds, profile_block=block)
+        return dense_profile.profile(f"K = {k}, batch {batch}", cfg, model, optimizer, step,
+                                     GemmFloor(model, batch, seed), chosen)
+    finally:
+        if previous is not None:
+            restore(previous)
 
 
 def table(result, threads):
@@ -124,7 +131,9 @@ def main(argv=None):
     for name in THREAD_VARIABLES:
         os.environ[name] = str(args.threads)
     result = run_profile(args.k, args.batch, args.rounds, args.block, textbook=args.textbook)
-    result.update(threads=args.threads, k=args.k, batch=args.batch, textbook=args.textbook)
+    from numvae.nn.threads import thread_count
+    result.update(threads=args.threads, k=args.k, batch=args.batch, textbook=args.textbook,
+                  pool_threads=thread_count())
     print(table(result, args.threads))
     if args.json:
         with open(args.json, "w") as file:

@@ -35,14 +35,20 @@ def make_numvae(k, seed=0):
 
 
 def numvae_runner(k, batch, seed=0, textbook=False):
-    """numvae's step; ``textbook=True``: with the fast paths of issue 26 off (what numvae
-    computed before them)."""
+    """numvae's step; ``textbook=True``: with the fast paths of issue 26 off (the IWAE's
+    ``fast_backward`` and the elementwise pool, ``numvae.nn.threads``): numvae as before them."""
+    from numvae.nn import threads
     model, optimizer = make_numvae(k, seed)
     if textbook:
         model.objective.fast_backward = False
 
     def run(x):
-        return train_step(model, optimizer, x, 1.0, (0, 0))["loss"]
+        previous = threads.set_threads(1) if textbook else None
+        try:
+            return train_step(model, optimizer, x, 1.0, (0, 0))["loss"]
+        finally:
+            if previous is not None:
+                threads.restore(previous)
     return run
 
 
