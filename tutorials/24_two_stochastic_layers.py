@@ -10,13 +10,15 @@
 #
 # zeta (z1, 100 units in the paper) sits under xi (z2, 50 units); every conditional is a
 # diagonal Gaussian from its own small network (`numvae.model.two_layer.TwoLayerVAE`,
-# docs/derivations.md section 18, eqs. H1-H8). The model and its start are those of Burda
-# et al.'s published code, the class's defaults: two layers of 200 tanh units between x
-# and zeta, two of 100 between zeta and xi, Glorot's uniform weights with zero biases, and
-# the output bias at the logit of the training images' mean, so that every zeta decodes to
-# the mean image at the start (docs/burda.md, "Why the two-layer rows started behind"). zeta has two roles: it is decoded into x,
+# docs/derivations.md section 18, eqs. H1-H8). zeta has two roles: it is decoded into x,
 # and it is the condition of q(xi|zeta); its prior p(zeta|xi) is what trains the upper
 # encoder (H6).
+#
+# The model and its start are those of Burda et al.'s published code: the class's defaults
+# (two layers of 200 tanh units between x and zeta, two of 100 between zeta and xi,
+# Glorot's uniform weights with zero biases), then `model.set_output_bias(...)` at the
+# training images' mean, so that every zeta decodes to the mean image at the start
+# (docs/burda.md, "Why the two-layer rows started behind").
 #
 # Three questions:
 # 1. Are the gradients right? (central differences, float64)
