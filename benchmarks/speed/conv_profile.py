@@ -37,7 +37,7 @@ from pathlib import Path
 
 from benchmarks.speed.common import worker_env
 from benchmarks.speed.conv_layers import cpu_name
-from benchmarks.speed.profile import Timers
+from benchmarks.speed.profile import Timers, instrument
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSES = ["im2col", "col2im", "phases", "conv GEMMs+", "Dense", "activations", "likelihood", "latent",
@@ -68,35 +68,14 @@ def targets(optimizer):
     return found
 
 
-def instrument(timers, optimizer):
-    """Wrap every target with a timer (this process only); returns the function undoing it."""
-    saved = []
-    for owner, name, part in targets(optimizer):
-        own = owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name)
-        saved.append((owner, name, own))  # None: inherited, deleted again on undo
-        setattr(owner, name, timers.wrap(part, getattr(owner, name)))
-
-    def undo():
-        for owner, name, value in reversed(saved):
-            if value is None:
-                delattr(owner, name)
-            else:
-                setattr(owner, name, value)
-    return undo
-
-
 def worker(rounds, block, phases=True, batch=128):
     """One process, its thread count set by the parent: {pass: ms per step, ...}."""
     import numpy as np
 
     import numvae
-    try:  # checkouts from before the phase path have no switch
-        from numvae.nn.conv_phases import set_phases
-        set_phases(phases)
-    except ImportError:
-        pass
     from benchmarks.speed.conv_layers import numvae_stack, stage_jobs
-    from benchmarks.speed.conv_vae import batches
+    from benchmarks.speed.conv_vae import batches, use_phases
+    use_phases(phases)
     model = numvae.VAE(784, 128, 2, architecture="conv", seed=0)
     optimizer = numvae.FastAdam(model.params, lr=1e-3)
     x, eps = batches(2, batch)
@@ -118,7 +97,7 @@ def worker(rounds, block, phases=True, batch=128):
     for _ in range(rounds):
         plain.append(blocked(step))
         floors.append(blocked(floor))
-        undo = instrument(timers, optimizer)
+        undo = instrument(timers, optimizer, targets(optimizer))
         try:
             timed.append(blocked(step))
         finally:

@@ -57,14 +57,20 @@ def time_steps(step, steps, block=5):
             (time.process_time() - cpu) / steps)
 
 
+def use_phases(phases):
+    """Turn the transposed convolution's phase path on or off in this process; checkouts
+    from before the phase path (``--baseline``) have no switch and always scatter."""
+    try:
+        from numvae.nn.conv_phases import set_phases
+    except ImportError:
+        return
+    set_phases(phases)
+
+
 def worker_numvae(steps, batch, phases=True, best=False):
     """Seconds per training step (and, with ``best``, that of the fastest block)."""
     import numvae
-    try:  # checkouts from before the phase path have no switch
-        from numvae.nn.conv_phases import set_phases
-        set_phases(phases)
-    except ImportError:
-        pass
+    use_phases(phases)
     model = numvae.VAE(784, 128, 2, architecture="conv", seed=0)
     optimizer = numvae.FastAdam(model.params, lr=1e-3)
     x, eps = batches(steps + 3, batch)
