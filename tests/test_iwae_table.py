@@ -301,3 +301,13 @@ def test_numvae_evaluate_prepares_a_row_s_test_images_as_the_table(trained, tiny
         out = capsys.readouterr().out
         assert f"-ELBO {expected[which]['loss']:.2f} +-" in out, (which, out)
         assert ("binarised once with seed 2016" in out) is (which == "binarised"), out
+
+
+def test_a_missing_data_folder_is_one_line_and_exit_2(tmp_path, capsys):
+    missing = tmp_path / "no-mnist-here"
+    code = iwae_table.main(["--model", "vae", "--k", "1", "--stages", "1", "--n-train", "20",
+                            "--data-dir", str(missing), "--results-dir", str(tmp_path / "rows")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "data_dir" in err and str(missing) in err
+    assert "Traceback" not in err

@@ -479,7 +479,16 @@ def evaluate_final(args):
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    from numvae.io.datasets import DataUnavailableError
+    try:
+        return run_command(parse_args(argv))
+    except DataUnavailableError as err:  # no MNIST where --data-dir points: one line, not a trace
+        print(f"iwae_table: {err}", file=sys.stderr)
+        return 2
+
+
+def run_command(args):
+    """What ``main`` does once the arguments are read: --table, --final or training."""
     if args.table:
         write_table(args.results_dir)
     elif args.final:
