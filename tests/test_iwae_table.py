@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from experiments.iwae_table import iwae_table
+from experiments.iwae_table.table import table_row
 from numvae.io.idx import write_idx
 from numvae.training.checkpoint import load_checkpoint
 
@@ -211,7 +212,7 @@ def test_a_two_layer_row_resumes_exactly_and_shows_each_layers_active_units(tiny
     for name, value in ends[0].model.params.items():
         np.testing.assert_array_equal(value, ends[1].model.params[name])
     # a row of the paper's: IWAE k=5 with two layers is 83.89, its active units 21+5
-    row = iwae_table.table_row("r", dict(a["stages"][-1], active_units=[3, 1]),
+    row = table_row("r", dict(a["stages"][-1], active_units=[3, 1]),
                                dict(a["args"], k=5))
     assert row.endswith("| 83.89 | " + f"{a['stages'][-1]['nll'] - 83.89:+.2f} | 3+1 | 21+5 |")
 
@@ -259,11 +260,23 @@ def test_the_papers_orderings_are_listed_with_their_verdicts():
             "late": row(1, "iwae", 5, list(base), epoch=13)}                 # no common epoch
     lines = [line for line in ordering_lines(rows) if line.startswith("- ")]
     assert len(lines) == 2, lines
-    assert lines[0].startswith("- two layers ahead of one (vae k=1), epoch 4: vae_k1_2layers "
-                               "- vae_k1 = -1.00 +- 0.01 nats (paper -1.43): holds")
-    assert lines[1].startswith("- IWAE k=5 ahead of VAE k=1 (2 layers), epoch 4: "
-                               "iwae_k5_2layers - vae_k1_2layers = +0.50")
+    assert lines[0].startswith("- two layers ahead of one (vae k=1), epoch 4 (100 test images): "
+                               "vae_k1_2layers - vae_k1 = -1.00 +- 0.01 nats (paper -1.43): holds")
+    assert lines[1].startswith("- IWAE k=5 ahead of VAE k=1 (2 layers), epoch 4 (100 test "
+                               "images): iwae_k5_2layers - vae_k1_2layers = +0.50")
     assert lines[1].endswith("(paper -1.44): reversed")
+    # --final's evaluations on all the test images are compared too, at a common epoch only
+    for name, shift, epoch in (("vae_k1", 0.0, 364), ("vae_k1_2layers", 0.02, 364),
+                               ("iwae_k5_2layers", 0.5, 121)):
+        log_px = np.random.default_rng(2).normal(-90, 5, 10_000) + shift
+        log_px[::2] += 0.01  # a spread of the paired differences, so that SE > 0
+        rows[name]["final"] = dict(epoch=epoch, n_images=10_000, nll=90.0,
+                                   per_example_log_px=list(log_px))
+    lines = [line for line in ordering_lines(rows) if line.startswith("- ")]
+    assert len(lines) == 3, lines
+    assert lines[1].startswith("- two layers ahead of one (vae k=1), epoch 364 (10,000 test "
+                               "images): vae_k1_2layers - vae_k1 = -0.02 +- 0.00 nats")
+    assert lines[1].endswith(": holds")
 
 
 def test_a_signal_during_training_ends_in_one_line_and_the_shells_exit_code(tiny_mnist, tmp_path,

@@ -1,13 +1,17 @@
-"""Burda, Grosse & Salakhutdinov (2016), Table 1, MNIST, one stochastic layer, reproduced.
+"""Burda, Grosse & Salakhutdinov (2016), Table 1, MNIST, one and two stochastic layers, reproduced.
 
     python -m experiments.iwae_table --model iwae --k 5 --stages 5      # one row, resumable
+    python -m experiments.iwae_table --layers 2 --model vae --k 1 --stages 6   # two layers
     python -m experiments.iwae_table --table                           # the side-by-side table
 
 The set-up of the paper: 784-200-200-50 (tanh) encoder and 50-200-200-784 decoder,
 Bernoulli likelihood, dynamically binarised training images (all 60,000), Adam (beta2 =
 0.999, eps = 1e-4), batch 20, the learning-rate schedule "burda" (stage i = 0..7 lasts 3^i
 epochs at 1e-3 * 10^(-i/7); ``--stages 5`` is the first 121 epochs), test log-likelihood
-estimated with K = 5000 on the test images, binarised once with a fixed seed.
+estimated with K = 5000 on the test images, binarised once with a fixed seed. With
+``--layers 2``: 784-200-200-100 (z1) then 100-100-100-50 (z2), started as Burda et al.'s
+published code starts it (Glorot's uniform weights, zero biases, the output bias at the
+logit of the training images' mean; docs/burda.md).
 
 Every epoch ends with a resume checkpoint (``<out>/resume/checkpoint.npz``: parameters,
 optimiser and generator state only; the history is in results.json): kill the run at any
@@ -38,22 +42,11 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.iwae_table.orderings import ordering_lines
 from experiments.iwae_table.result_files import read_final, read_results, trained_epochs
+from experiments.iwae_table.table import RESULTS, write_table
 
 ROOT = Path(__file__).resolve().parent
-RESULTS = ROOT / "results"
-# the paper's Table 1 (one stochastic layer): test NLL in nats
-PAPER = {("vae", 1): 86.76, ("vae", 5): 86.47, ("iwae", 5): 85.54, ("vae", 50): 86.35,
-         ("iwae", 50): 84.78}
-# its other half, two stochastic layers (--layers 2)
-PAPER_TWO_LAYERS = {("vae", 1): 85.33, ("vae", 5): 85.01, ("vae", 50): 84.78,
-                    ("iwae", 5): 83.89, ("iwae", 50): 82.90}
-# the paper's active units (Table 1): one number per stochastic layer
-PAPER_ACTIVE = {(1, "vae", 1): "19", (1, "vae", 5): "20", (1, "vae", 50): "20",
-                (1, "iwae", 5): "22", (1, "iwae", 50): "25",
-                (2, "vae", 1): "16+5", (2, "vae", 5): "17+5", (2, "vae", 50): "17+5",
-                (2, "iwae", 5): "21+5", (2, "iwae", 50): "26+7"}
+
 TEST_SEED = 2016  # the test images are binarised once, with this seed
 # what every row's checkpoint records (read by numvae evaluate, plot and inspect)
 DATA_PREPARATION = dict(dataset="mnist", binarize=True, test_binarize_seed=TEST_SEED)
@@ -279,131 +272,6 @@ def run(args):
              binarize=True, schedule="burda", callbacks=[save], progress=False,
              log=lambda line: print(line, flush=True), **resume)
     write_table(out.parent)
-
-
-def paired(a, b):
-    """Mean and standard error of the paired difference NLL_a - NLL_b (per example)."""
-    diff = -(np.asarray(a) - np.asarray(b))
-    return float(diff.mean()), float(diff.std(ddof=1) / math.sqrt(len(diff)))
-
-
-TABLE_HEAD = ("| row | epochs | test NLL (K, images) | test -ELBO | log p(x) - ELBO | paper NLL "
-              "| NLL - paper | active units | paper's |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-
-
-def paper_nll(args):
-    """The paper's NLL for the row's layers, model and k (None for a flow: no such row)."""
-    if args["posterior"] != "diagonal_gaussian":
-        return None
-    table = PAPER_TWO_LAYERS if args.get("layers", 1) == 2 else PAPER
-    return table.get((args["model"], args["k"]))
-
-
-def table_row(name, figures, args):
-    """One row of the table: ``figures`` (a stage's or the final evaluation's) beside the
-    paper's NLL and active units for the row's layers, model and k."""
-    paper = paper_nll(args)
-    gap = f"{figures['nll'] - paper:+.2f}" if paper else ""
-    active = "+".join(str(n) for n in figures.get("active_units", []))
-    paper_active = (PAPER_ACTIVE.get((args.get("layers", 1), args["model"], args["k"]), "")
-                    if paper else "")
-    return (f"| {name} | {figures['epoch']} | {figures['nll']:.2f} +- {figures['nll_se']:.2f} "
-            f"({figures['k']}, {figures['n_images']}) | {figures['negative_elbo']:.2f} | "
-            f"{figures['negative_elbo'] - figures['nll']:.2f} | {paper or ''} | {gap} | "
-            f"{active} | {paper_active} |")
-
-
-def write_table(folder=RESULTS):
-    """results/iwae_table.md: every row's last stage beside the paper, and paired
-    differences of rows evaluated at the same epoch on the same images."""
-    rows = {}
-    for path in sorted(folder.glob("*/results.json")):
-        result = read_results(path)
-        if (path.parent / "final.json").exists():
-            result["final"] = read_final(path.parent / "final.json")
-        rows[result["row"]] = result
-    lines = list(TABLE_HEAD)
-    for name, result in rows.items():
-        lines.append(table_row(name, result["stages"][-1], result["args"]))
-    epochs = sorted({stage["epoch"] for result in rows.values() for stage in result["stages"]})
-    lines += ["", "Test NLL at the end of each stage (nats):", "",
-              "| row | " + " | ".join(f"epoch {epoch}" for epoch in epochs) + " |",
-              "|---|" + "---:|" * len(epochs)]
-    for name, result in rows.items():
-        by_epoch = {stage["epoch"]: stage for stage in result["stages"]}
-        cells = [f"{by_epoch[e]['nll']:.2f}" if e in by_epoch else "" for e in epochs]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "Paired differences (same epoch, same test images): NLL_a - NLL_b +- SE", ""]
-    names = list(rows)
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            stages_a = {s["epoch"]: s for s in rows[a]["stages"]}
-            stages_b = {s["epoch"]: s for s in rows[b]["stages"]}
-            for epoch in sorted(stages_a.keys() & stages_b.keys()):
-                sa, sb = stages_a[epoch], stages_b[epoch]
-                if sa["n_images"] != sb["n_images"]:
-                    continue
-                mean, se = paired(sa["per_example_log_px"], sb["per_example_log_px"])
-                lines.append(f"- epoch {epoch}: {a} - {b} = {mean:+.2f} +- {se:.2f} nats "
-                             f"({abs(mean) / se:.0f} SE)")
-    lines += ordering_lines(rows)
-    lines += final_lines(rows)
-    text = "\n".join(lines) + "\n"
-    (folder / "iwae_table.md").write_text(text)
-    print(text)
-    if rows:
-        plot_curves(rows, folder / "nll_vs_epochs.png")
-
-
-def final_lines(rows):
-    """The rows evaluated by ``--final`` on every test image, as the paper's table is,
-    with their paired differences."""
-    finals = {name: result["final"] for name, result in rows.items()
-              if "nll" in result.get("final", {})}
-    if not finals:
-        return []
-    lines = ["", "On all the test images, as in the paper (``--final``, at the epoch given):",
-             "", *TABLE_HEAD]
-    for name, final in finals.items():
-        lines.append(table_row(name, final, rows[name]["args"]))
-    lines += ["", "Paired differences on all the test images: NLL_a - NLL_b +- SE", ""]
-    names = list(finals)
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            mean, se = paired(finals[a]["per_example_log_px"], finals[b]["per_example_log_px"])
-            lines.append(f"- {a} (epoch {finals[a]['epoch']}) - {b} (epoch {finals[b]['epoch']}) "
-                         f"= {mean:+.2f} +- {se:.2f} nats ({abs(mean) / se:.0f} SE)")
-    return lines
-
-
-def plot_curves(rows, path):
-    """Test NLL at each stage's end against epochs, each row beside the paper's final value."""
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(10.5, 4.8), layout="constrained")
-    ax = fig.subplots()
-    for index, (name, result) in enumerate(rows.items()):
-        epochs = [stage["epoch"] for stage in result["stages"]]
-        nll = [stage["nll"] for stage in result["stages"]]
-        first = result["stages"][-1]["n_images"]
-        ax.plot(epochs, nll, "o-", color=f"C{index}",
-                label=f"{name} (numvae, first {first:,} test images)")
-        final = result.get("final", {})
-        if "nll" in final:  # --final: all the test images
-            ax.plot([final["epoch"]], [final["nll"]], "s", color=f"C{index}", fillstyle="none",
-                    markersize=9, label=f"{name}: all {final['n_images']:,} test images")
-        paper = paper_nll(result["args"])
-        if paper:
-            ax.axhline(paper, color=f"C{index}", linestyle=":", linewidth=0.8)
-            ax.plot([3280], [paper], "*", color=f"C{index}", markersize=12,
-                    label=f"{name}: the paper, 3280 epochs ({paper})")
-    ax.set_xscale("log")
-    ax.set_xlabel("epoch (end of a stage of the schedule)")
-    ax.set_ylabel("test NLL, nats (K = 5000)")
-    ax.set_title("Burda et al. (2016), Table 1 (rows ending _2layers: two stochastic layers)")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the curves
-    fig.savefig(path, dpi=110)
 
 
 def final_checkpoint(out):

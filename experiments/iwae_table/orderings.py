@@ -8,19 +8,12 @@ import math
 
 import numpy as np
 
-# the paper's Table 1, test NLL: (layers, model, k) -> nats
-PAPER = {(1, "vae", 1): 86.76, (1, "vae", 5): 86.47, (1, "vae", 50): 86.35,
-         (1, "iwae", 5): 85.54, (1, "iwae", 50): 84.78,
-         (2, "vae", 1): 85.33, (2, "vae", 5): 85.01, (2, "vae", 50): 84.78,
-         (2, "iwae", 5): 83.89, (2, "iwae", 50): 82.90}
+from experiments.iwae_table import paper
 
 
 def key(result):
-    """(layers, model, k) of a row with a diagonal Gaussian posterior, else None."""
-    args = result["args"]
-    if args["posterior"] != "diagonal_gaussian":
-        return None
-    return args.get("layers", 1), args["model"], args["k"]
+    """(layers, model, k) of a row the paper has, else None."""
+    return paper.row_key(result["args"])
 
 
 def why_ahead(ahead, behind):
@@ -41,8 +34,19 @@ def paired(a, b):
     return float(diff.mean()), float(diff.std(ddof=1) / math.sqrt(len(diff)))
 
 
+def evaluations(result):
+    """A row's evaluations by (epoch, test images): each stage's end, and its ``--final``
+    evaluation on all the test images when there is one."""
+    found = {(s["epoch"], s["n_images"]): s for s in result["stages"]}
+    final = result.get("final", {})
+    if "nll" in final:
+        found[(final["epoch"], final["n_images"])] = final
+    return found
+
+
 def ordering_lines(rows):
-    """Markdown lines: each ordering of the paper met at a common epoch, held or not."""
+    """Markdown lines: each ordering of the paper met at a common epoch on the same test
+    images (a stage's end, or ``--final``'s all test images), held or not."""
     keyed = {name: key(result) for name, result in rows.items() if key(result)}
     lines = ["", "The paper's orderings (same epoch, same test images): NLL_ahead - NLL_behind "
                  "+- SE; negative where the paper's order holds", ""]
@@ -51,15 +55,16 @@ def ordering_lines(rows):
             reason = why_ahead(key_a, key_b)
             if reason is None:
                 continue
-            stages_b = {s["epoch"]: s for s in rows[behind]["stages"]}
-            for stage in rows[ahead]["stages"]:
-                other = stages_b.get(stage["epoch"])
-                if other is None or other["n_images"] != stage["n_images"]:
+            of_behind = evaluations(rows[behind])
+            for (epoch, images), figures in sorted(evaluations(rows[ahead]).items()):
+                other = of_behind.get((epoch, images))
+                if other is None:
                     continue
-                mean, se = paired(stage["per_example_log_px"], other["per_example_log_px"])
-                paper = PAPER[key_a] - PAPER[key_b]
+                mean, se = paired(figures["per_example_log_px"], other["per_example_log_px"])
+                in_paper = paper.NLL[key_a] - paper.NLL[key_b]
                 verdict = "holds" if mean < -2 * se else (
                     "reversed" if mean > 2 * se else "within 2 SE of 0")
-                lines.append(f"- {reason}, epoch {stage['epoch']}: {ahead} - {behind} = "
-                             f"{mean:+.2f} +- {se:.2f} nats (paper {paper:+.2f}): {verdict}")
+                lines.append(f"- {reason}, epoch {epoch} ({images:,} test images): {ahead} - "
+                             f"{behind} = {mean:+.2f} +- {se:.2f} nats (paper {in_paper:+.2f}): "
+                             f"{verdict}")
     return lines
