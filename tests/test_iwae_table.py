@@ -174,11 +174,28 @@ def test_the_refusal_is_one_line_on_stderr_and_exit_status_1(trained, tmp_path):
 
 def test_a_final_row_needs_no_checkpoint_and_an_unfinished_one_is_refused(trained, tiny_mnist,
                                                                           tmp_path, capsys):
+    from numvae.training.checkpoint import save_checkpoint
     rows, row = copy_of(trained, tmp_path)
+    # a mean head that spreads the first 20 of the 50 units' means far apart: 20 active units
+    resume = row / "resume" / "checkpoint.npz"
+    saved = load_checkpoint(resume)
+    saved.model.params["encoder.mean.W"][:, :20] *= 300.0
+    save_checkpoint(resume, saved.model, saved.optimizer, None, saved.train_state,
+                    saved.train_permutation)
     final = options(tiny_mnist, rows, "--final", "--final-chunk", "10")
     iwae_table.main(final)
     done = json.loads((row / "final.json").read_text())
     assert done["n_images"] == 30 and done["epoch"] == 1
+    # the active units on all 30 test images: Cov_x of the encoder's mean, by hand
+    _, test_images = iwae_table.load_data(iwae_table.parse_args(final))
+    means = (np.tanh(np.tanh(test_images @ saved.model.params["encoder.compressor.0.W"]
+                             + saved.model.params["encoder.compressor.0.b"])
+                     @ saved.model.params["encoder.compressor.2.W"]
+                     + saved.model.params["encoder.compressor.2.b"])
+             @ saved.model.params["encoder.mean.W"] + saved.model.params["encoder.mean.b"])
+    variance = means.astype(np.float64).var(axis=0)
+    assert done["active_units"] == [int(np.sum(variance > 0.01))]
+    assert done["active_units"] == [20], variance
     shutil.rmtree(row / "resume")  # the row is final: its checkpoint goes
     capsys.readouterr()
     iwae_table.main(final)

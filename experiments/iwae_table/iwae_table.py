@@ -303,7 +303,8 @@ def final_checkpoint(out):
 
 def evaluate_final(args):
     """<out>/final.json: the NLL (K = eval_k) of the row's resume checkpoint on every test
-    image, chunk by chunk (each saved as it ends), and the negative ELBO on every test image.
+    image, chunk by chunk (each saved as it ends), and the negative ELBO and the active units
+    of each stochastic layer on every test image.
     A file of its own, so that a training run writing results.json cannot overwrite it."""
     from numvae.diagnostics import evaluate
     out = row_folder(args)
@@ -340,10 +341,12 @@ def evaluate_final(args):
     elbo = evaluate.evaluate_elbo(saved.model, test_images, seed=epoch)
     final.update(nll=float(-log_px.mean()), n_images=len(log_px),
                  nll_se=float(log_px.std(ddof=1) / math.sqrt(len(log_px))),
-                 negative_elbo=elbo["loss"], negative_elbo_se=elbo["loss_se"])
+                 negative_elbo=elbo["loss"], negative_elbo_se=elbo["loss_se"],
+                 active_units=active_units(saved.model, test_images))
     write_json(final_path, final)
     print(f"final, epoch {epoch}: test NLL {final['nll']:.2f} +- {final['nll_se']:.2f} on "
-          f"{len(log_px)} images, -ELBO {elbo['loss']:.2f}")
+          f"{len(log_px)} images, -ELBO {elbo['loss']:.2f}, active units "
+          f"{'+'.join(str(n) for n in final['active_units'])}")
 
 
 def main(argv=None):
