@@ -5,6 +5,8 @@ The benchmarks are run by hand (their figures are never asserted on time), so no
 would notice when a change to the package breaks one of them. Each worker runs here
 in-process, at the test suite's one BLAS thread, on a few hundred random images.
 """
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -252,3 +254,23 @@ def test_the_pytorch_sides_run_the_package_mirror(cache):
     run = iwae_training.torch_runner(k=2, batch=4, threads=1)
     assert np.isfinite(run((np.random.default_rng(0).random((4, 784)) < 0.3).astype(np.float32)))
     assert conv_vae.worker_torch(steps=1, batch=2) > 0
+
+
+def test_tutorial_times_compares_a_tutorial_with_an_older_checkout(tmp_path, capsys):
+    """benchmarks.speed.tutorial_times: a baseline without numvae is one line; with one (here
+    this checkout's own numvae and one tutorial copied), the ratio is reported and written."""
+    from benchmarks.speed import tutorial_times
+    with pytest.raises(SystemExit, match=r"--baseline .*: expected a folder holding "
+                                         r"numvae/__init__.py, found none"):
+        tutorial_times.main(["--baseline", str(tmp_path)])
+    shutil.copytree(REPO / "numvae", tmp_path / "numvae")
+    (tmp_path / "tutorials").mkdir()
+    for name in ("03_elbo.py", "_common.py"):
+        shutil.copy(REPO / "tutorials" / name, tmp_path / "tutorials" / name)
+    out = tmp_path / "times.json"
+    tutorial_times.main(["--baseline", str(tmp_path), "--only", "03", "--rounds", "1",
+                         "--json", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert list(rows) == ["03_elbo.py"]
+    assert rows["03_elbo.py"]["cpu_now"] > 0 and rows["03_elbo.py"]["cpu_before"] > 0
+    assert "| 03_elbo.py |" in capsys.readouterr().out
