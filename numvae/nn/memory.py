@@ -7,7 +7,8 @@ blocks to the system: blocks above its mmap threshold are unmapped when freed, a
 of the heap is trimmed once more than the trim threshold is free. The next step then asks
 the kernel for the same memory again, and the kernel hands out fresh pages, each zeroed on
 first touch. On the 2-core AMD EPYC of docs/performance.md ("The convolutions") that
-zeroing took a quarter of the conv VAE's step (70-80 ms with it, 56-65 ms without).
+took a fifth of the conv VAE's step: 83-92 ms a step with glibc's defaults, 65-74 ms with
+the thresholds below (``python -m benchmarks.speed.conv_vae``, 1 thread, alternated runs).
 
 ``keep_freed_memory()`` raises both thresholds (``mallopt``) so that the blocks stay in the
 process and are reused: the mmap threshold to 32 MiB, glibc's largest (arrays up to that
