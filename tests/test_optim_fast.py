@@ -6,6 +6,7 @@ import pytest
 from helpers import set_grads
 from numvae import Adam
 from numvae.model.priors import GaussianMixture
+from numvae.nn import threads
 from numvae.training.optim_fast import FastAdam
 
 
@@ -123,3 +124,47 @@ def test_fast_adam_moves_a_models_arrays_into_one_buffer_that_the_layers_use():
     assert np.abs(fast.flat_grads).sum() > 0
     np.testing.assert_array_equal(fast.flat_grads,
                                   np.concatenate([g.ravel() for g in model.grads.values()]))
+
+
+@pytest.mark.parametrize("flat", [True, False])
+def test_tuned_slices_are_the_textbook_adam_bit_for_bit(flat):
+    """FastAdam's tuning (FAST PATH: ``chunk``-sized slices, one slice and one range per
+    thread, by turns, then the fastest) changes no number: every step equals the textbook
+    Adam's, during the tuning (every layout used) and after it (one kept). The pool is
+    forced on, every array split, so that the threaded layouts split too."""
+    import numvae
+    model = numvae.VAE(12, 40, 3, encoder_hidden=(64,), seed=0)
+    textbook_params = {name: p.copy() for name, p in model.params.items()}
+    params = model.params if flat else {name: p.copy() for name, p in model.params.items()}
+    fast = FastAdam(params, lr=3e-3, flush_every=0, chunk=700)  # several slices per array
+    fast.TUNING_STEPS = 3
+    textbook = Adam(textbook_params, lr=3e-3)
+    used = []
+    rng = np.random.default_rng(7)
+    previous = threads.set_threads(2, min_entries=1)
+    try:
+        for _ in range(14):
+            grads = {name: rng.normal(size=p.shape).astype(p.dtype)
+                     for name, p in params.items()}
+            used.append(fast._layout_now())
+            fast.step(grads)
+            textbook.step(grads)
+    finally:
+        threads.restore(previous)
+    assert used[:4] == ["slices", "slices", "whole", "whole on threads"]  # turns (1st untimed)
+    assert fast._layout in FastAdam.LAYOUTS and used[-1] == fast._layout  # one chosen, kept
+    assert [len(times) for times in fast._tuning.values()] == [3, 3, 3]
+    for name in params:
+        assert np.array_equal(params[name], textbook_params[name]), name
+        assert np.array_equal(fast.m[name], textbook.m[name]), name
+        assert np.array_equal(fast.v[name], textbook.v[name]), name
+
+
+def test_tuning_off_keeps_the_chunk():
+    """``tune_slices = False`` (the switch): every step in ``chunk``-sized slices, nothing timed."""
+    fast = FastAdam({"w": np.zeros(5000, np.float32)}, chunk=1000)
+    fast.tune_slices = False
+    for _ in range(40):
+        assert fast._layout_now() == "slices"
+        fast.step({"w": np.ones(5000, np.float32)})
+    assert fast._layout is None and not any(fast._tuning.values())

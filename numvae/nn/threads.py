@@ -25,12 +25,15 @@ import queue
 import threading
 
 # Below this many entries a pass stays on the calling thread. A worker starts its range
-# ~20 us (load average 3 on 2 cores) to ~60 us (load 6) after it is handed out; a float32
-# exp takes ~0.8 ns an entry; the passes split here are a few NumPy calls each. 64k entries:
-# a batch of 128 at 784 pixels (100k) is split, the hidden layers' 128 x 256 = 32k are not.
-# On the busy 2-core Xeon of docs/performance.md ("Both cores") no size paid with the BLAS
-# on one thread; with the BLAS on two, whole steps were faster with the pool.
-MIN_ENTRIES = 65536
+# some tens of microseconds after it is handed out, and with the BLAS on two threads its
+# core is not free: OpenBLAS's workers spin, waiting for the next product, for about 0.1 s
+# after each one. Measured on 2 cores (docs/performance.md, "Both cores"), the sigmoid and
+# the Bernoulli loss right after a product, split against whole: 0.78 (100k entries),
+# 0.89 (400k), 1.01 (1.6M) with the BLAS on two threads; 0.68, 1.21, 1.51 with it on one.
+# 256k entries: the dense models' passes at batch 128 (100k) stay whole, the IWAE's
+# (K * batch, 784) logits at K = 50 (784k) and FastAdam's buffer (444k, 653k) are split
+# (FastAdam times its split against its unsplit update and keeps the faster).
+MIN_ENTRIES = 262144
 # Each split hands out this many row ranges per thread, so that a thread that starts
 # late (the machine busy) finds the others have taken its share instead of waiting for it.
 RANGES_PER_THREAD = 2

@@ -14,12 +14,21 @@ and only changes how the work is laid out in memory:
   times;
 * on threads: with more than one (``numvae.nn.threads``), the slices are shared out among
   them, the same arithmetic on every entry;
+* the layout, tuned (``FastAdam.tune_slices``): during its first steps FastAdam updates by
+  turns in ``chunk``-sized slices (on the threads if they are on), in one slice (the whole
+  buffer, one call per operation) and in one range per thread, timing each, and keeps the
+  fastest. All visit every entry with the same arithmetic, so the numbers are the same to
+  the bit; which is fastest depends on the CPU and on whether the second core is free
+  (issue 26, docs/performance.md: slices on the Intel Xeon, one slice on the AMD EPYC,
+  where a call per slice and operation costs more than the smaller slices save);
 * a denormal flush: every ``flush_every`` steps, moment entries below ``tiny`` in
   magnitude are set to 0. Where a gradient is exactly zero (a pixel that is always
   black), m decays geometrically into float32 denormal numbers, which CPUs handle very
   slowly; the flush changes the update by far less than float32 rounding does.
 """
 import numbers
+import statistics
+import time
 
 import numpy as np
 
@@ -78,6 +87,12 @@ class FastAdam(Adam):
     per slice; 32,768 float32 entries make five arrays of 128 KiB, which fit in the L2
     cache of current x86 CPUs."""
 
+    # FAST PATH switch: time the LAYOUTS by turns, TUNING_STEPS steps each (after the
+    # first step), then keep the fastest; False: always "slices", as without tuning
+    tune_slices = True
+    TUNING_STEPS = 8
+    LAYOUTS = ("slices", "whole", "whole on threads")
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, *, flush_every=50,
                  tiny=1e-30, chunk=32768):
         super().__init__(params, lr, betas, eps)
@@ -98,6 +113,11 @@ class FastAdam(Adam):
             else self._flat_params.size
         dtype = np.result_type(*params.values())
         self._scratch = np.empty(min(self.chunk, largest), dtype)
+        self._largest = largest
+        self._whole_scratch = None  # for one slice of ``largest`` entries, when tried
+        self._tuning = {layout: [] for layout in self.LAYOUTS}  # step times, by layout
+        self._layout = None  # the one chosen; None while tuning
+        self._tuning_started = False  # the first step is not timed
         self._scratches = {}  # the other threads' (the faster path's), by first slice
         self._known_grads, self._known_flat_grads = (), None
 
@@ -142,16 +162,44 @@ class FastAdam(Adam):
         else:
             pieces = [(param, grads[name], self.m[name], self.v[name])
                       for name, param in self.params.items()]
+        layout = self._layout_now()
+        start = time.perf_counter()
         for param, g, m, v in pieces:
-            self._update(param, np.asarray(g), m, v, step_size, eps_hat, flush)
+            self._update(param, np.asarray(g), m, v, step_size, eps_hat, flush, layout)
+        if self._layout is None and self.tune_slices:
+            self._record(layout, time.perf_counter() - start)
 
-    def _update(self, param, g, m, v, step_size, eps_hat, flush):
-        """One Adam update of ``param`` in place, slice by slice (all arrays of one shape)."""
+    def _layout_now(self):
+        """This step's layout: the tuned one, or while tuning the first with the fewest
+        timed steps (so the LAYOUTS take turns); "slices" with the tuning off."""
+        if not self.tune_slices:
+            return "slices"
+        if self._layout is not None:
+            return self._layout
+        return min(self.LAYOUTS, key=lambda layout: len(self._tuning[layout]))
+
+    def _record(self, layout, seconds):
+        """Keep a tuning step's time (the first step's, with its allocations, is dropped);
+        once every layout has TUNING_STEPS, choose the one with the smallest median."""
+        if not self._tuning_started:
+            self._tuning_started = True
+            return
+        self._tuning[layout].append(seconds)
+        if min(len(times) for times in self._tuning.values()) >= self.TUNING_STEPS:
+            self._layout = min(self.LAYOUTS,
+                               key=lambda name: statistics.median(self._tuning[name]))
+
+    def _update(self, param, g, m, v, step_size, eps_hat, flush, layout="slices"):
+        """One Adam update of ``param`` in place, slice by slice (all arrays of one shape);
+        another ``layout`` (the tuned FAST PATH, the same numbers): ``_update_whole``."""
         if not all(a.flags.c_contiguous for a in (param, g, m, v)):
             param, g, m, v = param[None], g[None], m[None], v[None]  # no flat views: one slice
             return self._update_slice(param, g, m, v, step_size, eps_hat, flush,
                                       np.empty_like(param))
         param, g, m, v = (a.reshape(-1) for a in (param, g, m, v))  # views: contiguous
+        if layout != "slices":
+            return self._update_whole(param, g, m, v, step_size, eps_hat, flush,
+                                      layout == "whole on threads")
         if worth_splitting(param.size):  # the faster path (below): the same slices, on threads
             return self._update_on_threads(param, g, m, v, step_size, eps_hat, flush)
         for start in range(0, param.size, self.chunk):
@@ -159,6 +207,22 @@ class FastAdam(Adam):
             scratch = self._scratch[: len(param[span])]
             self._update_slice(param[span], g[span], m[span], v[span], step_size, eps_hat,
                                flush, scratch)
+
+    def _update_whole(self, param, g, m, v, step_size, eps_hat, flush, on_threads):
+        """``_update`` with the whole array as one slice: one call per operation, or
+        ``on_threads`` (if the pool is on, ``numvae.nn.threads``) one per range of entries."""
+        if self._whole_scratch is None:
+            self._whole_scratch = np.empty(self._largest, self._scratch.dtype)
+        scratch = self._whole_scratch[: param.size]
+
+        def entries(start, stop):
+            span = slice(start, stop)
+            self._update_slice(param[span], g[span], m[span], v[span], step_size, eps_hat,
+                               flush, scratch[span])
+        if on_threads:
+            split_rows(entries, param.size, param.size)
+        else:
+            entries(0, param.size)
 
     def _update_on_threads(self, param, g, m, v, step_size, eps_hat, flush):
         """The loop of ``_update`` over the slices, its slices shared out among the threads
