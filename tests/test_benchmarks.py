@@ -274,3 +274,22 @@ def test_tutorial_times_compares_a_tutorial_with_an_older_checkout(tmp_path, cap
     assert list(rows) == ["03_elbo.py"]
     assert rows["03_elbo.py"]["cpu_now"] > 0 and rows["03_elbo.py"]["cpu_before"] > 0
     assert "| 03_elbo.py |" in capsys.readouterr().out
+
+
+def test_adam_layouts_times_splits_layouts_and_steps(tmp_path):
+    """benchmarks.speed.adam_layouts: every size, every FastAdam layout, both models; and it
+    leaves the package's settings (thread count, min_entries) as it found them."""
+    from benchmarks.speed import adam_layouts
+    from numvae.nn import threads
+    from numvae.training.optim_fast import FastAdam
+    path = tmp_path / "layouts.json"
+    before = dict(threads._settings)
+    adam_layouts.main(["--rounds", "1", "--calls", "1", "--rows", "4", "--batch", "8",
+                       "--json", str(path)])
+    result = json.loads(path.read_text())
+    assert [row["entries"] for row in result["split"]] == [4 * 784]
+    assert list(result["layouts"]) == list(FastAdam.LAYOUTS)
+    assert [(row["arch"], row["batch"]) for row in result["steps"]] == [("slides", 8),
+                                                                       ("examples", 8)]
+    assert all(row["layout"] in FastAdam.LAYOUTS for row in result["steps"])
+    assert threads._settings == before
