@@ -283,7 +283,7 @@ def test_adam_layouts_times_splits_layouts_and_steps(tmp_path):
     from numvae.nn import threads
     from numvae.training.optim_fast import FastAdam
     path = tmp_path / "layouts.json"
-    before = dict(threads._settings)
+    before = (threads.thread_count(), threads._settings["min_entries"])
     adam_layouts.main(["--rounds", "1", "--calls", "1", "--rows", "4", "--batch", "8",
                        "--json", str(path)])
     result = json.loads(path.read_text())
@@ -292,4 +292,4 @@ def test_adam_layouts_times_splits_layouts_and_steps(tmp_path):
     assert [(row["arch"], row["batch"]) for row in result["steps"]] == [("slides", 8),
                                                                        ("examples", 8)]
     assert all(row["layout"] in FastAdam.LAYOUTS for row in result["steps"])
-    assert threads._settings == before
+    assert (threads.thread_count(), threads._settings["min_entries"]) == before
