@@ -264,6 +264,8 @@ def test_tutorial_times_compares_a_tutorial_with_an_older_checkout(tmp_path, cap
                                          r"numvae/__init__.py, found none"):
         tutorial_times.main(["--baseline", str(tmp_path)])
     shutil.copytree(REPO / "numvae", tmp_path / "numvae")
+    with pytest.raises(SystemExit, match=r"--only 3: expected tutorial numbers .* matched none"):
+        tutorial_times.main(["--baseline", str(tmp_path), "--only", "3"])
     (tmp_path / "tutorials").mkdir()
     for name in ("03_elbo.py", "_common.py"):
         shutil.copy(REPO / "tutorials" / name, tmp_path / "tutorials" / name)

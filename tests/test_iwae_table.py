@@ -283,10 +283,11 @@ def test_the_papers_orderings_are_listed_with_their_verdicts():
                                "images): iwae_k5_2layers - vae_k1_2layers = +0.50")
     assert lines[1].endswith("(paper -1.44): reversed")
     # --final's evaluations on all the test images are compared too, at a common epoch only
-    for name, shift, epoch in (("vae_k1", 0.0, 364), ("vae_k1_2layers", 0.02, 364),
+    for name, shift, epoch in (("vae_k1", 0.0, 364), ("vae_k1_2layers", 0.015, 364),
                                ("iwae_k5_2layers", 0.5, 121)):
         log_px = np.random.default_rng(2).normal(-90, 5, 10_000) + shift
-        log_px[::2] += 0.01  # a spread of the paired differences, so that SE > 0
+        if name == "vae_k1_2layers":
+            log_px[::2] += 0.01  # a spread of the paired differences, so that SE > 0
         rows[name]["final"] = dict(epoch=epoch, n_images=10_000, nll=90.0,
                                    per_example_log_px=list(log_px))
     lines = [line for line in ordering_lines(rows) if line.startswith("- ")]

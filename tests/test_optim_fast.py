@@ -144,20 +144,38 @@ def test_tuned_slices_are_the_textbook_adam_bit_for_bit(flat):
     previous = threads.set_threads(2, min_entries=1)
     try:
         for _ in range(14):
-            grads = {name: rng.normal(size=p.shape).astype(p.dtype)
-                     for name, p in params.items()}
+            vector = rng.normal(size=sum(p.size for p in params.values())).astype(np.float32)
+            if flat:  # as in training: the layers' gradients, views of one buffer
+                set_grads(model, vector)
+                grads = model.grads
+            else:
+                grads, offset = {}, 0
+                for name, p in params.items():
+                    grads[name] = vector[offset:offset + p.size].reshape(p.shape).copy()
+                    offset += p.size
             used.append(fast._layout_now())
             fast.step(grads)
             textbook.step(grads)
+            assert (fast.flat_grads is not None) == flat  # the one-buffer sweep, or per array
+            for name in params:  # equal after every step, during the tuning and after it
+                assert np.array_equal(params[name], textbook_params[name]), name
+                assert np.array_equal(fast.m[name], textbook.m[name]), name
+                assert np.array_equal(fast.v[name], textbook.v[name]), name
     finally:
         threads.restore(previous)
     assert used[:4] == ["slices", "slices", "whole", "whole on threads"]  # turns (1st untimed)
-    assert fast._layout in FastAdam.LAYOUTS and used[-1] == fast._layout  # one chosen, kept
+    assert fast.layout in FastAdam.LAYOUTS and used[-1] == fast.layout  # one chosen, kept
     assert [len(times) for times in fast._tuning.values()] == [3, 3, 3]
-    for name in params:
-        assert np.array_equal(params[name], textbook_params[name]), name
-        assert np.array_equal(fast.m[name], textbook.m[name]), name
-        assert np.array_equal(fast.v[name], textbook.v[name]), name
+
+
+def test_a_layout_can_be_forced_and_a_wrong_one_is_refused():
+    fast = FastAdam({"w": np.zeros(50, np.float32)})
+    assert fast.layout is None  # tuning
+    fast.use_layout("whole")
+    assert fast.layout == "whole" and fast._layout_now() == "whole"
+    with pytest.raises(ValueError, match=r"use_layout: layout must be one of \('slices', "
+                                         r"'whole', 'whole on threads'\); got 'fast'"):
+        fast.use_layout("fast")
 
 
 def test_tuning_off_keeps_the_chunk():

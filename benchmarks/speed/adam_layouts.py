@@ -65,9 +65,11 @@ def adam_layouts(size, rounds, steps=20):
     optimizer = FastAdam(Owned({"w": (arrays, "w")}), flush_every=0)
     grads = {"w": rng.standard_normal(size).astype(np.float32)}
     times = {layout: [] for layout in FastAdam.LAYOUTS}
+    # the package's pool settings (the split section before forced the pool on)
+    threads.set_threads(None, min_entries=threads.MIN_ENTRIES)
     for _ in range(rounds):
         for layout in times:
-            optimizer._layout = layout  # forced: no tuning
+            optimizer.use_layout(layout)  # forced: no tuning
             total = 0.0
             for _ in range(steps):
                 a @ b
@@ -121,7 +123,7 @@ def steps(images, batches, rounds):
                     times[name].append(1e3 * (time.perf_counter() - t0) / n)
             _set({}, optimizer)
             ratios = [b / a for b, a in zip(times["before"], times["after"])]
-            out.append(dict(arch=arch, batch=batch, layout=optimizer._layout,
+            out.append(dict(arch=arch, batch=batch, layout=optimizer.layout,
                             before_ms=statistics.median(times["before"]),
                             after_ms=statistics.median(times["after"]),
                             ratio=statistics.median(ratios), range=(min(ratios), max(ratios))))

@@ -100,6 +100,9 @@ def main(argv=None):
     if args.rounds < 1:
         raise SystemExit(f"tutorial_times: --rounds must be at least 1, got {args.rounds}")
     scripts = [s for s in tutorials(ROOT, args.only) if s in tutorials(args.baseline, [])]
+    if not scripts:
+        raise SystemExit(f"tutorial_times: --only {' '.join(args.only)}: expected tutorial "
+                         f"numbers (07 18 ...) that both checkouts have, matched none")
     rows = summarise(measure(args.baseline, scripts, args.rounds))
     print(f"CPU: {cpu_name()}; load average {os.getloadavg()[0]:.1f} at the end")
     print("| tutorial | CPU s now | CPU s before | now / before, CPU (range) | wall |")

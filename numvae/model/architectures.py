@@ -77,7 +77,7 @@ class Conv:
     with the fast channels-last layers (``numvae.nn.conv.FastConv2d``), whose results equal
     the textbook ones. ``encoder_hidden`` and ``decoder_hidden`` are not used. Building either
     half asks glibc to keep freed memory for the next step (``numvae.nn.memory``: the same
-    numbers, a quarter of the step saved; ``NUMVAE_KEEP_MEMORY=0`` turns it off).
+    numbers, a fifth of the step saved; ``NUMVAE_KEEP_MEMORY=0`` turns it off).
     """
     name = "conv"
     CHANNELS = (32, 64)

@@ -27,9 +27,10 @@ import threading
 # Below this many entries a pass stays on the calling thread. A worker starts its range
 # some tens of microseconds after it is handed out, and with the BLAS on two threads its
 # core is not free: OpenBLAS's workers spin, waiting for the next product, for about 0.1 s
-# after each one. Measured on 2 cores (docs/performance.md, "Both cores"), the sigmoid and
-# the Bernoulli loss right after a product, split against whole: 0.78 (100k entries),
-# 0.89 (400k), 1.01 (1.6M) with the BLAS on two threads; 0.68, 1.21, 1.51 with it on one.
+# after each one. Measured on 2 cores of an AMD EPYC (docs/performance.md, "Session 3"),
+# the sigmoid and the Bernoulli loss right after a product, whole time / split time (below
+# 1: the split is slower): 0.68 (100k entries), 0.93 (400k), 1.03 (1.6M) with the BLAS on
+# two threads; 0.76, 1.37, 1.24 with it on one.
 # 256k entries: the dense models' passes at batch 128 (100k) stay whole, the IWAE's
 # (K * batch, 784) logits at K = 50 (784k) and FastAdam's buffer (444k, 653k) are split
 # (FastAdam times its split against its unsplit update and keeps the faster).

@@ -16,7 +16,8 @@ and only changes how the work is laid out in memory:
   them, the same arithmetic on every entry;
 * the layout, tuned (``FastAdam.tune_slices``): during its first steps FastAdam updates by
   turns in ``chunk``-sized slices (on the threads if they are on), in one slice (the whole
-  buffer, one call per operation) and in one range per thread, timing each, and keeps the
+  buffer, one call per operation) and in ranges shared out among the threads (two per
+  thread, taken by whichever thread asks first), timing each, and keeps the
   fastest. All visit every entry with the same arithmetic, so the numbers are the same to
   the bit; which is fastest depends on the CPU and on whether the second core is free
   (issue 26, docs/performance.md: slices on the Intel Xeon, one slice on the AMD EPYC,
@@ -120,6 +121,18 @@ class FastAdam(Adam):
         self._tuning_started = False  # the first step is not timed
         self._scratches = {}  # the other threads' (the faster path's), by first slice
         self._known_grads, self._known_flat_grads = (), None
+
+    @property
+    def layout(self):
+        """The layout the tuning chose (one of LAYOUTS), or None while it is tuning."""
+        return self._layout
+
+    def use_layout(self, layout):
+        """Update in ``layout`` (one of LAYOUTS) from now on, with no (further) tuning: for
+        a benchmark that compares the layouts. Every layout gives the same numbers."""
+        if layout not in self.LAYOUTS:
+            raise ValueError(f"use_layout: layout must be one of {self.LAYOUTS}; got {layout!r}")
+        self._layout = layout
 
     def settings(self):
         return dict(super().settings(), flush_every=self.flush_every, tiny=self.tiny,
