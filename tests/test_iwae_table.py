@@ -136,6 +136,22 @@ def damage_final_nan(row):
         nll=float("nan"), nll_se=0.5, negative_elbo=3.0, negative_elbo_se=0.1)))
 
 
+def kept_final(epoch, k, nll=90.0):
+    return dict(row="vae_k1", epoch=epoch, k=k, chunk=10, n_images=2,
+                per_example_log_px=[-1.0, -2.0], nll=nll, nll_se=0.5, negative_elbo=3.0,
+                negative_elbo_se=0.1)
+
+
+def damage_kept_final_unfinished(row):
+    unfinished = {key: value for key, value in kept_final(1, 4).items()
+                  if key not in ("nll", "nll_se", "negative_elbo", "negative_elbo_se")}
+    (row / "final_epoch1_k4.json").write_text(json.dumps(unfinished))
+
+
+def damage_kept_final_renamed(row):
+    (row / "final_epoch2_k4.json").write_text(json.dumps(kept_final(1, 4)))
+
+
 def damage_short_per_example(row):
     results = json.loads((row / "results.json").read_text())
     del results["stages"][0]["per_example_log_px"][3:]
@@ -147,6 +163,10 @@ def damage_short_per_example(row):
     (damage_no_stage, "results.json", "stages is a list of 0; expected a non-empty list"),
     (damage_truncated, "results.json", "is not readable JSON"),
     (damage_final_nan, "final.json", "final.nll is nan; expected a finite number"),
+    (damage_kept_final_unfinished, "final_epoch1_k4.json",
+     "is an unfinished evaluation; expected the complete evaluation of epoch 1"),
+    (damage_kept_final_renamed, "final_epoch2_k4.json",
+     "final.epoch is 1; expected 2, as the file's name says"),
     (damage_short_per_example, "results.json",
      "stages[0].per_example_log_px is a list of 3; expected a list of 10 numbers"),
 ])
@@ -209,6 +229,59 @@ def test_a_final_row_needs_no_checkpoint_and_an_unfinished_one_is_refused(traine
         iwae_table.main(final)
 
 
+def test_a_later_final_keeps_the_earlier_one_and_the_table_compares_them(trained, tiny_mnist,
+                                                                          tmp_path):
+    """--final after the row trained on: the complete evaluation of the earlier epoch is kept
+    as final_epoch<E>_k<K>.json (never overwritten by a different one), the table lists
+    both, with their paired difference; --restart removes the kept one too."""
+    rows, row = copy_of(trained, tmp_path)
+    final = options(tiny_mnist, rows, "--final", "--final-chunk", "10")
+    iwae_table.main(final)
+    epoch_1 = json.loads((row / "final.json").read_text())
+    iwae_table.main(options(tiny_mnist, rows, "--stages", "2"))  # on to epoch 4
+    iwae_table.main(final)
+    epoch_4 = json.loads((row / "final.json").read_text())
+    assert (epoch_1["epoch"], epoch_4["epoch"]) == (1, 4)
+    assert json.loads((row / "final_epoch1_k4.json").read_text()) == epoch_1
+    table = (rows / "iwae_table.md").read_text().split("On all the test images")[1]
+    assert f"| vae_k1 | 1 | {epoch_1['nll']:.2f} +- " in table
+    assert f"| vae_k1 | 4 | {epoch_4['nll']:.2f} +- " in table
+    gain = np.mean(np.subtract(epoch_4["per_example_log_px"], epoch_1["per_example_log_px"]))
+    assert f"- vae_k1 (epoch 1) - vae_k1 (epoch 4) = {gain:+.2f} +- " in table
+    # a different evaluation of epoch 1 already kept: refused, nothing moved or rewritten
+    (row / "final_epoch1_k4.json").write_text(json.dumps(kept_final(1, 4)))
+    (row / "final.json").write_text(json.dumps(epoch_1))
+    with pytest.raises(SystemExit, match="holds a complete evaluation of epoch 1 and .*"
+                                         "final_epoch1_k4.json a different one"):
+        iwae_table.main(final)
+    assert json.loads((row / "final.json").read_text()) == epoch_1
+    assert json.loads((row / "final_epoch1_k4.json").read_text()) == kept_final(1, 4)
+    iwae_table.main(options(tiny_mnist, rows, "--stages", "1", "--restart"))
+    assert sorted(p.name for p in row.glob("final*.json")) == []
+
+
+def test_kept_finals_meet_the_other_rows_at_their_epoch():
+    """A row's kept --final (epoch 121) is compared with another row's --final at 121."""
+    from experiments.iwae_table.orderings import ordering_lines
+    log_px = np.random.default_rng(3).normal(-90, 5, 10_000)
+    spread = np.where(np.arange(10_000) % 2, 0.01, -0.01)  # mean 0, so that SE > 0
+
+    def final(epoch, shift):
+        return dict(epoch=epoch, n_images=10_000, k=5000, nll=90.0,
+                    per_example_log_px=list(log_px + shift))
+
+    def row(layers, finals):
+        stage = dict(epoch=1, n_images=10, k=5000, per_example_log_px=[-90.0] * 10)
+        return dict(args=dict(layers=layers, model="iwae", k=50, posterior="diagonal_gaussian"),
+                    stages=[stage], final=finals[-1], earlier_finals=finals[:-1])
+    rows = {"iwae_k50": row(1, [final(121, 0.0), final(364, 1.0)]),
+            "iwae_k50_2layers": row(2, [final(121, 2.0 + spread)])}
+    lines = [line for line in ordering_lines(rows) if line.startswith("- ")]
+    assert len(lines) == 2, lines  # the stages at epoch 1, and the finals at 121
+    assert lines[1].startswith("- two layers ahead of one (iwae k=50), epoch 121 (10,000 test "
+                               "images): iwae_k50_2layers - iwae_k50 = -2.00 +- 0.00 nats")
+
+
 def test_a_two_layer_row_resumes_exactly_and_shows_each_layers_active_units(tiny_mnist,
                                                                           tmp_path):
     """--layers 2 (numvae.model.two_layer): the row is named *_2layers, resumes bit for bit
@@ -263,7 +336,7 @@ def test_the_papers_orderings_are_listed_with_their_verdicts():
     from experiments.iwae_table.orderings import ordering_lines
 
     def row(layers, model, k, log_px, epoch=4):
-        stage = dict(epoch=epoch, n_images=len(log_px), per_example_log_px=log_px)
+        stage = dict(epoch=epoch, n_images=len(log_px), k=5000, per_example_log_px=log_px)
         return dict(args=dict(layers=layers, model=model, k=k, posterior="diagonal_gaussian"),
                     stages=[stage])
     base = np.random.default_rng(0).normal(-90, 5, 100)
@@ -288,7 +361,7 @@ def test_the_papers_orderings_are_listed_with_their_verdicts():
         log_px = np.random.default_rng(2).normal(-90, 5, 10_000) + shift
         if name == "vae_k1_2layers":
             log_px[::2] += 0.01  # a spread of the paired differences, so that SE > 0
-        rows[name]["final"] = dict(epoch=epoch, n_images=10_000, nll=90.0,
+        rows[name]["final"] = dict(epoch=epoch, n_images=10_000, k=5000, nll=90.0,
                                    per_example_log_px=list(log_px))
     lines = [line for line in ordering_lines(rows) if line.startswith("- ")]
     assert len(lines) == 3, lines

@@ -31,7 +31,10 @@ replacing its results); ``--table`` and the table after ``--final`` read the res
 ``--final`` evaluates the row's last checkpoint as the paper does, on every test image
 (K = ``--eval-k``), in chunks of ``--final-chunk`` images, each saved to ``<out>/final.json``
 as it ends, so that a stopped evaluation resumes at its next chunk. Chunk c is drawn with seed
-epoch + 1000 c: chunk 0 is then the stage-end evaluation of that epoch, taken from it.
+epoch + 1000 c: chunk 0 is then the stage-end evaluation of that epoch, taken from it. When
+the row has trained on since its last ``--final``, that complete evaluation is kept as
+``<out>/final_epoch<E>_k<K>.json`` before final.json starts over, and the table compares it
+with the other rows' at epoch E.
 """
 import argparse
 import json
@@ -42,7 +45,12 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.iwae_table.result_files import read_final, read_results, trained_epochs
+from experiments.iwae_table.result_files import (
+    keep_earlier_final,
+    read_final,
+    read_results,
+    trained_epochs,
+)
 from experiments.iwae_table.table import RESULTS, write_table
 
 ROOT = Path(__file__).resolve().parent
@@ -193,7 +201,8 @@ def start_or_resume(args, out, ends, pixel_means):
                  stage_ends=ends, stages=[],
                  epoch_seconds=[], train_loss=[])
     if args.restart:
-        for stale in (results_path, out / "final.json", checkpoint_path):
+        for stale in (results_path, out / "final.json", checkpoint_path,
+                      *sorted(out.glob("final_epoch*.json"))):
             if stale.exists():
                 stale.unlink()
                 print(f"--restart: removed {stale}", flush=True)
@@ -317,9 +326,10 @@ def evaluate_final(args):
     _, test_images = load_data(args)
     final = read_final(final_path) if final_path.exists() else None
     if final and (final["epoch"], final["k"], final["chunk"]) != (epoch, args.eval_k, chunk):
+        kept = keep_earlier_final(final_path, final) if "nll" in final else None
         print(f"final.json holds epoch {final['epoch']}, K = {final['k']}, chunks of "
-              f"{final['chunk']}: starting again for epoch {epoch}, K = {args.eval_k}, "
-              f"chunks of {chunk}", flush=True)
+              f"{final['chunk']}{f' (kept as {kept.name})' if kept else ''}: starting again "
+              f"for epoch {epoch}, K = {args.eval_k}, chunks of {chunk}", flush=True)
         final = None
     if final is None:
         final = dict(row=results["row"], epoch=epoch, k=args.eval_k, chunk=chunk,

@@ -34,13 +34,18 @@ def paired(a, b):
     return float(diff.mean()), float(diff.std(ddof=1) / math.sqrt(len(diff)))
 
 
-def evaluations(result):
-    """A row's evaluations by (epoch, test images): each stage's end, and its ``--final``
-    evaluation on all the test images when there is one."""
-    found = {(s["epoch"], s["n_images"]): s for s in result["stages"]}
+def all_finals(result):
+    """A row's complete ``--final`` evaluations, the kept earlier ones first."""
     final = result.get("final", {})
-    if "nll" in final:
-        found[(final["epoch"], final["n_images"])] = final
+    return [*result.get("earlier_finals", []), *([final] if "nll" in final else [])]
+
+
+def evaluations(result):
+    """A row's evaluations by (epoch, test images, K): each stage's end, and its ``--final``
+    evaluations on all the test images (the last and the kept earlier ones)."""
+    found = {(s["epoch"], s["n_images"], s["k"]): s for s in result["stages"]}
+    for final in all_finals(result):
+        found[(final["epoch"], final["n_images"], final["k"])] = final
     return found
 
 
@@ -56,8 +61,8 @@ def ordering_lines(rows):
             if reason is None:
                 continue
             of_behind = evaluations(rows[behind])
-            for (epoch, images), figures in sorted(evaluations(rows[ahead]).items()):
-                other = of_behind.get((epoch, images))
+            for (epoch, images, k), figures in sorted(evaluations(rows[ahead]).items()):
+                other = of_behind.get((epoch, images, k))
                 if other is None:
                     continue
                 mean, se = paired(figures["per_example_log_px"], other["per_example_log_px"])

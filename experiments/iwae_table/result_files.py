@@ -1,12 +1,15 @@
 """iwae_table's result files, read and checked: ``results.json`` (a row's training: the loss
-of every epoch, the evaluation at each stage's end) and ``final.json`` (``--final``: the last
-epoch on every test image). A file that is not what iwae_table wrote (truncated, hand-edited,
-a NaN) is refused with one line naming the file and the field, and the program exits
-non-zero: a row is never dropped from the table, nor printed as "nan", without a word.
+of every epoch, the evaluation at each stage's end), ``final.json`` (``--final``: the last
+epoch on every test image) and ``final_epoch<E>_k<K>.json`` (an earlier ``--final`` of the
+row, kept when the row trained on and was evaluated again). A file that is not what iwae_table
+wrote (truncated, hand-edited, a NaN) is refused with one line naming the file and the
+field, and the program exits non-zero: a row is never dropped from the table, nor printed
+as "nan", without a word.
 """
 import json
 import math
 import numbers
+import re
 
 STAGE_NUMBERS = ("nll", "nll_se", "negative_elbo", "negative_elbo_se")
 STAGE_COUNTS = ("epoch", "k", "n_images")
@@ -110,6 +113,50 @@ def read_final(path):
     if not _is_int(final.get("chunk")) or final["chunk"] < 1:
         _fail(path, "final.chunk", "an integer >= 1", final.get("chunk"))
     return final
+
+
+def earlier_final_path(folder, epoch, k):
+    """Where a row's complete ``--final`` of ``epoch`` (K = ``k``) is kept once another
+    evaluation replaces it in final.json."""
+    return folder / f"final_epoch{epoch}_k{k}.json"
+
+
+def keep_earlier_final(final_path, final):
+    """Before ``final_path`` starts over for another epoch (or K): keep its complete
+    evaluation ``final`` as final_epoch<E>_k<K>.json, so that the row's earlier epoch can
+    still be compared with other rows' at that epoch, on every test image. A copy with the
+    same content already there: nothing to do; a different one: refused, one line, nothing
+    moved."""
+    kept = earlier_final_path(final_path.parent, final["epoch"], final["k"])
+    if kept.exists():
+        if _load(kept) != final:
+            raise ResultsError(f"iwae_table --final: {final_path} holds a complete evaluation "
+                               f"of epoch {final['epoch']} and {kept} a different one; move "
+                               f"one of them away before --final starts another epoch")
+        return kept
+    from numvae.io.files import atomic_write_bytes  # whole or not at all
+    atomic_write_bytes(kept, final_path.read_bytes())  # final.json itself is replaced later
+    return kept
+
+
+def read_earlier_finals(folder):
+    """The row's kept ``--final`` evaluations (final_epoch<E>_k<K>.json), checked and
+    complete, in the order of their epochs."""
+    finals = []
+    for path in folder.glob("final_epoch*.json"):
+        match = re.fullmatch(r"final_epoch(\d+)_k(\d+)\.json", path.name)
+        if match is None:
+            continue
+        final = read_final(path)
+        if "nll" not in final:
+            raise ResultsError(f"iwae_table: {path} is an unfinished evaluation; expected the "
+                               f"complete evaluation of epoch {match.group(1)}")
+        for field, group in (("epoch", 1), ("k", 2)):
+            if final[field] != int(match.group(group)):
+                _fail(path, f"final.{field}", f"{match.group(group)}, as the file's name says",
+                      final[field])
+        finals.append(final)
+    return sorted(finals, key=lambda final: final["epoch"])
 
 
 def trained_epochs(results):

@@ -1,12 +1,12 @@
 """The table of ``python -m experiments.iwae_table --table``: every row's last stage (and
 its ``--final`` evaluation on all the test images) beside Burda et al.'s figures, the test
 NLL at each stage's end, paired differences and the paper's orderings, and the figure
-results/nll_vs_epochs.png. Reads the rows' results.json and final.json only."""
+results/nll_vs_epochs.png. Reads the rows' results.json and final*.json only."""
 from pathlib import Path
 
 from experiments.iwae_table import paper
-from experiments.iwae_table.orderings import ordering_lines, paired
-from experiments.iwae_table.result_files import read_final, read_results
+from experiments.iwae_table.orderings import all_finals, ordering_lines, paired
+from experiments.iwae_table.result_files import read_earlier_finals, read_final, read_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -43,6 +43,7 @@ def write_table(folder=RESULTS):
         result = read_results(path)
         if (path.parent / "final.json").exists():
             result["final"] = read_final(path.parent / "final.json")
+        result["earlier_finals"] = read_earlier_finals(path.parent)
         rows[result["row"]] = result
     lines = list(TABLE_HEAD)
     for name, result in rows.items():
@@ -78,22 +79,20 @@ def write_table(folder=RESULTS):
 
 
 def final_lines(rows):
-    """The rows evaluated by ``--final`` on every test image, as the paper's table is,
-    with their paired differences."""
-    finals = {name: result["final"] for name, result in rows.items()
-              if "nll" in result.get("final", {})}
+    """The rows evaluated by ``--final`` on every test image, as the paper's table is (a
+    row evaluated at two epochs twice), with the paired differences of two rows'."""
+    finals = [(name, final) for name, result in rows.items() for final in all_finals(result)]
     if not finals:
         return []
     lines = ["", "On all the test images, as in the paper (``--final``, at the epoch given):",
              "", *TABLE_HEAD]
-    for name, final in finals.items():
+    for name, final in finals:
         lines.append(table_row(name, final, rows[name]["args"]))
     lines += ["", "Paired differences on all the test images: NLL_a - NLL_b +- SE", ""]
-    names = list(finals)
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            mean, se = paired(finals[a]["per_example_log_px"], finals[b]["per_example_log_px"])
-            lines.append(f"- {a} (epoch {finals[a]['epoch']}) - {b} (epoch {finals[b]['epoch']}) "
+    for i, (a, final_a) in enumerate(finals):
+        for b, final_b in finals[i + 1:]:  # a row at two epochs too: what training gained
+            mean, se = paired(final_a["per_example_log_px"], final_b["per_example_log_px"])
+            lines.append(f"- {a} (epoch {final_a['epoch']}) - {b} (epoch {final_b['epoch']}) "
                          f"= {mean:+.2f} +- {se:.2f} nats ({abs(mean) / se:.0f} SE)")
     return lines
 
@@ -109,10 +108,10 @@ def plot_curves(rows, path):
         first = result["stages"][-1]["n_images"]
         ax.plot(epochs, nll, "o-", color=f"C{index}",
                 label=f"{name} (numvae, first {first:,} test images)")
-        final = result.get("final", {})
-        if "nll" in final:  # --final: all the test images
+        for number, final in enumerate(all_finals(result)):  # --final: all the test images
             ax.plot([final["epoch"]], [final["nll"]], "s", color=f"C{index}", fillstyle="none",
-                    markersize=9, label=f"{name}: all {final['n_images']:,} test images")
+                    markersize=9,
+                    label=None if number else f"{name}: all {final['n_images']:,} test images")
         nll_paper = paper_nll(result["args"])
         if nll_paper:
             ax.axhline(nll_paper, color=f"C{index}", linestyle=":", linewidth=0.8)
