@@ -11,8 +11,9 @@
 # zeta (z1, 100 units in the paper) sits under xi (z2, 50 units); every conditional is a
 # diagonal Gaussian from its own small network (`numvae.model.two_layer.TwoLayerVAE`,
 # docs/derivations.md section 18, eqs. H1-H8). zeta has two roles: it is decoded into x,
-# and it is the condition of q(xi|zeta); its prior p(zeta|xi) is what trains the upper
-# encoder (H6).
+# and it is the condition of q(xi|zeta). Its prior p(zeta|xi) is the only term that gives
+# the upper encoder a reason to carry information about x: the KL of xi alone would push
+# q(xi|zeta) to N(0, I) (H6).
 #
 # The model and its start are those of Burda et al.'s published code: the class's defaults
 # (two layers of 200 tanh units between x and zeta, two of 100 between zeta and xi,
@@ -76,6 +77,12 @@ def gradient_errors(rng):
 # images of E_q[u|x] exceeds 0.01; for xi, E_q[xi|x] averages q(xi|zeta)'s mean over draws
 # of zeta (H8). A unit that is not active carries nothing about x: the encoder sends it to
 # the same place for every image, and the prior takes over.
+#
+# "log p(x)" below is the importance-weighted bound L_K with K = 500 draws (50 with
+# `--quick`; I2). It sits above the ELBO for any K >= 1 and approaches log p(x) as K grows.
+# A model trained on the bound with K = 5 is fitted to a tighter bound than the ELBO, so its
+# L_K comes out higher (docs/burda.md: the IWAE's larger gap between the two, and its
+# higher log p(x)).
 
 # %%
 def train(objective, k, images, epochs, sizes):
@@ -100,6 +107,12 @@ def describe(model, test_images, eval_k):
 # decode each (the Bernoulli probabilities). The variance of the G * R images (summed over
 # pixels) splits into the part between the groups (what xi decides) and the part within
 # them (what zeta adds on its own): the share between is the fraction xi explains.
+#
+# Active units and this share measure two different sides. Active units measure the
+# encoder: how much E_q[xi|x] moves from one image to another. The share measures the
+# decoder: how much the mean of p(zeta|xi) moves with xi. Early in training p_z1 has not
+# yet learnt to use xi, so every unit of xi can be active while xi decides little; later
+# the KL switches most of xi's units off, and the few that stay decide much more.
 
 # %%
 def share_decided_by_xi(model, n_groups, n_repeats, rng):

@@ -1,7 +1,7 @@
 """A VAE with two stochastic layers (Burda, Grosse & Salakhutdinov 2016, section 5): zeta
 (z1, width M1) below, xi (z2, width M2) on top, every conditional a diagonal Gaussian from
 its own small network, every gradient by hand (docs/derivations.md, section 18, eqs.
-H1-H7; zeta and xi are that section's symbols).
+H1-H8; zeta and xi are that section's symbols).
 
     inference   q(zeta|x) q(xi|zeta):  x -> net ``q_z1`` -> zeta -> net ``q_z2`` -> xi
     generation  p(xi) p(zeta|xi) p(x|zeta):  xi ~ N(0, I) -> net ``p_z1`` -> zeta -> ``p_x`` -> x
@@ -15,8 +15,8 @@ What the one-layer words mean here:
 * ``decode(xi)``: the decoder's output at zeta = the mean of p(zeta|xi);
 * ``sample(n)``: drawn top-down, xi ~ p(xi), then zeta ~ p(zeta|xi), then the output.
 
-The parts are numvae's own: the posterior ``DiagonalGaussian`` (reparameterisation R1 and
-log q, K4, for both layers, and for the density p(zeta|xi)), the prior ``StandardNormal``
+The parts are numvae's own: the posterior ``DiagonalGaussian`` (reparameterisation R1,
+log q, I1, and its gradient, K4, for both layers, and for the density p(zeta|xi)), the prior ``StandardNormal``
 for p(xi), the likelihood (B3/B4 or G1/G2) for p(x|zeta), and the analytic KL (K1, K2)
 for KL(q(xi|zeta) || p(xi)) in the ELBO.
 """
@@ -290,8 +290,8 @@ class TwoLayerVAE:
             # H4: log p(zeta|xi), explicit partials in zeta and in p_z1's heads (K4's form)
             dz1_from_prior, dprior1 = self.posterior.log_prob_backward(
                 g["log_p_z1"].reshape(1, -1), c["density1"])
-            dz2, _ = self.p_z1.backward(dprior1, c["p_z1"])                   # into xi
-            dheads2, dz2 = self._top_layer_backward(dz2, g, cache, c)        # H6
+            dz2_from_prior, _ = self.p_z1.backward(dprior1, c["p_z1"])        # into xi
+            dheads2, dz2 = self._top_layer_backward(dz2_from_prior, g, cache, c)  # H6: all of xi's
             # H5 role 2: zeta conditions q(xi|zeta)
             dz1_from_q_z2, _ = self.q_z2.backward(dheads2, c["q_z2"])
             dz1_from_log_q, dheads1_q = self.posterior.log_prob_backward(g["log_q_z1"], c["post1"])
