@@ -27,3 +27,21 @@ def mnist_dir():
     if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").exists():
         pytest.skip("../shared/mnist is not present")
     return SHARED_MNIST
+
+
+@pytest.fixture(scope="module")
+def tiny_mnist(tmp_path_factory):
+    """A tiny MNIST written as IDX files (iwae_table_rows.write_tiny_mnist)."""
+    from iwae_table_rows import write_tiny_mnist
+    return write_tiny_mnist(tmp_path_factory.mktemp("tiny_mnist"))
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_mnist, tmp_path_factory):
+    """An iwae_table row (VAE k=1) trained through its first stage (epoch 1) on the tiny
+    MNIST, to copy and damage."""
+    from experiments.iwae_table import iwae_table
+    from iwae_table_rows import options
+    results_dir = tmp_path_factory.mktemp("trained")
+    iwae_table.main(options(tiny_mnist, results_dir, "--stages", "1"))
+    return results_dir

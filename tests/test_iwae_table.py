@@ -14,42 +14,10 @@ import pytest
 
 from experiments.iwae_table import iwae_table
 from experiments.iwae_table.table import table_row
-from numvae.io.idx import write_idx
+from iwae_table_rows import copy_of, kept_final, options
 from numvae.training.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def tiny_mnist(tmp_path_factory):
-    """The four MNIST files, 60 training and 30 test images of random grey levels."""
-    folder = tmp_path_factory.mktemp("tiny_mnist")
-    rng = np.random.default_rng(0)
-    for prefix, n in (("train", 60), ("t10k", 30)):
-        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz",
-                  rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
-        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz",
-                  rng.integers(0, 10, n, dtype=np.uint8))
-    return folder
-
-
-def options(data_dir, results_dir, *more):
-    """A VAE k=1 row on the tiny data: batch 20, so 3 steps an epoch; K = 4 on 10 images."""
-    return ["--model", "vae", "--k", "1", "--eval-k", "4", "--eval-images", "10",
-            "--data-dir", str(data_dir), "--results-dir", str(results_dir), *more]
-
-
-@pytest.fixture(scope="module")
-def trained(tiny_mnist, tmp_path_factory):
-    """A row trained through its first stage (epoch 1), to copy and damage."""
-    results_dir = tmp_path_factory.mktemp("trained")
-    iwae_table.main(options(tiny_mnist, results_dir, "--stages", "1"))
-    return results_dir
-
-
-def copy_of(trained, tmp_path):
-    shutil.copytree(trained, tmp_path / "rows")
-    return tmp_path / "rows", tmp_path / "rows" / "vae_k1"
 
 
 def without_seconds(stages):
@@ -134,12 +102,6 @@ def damage_final_nan(row):
     (row / "final.json").write_text(json.dumps(dict(
         row="vae_k1", epoch=1, k=4, chunk=10, n_images=2, per_example_log_px=[-1.0, -2.0],
         nll=float("nan"), nll_se=0.5, negative_elbo=3.0, negative_elbo_se=0.1)))
-
-
-def kept_final(epoch, k, nll=90.0):
-    return dict(row="vae_k1", epoch=epoch, k=k, chunk=10, n_images=2,
-                per_example_log_px=[-1.0, -2.0], nll=nll, nll_se=0.5, negative_elbo=3.0,
-                negative_elbo_se=0.1)
 
 
 def damage_kept_final_unfinished(row):
@@ -227,59 +189,6 @@ def test_a_final_row_needs_no_checkpoint_and_an_unfinished_one_is_refused(traine
         row="vae_k1", epoch=1, k=4, chunk=10, per_example_log_px=done["per_example_log_px"][:10])))
     with pytest.raises(SystemExit, match="resume/checkpoint.npz is missing and .* is incomplete"):
         iwae_table.main(final)
-
-
-def test_a_later_final_keeps_the_earlier_one_and_the_table_compares_them(trained, tiny_mnist,
-                                                                          tmp_path):
-    """--final after the row trained on: the complete evaluation of the earlier epoch is kept
-    as final_epoch<E>_k<K>.json (never overwritten by a different one), the table lists
-    both, with their paired difference; --restart removes the kept one too."""
-    rows, row = copy_of(trained, tmp_path)
-    final = options(tiny_mnist, rows, "--final", "--final-chunk", "10")
-    iwae_table.main(final)
-    epoch_1 = json.loads((row / "final.json").read_text())
-    iwae_table.main(options(tiny_mnist, rows, "--stages", "2"))  # on to epoch 4
-    iwae_table.main(final)
-    epoch_4 = json.loads((row / "final.json").read_text())
-    assert (epoch_1["epoch"], epoch_4["epoch"]) == (1, 4)
-    assert json.loads((row / "final_epoch1_k4.json").read_text()) == epoch_1
-    table = (rows / "iwae_table.md").read_text().split("On all the test images")[1]
-    assert f"| vae_k1 | 1 | {epoch_1['nll']:.2f} +- " in table
-    assert f"| vae_k1 | 4 | {epoch_4['nll']:.2f} +- " in table
-    gain = np.mean(np.subtract(epoch_4["per_example_log_px"], epoch_1["per_example_log_px"]))
-    assert f"- vae_k1 (epoch 1) - vae_k1 (epoch 4) = {gain:+.2f} +- " in table
-    # a different evaluation of epoch 1 already kept: refused, nothing moved or rewritten
-    (row / "final_epoch1_k4.json").write_text(json.dumps(kept_final(1, 4)))
-    (row / "final.json").write_text(json.dumps(epoch_1))
-    with pytest.raises(SystemExit, match="holds a complete evaluation of epoch 1 and .*"
-                                         "final_epoch1_k4.json a different one"):
-        iwae_table.main(final)
-    assert json.loads((row / "final.json").read_text()) == epoch_1
-    assert json.loads((row / "final_epoch1_k4.json").read_text()) == kept_final(1, 4)
-    iwae_table.main(options(tiny_mnist, rows, "--stages", "1", "--restart"))
-    assert sorted(p.name for p in row.glob("final*.json")) == []
-
-
-def test_kept_finals_meet_the_other_rows_at_their_epoch():
-    """A row's kept --final (epoch 121) is compared with another row's --final at 121."""
-    from experiments.iwae_table.orderings import ordering_lines
-    log_px = np.random.default_rng(3).normal(-90, 5, 10_000)
-    spread = np.where(np.arange(10_000) % 2, 0.01, -0.01)  # mean 0, so that SE > 0
-
-    def final(epoch, shift):
-        return dict(epoch=epoch, n_images=10_000, k=5000, nll=90.0,
-                    per_example_log_px=list(log_px + shift))
-
-    def row(layers, finals):
-        stage = dict(epoch=1, n_images=10, k=5000, per_example_log_px=[-90.0] * 10)
-        return dict(args=dict(layers=layers, model="iwae", k=50, posterior="diagonal_gaussian"),
-                    stages=[stage], final=finals[-1], earlier_finals=finals[:-1])
-    rows = {"iwae_k50": row(1, [final(121, 0.0), final(364, 1.0)]),
-            "iwae_k50_2layers": row(2, [final(121, 2.0 + spread)])}
-    lines = [line for line in ordering_lines(rows) if line.startswith("- ")]
-    assert len(lines) == 2, lines  # the stages at epoch 1, and the finals at 121
-    assert lines[1].startswith("- two layers ahead of one (iwae k=50), epoch 121 (10,000 test "
-                               "images): iwae_k50_2layers - iwae_k50 = -2.00 +- 0.00 nats")
 
 
 def test_a_two_layer_row_resumes_exactly_and_shows_each_layers_active_units(tiny_mnist,

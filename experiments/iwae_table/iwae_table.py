@@ -31,10 +31,8 @@ replacing its results); ``--table`` and the table after ``--final`` read the res
 ``--final`` evaluates the row's last checkpoint as the paper does, on every test image
 (K = ``--eval-k``), in chunks of ``--final-chunk`` images, each saved to ``<out>/final.json``
 as it ends, so that a stopped evaluation resumes at its next chunk. Chunk c is drawn with seed
-epoch + 1000 c: chunk 0 is then the stage-end evaluation of that epoch, taken from it. When
-the row has trained on since its last ``--final``, that complete evaluation is kept as
-``<out>/final_epoch<E>_k<K>.json`` before final.json starts over, and the table compares it
-with the other rows' at epoch E.
+epoch + 1000 c: chunk 0 is then the stage-end evaluation of that epoch, taken from it. An
+earlier complete evaluation is kept, not replaced: ``result_files.keep_earlier_final``.
 """
 import argparse
 import json
@@ -46,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.iwae_table.result_files import (
+    earlier_final_paths,
     keep_earlier_final,
     read_final,
     read_results,
@@ -202,7 +201,7 @@ def start_or_resume(args, out, ends, pixel_means):
                  epoch_seconds=[], train_loss=[])
     if args.restart:
         for stale in (results_path, out / "final.json", checkpoint_path,
-                      *sorted(out.glob("final_epoch*.json"))):
+                      *earlier_final_paths(out)):
             if stale.exists():
                 stale.unlink()
                 print(f"--restart: removed {stale}", flush=True)
@@ -325,11 +324,15 @@ def evaluate_final(args):
     epoch, chunk = saved.train_state["epoch"], args.final_chunk
     _, test_images = load_data(args)
     final = read_final(final_path) if final_path.exists() else None
+    complete = bool(final) and "nll" in final
+    if complete and (final["epoch"], final["k"]) == (epoch, args.eval_k):
+        chunk = final["chunk"]  # every image done: another chunk would change the seeds only
     if final and (final["epoch"], final["k"], final["chunk"]) != (epoch, args.eval_k, chunk):
-        kept = keep_earlier_final(final_path, final) if "nll" in final else None
+        kept = keep_earlier_final(final_path, final) if complete else None
+        note = f" (kept as {kept.name})" if kept else " (unfinished: dropped)"
         print(f"final.json holds epoch {final['epoch']}, K = {final['k']}, chunks of "
-              f"{final['chunk']}{f' (kept as {kept.name})' if kept else ''}: starting again "
-              f"for epoch {epoch}, K = {args.eval_k}, chunks of {chunk}", flush=True)
+              f"{final['chunk']}{note}: starting again for epoch {epoch}, K = {args.eval_k}, "
+              f"chunks of {chunk}", flush=True)
         final = None
     if final is None:
         final = dict(row=results["row"], epoch=epoch, k=args.eval_k, chunk=chunk,
@@ -338,6 +341,8 @@ def evaluate_final(args):
                  and s["n_images"] == chunk]
         if stage:  # chunk 0, seed = epoch: the stage-end evaluation itself
             final["per_example_log_px"] = list(stage[0]["per_example_log_px"])
+        # at once: the kept copy never sits beside the evaluation it was copied from
+        write_json(final_path, final)
     start = time.perf_counter()
     while len(final["per_example_log_px"]) < len(test_images):
         c = len(final["per_example_log_px"]) // chunk

@@ -34,6 +34,12 @@ def paired(a, b):
     return float(diff.mean()), float(diff.std(ddof=1) / math.sqrt(len(diff)))
 
 
+def difference_text(mean, se):
+    """``+m.mm +- s.ss nats (N SE)``; two identical evaluations (se 0, mean 0): "(identical)"."""
+    size = "identical" if se == 0 else f"{abs(mean) / se:.0f} SE"
+    return f"{mean:+.2f} +- {se:.2f} nats ({size})"
+
+
 def all_finals(result):
     """A row's complete ``--final`` evaluations, the kept earlier ones first."""
     final = result.get("final", {})

@@ -1,4 +1,4 @@
-"""iwae_table's result files, read and checked: ``results.json`` (a row's training: the loss
+"""iwae_table's result files, read and checked (and an earlier ``--final`` kept): ``results.json`` (a row's training: the loss
 of every epoch, the evaluation at each stage's end), ``final.json`` (``--final``: the last
 epoch on every test image) and ``final_epoch<E>_k<K>.json`` (an earlier ``--final`` of the
 row, kept when the row trained on and was evaluated again). A file that is not what iwae_table
@@ -115,18 +115,31 @@ def read_final(path):
     return final
 
 
+# the one name of a kept evaluation: written, read and (by --restart) removed by this pattern
+EARLIER_FINAL_NAME = "final_epoch{epoch}_k{k}.json"
+EARLIER_FINAL_PATTERN = re.compile(r"final_epoch(\d+)_k(\d+)\.json")
+
+
 def earlier_final_path(folder, epoch, k):
     """Where a row's complete ``--final`` of ``epoch`` (K = ``k``) is kept once another
     evaluation replaces it in final.json."""
-    return folder / f"final_epoch{epoch}_k{k}.json"
+    return folder / EARLIER_FINAL_NAME.format(epoch=epoch, k=k)
+
+
+def earlier_final_paths(folder):
+    """The row's kept evaluations: the files of ``folder`` named as ``earlier_final_path``
+    names them (no other file), sorted by name."""
+    return sorted(path for path in folder.glob("final_epoch*.json")
+                  if EARLIER_FINAL_PATTERN.fullmatch(path.name))
 
 
 def keep_earlier_final(final_path, final):
-    """Before ``final_path`` starts over for another epoch (or K): keep its complete
-    evaluation ``final`` as final_epoch<E>_k<K>.json, so that the row's earlier epoch can
-    still be compared with other rows' at that epoch, on every test image. A copy with the
-    same content already there: nothing to do; a different one: refused, one line, nothing
-    moved."""
+    """Before ``final_path`` starts over for another epoch or K (the row trained on since
+    its last ``--final``): keep its complete evaluation ``final`` as
+    final_epoch<E>_k<K>.json, which the table lists beside the new one (what the extra
+    epochs gained) and compares with the other rows' at epoch E, on every test image. A
+    copy with the same content already there: nothing to do; a different one: refused, one
+    line, nothing moved. ``--restart`` removes the kept files (``earlier_final_paths``)."""
     kept = earlier_final_path(final_path.parent, final["epoch"], final["k"])
     if kept.exists():
         if _load(kept) != final:
@@ -143,10 +156,8 @@ def read_earlier_finals(folder):
     """The row's kept ``--final`` evaluations (final_epoch<E>_k<K>.json), checked and
     complete, in the order of their epochs."""
     finals = []
-    for path in folder.glob("final_epoch*.json"):
-        match = re.fullmatch(r"final_epoch(\d+)_k(\d+)\.json", path.name)
-        if match is None:
-            continue
+    for path in earlier_final_paths(folder):
+        match = EARLIER_FINAL_PATTERN.fullmatch(path.name)
         final = read_final(path)
         if "nll" not in final:
             raise ResultsError(f"iwae_table: {path} is an unfinished evaluation; expected the "

@@ -5,7 +5,12 @@ results/nll_vs_epochs.png. Reads the rows' results.json and final*.json only."""
 from pathlib import Path
 
 from experiments.iwae_table import paper
-from experiments.iwae_table.orderings import all_finals, ordering_lines, paired
+from experiments.iwae_table.orderings import (
+    all_finals,
+    difference_text,
+    ordering_lines,
+    paired,
+)
 from experiments.iwae_table.result_files import read_earlier_finals, read_final, read_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -67,8 +72,7 @@ def write_table(folder=RESULTS):
                 if sa["n_images"] != sb["n_images"]:
                     continue
                 mean, se = paired(sa["per_example_log_px"], sb["per_example_log_px"])
-                lines.append(f"- epoch {epoch}: {a} - {b} = {mean:+.2f} +- {se:.2f} nats "
-                             f"({abs(mean) / se:.0f} SE)")
+                lines.append(f"- epoch {epoch}: {a} - {b} = {difference_text(mean, se)}")
     lines += ordering_lines(rows)
     lines += final_lines(rows)
     text = "\n".join(lines) + "\n"
@@ -88,12 +92,15 @@ def final_lines(rows):
              "", *TABLE_HEAD]
     for name, final in finals:
         lines.append(table_row(name, final, rows[name]["args"]))
-    lines += ["", "Paired differences on all the test images: NLL_a - NLL_b +- SE", ""]
+    lines += ["", "Paired differences on all the test images (two rows at the same epoch, or "
+                  "one row at two epochs: what training gained): NLL_a - NLL_b +- SE", ""]
     for i, (a, final_a) in enumerate(finals):
-        for b, final_b in finals[i + 1:]:  # a row at two epochs too: what training gained
+        for b, final_b in finals[i + 1:]:
+            if a != b and final_a["epoch"] != final_b["epoch"]:
+                continue  # two rows at different epochs do not compare
             mean, se = paired(final_a["per_example_log_px"], final_b["per_example_log_px"])
             lines.append(f"- {a} (epoch {final_a['epoch']}) - {b} (epoch {final_b['epoch']}) "
-                         f"= {mean:+.2f} +- {se:.2f} nats ({abs(mean) / se:.0f} SE)")
+                         f"= {difference_text(mean, se)}")
     return lines
 
 

@@ -15,10 +15,9 @@ What the one-layer words mean here:
 * ``decode(xi)``: the decoder's output at zeta = the mean of p(zeta|xi);
 * ``sample(n)``: drawn top-down, xi ~ p(xi), then zeta ~ p(zeta|xi), then the output.
 
-The parts are numvae's own: the posterior ``DiagonalGaussian`` (reparameterisation R1,
-log q, I1, and its gradient, K4, for both layers, and for the density p(zeta|xi)), the prior ``StandardNormal``
-for p(xi), the likelihood (B3/B4 or G1/G2) for p(x|zeta), and the analytic KL (K1, K2)
-for KL(q(xi|zeta) || p(xi)) in the ELBO.
+The parts are numvae's own: ``DiagonalGaussian`` (reparameterisation R1, log q, I1, its
+gradient, K4) for both posteriors and the density p(zeta|xi), ``StandardNormal`` for p(xi),
+the likelihood (B3/B4 or G1/G2) for p(x|zeta), the analytic KL (K1, K2) of the ELBO.
 """
 import numpy as np
 
@@ -304,12 +303,14 @@ class TwoLayerVAE:
                     dz1_from_q_z2=dz1_from_q_z2, dz1_from_log_q=dz1_from_log_q, dz1=dz1,
                     dz2=dz2, dheads_z2=dheads2, dheads_z1=dheads1)
 
-    def _top_layer_backward(self, dz2, g, cache, c):
-        """H6: xi's gradient from p(zeta|xi)'s network (``dz2`` in), log p(xi) and log q(xi|zeta)
-        (the IWAE's, K4), then through xi's reparameterisation (V3) to q(xi|zeta)'s heads,
-        where the analytic KL's gradient (K2, the ELBO's) adds. Returns (heads, dz2)."""
+    def _top_layer_backward(self, dz2_from_prior, g, cache, c):
+        """H6: xi's gradient from p(zeta|xi)'s network (``dz2_from_prior`` in), log p(xi) and
+        log q(xi|zeta) (the IWAE's, K4), then through xi's reparameterisation (V3) to
+        q(xi|zeta)'s heads, where the analytic KL's gradient (K2, the ELBO's) adds. Returns
+        (heads, dz2: all of xi's gradient)."""
         post2 = c["post2"]
         dheads = {name: 0.0 for name in self.posterior.heads}
+        dz2 = dz2_from_prior
         if g["log_p_z2"] is not None:
             dz2 = dz2 + self.prior.log_prob_backward(g["log_p_z2"].reshape(-1), cache["z2"])
         if g["log_q_z2"] is not None:
