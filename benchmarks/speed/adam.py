@@ -40,7 +40,7 @@ def worker_adam(cfg):
         train()
     optimizer = make_optimizer(cfg["optimizer"], model.params, cfg.get("chunk") or 32768)
     if cfg["optimizer"] == "fast":  # the chunk sizes are what is compared: no layout tuning
-        optimizer.use_layout("slices")
+        optimizer.use_layout("slices on threads")
     grads = model.grads
     for _ in range(5):  # warm-up: page faults of the moments
         optimizer.step(grads)

@@ -15,13 +15,15 @@ and only changes how the work is laid out in memory:
 * on threads: with more than one (``numvae.nn.threads``), the slices are shared out among
   them, the same arithmetic on every entry;
 * the layout, tuned (``FastAdam.tune_slices``): during its first steps FastAdam updates by
-  turns in ``chunk``-sized slices (on the threads if they are on), in one slice (the whole
-  buffer, one call per operation) and in ranges shared out among the threads (two per
-  thread, taken by whichever thread asks first), timing each, and keeps the
-  fastest. All visit every entry with the same arithmetic, so the numbers are the same to
-  the bit; which is fastest depends on the CPU and on whether the second core is free
-  (issue 26, docs/performance.md: slices on the Intel Xeon, one slice on the AMD EPYC,
-  where a call per slice and operation costs more than the smaller slices save);
+  turns in ``chunk``-sized slices on the calling thread, the same slices shared out among
+  the threads (if they are on), in one slice (the whole buffer, one call per operation)
+  and in ranges shared out among the threads (two per thread, taken by whichever thread
+  asks first), timing each, and keeps the fastest. All visit every entry with the same
+  arithmetic, so the numbers are the same to the bit; which is fastest depends on the CPU
+  and on whether the second core is free (issue 26, docs/performance.md: slices on the
+  Intel Xeon, one slice on the AMD EPYC, where a call per slice and operation costs more
+  than the smaller slices save; with the BLAS on two threads, its worker spinning after
+  each product can make every threaded layout slower than one thread's slices);
 * a denormal flush: every ``flush_every`` steps, moment entries below ``tiny`` in
   magnitude are set to 0. Where a gradient is exactly zero (a pixel that is always
   black), m decays geometrically into float32 denormal numbers, which CPUs handle very
@@ -89,10 +91,11 @@ class FastAdam(Adam):
     cache of current x86 CPUs."""
 
     # FAST PATH switch: time the LAYOUTS by turns, TUNING_STEPS steps each (after the
-    # first step), then keep the fastest; False: always "slices", as without tuning
+    # first step), then keep the fastest; False: always "slices on threads", as without
+    # tuning
     tune_slices = True
     TUNING_STEPS = 8
-    LAYOUTS = ("slices", "whole", "whole on threads")
+    LAYOUTS = ("slices", "slices on threads", "whole", "whole on threads")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, *, flush_every=50,
                  tiny=1e-30, chunk=32768):
@@ -184,9 +187,9 @@ class FastAdam(Adam):
 
     def _layout_now(self):
         """This step's layout: the tuned one, or while tuning the first with the fewest
-        timed steps (so the LAYOUTS take turns); "slices" with the tuning off."""
+        timed steps (so the LAYOUTS take turns); "slices on threads" with the tuning off."""
         if not self.tune_slices:
-            return "slices"
+            return "slices on threads"
         if self._layout is not None:
             return self._layout
         return min(self.LAYOUTS, key=lambda layout: len(self._tuning[layout]))
@@ -202,7 +205,7 @@ class FastAdam(Adam):
             self._layout = min(self.LAYOUTS,
                                key=lambda name: statistics.median(self._tuning[name]))
 
-    def _update(self, param, g, m, v, step_size, eps_hat, flush, layout="slices"):
+    def _update(self, param, g, m, v, step_size, eps_hat, flush, layout="slices on threads"):
         """One Adam update of ``param`` in place, slice by slice (all arrays of one shape);
         another ``layout`` (the tuned FAST PATH, the same numbers): ``_update_whole``."""
         if not all(a.flags.c_contiguous for a in (param, g, m, v)):
@@ -210,10 +213,11 @@ class FastAdam(Adam):
             return self._update_slice(param, g, m, v, step_size, eps_hat, flush,
                                       np.empty_like(param))
         param, g, m, v = (a.reshape(-1) for a in (param, g, m, v))  # views: contiguous
-        if layout != "slices":
+        if layout.startswith("whole"):
             return self._update_whole(param, g, m, v, step_size, eps_hat, flush,
                                       layout == "whole on threads")
-        if worth_splitting(param.size):  # the faster path (below): the same slices, on threads
+        if layout == "slices on threads" and worth_splitting(param.size):
+            # the faster path (below): the same slices, on threads
             return self._update_on_threads(param, g, m, v, step_size, eps_hat, flush)
         for start in range(0, param.size, self.chunk):
             span = slice(start, start + self.chunk)
