@@ -228,11 +228,18 @@ def test_iwae_table_final_covers_every_test_image_and_resumes(mnist_dir, tmp_pat
     again = json.loads((out / "final.json").read_text())
     assert again["per_example_log_px"][:5000] == [-2000.0] * 5000
     assert again["per_example_log_px"][5000:] == final["per_example_log_px"][5000:]
-    # another chunk size: the old figures are dropped, and it says so
+    # another chunk size on a complete evaluation: kept as it is (only the seeds would
+    # change), and it says so; on an unfinished one: dropped, started again, and it says so
     capsys.readouterr()
     table.main(common + ["--final", "--final-chunk", "5000"])
-    assert "starting again" in capsys.readouterr().out
+    assert "kept, not drawn again in chunks of 5000" in capsys.readouterr().out
+    assert json.loads((out / "final.json").read_text())["per_example_log_px"] \
+        == again["per_example_log_px"]
+    (out / "final.json").write_text(json.dumps(stopped))
+    table.main(common + ["--final", "--final-chunk", "5000"])
+    assert "(unfinished: dropped): starting again" in capsys.readouterr().out
     assert -2000.0 not in json.loads((out / "final.json").read_text())["per_example_log_px"]
+    assert not list(out.glob("final_epoch*.json"))  # nothing kept: the same epoch and K
 
 
 def test_iwae_table_final_refuses_a_row_never_trained_and_a_bad_chunk(tmp_path, capsys):
@@ -241,7 +248,7 @@ def test_iwae_table_final_refuses_a_row_never_trained_and_a_bad_chunk(tmp_path, 
         table.main(["--final", "--out", str(tmp_path / "none")])
     with pytest.raises(SystemExit):
         table.main(["--final", "--final-chunk", "0", "--out", str(tmp_path / "none")])
-    assert "--final-chunk: expected an integer of at least 1, got '0'" in capsys.readouterr().err
+    assert "--final-chunk: expected an integer from 1 to 10,000, got '0'" in capsys.readouterr().err
 
 
 def test_the_pytorch_sides_run_the_package_mirror(cache):

@@ -57,7 +57,7 @@ def test_kept_finals_meet_the_other_rows_at_their_epoch():
     def row(layers, finals):
         stage = dict(epoch=1, n_images=10, k=5000, per_example_log_px=[-90.0] * 10)
         return dict(args=dict(layers=layers, model="iwae", k=50, posterior="diagonal_gaussian"),
-                    stages=[stage], final=finals[-1], earlier_finals=finals[:-1])
+                    stages=[stage], finals=finals)
     rows = {"iwae_k50": row(1, [final(121, 0.0), final(364, 1.0)]),
             "iwae_k50_2layers": row(2, [final(121, 2.0 + spread)])}
     lines = [line for line in ordering_lines(rows) if line.startswith("- ")]
@@ -111,7 +111,7 @@ def test_two_identical_evaluations_are_said_identical_not_divided_by_zero():
                  per_example_log_px=[-1.0, -2.0])
     rows = {"vae_k1": dict(args=dict(layers=1, model="vae", k=1,
                                      posterior="diagonal_gaussian"),
-                           final=final, earlier_finals=[dict(final)])}
+                           finals=[dict(final), final])}
     lines = [line for line in final_lines(rows) if line.startswith("- ")]
     assert lines == ["- vae_k1 (epoch 4) - vae_k1 (epoch 4) = +0.00 +- 0.00 nats (identical)"]
 
@@ -125,7 +125,7 @@ def test_rows_at_different_epochs_are_not_paired_on_all_images():
 
     def row(model, k, finals):
         return dict(args=dict(layers=1, model=model, k=k, posterior="diagonal_gaussian"),
-                    final=finals[-1], earlier_finals=finals[:-1])
+                    finals=finals)
     rows = {"vae_k1": row("vae", 1, [final(121, 0.0), final(364, 0.1)]),
             "iwae_k5": row("iwae", 5, [final(121, 0.3)])}
     lines = [line for line in final_lines(rows) if line.startswith("- ")]

@@ -51,23 +51,13 @@ from experiments.iwae_table.result_files import (
     trained_epochs,
 )
 from experiments.iwae_table.table import RESULTS, write_table
+from numvae.commands.common import int_in
 
 ROOT = Path(__file__).resolve().parent
 
 TEST_SEED = 2016  # the test images are binarised once, with this seed
 # what every row's checkpoint records (read by numvae evaluate, plot and inspect)
 DATA_PREPARATION = dict(dataset="mnist", binarize=True, test_binarize_seed=TEST_SEED)
-
-
-def positive_int(text):
-    """argparse type: an integer of at least 1, else an error naming what came."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer of at least 1, got {text!r}")
-    return value
 
 
 def parse_args(argv=None):
@@ -96,7 +86,7 @@ def parse_args(argv=None):
     parser.add_argument("--table", action="store_true", help="only write the table")
     parser.add_argument("--final", action="store_true",
                         help="evaluate the last checkpoint on all the test images")
-    parser.add_argument("--final-chunk", type=positive_int, default=1000,
+    parser.add_argument("--final-chunk", type=int_in(1, 10_000), default=1000,
                         help="test images per saved chunk of --final")
     parser.add_argument("--restart", action="store_true",
                         help="train the row from epoch 0 again, replacing its results.json "
@@ -115,7 +105,8 @@ def build_model(args, pixel_means):
     import numvae
     if args.layers == 2:  # Burda et al.'s code: 200-200 to z1 (100 units), 100-100 to z2 (50)
         if args.posterior != "diagonal_gaussian":
-            raise SystemExit("iwae_table: --layers 2 has diagonal Gaussian layers only (no --posterior)")
+            raise SystemExit("iwae_table: --layers 2 has diagonal Gaussian layers only "
+                             "(no --posterior)")
         from numvae.model.two_layer import TwoLayerVAE
         # the widths and the start of Burda et al.'s published code (docs/burda.md, "Why the
         # two-layer rows started behind"): Glorot's uniform weights, zero biases, the output
@@ -325,8 +316,11 @@ def evaluate_final(args):
     _, test_images = load_data(args)
     final = read_final(final_path) if final_path.exists() else None
     complete = bool(final) and "nll" in final
-    if complete and (final["epoch"], final["k"]) == (epoch, args.eval_k):
-        chunk = final["chunk"]  # every image done: another chunk would change the seeds only
+    done = complete and (final["epoch"], final["k"]) == (epoch, args.eval_k)  # every image
+    if done and final["chunk"] != chunk:
+        print(f"final.json holds every test image of epoch {epoch}, K = {args.eval_k}, in chunks "
+              f"of {final['chunk']}: kept, not drawn again in chunks of {chunk}", flush=True)
+        chunk = final["chunk"]  # another chunk size would change the seeds only
     if final and (final["epoch"], final["k"], final["chunk"]) != (epoch, args.eval_k, chunk):
         kept = keep_earlier_final(final_path, final) if complete else None
         note = f" (kept as {kept.name})" if kept else " (unfinished: dropped)"

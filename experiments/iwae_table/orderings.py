@@ -40,17 +40,11 @@ def difference_text(mean, se):
     return f"{mean:+.2f} +- {se:.2f} nats ({size})"
 
 
-def all_finals(result):
-    """A row's complete ``--final`` evaluations, the kept earlier ones first."""
-    final = result.get("final", {})
-    return [*result.get("earlier_finals", []), *([final] if "nll" in final else [])]
-
-
 def evaluations(result):
     """A row's evaluations by (epoch, test images, K): each stage's end, and its ``--final``
-    evaluations on all the test images (the last and the kept earlier ones)."""
+    evaluations on all the test images (``finals``, as ``result_files.read_row`` reads a row)."""
     found = {(s["epoch"], s["n_images"], s["k"]): s for s in result["stages"]}
-    for final in all_finals(result):
+    for final in result.get("finals", []):
         found[(final["epoch"], final["n_images"], final["k"])] = final
     return found
 

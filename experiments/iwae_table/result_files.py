@@ -1,10 +1,10 @@
-"""iwae_table's result files, read and checked (and an earlier ``--final`` kept): ``results.json`` (a row's training: the loss
+"""iwae_table's result files, read and checked: ``results.json`` (a row's training: the loss
 of every epoch, the evaluation at each stage's end), ``final.json`` (``--final``: the last
 epoch on every test image) and ``final_epoch<E>_k<K>.json`` (an earlier ``--final`` of the
-row, kept when the row trained on and was evaluated again). A file that is not what iwae_table
-wrote (truncated, hand-edited, a NaN) is refused with one line naming the file and the
-field, and the program exits non-zero: a row is never dropped from the table, nor printed
-as "nan", without a word.
+row, kept here by ``keep_earlier_final`` when the row trained on and was evaluated again).
+A file that is not what iwae_table wrote (truncated, hand-edited, a NaN) is refused with one
+line naming the file and the field, and the program exits non-zero: a row is never dropped
+from the table, nor printed as "nan", without a word.
 """
 import json
 import math
@@ -168,6 +168,16 @@ def read_earlier_finals(folder):
                       final[field])
         finals.append(final)
     return sorted(finals, key=lambda final: final["epoch"])
+
+
+def read_row(folder):
+    """A row of the table: its results.json, checked, with ``finals``: its complete
+    ``--final`` evaluations on all the test images, the kept earlier ones first (an
+    unfinished final.json is left out)."""
+    results = read_results(folder / "results.json")
+    final = read_final(folder / "final.json") if (folder / "final.json").exists() else {}
+    return dict(results, finals=[*read_earlier_finals(folder), *([final] if "nll" in final
+                                                                 else [])])
 
 
 def trained_epochs(results):

@@ -6,12 +6,11 @@ from pathlib import Path
 
 from experiments.iwae_table import paper
 from experiments.iwae_table.orderings import (
-    all_finals,
     difference_text,
     ordering_lines,
     paired,
 )
-from experiments.iwae_table.result_files import read_earlier_finals, read_final, read_results
+from experiments.iwae_table.result_files import read_row
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -45,11 +44,8 @@ def write_table(folder=RESULTS):
     differences of rows evaluated at the same epoch on the same images."""
     rows = {}
     for path in sorted(folder.glob("*/results.json")):
-        result = read_results(path)
-        if (path.parent / "final.json").exists():
-            result["final"] = read_final(path.parent / "final.json")
-        result["earlier_finals"] = read_earlier_finals(path.parent)
-        rows[result["row"]] = result
+        row = read_row(path.parent)
+        rows[row["row"]] = row
     lines = list(TABLE_HEAD)
     for name, result in rows.items():
         lines.append(table_row(name, result["stages"][-1], result["args"]))
@@ -85,7 +81,7 @@ def write_table(folder=RESULTS):
 def final_lines(rows):
     """The rows evaluated by ``--final`` on every test image, as the paper's table is (a
     row evaluated at two epochs twice), with the paired differences of two rows'."""
-    finals = [(name, final) for name, result in rows.items() for final in all_finals(result)]
+    finals = [(name, final) for name, result in rows.items() for final in result["finals"]]
     if not finals:
         return []
     lines = ["", "On all the test images, as in the paper (``--final``, at the epoch given):",
@@ -115,7 +111,7 @@ def plot_curves(rows, path):
         first = result["stages"][-1]["n_images"]
         ax.plot(epochs, nll, "o-", color=f"C{index}",
                 label=f"{name} (numvae, first {first:,} test images)")
-        for number, final in enumerate(all_finals(result)):  # --final: all the test images
+        for number, final in enumerate(result["finals"]):  # --final: all the test images
             ax.plot([final["epoch"]], [final["nll"]], "s", color=f"C{index}", fillstyle="none",
                     markersize=9,
                     label=None if number else f"{name}: all {final['n_images']:,} test images")
