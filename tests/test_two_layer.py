@@ -175,10 +175,46 @@ def test_safetensors_round_trip(tmp_path):
     assert loaded.dtype == np.float64
 
 
-def test_the_inspector_refuses_in_one_line():
+@pytest.mark.parametrize("objective", ["elbo", "iwae"])
+def test_the_inspector_traces_both_layers_and_checks_every_parameter(objective):
+    """numvae inspect on the two-layer model (issue 25): forward rows network by network in
+    the order of eq. H1, zeta's four paths (H5) that add up to d z1, and every parameter
+    gradient with its central-difference error (float64), equal to the model's own."""
     from numvae.diagnostics.inspect import trace_step
-    with pytest.raises(TypeError, match="the inspector traces numvae.VAE only; a TwoLayerVAE"):
-        trace_step(tiny(), X)
+    model = tiny(objective=objective, n_samples=3)
+    eps = np.random.default_rng(4).standard_normal((3, len(X), model.noise_dim))
+    trace = trace_step(model, X, eps, check=True)
+    names = trace.names()
+    order = ["x", "eps", "q_z1.body.0", "q_z1.mean", "z1", "q_z2.mean", "z2", "p_z1.log_var",
+             "p_x.decompressor.0", "nll", "log_p_z2", "loss", "d logits", "d z1", "d z2",
+             "p_x.decompressor.0.W (grad)", "d q_z2.mean", "d q_z1.log_var",
+             "q_z1.body.0.W (grad)"]
+    assert [names.index(n) for n in order] == sorted(names.index(n) for n in order)
+    paths = [trace[f"d z1 (from {path})"].value
+             for path in ("x", "p(zeta|xi)", "q(xi|zeta)", "log q(zeta|x)")]
+    np.testing.assert_allclose(trace["d z1"].value, sum(paths), rtol=1e-12, atol=1e-15)
+    assert all(np.abs(path).max() > 0 for path in paths)  # each path carries something
+    np.testing.assert_array_equal(trace["eps"].value, eps)
+    twin = model.copy(np.float64)  # the traced step again on an independent copy
+    twin.loss_and_grad(X, eps)
+    checked = {row.name[: -len(" (grad)")]: row for row in trace if row.name.endswith(" (grad)")}
+    assert set(checked) == set(model.params)
+    for name, row in checked.items():
+        assert row.fd_error < 1e-6, (name, row.fd_error)
+        np.testing.assert_array_equal(row.value, twin.grads[name])
+    assert trace["loss"].value == pytest.approx(twin.loss(X, eps))
+
+
+def test_numvae_inspect_traces_a_two_layer_checkpoint(tmp_path, capsys):
+    from helpers import run_cli
+    save_checkpoint(tmp_path / "c.npz", TwoLayerVAE(64, (4, 3), ((6,), (5,)), seed=0))
+    code, stdout, _ = run_cli(["inspect", str(tmp_path / "c.npz"), "--batch-size", "2",
+                               "--check"], capsys)
+    assert code == 0, stdout
+    assert "d z1 (from q(xi|zeta))" in stdout and "the four paths add  (H5)" in stdout
+    assert "the two-layer model's intermediate gradients are not checked" in stdout
+    code, stdout, _ = run_cli(["inspect", str(tmp_path / "c.npz"), "--show", "d z2"], capsys)
+    assert code == 0 and "d z2  (4, 3)" in stdout  # S = 1 draw of a batch of 4
 
 
 def test_numvae_plot_puts_the_top_layer_on_the_plane(tmp_path, capsys):

@@ -29,7 +29,7 @@ def add_parser(commands):
     p.add_argument("--batch-size", type=int_in(1, 1000), default=4, help="images in the step")
     p.add_argument("--check", action="store_true",
                    help="add finite-difference checks of each gradient, parameters and "
-                        "intermediate quantities (float64)")
+                        "intermediate quantities (float64; the two-layer model: parameters)")
     p.add_argument("--show", metavar="NAME", help="print the full array of one quantity")
     p.add_argument("--seed", type=seed_option, default=0,
                    help="seeds the fresh model's weights and the step's draws")
@@ -90,8 +90,12 @@ def run(args):
     print(trace.table())
     if args.check:
         scope = "every entry" if n_entries is None else f"{n_entries} random entries"
+        intermediate = any(row.fd_error is not None and not row.name.endswith(" (grad)")
+                           for row in trace)
+        what = ("each gradient (a parameter's: perturbing the parameter; an intermediate's: "
+                "perturbing that quantity and re-running the rest of the step)" if intermediate
+                else "each parameter gradient (perturbing the parameter; the two-layer "
+                "model's intermediate gradients are not checked)")
         print(f"fd error: max relative error of central differences (h = 1e-5, float64) over "
-              f"{scope} of each gradient (a parameter's: perturbing the parameter; an "
-              f"intermediate's: perturbing that quantity and re-running the rest of the "
-              f"step); below 1e-6 is agreement.")
+              f"{scope} of {what}; below 1e-6 is agreement.")
     return 0

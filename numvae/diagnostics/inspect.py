@@ -1,4 +1,5 @@
-"""Follow one training step, forward then backward, one named quantity at a time.
+"""Follow one training step, forward then backward, one named quantity at a time
+(``numvae.VAE``, and the two-layer ``TwoLayerVAE``: its rows at the end of this file).
 
 ``trace_step(model, x)`` runs ``model.loss_and_grad`` once and collects every quantity it
 computed: each layer's output, mean, log_var, eps, z, the reconstruction, the loss terms,
@@ -215,10 +216,6 @@ def trace_step(model, x, eps=None, *, y=None, check=False, n_entries=None):
     quantity's by perturbing that quantity and re-running the rest of the step.
     ``eps`` defaults to a draw from ``model.rng``.
     """
-    if not hasattr(model, "encoder"):  # the two-layer model: its rows are not written yet
-        raise TypeError(f"the inspector traces numvae.VAE only; a {type(model).__name__} has "
-                        f"four networks it cannot lay out (check its gradients with "
-                        f"numvae.diagnostics.gradcheck.check_model)")
     if check:
         model = model.copy(np.float64)
     x = np.asarray(x)
@@ -226,12 +223,99 @@ def trace_step(model, x, eps=None, *, y=None, check=False, n_entries=None):
         eps = model.draw_eps(len(x))
     cache = model.forward(x, eps, y=y)
     grads = model.backward(cache)
-    grads["kl_part"] = cache["caches"]["objective"]["kl_part"]
-    rows = _forward_rows(model, cache) + _backward_rows(model, grads)
+    two_layers = not hasattr(model, "encoder")  # TwoLayerVAE: four networks (eq. H1)
+    if two_layers:
+        rows = two_layer_forward_rows(model, cache) + two_layer_backward_rows(model, grads)
+    else:
+        grads["kl_part"] = cache["caches"]["objective"]["kl_part"]
+        rows = _forward_rows(model, cache) + _backward_rows(model, grads)
     if check:
         errors = check_model(model, cache["x"], cache["eps"], n_entries=n_entries, y=cache["y"])
         for row in rows:
             if row.name.endswith(" (grad)"):
                 row.fd_error = errors[row.name[: -len(" (grad)")]]
-        check_rows(model, cache, rows, n_entries)
+        if not two_layers:  # the intermediate quantities' checks re-run numvae.VAE's step
+            check_rows(model, cache, rows, n_entries)
     return Trace(rows, model)
+
+
+# --- the two-layer model (numvae.model.two_layer, eqs. H1-H7; zeta = z1, xi = z2) -------
+
+# each Gaussian network: its input, its heads' names in the cache, the draw it feeds
+_TWO_LAYER_NETS = (("q_z1", "x", ("z1_mean", "z1_log_var"),
+                    ("z1", "z1 = zeta = mu_1 + sigma_1 * eps  (R1, H1)")),
+                   ("q_z2", "z1", ("mean", "log_var"),
+                    ("z2", "z2 = xi = mu_2 + sigma_2 * eps'  (R1, H1)")),
+                   ("p_z1", "z2", ("prior_z1_mean", "prior_z1_log_var"), None))
+_LOG_DENSITIES = {"nll": "-log p(x|zeta): R  (B3 or G1)",
+                  "log_q_z1": "log q(zeta|x) = log N(zeta; mu_1, sigma_1^2)  (I1)",
+                  "log_q_z2": "log q(xi|zeta) = log N(xi; mu_2, sigma_2^2)  (I1)",
+                  "log_p_z1": "log p(zeta|xi) = log N(zeta; mu~, sigma~^2)  (I1, H4)",
+                  "log_p_z2": "log p(xi) = log N(xi; 0, I)  (I1)"}
+
+
+def two_layer_forward_rows(model, cache):
+    """The forward pass of a TwoLayerVAE: q_z1, the draw of zeta, q_z2, the draw of xi,
+    p_z1, the decoder p_x, the five log-densities of eq. H1 (S, batch), the loss terms."""
+    c = cache["caches"]
+    rows = [Row("forward", "x", "the data batch", cache["x"]),
+            Row("forward", "eps", "[eps, eps'] ~ N(0, I), (S, batch, M1 + M2)  (H1)",
+                cache["eps"])]
+    for net, source, heads, draw in _TWO_LAYER_NETS:
+        body = getattr(model, net).body
+        rows += _sequence_forward_rows(body, c[net]["body"], f"{net}.body", source)
+        last = f"{net}.body.{len(body) - 1}"
+        rows += [Row("forward", f"{net}.{head}", f"{net}.{head} = {last} W + b  (D1)",
+                     cache[key]) for head, key in zip(("mean", "log_var"), heads)]
+        if draw:
+            rows.append(Row("forward", draw[0], draw[1], cache[draw[0]]))
+    rows += _sequence_forward_rows(model.decoder.decompressor, _with_sigmoid(c["p_x"], cache),
+                                   "p_x.decompressor", "z1")
+    rows += [Row("forward", name, formula, cache["log_densities"][name])
+             for name, formula in _LOG_DENSITIES.items()]
+    bound = "H2: the ELBO" if model.objective.name == "elbo" else "H3: the IWAE bound"
+    return rows + [Row("forward", "reconstruction", "R, mean over the draws",
+                       cache["reconstruction"]),
+                   Row("forward", "kl", "KL of zeta (K3) + KL of xi (K1), mean over the draws",
+                       cache["kl"]),
+                   Row("forward", "loss", f"the loss  ({bound})", np.array(cache["loss"]))]
+
+
+_TWO_LAYER_GRADIENTS = (
+    ("dlogits", "d logits", "d logits: the likelihood's gradient  (B4 or G2)"),
+    ("dz1_from_x", "d z1 (from x)", "d logits sent back through p_x  (H5, D2)"),
+    ("dz1_from_prior", "d z1 (from p(zeta|xi))",
+     "log p(zeta|xi)'s weight * (-e / sigma~)  (H4)"),
+    ("dz1_from_q_z2", "d z1 (from q(xi|zeta))",
+     "d mu_2, d lambda_2 sent back through q_z2  (H5)"),
+    ("dz1_from_log_q", "d z1 (from log q(zeta|x))", "log q(zeta|x)'s weight  (H5, K4)"),
+    ("dz1", "d z1", "the four paths add  (H5)"),
+    ("dz2", "d z2", "from p(zeta|xi) through p_z1, log p(xi), log q(xi|zeta)  (H6)"))
+
+
+def two_layer_backward_rows(model, grads):
+    """The backward pass of a TwoLayerVAE in the order ``TwoLayerVAE.backward`` takes it:
+    the gradient of the logits, zeta's four paths and their sum, xi's gradient, the heads'
+    gradients, and every parameter gradient, network by network (p_x, p_z1, q_z2, q_z1).
+    ``TwoLayerVAE.backward`` does not return the gradient arriving at each hidden layer:
+    no rows for it."""
+    rows = [Row("backward", name, formula, grads[key])
+            for key, name, formula in _TWO_LAYER_GRADIENTS]
+    decoder = model.decoder.to_logits
+    rows += _sequence_backward_rows(decoder, [None] * len(decoder.layers), "p_x.decompressor",
+                                    "z1")
+    heads_gradients = {"q_z2": ("dheads_z2", "(V3) + the KL's (K2) or log q's (K4)  (H6)"),
+                       "q_z1": ("dheads_z1", "(V3) + log q(zeta|x)'s (K4)  (H7)")}
+    for net, source, _, _ in reversed(_TWO_LAYER_NETS):
+        last = f"{net}.body.{len(getattr(model, net).body) - 1}"
+        for head, layer in getattr(model, net).heads.items():
+            if net in heads_gradients:
+                key, formula = heads_gradients[net]
+                rows.append(Row("backward", f"d {net}.{head}", formula, grads[key][head]))
+            rows += [Row("backward", f"{net}.{head}.W (grad)",
+                         f"dW = {last}^T d {net}.{head}  (D2)", layer.grads["W"]),
+                     Row("backward", f"{net}.{head}.b (grad)",
+                         f"db = sum_batch d {net}.{head}  (D2)", layer.grads["b"])]
+        body = getattr(model, net).body
+        rows += _sequence_backward_rows(body, [None] * len(body.layers), f"{net}.body", source)
+    return rows
