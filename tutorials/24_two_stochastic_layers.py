@@ -46,6 +46,7 @@ from numvae.diagnostics.evaluate import (
     iwae_log_likelihood,
 )
 from numvae.diagnostics.gradcheck import check_model
+from numvae.diagnostics.inspect import trace_step
 from numvae.io import datasets
 from numvae.model.two_layer import TwoLayerVAE
 from numvae.plots.tutorial import banner, figure_path, parse_args, show
@@ -177,6 +178,29 @@ for objective, error in errors.items():
 assert max(errors.values()) < 1e-6
 print("You should see: both below 1e-6 (float64): every path of H4-H7 is counted once,")
 print("including zeta's second role (conditioning q(xi|zeta)) and the prior p(zeta|xi).")
+
+# %% [markdown]
+# What flows back into zeta, one step of the same tiny model traced by the inspector
+# (`numvae inspect` on a checkpoint of this model prints the same rows): zeta receives
+# gradient along four paths (H5), decoded into x, under its prior p(zeta|xi), as the
+# condition of q(xi|zeta), and from log q(zeta|x) itself (the bound's term; in the ELBO
+# too, through K3). Their sum is what goes back through zeta = mu_1 + sigma_1 * eps (H7).
+
+# %%
+tiny = TwoLayerVAE(10, (4, 3), ((6, 5), (5, 4)), objective="iwae", n_samples=4,
+                   init="pytorch", dtype=np.float64, seed=1)
+draws = np.random.default_rng(2)  # a generator of its own: the sections below draw as before
+x_tiny = (draws.uniform(size=(5, 10)) < 0.4).astype(np.float64)
+trace = trace_step(tiny, x_tiny, draws.standard_normal((4, 5, 7)))
+paths = {path: trace[f"d z1 (from {path})"].value
+         for path in ("x", "p(zeta|xi)", "q(xi|zeta)", "log q(zeta|x)")}
+for path, value in paths.items():
+    print(f"d z1 from {path:<14} root mean square {np.sqrt(np.mean(value ** 2)):.4f}")
+print(f"d z1, their sum          root mean square {np.sqrt(np.mean(trace['d z1'].value ** 2)):.4f}")
+assert np.allclose(trace["d z1"].value, sum(paths.values()), rtol=1e-12, atol=1e-15)
+assert all(np.abs(value).max() > 0 for value in paths.values())
+print("You should see: four paths, none zero, that add up to d z1: leave one out and the")
+print("central differences above would disagree.")
 
 # %%
 banner(f"2. Training with the ELBO and with the bound (K = 5), {epochs} epochs")
