@@ -228,18 +228,19 @@ def test_iwae_table_final_covers_every_test_image_and_resumes(mnist_dir, tmp_pat
     again = json.loads((out / "final.json").read_text())
     assert again["per_example_log_px"][:5000] == [-2000.0] * 5000
     assert again["per_example_log_px"][5000:] == final["per_example_log_px"][5000:]
-    # another chunk size on a complete evaluation: kept as it is (only the seeds would
-    # change), and it says so; on an unfinished one: dropped, started again, and it says so
+    # another chunk size for the same epoch and K (only the seeds would change): a complete
+    # evaluation is kept as it is, a stopped one continued in its own chunks; it says so
     capsys.readouterr()
     table.main(common + ["--final", "--final-chunk", "5000"])
-    assert "kept, not drawn again in chunks of 5000" in capsys.readouterr().out
+    assert "kept, and continued in chunks of 2500, not 5000" in capsys.readouterr().out
     assert json.loads((out / "final.json").read_text())["per_example_log_px"] \
         == again["per_example_log_px"]
     (out / "final.json").write_text(json.dumps(stopped))
     table.main(common + ["--final", "--final-chunk", "5000"])
-    assert "(unfinished: dropped): starting again" in capsys.readouterr().out
-    assert -2000.0 not in json.loads((out / "final.json").read_text())["per_example_log_px"]
-    assert not list(out.glob("final_epoch*.json"))  # nothing kept: the same epoch and K
+    assert "5000 test images of epoch 1" in capsys.readouterr().out
+    resumed = json.loads((out / "final.json").read_text())
+    assert resumed["per_example_log_px"] == again["per_example_log_px"]  # the same chunks
+    assert resumed["chunk"] == 2500 and not list(out.glob("final_epoch*.json"))
 
 
 def test_iwae_table_final_refuses_a_row_never_trained_and_a_bad_chunk(tmp_path, capsys):

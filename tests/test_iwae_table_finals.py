@@ -116,6 +116,13 @@ def test_two_identical_evaluations_are_said_identical_not_divided_by_zero():
     assert lines == ["- vae_k1 (epoch 4) - vae_k1 (epoch 4) = +0.00 +- 0.00 nats (identical)"]
 
 
+def test_a_constant_difference_is_not_called_identical():
+    from experiments.iwae_table.orderings import difference_text, paired
+    assert difference_text(*paired([-1.0, -2.0], [-1.5, -2.5])) \
+        == "-0.50 +- 0.00 nats (the same difference on every image)"
+    assert difference_text(*paired([-1.0, -2.0], [-1.0, -2.0])) == "+0.00 +- 0.00 nats (identical)"
+
+
 def test_rows_at_different_epochs_are_not_paired_on_all_images():
     """Two rows' finals at different epochs do not compare: no paired line; at the same
     epoch they do."""

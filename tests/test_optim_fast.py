@@ -128,10 +128,11 @@ def test_fast_adam_moves_a_models_arrays_into_one_buffer_that_the_layers_use():
 
 @pytest.mark.parametrize("flat", [True, False])
 def test_tuned_slices_are_the_textbook_adam_bit_for_bit(flat):
-    """FastAdam's tuning (FAST PATH: ``chunk``-sized slices, one slice and one range per
-    thread, by turns, then the fastest) changes no number: every step equals the textbook
-    Adam's, during the tuning (every layout used) and after it (one kept). The pool is
-    forced on, every array split, so that the threaded layouts split too."""
+    """FastAdam's tuning (FAST PATH: ``chunk``-sized slices on one thread and on the
+    threads, one slice and one range per thread, by turns, then the fastest) changes no
+    number: every step equals the textbook Adam's, during the tuning (every layout used)
+    and after it (one kept). The pool is forced on, every array split, so that the threaded
+    layouts split too."""
     import numvae
     model = numvae.VAE(12, 40, 3, encoder_hidden=(64,), seed=0)
     textbook_params = {name: p.copy() for name, p in model.params.items()}
@@ -167,6 +168,28 @@ def test_tuned_slices_are_the_textbook_adam_bit_for_bit(flat):
                         "whole on threads"]  # turns (the 1st untimed)
     assert fast.layout in FastAdam.LAYOUTS and used[-1] == fast.layout  # one chosen, kept
     assert [len(times) for times in fast._tuning.values()] == [3, 3, 3, 3]
+
+
+def test_slices_stay_on_the_calling_thread_and_slices_on_threads_split(monkeypatch):
+    """"slices" is the one layout that never hands work to the pool (the one that wins
+    while the BLAS's worker holds the second core); "slices on threads" does split."""
+    from numvae.training import optim_fast
+    calls = []
+
+    def recording(work, n_rows, n_entries):
+        calls.append(n_rows)
+        return threads.split_rows(work, n_rows, n_entries)
+    monkeypatch.setattr(optim_fast, "split_rows", recording)
+    previous = threads.set_threads(2, min_entries=1)  # the pool on, every array worth it
+    try:
+        fast = FastAdam({"w": np.zeros(5000, np.float32)}, chunk=1000)
+        for layout, expected in (("slices", []), ("slices on threads", [5])):
+            calls.clear()
+            fast.use_layout(layout)
+            fast.step({"w": np.ones(5000, np.float32)})
+            assert calls == expected, layout
+    finally:
+        threads.restore(previous)
 
 
 def test_a_layout_can_be_forced_and_a_wrong_one_is_refused():

@@ -186,14 +186,31 @@ def test_the_inspector_traces_both_layers_and_checks_every_parameter(objective):
     trace = trace_step(model, X, eps, check=True)
     names = trace.names()
     order = ["x", "eps", "q_z1.body.0", "q_z1.mean", "z1", "q_z2.mean", "z2", "p_z1.log_var",
-             "p_x.decompressor.0", "nll", "log_p_z2", "loss", "d logits", "d z1", "d z2",
-             "p_x.decompressor.0.W (grad)", "d q_z2.mean", "d q_z1.log_var",
-             "q_z1.body.0.W (grad)"]
+             "p_x.decompressor.0", "nll", "log_p_z2", "loss", "d logits",
+             "p_x.decompressor.0.W (grad)", "d z1 (from p(zeta|xi))", "d p_z1.mean", "d z2",
+             "d q_z2.mean", "d z1 (from q(xi|zeta))", "d z1", "d q_z1.log_var",
+             "q_z1.body.0.W (grad)"]  # the order in which TwoLayerVAE.backward computes them
     assert [names.index(n) for n in order] == sorted(names.index(n) for n in order)
     paths = [trace[f"d z1 (from {path})"].value
              for path in ("x", "p(zeta|xi)", "q(xi|zeta)", "log q(zeta|x)")]
     np.testing.assert_allclose(trace["d z1"].value, sum(paths), rtol=1e-12, atol=1e-15)
     assert all(np.abs(path).max() > 0 for path in paths)  # each path carries something
+    for net in ("q_z1", "q_z2", "p_z1"):  # db = sum_batch d head (D2): each head's own row
+        for head in ("mean", "log_var"):
+            np.testing.assert_allclose(trace[f"d {net}.{head}"].value.sum(axis=0),
+                                       trace[f"{net}.{head}.b (grad)"].value, rtol=1e-12)
+    if objective == "elbo":  # each term weighs w = 1 / (S B): rows from the forward rows alone
+        w, value = 1.0 / eps.shape[0] / len(X), (lambda name: trace[name].value)
+        eps1 = eps[..., :4].reshape(-1, 4)
+        sigma1 = np.tile(np.exp(0.5 * value("q_z1.log_var")), (3, 1))  # rows s B + b
+        np.testing.assert_allclose(value("d z1 (from log q(zeta|x))"), w * -eps1 / sigma1,
+                                   rtol=1e-10)                                      # K4
+        e_over_sigma = (value("z1") - value("p_z1.mean")) / np.exp(value("p_z1.log_var"))
+        np.testing.assert_allclose(value("d z1 (from p(zeta|xi))"), w * e_over_sigma,
+                                   rtol=1e-10)                                      # H4
+        np.testing.assert_allclose(value("d p_z1.mean"), -w * e_over_sigma, rtol=1e-10)
+        np.testing.assert_allclose(value("d q_z2.mean") - value("d z2"),
+                                   w * value("q_z2.mean"), rtol=1e-10, atol=1e-15)  # K2
     np.testing.assert_array_equal(trace["eps"].value, eps)
     twin = model.copy(np.float64)  # the traced step again on an independent copy
     twin.loss_and_grad(X, eps)

@@ -79,7 +79,7 @@ def parse_args(argv=None):
                              "experiments/iwae_table/results)")
     parser.add_argument("--out", help="the row's folder (default: <results-dir>/<row>)")
     parser.add_argument("--eval-k", type=int, default=5000)
-    parser.add_argument("--eval-images", type=int, default=1000,
+    parser.add_argument("--eval-images", type=int_in(2, 10_000), default=1000,
                         help="test images for the NLL at each stage's end")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-train", type=int, help="fewer training images (smoke tests)")
@@ -316,14 +316,15 @@ def evaluate_final(args):
     _, test_images = load_data(args)
     final = read_final(final_path) if final_path.exists() else None
     complete = bool(final) and "nll" in final
-    done = complete and (final["epoch"], final["k"]) == (epoch, args.eval_k)  # every image
-    if done and final["chunk"] != chunk:
-        print(f"final.json holds every test image of epoch {epoch}, K = {args.eval_k}, in chunks "
-              f"of {final['chunk']}: kept, not drawn again in chunks of {chunk}", flush=True)
-        chunk = final["chunk"]  # another chunk size would change the seeds only
+    same = bool(final) and (final["epoch"], final["k"]) == (epoch, args.eval_k)
+    if same and final["chunk"] != chunk:  # another chunk size would change the seeds only
+        print(f"final.json holds {len(final['per_example_log_px'])} test images of epoch "
+              f"{epoch}, K = {args.eval_k}, in chunks of {final['chunk']}: kept, and "
+              f"continued in chunks of {final['chunk']}, not {chunk}", flush=True)
+        chunk = final["chunk"]
     if final and (final["epoch"], final["k"], final["chunk"]) != (epoch, args.eval_k, chunk):
         kept = keep_earlier_final(final_path, final) if complete else None
-        note = f" (kept as {kept.name})" if kept else " (unfinished: dropped)"
+        note = f" (kept as {kept.name})" if kept else " (unfinished, of another epoch or K)"
         print(f"final.json holds epoch {final['epoch']}, K = {final['k']}, chunks of "
               f"{final['chunk']}{note}: starting again for epoch {epoch}, K = {args.eval_k}, "
               f"chunks of {chunk}", flush=True)

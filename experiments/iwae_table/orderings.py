@@ -35,8 +35,10 @@ def paired(a, b):
 
 
 def difference_text(mean, se):
-    """``+m.mm +- s.ss nats (N SE)``; two identical evaluations (se 0, mean 0): "(identical)"."""
-    size = "identical" if se == 0 else f"{abs(mean) / se:.0f} SE"
+    """``+m.mm +- s.ss nats (N SE)``; SE 0: "(identical)" if the mean is 0 too, else
+    "(the same difference on every image)" (no division by zero)."""
+    size = (f"{abs(mean) / se:.0f} SE" if se else
+            "identical" if mean == 0 else "the same difference on every image")
     return f"{mean:+.2f} +- {se:.2f} nats ({size})"
 
 

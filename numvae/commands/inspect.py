@@ -14,6 +14,7 @@ from numvae.diagnostics.inspect import trace_step
 from numvae.io import datasets
 from numvae.model.architectures import ARCHITECTURES
 from numvae.model.priors import PRIORS
+from numvae.model.two_layer import TwoLayerVAE
 from numvae.model.vae import VAE
 from numvae.training.checkpoint import load_checkpoint
 
@@ -90,11 +91,9 @@ def run(args):
     print(trace.table())
     if args.check:
         scope = "every entry" if n_entries is None else f"{n_entries} random entries"
-        intermediate = any(row.fd_error is not None and not row.name.endswith(" (grad)")
-                           for row in trace)
         what = ("each gradient (a parameter's: perturbing the parameter; an intermediate's: "
-                "perturbing that quantity and re-running the rest of the step)" if intermediate
-                else "each parameter gradient (perturbing the parameter; the two-layer "
+                "perturbing that quantity and re-running the rest of the step)"
+                if not isinstance(trace.model, TwoLayerVAE) else "each parameter gradient (perturbing the parameter; the two-layer "
                 "model's intermediate gradients are not checked)")
         print(f"fd error: max relative error of central differences (h = 1e-5, float64) over "
               f"{scope} of {what}; below 1e-6 is agreement.")

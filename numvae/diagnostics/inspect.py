@@ -9,7 +9,8 @@ Each row carries its formula in the notation of docs/derivations.md (equation la
 brackets) and summary statistics; with ``check=True`` each parameter gradient, and each
 intermediate gradient (d z, d mean and d log_var with each of their paths, the gradient
 arriving at each layer's output, d logits), also gets its central-difference relative
-error in float64 (the intermediate ones from ``numvae.diagnostics.inspect_check``).
+error in float64 (the intermediate ones from ``numvae.diagnostics.inspect_check``; for the
+two-layer model, the parameter gradients only).
 """
 from dataclasses import dataclass, field
 
@@ -213,8 +214,8 @@ def trace_step(model, x, eps=None, *, y=None, check=False, n_entries=None):
     With ``check=True`` the step is traced on a float64 copy of the model, and each
     gradient row gets its finite-difference relative error (``n_entries`` random entries
     per array, all if None): a parameter's by perturbing the parameter, an intermediate
-    quantity's by perturbing that quantity and re-running the rest of the step.
-    ``eps`` defaults to a draw from ``model.rng``.
+    quantity's by perturbing that quantity and re-running the rest of the step (not for a
+    TwoLayerVAE: its parameters only). ``eps`` defaults to a draw from ``model.rng``.
     """
     if check:
         model = model.copy(np.float64)
@@ -281,41 +282,46 @@ def two_layer_forward_rows(model, cache):
                    Row("forward", "loss", f"the loss  ({bound})", np.array(cache["loss"]))]
 
 
-_TWO_LAYER_GRADIENTS = (
-    ("dlogits", "d logits", "d logits: the likelihood's gradient  (B4 or G2)"),
-    ("dz1_from_x", "d z1 (from x)", "d logits sent back through p_x  (H5, D2)"),
-    ("dz1_from_prior", "d z1 (from p(zeta|xi))",
-     "log p(zeta|xi)'s weight * (-e / sigma~)  (H4)"),
-    ("dz1_from_q_z2", "d z1 (from q(xi|zeta))",
-     "d mu_2, d lambda_2 sent back through q_z2  (H5)"),
-    ("dz1_from_log_q", "d z1 (from log q(zeta|x))", "log q(zeta|x)'s weight  (H5, K4)"),
-    ("dz1", "d z1", "the four paths add  (H5)"),
-    ("dz2", "d z2", "from p(zeta|xi) through p_z1, log p(xi), log q(xi|zeta)  (H6)"))
+def _two_layer_net_rows(model, grads, net, source, heads_gradient):
+    """A Gaussian network's backward rows: its heads' gradients (``heads_gradient``: the
+    key in ``grads`` and the formula), their parameters' and its body's parameters'."""
+    key, formula = heads_gradient
+    last = f"{net}.body.{len(getattr(model, net).body) - 1}"
+    rows = []
+    for head, layer in getattr(model, net).heads.items():
+        rows += [Row("backward", f"d {net}.{head}", formula, grads[key][head]),
+                 Row("backward", f"{net}.{head}.W (grad)", f"dW = {last}^T d {net}.{head}  (D2)",
+                     layer.grads["W"]),
+                 Row("backward", f"{net}.{head}.b (grad)", f"db = sum_batch d {net}.{head}  (D2)",
+                     layer.grads["b"])]
+    body = getattr(model, net).body
+    return rows + _sequence_backward_rows(body, [None] * len(body.layers), f"{net}.body", source)
 
 
 def two_layer_backward_rows(model, grads):
     """The backward pass of a TwoLayerVAE in the order ``TwoLayerVAE.backward`` takes it:
-    the gradient of the logits, zeta's four paths and their sum, xi's gradient, the heads'
-    gradients, and every parameter gradient, network by network (p_x, p_z1, q_z2, q_z1).
+    the logits and p_x; zeta's prior and p_z1; xi (H6) and q_z2; zeta's other paths, their
+    sum (H5) and q_z1 (H7). Each network's heads' gradients and every parameter gradient;
     ``TwoLayerVAE.backward`` does not return the gradient arriving at each hidden layer:
     no rows for it."""
-    rows = [Row("backward", name, formula, grads[key])
-            for key, name, formula in _TWO_LAYER_GRADIENTS]
+    def row(key, name, formula):
+        return Row("backward", name, formula, grads[key])
     decoder = model.decoder.to_logits
-    rows += _sequence_backward_rows(decoder, [None] * len(decoder.layers), "p_x.decompressor",
-                                    "z1")
-    heads_gradients = {"q_z2": ("dheads_z2", "(V3) + the KL's (K2) or log q's (K4)  (H6)"),
-                       "q_z1": ("dheads_z1", "(V3) + log q(zeta|x)'s (K4)  (H7)")}
-    for net, source, _, _ in reversed(_TWO_LAYER_NETS):
-        last = f"{net}.body.{len(getattr(model, net).body) - 1}"
-        for head, layer in getattr(model, net).heads.items():
-            if net in heads_gradients:
-                key, formula = heads_gradients[net]
-                rows.append(Row("backward", f"d {net}.{head}", formula, grads[key][head]))
-            rows += [Row("backward", f"{net}.{head}.W (grad)",
-                         f"dW = {last}^T d {net}.{head}  (D2)", layer.grads["W"]),
-                     Row("backward", f"{net}.{head}.b (grad)",
-                         f"db = sum_batch d {net}.{head}  (D2)", layer.grads["b"])]
-        body = getattr(model, net).body
-        rows += _sequence_backward_rows(body, [None] * len(body.layers), f"{net}.body", source)
-    return rows
+    return [row("dlogits", "d logits", "d logits: the likelihood's gradient  (B4 or G2)"),
+            *_sequence_backward_rows(decoder, [None] * len(decoder.layers), "p_x.decompressor",
+                                     "z1"),
+            row("dz1_from_x", "d z1 (from x)", "d logits sent back through p_x  (H5, D2)"),
+            row("dz1_from_prior", "d z1 (from p(zeta|xi))",
+                "log p(zeta|xi)'s weight * (-e / sigma~)  (H4)"),
+            *_two_layer_net_rows(model, grads, "p_z1", "z2", (
+                "dheads_p_z1", "log p(zeta|xi)'s weight * its partials in mu~, lambda~  (H4)")),
+            row("dz2", "d z2", "from p(zeta|xi) through p_z1, log p(xi), log q(xi|zeta)  (H6)"),
+            *_two_layer_net_rows(model, grads, "q_z2", "z1", (
+                "dheads_z2", "d z2 through xi's draw (V3) + the KL's (K2) or log q's (K4)  (H6)")),
+            row("dz1_from_q_z2", "d z1 (from q(xi|zeta))",
+                "d q_z2.mean, d q_z2.log_var sent back through q_z2  (H5)"),
+            row("dz1_from_log_q", "d z1 (from log q(zeta|x))",
+                "log q(zeta|x)'s weight * (-eps / sigma_1)  (H5, K4)"),
+            row("dz1", "d z1", "the four paths add  (H5)"),
+            *_two_layer_net_rows(model, grads, "q_z1", "x", (
+                "dheads_z1", "d z1 through zeta's draw (V3) + log q(zeta|x)'s (K4)  (H7)"))]

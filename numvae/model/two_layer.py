@@ -278,7 +278,7 @@ class TwoLayerVAE:
     def backward(self, cache):
         """The gradient of ``cache["loss"]`` into ``self.grads`` (eqs. H4-H7); returns the
         intermediate gradients by name: ``dlogits``, ``dz1_from_x``, ``dz1_from_prior``,
-        ``dz1_from_q_z2``, ``dz1_from_log_q``, ``dz1``, ``dz2``, the heads' gradients."""
+        ``dz1_from_q_z2``, ``dz1_from_log_q``, ``dz1``, ``dz2``, the heads' (three nets)."""
         c, g = cache["caches"], cache["weights"]
         with np.errstate(over="ignore", invalid="ignore"):
             # H5 role 1: zeta decoded into x (B4 or G2, then D2 through p_x)
@@ -301,7 +301,7 @@ class TwoLayerVAE:
             self.q_z1.backward(dheads1, c["q_z1"], need_input_grad=False)
         return dict(dlogits=dlogits, dz1_from_x=dz1_from_x, dz1_from_prior=dz1_from_prior,
                     dz1_from_q_z2=dz1_from_q_z2, dz1_from_log_q=dz1_from_log_q, dz1=dz1,
-                    dz2=dz2, dheads_z2=dheads2, dheads_z1=dheads1)
+                    dz2=dz2, dheads_z2=dheads2, dheads_z1=dheads1, dheads_p_z1=dprior1)
 
     def _top_layer_backward(self, dz2_from_prior, g, cache, c):
         """H6: xi's gradient from p(zeta|xi)'s network (``dz2_from_prior`` in), log p(xi) and
