@@ -229,6 +229,30 @@ def test_bernoulli_on_threads_equals_the_textbook(dtype):
                                                part.nll_backward(dnll, logits, x, probs)[0])))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pool", ["off", "on"])
+def test_bernoulli_by_blocks_of_rows_equals_the_textbook(dtype, pool, monkeypatch):
+    """The Bernoulli passes by blocks of rows (blocks of 2 and a last one of 1 row here, on
+    one thread and with the pool on) give the textbook expressions' numbers, bit for bit."""
+    from numvae.model import likelihoods
+    from numvae.nn.layers import sigmoid
+    monkeypatch.setattr(likelihoods, "BLOCK_ENTRIES", 2 * 784)
+    monkeypatch.setattr(likelihoods, "BLOCKED_MIN_ENTRIES", 1)  # blocks at any size
+    logits = _values((9, 784), dtype, 6)
+    x = (np.random.default_rng(7).random((9, 784)) < 0.3).astype(dtype)
+    x[1] = np.linspace(0, 1, 784)
+    probs, dnll = sigmoid(logits), np.random.default_rng(8).random(9).astype(dtype)
+    textbook_nll = np.sum(likelihoods.softplus(logits) - x * logits, axis=-1)   # eq. B3
+    textbook_grad = (probs - x) * dnll[:, None]                                 # eq. B4
+    previous = threads.set_threads(1) if pool == "off" else threads.set_threads(2, min_entries=1)
+    try:
+        part = likelihoods.Bernoulli()
+        _assert_same((textbook_nll, textbook_grad),
+                     (part.nll(logits, x, probs), part.nll_backward(dnll, logits, x, probs)[0]))
+    finally:
+        threads.restore(previous)
+
+
 def test_fast_adam_on_threads_equals_the_textbook():
     from numvae.training.optim_fast import FastAdam
 

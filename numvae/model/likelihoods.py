@@ -48,7 +48,7 @@ def bernoulli_nll(logits, x):
     0 or 1 (the staged form below would take log 0 there).
     logits, x: (batch, input_dim) -> (batch,). x may be grey levels in [0, 1].
     """
-    if _same_layout(logits, x) and worth_splitting(logits.size):
+    if _same_layout(logits, x) and _worth_the_rows(logits.size):
         return bernoulli_nll_rows(logits, x)  # the faster path (below): the same numbers
     return np.sum(softplus(logits) - x * logits, axis=-1)
 
@@ -105,7 +105,7 @@ class Bernoulli:
 
         dnll: (rows,) or a number. Returns (dlogits, {}): no other gradient on the way.
         """
-        if output is not None and _same_layout(output, x) and worth_splitting(output.size):
+        if output is not None and _same_layout(output, x) and _worth_the_rows(output.size):
             return bernoulli_nll_backward_rows(dnll, output, x), {}  # the faster path (below)
         dlogits = bernoulli_nll_backward(logits, x, probs=output)
         dlogits *= _as_column(dnll)  # in place: a new array from the line above
@@ -188,12 +188,25 @@ def _as_column(dnll):
 LIKELIHOODS = {part.name: part for part in (Bernoulli, Gaussian)}
 
 
-# --- THE FASTER PATH: the Bernoulli passes split by rows over threads ----------------------
+# --- THE FASTER PATH: the Bernoulli passes by blocks of rows, and over threads -----------
 # The same NumPy operations as bernoulli_nll and Bernoulli.nll_backward above, in the same
-# order, on rows start..stop at a time (numvae.nn.threads runs the ranges at once), written
-# into buffers instead of temporaries: bit for bit the textbook's numbers (each row's sum
-# is the same pairwise sum; tests/test_threads.py). Taken only for large 2-D arrays of one
-# shape and dtype, with more than one thread.
+# order, on rows start..stop at a time (numvae.nn.threads runs the ranges at once), each
+# range in blocks of about BLOCK_ENTRIES entries written into buffers instead of
+# temporaries: a block's passes run on numbers still in the CPU's cache (as FastAdam's
+# slices), where the whole (rows, pixels) array would stream through memory once per pass.
+# Bit for bit the textbook's numbers (each row's sum is the same pairwise sum;
+# tests/test_threads.py). Taken for large 2-D arrays of one shape and dtype: split over
+# threads if the pool is on, in blocks on one thread from BLOCKED_MIN_ENTRIES on (the
+# IWAE's (K batch, 784) logits; a dense model's batch of 128, 100,352 entries, gains
+# nothing, docs/performance.md).
+
+BLOCK_ENTRIES = 32768  # 128 KiB of float32 per buffer: a block's arrays fit in L2
+BLOCKED_MIN_ENTRIES = 262144
+
+
+def _worth_the_rows(n_entries):
+    return worth_splitting(n_entries) or n_entries >= BLOCKED_MIN_ENTRIES
+
 
 def _same_layout(a, x):
     """True if ``a`` and ``x`` are 2-D arrays of one shape and dtype (no broadcasting)."""
@@ -201,32 +214,44 @@ def _same_layout(a, x):
             and a.shape == x.shape and a.dtype == x.dtype)
 
 
+def _blocks(start, stop, n_columns):
+    """(first, last) row bounds of start..stop in blocks of about BLOCK_ENTRIES entries."""
+    step = max(1, BLOCK_ENTRIES // n_columns)
+    return [(first, min(first + step, stop)) for first in range(start, stop, step)]
+
+
 def bernoulli_nll_rows(logits, x):
-    """``bernoulli_nll``: sum_i softplus(a_i) - x_i a_i per row (eq. B3), split by rows."""
+    """``bernoulli_nll``: sum_i softplus(a_i) - x_i a_i per row (eq. B3), by blocks of rows."""
     nll = np.empty(len(logits), logits.dtype)
 
     def rows(start, stop):
-        a = logits[start:stop]
-        loss = np.abs(a)                      # softplus(a) = log1p(exp(-|a|)) + max(a, 0)
-        np.negative(loss, out=loss)
-        np.exp(loss, out=loss)
-        np.log1p(loss, out=loss)
-        other = np.maximum(a, 0)
-        loss += other
-        np.multiply(x[start:stop], a, out=other)  # - x a
-        loss -= other
-        np.sum(loss, axis=-1, out=nll[start:stop])
+        blocks = _blocks(start, stop, logits.shape[1])
+        size = (blocks[0][1] - blocks[0][0], logits.shape[1])
+        loss_buffer, other_buffer = np.empty(size, logits.dtype), np.empty(size, logits.dtype)
+        for first, last in blocks:
+            a = logits[first:last]
+            loss, other = loss_buffer[: last - first], other_buffer[: last - first]
+            np.abs(a, out=loss)                   # softplus(a) = log1p(exp(-|a|)) + max(a, 0)
+            np.negative(loss, out=loss)
+            np.exp(loss, out=loss)
+            np.log1p(loss, out=loss)
+            np.maximum(a, 0, out=other)
+            loss += other
+            np.multiply(x[first:last], a, out=other)  # - x a
+            loss -= other
+            np.sum(loss, axis=-1, out=nll[first:last])
     split_rows(rows, len(logits), logits.size)
     return nll
 
 
 def bernoulli_nll_backward_rows(dnll, probs, x):
-    """``Bernoulli.nll_backward``: dnll * (sigmoid(a) - x) (eq. B4), split by rows."""
+    """``Bernoulli.nll_backward``: dnll * (sigmoid(a) - x) (eq. B4), by blocks of rows."""
     dlogits = np.empty_like(probs)
     column = _as_column(dnll)
 
     def rows(start, stop):
-        part = np.subtract(probs[start:stop], x[start:stop], out=dlogits[start:stop])
-        part *= column[start:stop] if np.ndim(column) else column
+        for first, last in _blocks(start, stop, probs.shape[1]):
+            part = np.subtract(probs[first:last], x[first:last], out=dlogits[first:last])
+            part *= column[first:last] if np.ndim(column) else column
     split_rows(rows, len(probs), probs.size)
     return dlogits
