@@ -232,8 +232,9 @@ def test_bernoulli_on_threads_equals_the_textbook(dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("pool", ["off", "on"])
 def test_bernoulli_by_blocks_of_rows_equals_the_textbook(dtype, pool, monkeypatch):
-    """The Bernoulli passes by blocks of rows (blocks of 2 and a last one of 1 row here, on
-    one thread and with the pool on) give the textbook expressions' numbers, bit for bit."""
+    """The Bernoulli passes by blocks of rows (on one thread: blocks of 2 and a last one of
+    1 row here) and split over threads (the pool on: each range whole) give the textbook
+    expressions' numbers, bit for bit."""
     from numvae.model import likelihoods
     from numvae.nn.layers import sigmoid
     monkeypatch.setattr(likelihoods, "BLOCK_ENTRIES", 2 * 784)

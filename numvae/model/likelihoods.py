@@ -190,15 +190,15 @@ LIKELIHOODS = {part.name: part for part in (Bernoulli, Gaussian)}
 
 # --- THE FASTER PATH: the Bernoulli passes by blocks of rows, and over threads -----------
 # The same NumPy operations as bernoulli_nll and Bernoulli.nll_backward above, in the same
-# order, on rows start..stop at a time (numvae.nn.threads runs the ranges at once), each
-# range in blocks of about BLOCK_ENTRIES entries written into buffers instead of
+# order, on rows start..stop at a time (numvae.nn.threads runs the ranges at once), or on
+# one thread in blocks of about BLOCK_ENTRIES entries, written into buffers instead of
 # temporaries: a block's passes run on numbers still in the CPU's cache (as FastAdam's
 # slices), where the whole (rows, pixels) array would stream through memory once per pass.
 # Bit for bit the textbook's numbers (each row's sum is the same pairwise sum;
 # tests/test_threads.py). Taken for large 2-D arrays of one shape and dtype: split over
-# threads if the pool is on, in blocks on one thread from BLOCKED_MIN_ENTRIES on (the
-# IWAE's (K batch, 784) logits; a dense model's batch of 128, 100,352 entries, gains
-# nothing, docs/performance.md).
+# threads (each range whole) if the pool is on, else in blocks from BLOCKED_MIN_ENTRIES on
+# (the IWAE's (K batch, 784) logits; a dense model's batch of 128, 100,352 entries, gains
+# nothing from blocks, docs/performance.md).
 
 BLOCK_ENTRIES = 32768  # 128 KiB of float32 per buffer: a block's arrays fit in L2
 BLOCKED_MIN_ENTRIES = 262144
@@ -214,18 +214,19 @@ def _same_layout(a, x):
             and a.shape == x.shape and a.dtype == x.dtype)
 
 
-def _blocks(start, stop, n_columns):
-    """(first, last) row bounds of start..stop in blocks of about BLOCK_ENTRIES entries."""
-    step = max(1, BLOCK_ENTRIES // n_columns)
-    return [(first, min(first + step, stop)) for first in range(start, stop, step)]
+def _blocks(start, stop, n_columns, split):
+    """(first, last) row bounds of start..stop in blocks of about BLOCK_ENTRIES entries, or
+    one block if the pass is ``split`` over threads (there blocks measured no faster)."""
+    step = stop - start if split else max(1, BLOCK_ENTRIES // n_columns)
+    return [(first, min(first + step, stop)) for first in range(start, stop, max(1, step))]
 
 
 def bernoulli_nll_rows(logits, x):
     """``bernoulli_nll``: sum_i softplus(a_i) - x_i a_i per row (eq. B3), by blocks of rows."""
-    nll = np.empty(len(logits), logits.dtype)
+    nll, split = np.empty(len(logits), logits.dtype), worth_splitting(logits.size)
 
     def rows(start, stop):
-        blocks = _blocks(start, stop, logits.shape[1])
+        blocks = _blocks(start, stop, logits.shape[1], split)
         size = (blocks[0][1] - blocks[0][0], logits.shape[1])
         loss_buffer, other_buffer = np.empty(size, logits.dtype), np.empty(size, logits.dtype)
         for first, last in blocks:
@@ -246,11 +247,11 @@ def bernoulli_nll_rows(logits, x):
 
 def bernoulli_nll_backward_rows(dnll, probs, x):
     """``Bernoulli.nll_backward``: dnll * (sigmoid(a) - x) (eq. B4), by blocks of rows."""
-    dlogits = np.empty_like(probs)
+    dlogits, split = np.empty_like(probs), worth_splitting(probs.size)
     column = _as_column(dnll)
 
     def rows(start, stop):
-        for first, last in _blocks(start, stop, probs.shape[1]):
+        for first, last in _blocks(start, stop, probs.shape[1], split):
             part = np.subtract(probs[first:last], x[first:last], out=dlogits[first:last])
             part *= column[first:last] if np.ndim(column) else column
     split_rows(rows, len(probs), probs.size)
