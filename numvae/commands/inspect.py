@@ -91,10 +91,12 @@ def run(args):
     print(trace.table())
     if args.check:
         scope = "every entry" if n_entries is None else f"{n_entries} random entries"
-        what = ("each gradient (a parameter's: perturbing the parameter; an intermediate's: "
-                "perturbing that quantity and re-running the rest of the step)"
-                if not isinstance(trace.model, TwoLayerVAE) else "each parameter gradient (perturbing the parameter; the two-layer "
-                "model's intermediate gradients are not checked)")
+        if isinstance(trace.model, TwoLayerVAE):  # its intermediate rows carry no fd error
+            what = ("each parameter gradient (perturbing the parameter; the two-layer model's "
+                    "intermediate gradients are not checked)")
+        else:
+            what = ("each gradient (a parameter's: perturbing the parameter; an intermediate's: "
+                    "perturbing that quantity and re-running the rest of the step)")
         print(f"fd error: max relative error of central differences (h = 1e-5, float64) over "
               f"{scope} of {what}; below 1e-6 is agreement.")
     return 0
