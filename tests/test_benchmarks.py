@@ -312,6 +312,7 @@ def test_bernoulli_blocks_alternates_on_and_off_and_restores_the_settings(tmp_pa
     result = bernoulli_blocks.main(["--rounds", "2", "--steps", "2", "--k", "2", "--batch", "4",
                                     "--json", str(tmp_path / "b.json")])
     assert [len(result["ms_per_step"][mode]) for mode in ("on", "off")] == [2, 2]
+    assert result["cpu"]  # every figure names its CPU
     assert all(t > 0 for t in result["ms_per_step"]["on"] + result["ms_per_step"]["off"])
     assert json.loads((tmp_path / "b.json").read_text())["off_over_on"] == result["off_over_on"]
     assert (likelihoods.BLOCK_ENTRIES, likelihoods.BLOCKED_MIN_ENTRIES) == before

@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from benchmarks.speed.conv_layers import cpu_name
 from benchmarks.speed.iwae_training import numvae_runner
 from numvae.model import likelihoods
 
@@ -54,9 +55,10 @@ def main(argv=None):
     finally:
         likelihoods.BLOCK_ENTRIES, likelihoods.BLOCKED_MIN_ENTRIES = settings
     ratios = [off / on for on, off in zip(rounds["on"], rounds["off"])]
-    result = dict(k=args.k, batch=args.batch, steps=args.steps, ms_per_step=rounds,
-                  off_over_on=ratios, median_off_over_on=statistics.median(ratios))
-    print(f"K = {args.k}, batch {args.batch}: ms per step, blocks on "
+    result = dict(cpu=cpu_name(), k=args.k, batch=args.batch, steps=args.steps,
+                  ms_per_step=rounds, off_over_on=ratios,
+                  median_off_over_on=statistics.median(ratios))
+    print(f"CPU: {result['cpu']}; K = {args.k}, batch {args.batch}: ms per step, blocks on "
           f"{statistics.median(rounds['on']):.2f}, off {statistics.median(rounds['off']):.2f}; "
           f"off / on {result['median_off_over_on']:.3f} (median of {args.rounds} rounds, "
           f"range {min(ratios):.3f}-{max(ratios):.3f})")
