@@ -20,6 +20,9 @@ matrix     for each architecture x batch x dtype x thread count, a sub-run of ``
            "GEMM floor", the time of the very same matrix products alone. For float32,
            when PyTorch is importable, an identical PyTorch model is trained in separate
            processes, alternating numvae, PyTorch, numvae, PyTorch (``--repeats`` pairs).
+           ``--two-processes`` adds a row per configuration, "2p": numvae's steps shared by
+           two processes (``fit(..., processes=2)``, the BLAS on one thread in each)
+           against PyTorch on two threads.
 headline   three full epochs (``--headline-epochs``) at batch 128, float32, 2 threads,
            numvae vs PyTorch.
 iwae       numvae.diagnostics.evaluate.iwae_log_likelihood with K=5000 on 1,000 test images.
@@ -129,6 +132,8 @@ def _training_options(parser):
     parser.add_argument("--chunk", type=int, default=DEFAULT_CHUNK,
                         help="FastAdam's chunk (entries per slice)")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
+    parser.add_argument("--two-processes", action="store_true",
+                        help="matrix: also numvae with fit(processes=2) against PyTorch on 2 threads")
 
 
 def _other_options(parser):

@@ -10,7 +10,9 @@ examples per second, of wall-clock time and of the process's CPU time (on a shar
 machine the second is the steadier: time slices lost to other processes do not count,
 though their traffic in the caches does). Threads: NumPy's BLAS gets OPENBLAS_NUM_THREADS (set it
 before
-running), torch gets ``--threads``.
+running), torch gets ``--threads``. ``--two-processes``: numvae's step shared by two
+processes, as ``fit(..., processes=2)`` shares it (run with OPENBLAS_NUM_THREADS=1 and
+``--threads 2``; the CPU figures then count the first process only).
 """
 import argparse
 import json
@@ -34,21 +36,26 @@ def make_numvae(k, seed=0):
     return model, FastAdam(model.params, lr=1e-3, betas=(0.9, 0.999), eps=1e-4)
 
 
-def numvae_runner(k, batch, seed=0, textbook=False):
+def numvae_runner(k, batch, seed=0, textbook=False, split=False):
     """numvae's step; ``textbook=True``: with the fast paths of issue 26 off (the IWAE's
-    ``fast_backward`` and the elementwise pool, ``numvae.nn.threads``): numvae as before them."""
+    ``fast_backward`` and the elementwise pool, ``numvae.nn.threads``): numvae as before them.
+    ``split=True``: the step shared by two processes (``numvae.training.two_processes``;
+    the second ends when this process does, or at ``run.close()``)."""
     from numvae.nn import threads
+    from numvae.training.two_processes import TwoProcesses
     model, optimizer = make_numvae(k, seed)
     if textbook:
         model.objective.fast_backward = False
+    shared = TwoProcesses(model, optimizer, batch) if split else None
 
     def run(x):
         previous = threads.set_threads(1) if textbook else None
         try:
-            return train_step(model, optimizer, x, 1.0, (0, 0))["loss"]
+            return train_step(model, optimizer, x, 1.0, (0, 0), split=shared)["loss"]
         finally:
             if previous is not None:
                 threads.restore(previous)
+    run.close = shared.close if shared else lambda: None
     return run
 
 
@@ -85,13 +92,15 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--textbook", action="store_true",
                         help="also numvae with the fast paths off, alternated with the others")
+    parser.add_argument("--two-processes", action="store_true",
+                        help="numvae's step shared by two processes (OPENBLAS_NUM_THREADS=1)")
     parser.add_argument("--torch-flush-denormal", action="store_true",
                         help="PyTorch with torch.set_flush_denormal(True)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     batches = (rng.random((args.steps, args.batch, 784)) < 0.3).astype(np.float32)
-    runners = {"numvae": numvae_runner(args.k, args.batch),
+    runners = {"numvae": numvae_runner(args.k, args.batch, split=args.two_processes),
                "pytorch": torch_runner(args.k, args.batch, args.threads,
                                        flush_denormal=args.torch_flush_denormal)}
     if args.textbook:
@@ -109,14 +118,17 @@ def main(argv=None):
             examples = args.steps * args.batch
             rates[name].append(examples / (time.perf_counter() - start))
             cpu_rates[name].append(examples / (time.process_time() - cpu_start))
+    runners["numvae"].close()
     result = {name: statistics.median(values) for name, values in rates.items()}
     result.update({f"{name}_cpu": statistics.median(values) for name, values in cpu_rates.items()})
     blas = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
     print(f"numvae's BLAS threads (OPENBLAS_NUM_THREADS): {blas}; PyTorch's: {args.threads}"
-          + (", flush denormal" if args.torch_flush_denormal else ""))
+          + (", flush denormal" if args.torch_flush_denormal else "")
+          + ("; numvae on two processes" if args.two_processes else ""))
     result.update(k=args.k, batch=args.batch, threads=args.threads, rounds=rates,
                   cpu_rounds=cpu_rates, openblas_num_threads=blas,
-                  torch_flush_denormal=args.torch_flush_denormal)
+                  torch_flush_denormal=args.torch_flush_denormal,
+                  two_processes=args.two_processes)
     for suffix, unit, per_round in (("", "wall-clock", rates), ("_cpu", "CPU", cpu_rates)):
         for name in (n for n in runners if n != "pytorch"):
             ours, theirs = result[name + suffix], result["pytorch" + suffix]

@@ -107,7 +107,7 @@ def worker_numvae(cfg):
     setup_mib = rss_mib()
     start = time.perf_counter()
     history = loop.fit(model, optimizer, data, epochs=cfg["epochs"], batch_size=batch,
-                        seed=seed, progress=False, log=None)
+                        seed=seed, progress=False, log=None, processes=cfg.get("processes", 1))
     wall = time.perf_counter() - start
     seconds = sum(history["seconds"])
     examples = cfg["epochs"] * len(data)
@@ -192,8 +192,10 @@ def run_training(args, cache, n_train, with_torch, headline):
         grid = [(arch, 128, "float32", 2) for arch in args.arch]
         epochs, n_examples = args.headline_epochs, n_train
     else:
+        # "2p": numvae's steps shared by two processes, PyTorch on two threads
+        counts = list(args.threads) + (["2p"] if getattr(args, "two_processes", False) else [])
         grid = [(a, b, d, t) for a in args.arch for b in args.batch for d in args.dtype
-                for t in args.threads]
+                for t in counts]
         epochs = args.epochs or 1
     for arch, batch, dtype, threads in grid:
         if not headline:  # full epochs, or one pass over a subset of steps x batch images
@@ -201,9 +203,11 @@ def run_training(args, cache, n_train, with_torch, headline):
         cfg = dict(cache=str(cache), arch=arch, batch=batch, dtype=dtype, epochs=epochs,
                    n_examples=n_examples, seed=args.seed, floor_rounds=args.floor_rounds,
                    optimizer=args.optimizer, chunk=args.chunk, best_rounds=args.best_rounds)
+        if threads == "2p":  # the floor and best blocks time one process's steps: left out
+            cfg.update(processes=2, floor_rounds=0, best_rounds=0)
         pair = with_torch and dtype == "float32"
         label = f"{arch:>8} batch {batch:>3} {dtype} {threads} thr"
-        ours, theirs = _pairs(cfg, threads, args.repeats, pair, label)
+        ours, theirs = _pairs(cfg, 2 if threads == "2p" else threads, args.repeats, pair, label)
         rows.append(summarize(dict(arch=arch, batch=batch, dtype=dtype, threads=threads,
                                    epochs=epochs, examples=n_examples), ours, theirs))
     return rows

@@ -25,6 +25,9 @@ class FreeBitsELBO:
     """
     name = "free_bits"
     supports_kl_weight = True
+    # kappa_j is a mean over the batch: the loss of a batch is not the mean of its halves'
+    # (fit(..., processes=2) refuses it, numvae.training.two_processes)
+    couples_the_batch = True
     formula = "L = mean_batch(reconstruction) + kl_weight * sum_j max(mean_batch KL_j, tau)  (FB1)"
 
     flat_names = {"kl_weight": "kl_weight", "n_samples": "n_samples", "free_bits": "free_bits"}

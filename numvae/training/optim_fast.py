@@ -41,16 +41,17 @@ from numvae.training.optim import Adam, check_grads
 from numvae.validation import check_positive_float, check_positive_int
 
 
-def share_one_buffer(arrays):
+def share_one_buffer(arrays, empty=np.empty):
     """Move the arrays of ``arrays`` into one new 1-D buffer, in order and without gaps, each
     entry becoming a view of it, and return the buffer. Only a dict that re-points the
     arrays' owners when an entry is assigned (``numvae.nn.layers.Owned``: a model's
     ``params`` and ``grads``) can be moved, and only arrays of one dtype: else None, and
-    the arrays stay where they are."""
+    the arrays stay where they are. ``empty(size, dtype)`` makes the buffer (shared
+    memory: ``numvae.training.two_processes``)."""
     values = list(arrays.values())
     if not isinstance(arrays, Owned) or len({value.dtype for value in values}) != 1:
         return None
-    buffer, offset = np.empty(sum(value.size for value in values), values[0].dtype), 0
+    buffer, offset = empty(sum(value.size for value in values), values[0].dtype), 0
     for name, value in list(arrays.items()):
         view = buffer[offset: offset + value.size].reshape(value.shape)
         view[...] = value
@@ -76,9 +77,11 @@ def flat_buffer(arrays):
     return base if offset == base.size else None
 
 
-def _zeros_like_views(params, flat):
-    """A zero array shaped like ``flat`` and its views named like ``params``."""
-    buffer, views, offset = np.zeros_like(flat), {}, 0
+def _zeros_like_views(params, flat, empty=None):
+    """A zero array shaped like ``flat`` and its views named like ``params`` (the array
+    from ``empty(size, dtype)`` if given, filled with zeros)."""
+    buffer, views, offset = np.zeros_like(flat) if empty is None else empty(flat.size, flat.dtype), {}, 0
+    buffer[...] = 0
     for name, p in params.items():
         views[name] = buffer[offset: offset + p.size].reshape(p.shape)
         offset += p.size
@@ -170,9 +173,7 @@ class FastAdam(Adam):
 
     def step(self, grads):
         flat_grads = self._flat_grads(grads)
-        self.t += 1
-        step_size, eps_hat = self.corrected_step()
-        flush = bool(self.flush_every) and self.t % self.flush_every == 0
+        step_size, eps_hat, flush = self.next_step()
         if flat_grads is not None:
             pieces = [(self._flat_params, flat_grads, self._flat_m, self._flat_v)]
         else:
@@ -184,6 +185,39 @@ class FastAdam(Adam):
             self._update(param, np.asarray(g), m, v, step_size, eps_hat, flush, layout)
         if self._layout is None and self.tune_slices:
             self._record(layout, time.perf_counter() - start)
+
+    def next_step(self):
+        """Count a step (t <- t + 1); return its (step_size, eps_hat) (eq. O2) and whether
+        the moments are flushed at it."""
+        self.t += 1
+        step_size, eps_hat = self.corrected_step()
+        return step_size, eps_hat, bool(self.flush_every) and self.t % self.flush_every == 0
+
+    # FAST PATH for two processes (numvae.training.two_processes): the state in shared
+    # memory, and each process updating its own range of the entries
+
+    def move_buffers(self, empty):
+        """Move the flat parameters (the model's too: they are views of them) and moments
+        into new buffers made by ``empty(size, dtype)``, keeping their values. False if
+        the parameters do not tile one buffer (then nothing moves)."""
+        if self._flat_params is None:
+            return False
+        for name in ("m", "v"):
+            old = getattr(self, f"_flat_{name}")
+            flat, views = _zeros_like_views(self.params, old, empty)
+            flat[...] = old
+            setattr(self, f"_flat_{name}", flat)
+            setattr(self, name, views)
+        self._flat_params = share_one_buffer(self.params, empty)
+        return True
+
+    def update_entries(self, flat_grads, start, stop, step_size, eps_hat, flush):
+        """Adam's update (eq. O2) of the entries start..stop of the flat buffers alone, on
+        this thread, slice by slice: with ``next_step``'s numbers, the same arithmetic
+        as ``step`` on those entries."""
+        span = slice(start, stop)
+        self._update(self._flat_params[span], flat_grads[span], self._flat_m[span],
+                     self._flat_v[span], step_size, eps_hat, flush, "slices")
 
     def _layout_now(self):
         """This step's layout: the tuned one, or while tuning the first with the fewest

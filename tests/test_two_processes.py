@@ -1,0 +1,218 @@
+"""fit(..., processes=2): each step shared by two processes, half of the batch each
+(numvae.training.two_processes, eq. DP1). Its numbers are one process's up to rounding
+(float64 here, so that a wrong weight of a half shows), to the bit from run to run and
+across a resume; the second process never outlives the run, whatever ends it."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import numvae
+from numvae.io.datasets import Dataset
+from numvae.model.free_bits import FreeBitsELBO
+from numvae.model.objectives import IWAE
+from numvae.training.loop import TrainingDivergedError, fit, train_step
+from numvae.training.optim import Adam
+from numvae.training.optim_fast import FastAdam
+from numvae.training.two_processes import TwoProcesses
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="two processes need os.fork")
+
+
+@pytest.fixture(autouse=True)
+def blas_on_one_thread(monkeypatch):
+    """processes=2 asks for it (each process's BLAS on one thread); the variable is read
+    by the check, the BLAS of this test process keeps the count it started with."""
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+
+
+def children():
+    """The process ids of this process's living (or unreaped) children (Linux)."""
+    tasks = Path(f"/proc/{os.getpid()}/task")
+    if not tasks.exists():
+        pytest.skip("needs /proc (Linux)")
+    return [pid for task in tasks.iterdir() for pid in (task / "children").read_text().split()]
+
+
+def images(n, seed=0):
+    return (np.random.default_rng(seed).random((n, 784)) < 0.3).astype(np.float64)
+
+
+def train(processes, data, dtype=np.float64, epochs=2, **model_options):
+    model = numvae.VAE(784, 32, 2, encoder_hidden=(24,), decoder_hidden=(24,), dtype=dtype,
+                       seed=0, **model_options)
+    optimizer = FastAdam(model.params, lr=3e-3)
+    history = fit(model, optimizer, data, epochs=epochs, batch_size=64, seed=1, log=None,
+                  processes=processes)
+    return model, optimizer, history
+
+
+@pytest.mark.parametrize("options", [{}, dict(objective=IWAE(k=3))], ids=["elbo", "iwae"])
+def test_two_processes_follow_one_process_to_rounding(options):
+    # 301 images in batches of 64: the last batch (45 rows) has halves of 23 and 22
+    before = children()
+    one = train(1, images(301), **options)
+    two = train(2, images(301), **options)
+    for name, value in one[0].params.items():
+        np.testing.assert_allclose(two[0].params[name], value, rtol=0, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(two[1].m[name], one[1].m[name], rtol=0, atol=1e-12)
+    assert two[1].t == one[1].t == 10
+    np.testing.assert_allclose(two[2]["train_loss"], one[2]["train_loss"], rtol=1e-12)
+    np.testing.assert_allclose(two[2]["train_kl"], one[2]["train_kl"], rtol=1e-12)
+    assert children() == before  # the second process is gone with the run
+
+
+def test_a_conditional_model_gets_each_half_s_labels():
+    data = images(130)
+    labels = np.random.default_rng(2).integers(0, 10, 130)
+    one = train(1, Dataset(data, labels), epochs=1, n_classes=10)
+    two = train(2, Dataset(data, labels), epochs=1, n_classes=10)
+    for name, value in one[0].params.items():
+        np.testing.assert_allclose(two[0].params[name], value, rtol=0, atol=1e-12, err_msg=name)
+
+
+def test_two_processes_repeat_to_the_bit_and_resume_exactly():
+    data = images(200).astype(np.float32)
+    whole = train(2, data, dtype=np.float32, epochs=2)
+    again = train(2, data, dtype=np.float32, epochs=2)
+    model = numvae.VAE(784, 32, 2, encoder_hidden=(24,), decoder_hidden=(24,),
+                       dtype=np.float32, seed=0)
+    optimizer, states = FastAdam(model.params, lr=3e-3), []
+    history = fit(model, optimizer, data, epochs=1, batch_size=64, seed=1, log=None,
+                  processes=2, callbacks=[states.append])
+    fit(model, optimizer, data, epochs=2, batch_size=64, log=None, processes=2,
+        history=history, train_state=states[-1]["train_state"],
+        train_permutation=states[-1]["train_permutation"])
+    for name, value in whole[0].params.items():
+        assert np.array_equal(again[0].params[name], value), name
+        assert np.array_equal(model.params[name], value), name
+
+
+def test_the_update_by_ranges_is_fast_adams_step_to_the_bit():
+    whole_model, ranges_model = (numvae.VAE(784, 16, 2, dtype=np.float32, seed=0) for _ in "ab")
+    whole, ranges = FastAdam(whole_model.params, chunk=1000), FastAdam(ranges_model.params, chunk=1000)
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        grads = {name: rng.standard_normal(p.shape).astype(np.float32)
+                 for name, p in whole.params.items()}
+        whole.step(grads)
+        flat = np.concatenate([g.ravel() for g in grads.values()])
+        numbers = ranges.next_step()
+        for start, stop in ((0, 23_456), (23_456, flat.size)):  # a cut inside a slice
+            ranges.update_entries(flat, start, stop, *numbers)
+    for name, value in whole.params.items():
+        assert np.array_equal(ranges.params[name], value), name
+    assert ranges.t == whole.t == 3
+
+
+def test_move_buffers_keeps_the_values_and_the_model_computes_with_them():
+    model = numvae.VAE(784, 8, 2, dtype=np.float32, seed=0)
+    optimizer = FastAdam(model.params)
+    before = {name: p.copy() for name, p in model.params.items()}
+    made = []
+    assert optimizer.move_buffers(lambda size, dtype: made.append(np.empty(size, dtype)) or made[-1])
+    first = model.encoder.compressor.layers[0].params["W"]
+    assert first.base is made[-1] and len(made) == 3  # m, v, then the parameters
+    for name, value in before.items():
+        assert np.array_equal(model.params[name], value)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("three", "processes must be 1 or 2; got 3"),
+    ("blas", "OPENBLAS_NUM_THREADS=1 (got none of them set)"),
+    ("adam", "needs numvae.training.optim_fast.FastAdam (what numvae train uses); got Adam"),
+    ("free bits", "the objective FreeBitsELBO is not a mean over the examples"),
+])
+def test_what_two_processes_cannot_share_is_refused_in_one_line(case, message, monkeypatch):
+    model = numvae.VAE(784, 8, 2, dtype=np.float32, seed=0,
+                       objective=FreeBitsELBO(free_bits=0.1) if case == "free bits" else "elbo")
+    optimizer = Adam(model.params) if case == "adam" else FastAdam(model.params)
+    if case == "blas":
+        for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            monkeypatch.delenv(variable, raising=False)
+    with pytest.raises(ValueError, match="processes") as caught:
+        fit(model, optimizer, images(10).astype(np.float32), epochs=1, batch_size=4, log=None,
+            processes=3 if case == "three" else 2)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_diverging_run_stops_before_its_update_and_ends_the_second_process():
+    before = children()
+    model = numvae.VAE(784, 32, 2, dtype=np.float32, seed=0)
+    optimizer = FastAdam(model.params, lr=1e6)
+    with pytest.raises(TrainingDivergedError, match="epoch 1, step"):
+        fit(model, optimizer, images(640).astype(np.float32), epochs=1, batch_size=64, log=None,
+            processes=2)
+    assert all(np.isfinite(p).all() for p in model.params.values())
+    assert children() == before
+
+
+def test_the_second_process_ignores_the_stop_signals_and_ends_at_close():
+    """Ctrl-C, SIGTERM and SIGHUP are the first process's to handle (it saves between two
+    steps, then ends the second): the second ignores them."""
+    model = numvae.VAE(784, 8, 2, dtype=np.float32, seed=0)
+    optimizer = FastAdam(model.params)
+    split = TwoProcesses(model, optimizer, 16)
+    try:
+        train_step(model, optimizer, images(16).astype(np.float32), None, (1, 1), split=split)
+        status = Path(f"/proc/{split.pid}/status").read_text()
+        ignored = int(next(line for line in status.splitlines()
+                           if line.startswith("SigIgn:")).split()[1], 16)
+        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            assert ignored >> (number - 1) & 1, signal.Signals(number).name
+    finally:
+        pid = split.pid
+        split.close()
+    assert str(pid) not in children() and split.pid is None
+
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import numvae
+    from numvae.training.loop import fit
+    from numvae.training.optim_fast import FastAdam
+    data = (np.random.default_rng(0).random((4000, 784)) < 0.3).astype(np.float32)
+    model = numvae.VAE(784, 64, 2, dtype=np.float32, seed=0)
+    optimizer = FastAdam(model.params)
+    def started(state):
+        print("epoch done", flush=True)
+    try:
+        fit(model, optimizer, data, epochs=1000, batch_size=32, log=None, processes=2,
+            callbacks=[started])
+    except KeyboardInterrupt as stop:
+        print("stopped between steps, signal", stop.signum, flush=True)
+""")
+
+
+def test_ctrl_c_to_the_process_group_stops_the_run_and_both_processes():
+    """A terminal's Ctrl-C reaches every process of the group: the second ignores it, the
+    first stops at a step boundary (as with one process) and ends the second."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    run = subprocess.Popen([sys.executable, "-c", SCRIPT], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert run.stdout.readline().strip() == "epoch done"
+        os.killpg(run.pid, signal.SIGINT)
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == 0, err
+    assert f"stopped between steps, signal {int(signal.SIGINT)}" in out
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # the group is empty: the second process ended too
+        try:
+            os.killpg(run.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("a process of the run outlived it")
