@@ -173,6 +173,30 @@ def test_the_second_process_ignores_the_stop_signals_and_ends_at_close():
     assert str(pid) not in children() and split.pid is None
 
 
+@pytest.mark.parametrize("rows, where", [(4, "this process"), (3, "the second process")])
+def test_a_gradient_that_is_not_finite_in_either_half_is_named_and_not_applied(rows, where):
+    """Batches of 7: the halves have 4 rows here and 3 there; the half with ``rows`` rows
+    gets a NaN in one bias gradient (the loss stays finite)."""
+    model = numvae.VAE(784, 8, 2, dtype=np.float32, seed=0)
+    backward = model.backward
+
+    def spoiled(cache):
+        steps = backward(cache)
+        if len(cache["x"]) == rows:
+            model.grads["decoder.decompressor.0.b"][1] = np.nan
+        return steps
+    model.backward = spoiled  # before the fork: the second process has it too
+    optimizer = FastAdam(model.params)
+    before = {name: p.copy() for name, p in model.params.items()}
+    with pytest.raises(TrainingDivergedError, match="epoch 1, step 1: the gradient of "
+                                                    "decoder.decompressor.0.b is not finite"):
+        fit(model, optimizer, images(14).astype(np.float32), epochs=1, batch_size=7, log=None,
+            processes=2)
+    for name, value in before.items():
+        assert np.array_equal(model.params[name], value), (where, name)
+    assert optimizer.t == 0
+
+
 SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np

@@ -143,23 +143,24 @@ def _deferred_interrupt():
 
 def train_step(model, optimizer, x, kl_weight, where, y=None, split=None):
     """One step: the loss and its gradient, a check that both are finite, the update.
-
-    ``where`` = (epoch, step), to name the step in an error; ``y``: the batch's labels
-    (a conditional model's). ``split``: None, or the ``two_processes.TwoProcesses`` that
-    shares the step (the FASTER PATH of ``fit(..., processes=2)``). Returns the forward
-    cache (with ``split``: its loss terms only).
-    """
+    ``where`` = (epoch, step), to name the step in an error; ``y``: a conditional model's labels;
+    ``split``: fit's ``TwoProcesses`` (processes=2). Returns the cache (or its loss terms)."""
     try:
         if split is None:
             cache = model.forward(x, y=y, kl_weight=kl_weight)   # loss
             model.backward(cache)                            # and gradient, into model.grads
-        else:
-            cache = split.loss_and_gradient(x, y, kl_weight)  # the same, half here, half there
+        else:  # the same, half of the batch here and half in the second process
+            cache, finite = split.loss_and_gradient(x, y, kl_weight)
     except NumericalError as err:
         raise TrainingDivergedError(f"epoch {where[0]}, step {where[1]}: {err}") from None
-    flat_grads = getattr(optimizer, "flat_grads", None) if split is None else split.grads
-    _check_finite(cache["loss"], model.grads, flat_grads, *where)
-    optimizer.step(model.grads) if split is None else split.update()
+    if split is None:
+        _check_finite(cache["loss"], model.grads, getattr(optimizer, "flat_grads", None), *where)
+        optimizer.step(model.grads)
+    else:
+        if not finite:  # a half's gradient is not: added up here, so that the check names it
+            split.add_here()
+            _check_finite(cache["loss"], model.grads, None, *where)
+        split.update(added=not finite)
     return cache
 
 
@@ -239,9 +240,8 @@ def fit(model, optimizer, train_data, *, epochs, batch_size=128, val_data=None,
     kl_schedule: None (the warm-up above) or a schedule of the KL weight
         (``numvae.training.kl_schedules``, e.g. ``Cyclical(10)``): the weight at step t is
         ``model.objective.kl_weight * kl_schedule.factor(t, steps per epoch)``.
-    processes: 1, or 2 to share each step between two processes, half of the batch each
-        (``numvae.training.two_processes``: the numbers of one process up to rounding; a
-        FastAdam optimiser, and Python started with OPENBLAS_NUM_THREADS=1).
+    processes: 2 shares each step between two processes, half of the batch each (the numbers
+        of one process up to rounding; ``numvae.training.two_processes``).
     Returns the history (see ``new_history``).
     """
     images, labels = _as_images(train_data, model, "train_data")

@@ -14,10 +14,10 @@ second process is forked). One step, with S the step's number:
 
 1. this process writes the batch and its noise eps (drawn here, from the model's
    generator, as one process draws it) where the second reads them, and says "go";
-2. each runs the forward and backward pass of its half (eqs. V1-V6);
-3. each adds the two gradients, weighted (DP1), over its half of the parameter entries;
-4. ``fit`` checks the whole gradient here, as for one process; then each process applies
-   Adam (eq. O2) to its half of the entries.
+2. each runs the forward and backward pass of its half (eqs. V1-V6), and checks that its
+   gradient is finite (``fit`` stops at a bad one, as with one process);
+3. each process takes half of the parameter entries and, slice by slice while the slice
+   is in the cache, adds the two gradients, weighted (DP1), then applies Adam (eq. O2).
 
 Why processes and not threads: a Python thread needs the GIL between two NumPy calls, and
 on a virtual machine handing it over costs tens of microseconds, as waking a sleeping
@@ -49,8 +49,11 @@ from numvae.validation import NumericalError
 # Poll for this long, then sleep until woken: long enough to span a step's other half,
 # short enough that a pause in training (an evaluation between epochs) frees the core.
 SPIN_SECONDS = 0.02
-# the control words in shared memory
-GO, HALF, BATCH, STOP, FAILED = range(5)
+# the control words in shared memory: the step's number, its halves, the orders to stop
+# and whether the gradients were added already, what failed there
+GO, HALF, BATCH, STOP, ADDED, FAILED = range(6)
+# the numbers: the second half's loss and squared gradient norm, the KL weight, Adam's step
+LOSS, SQUARES, KL_WEIGHT, STEP_SIZE, EPS_HAT, FLUSH = range(6)
 
 
 def shared_empty(size, dtype):
@@ -109,16 +112,14 @@ class TwoProcesses:
         self.y = shared_empty(batch_size, np.int64)
         self.eps = shared_empty(model.n_samples * batch_size * model.latent_dim,
                                 model.dtype).reshape(model.n_samples, batch_size, -1)
-        # the second half's terms (reconstruction, kl), its loss, the step's numbers
-        self.terms = shared_empty(2 * batch_size, np.float64).reshape(2, batch_size)
-        self.numbers = shared_empty(5, np.float64)  # loss, kl_weight, step_size, eps_hat, flush
-        self.control = shared_empty(5, np.int64)
+        self.terms = shared_empty(2 * batch_size, np.float64).reshape(2, batch_size)  # its half's
+        self.numbers = shared_empty(6, np.float64)
+        self.control = shared_empty(6, np.int64)
         self.message = shared_empty(1000, np.uint8)  # the second process's error, in UTF-8
-        # one semaphore per message: go, gradient ready (there), gradient ready (here),
-        # added, update, updated
+        # one semaphore per message: go, its gradient is ready, apply Adam, applied
         context = multiprocessing.get_context("fork")
-        self.go, self.its_gradient, self.my_gradient, self.added, self.apply, self.applied = (
-            context.Semaphore(0) for _ in range(6))
+        self.go, self.its_gradient, self.apply, self.applied = (
+            context.Semaphore(0) for _ in range(4))
         self.cut = self.grads.size // 2  # the entries [0, cut) are added and updated here
         with warnings.catch_warnings():
             # Python 3.12 warns on fork in a process with threads (numvae's pool, the BLAS's):
@@ -136,8 +137,8 @@ class TwoProcesses:
     # --- this process --------------------------------------------------------------------
 
     def loss_and_gradient(self, x, y, kl_weight):
-        """Both halves' forward and backward passes, the gradient (eq. DP1) into
-        ``model.grads``; returns the loss terms as ``train_step`` uses them."""
+        """Both halves' forward and backward passes. Returns the loss terms as
+        ``train_step`` uses them, and whether both gradients are finite."""
         model, batch = self.model, len(x)
         half = (batch + 1) // 2
         eps = model.draw_eps(batch)  # all of it here: the generator's draws as in one process
@@ -145,34 +146,50 @@ class TwoProcesses:
         self.eps[:, :batch] = eps
         if y is not None:
             self.y[:batch] = y
-        self.numbers[1] = np.nan if kl_weight is None else kl_weight
+        self.numbers[KL_WEIGHT] = np.nan if kl_weight is None else kl_weight
         self.control[[HALF, BATCH, FAILED]] = half, batch, 0
         self.control[GO] += 1
         self.go.release()
         cache = model.forward(x[:half], eps[:, :half], y=None if y is None else y[:half],
                               kl_weight=kl_weight)
         model.backward(cache)
+        squares = np.vdot(self.grads, self.grads)
         self.wait(self.its_gradient)
         if self.control[FAILED]:
             text = bytes(self.message).rstrip(b"\0").decode("utf-8", "replace")
             if self.control[FAILED] == 1:
                 raise NumericalError(text)
             raise RuntimeError(f"numvae's second process: {text}")
-        self.my_gradient.release()
-        self.add_halves(0, self.cut, half, batch)
-        self.wait(self.added)
         share = (batch - half) / batch
-        return dict(loss=(1.0 - share) * cache["loss"] + share * self.numbers[0],
-                    reconstruction=np.concatenate([cache["reconstruction"], self.terms[0, half:batch]]),
-                    kl=np.concatenate([cache["kl"], self.terms[1, half:batch]]))
+        terms = dict(loss=(1.0 - share) * cache["loss"] + share * self.numbers[LOSS],
+                     reconstruction=np.concatenate([cache["reconstruction"],
+                                                    self.terms[0, half:batch]]),
+                     kl=np.concatenate([cache["kl"], self.terms[1, half:batch]]))
+        return terms, bool(np.isfinite(squares) and np.isfinite(self.numbers[SQUARES]))
 
-    def update(self):
-        """Adam (eq. O2): the entries [0, cut) here, the others there, at the same step."""
-        step_size, eps_hat, flush = self.optimizer.next_step()
-        self.numbers[2:] = step_size, eps_hat, flush
+    def add_here(self):
+        """The whole gradient (eq. DP1) into ``model.grads``, here: to name a bad one."""
+        self.add_halves(0, self.grads.size, *self.control[[HALF, BATCH]])
+
+    def update(self, added=False):
+        """Adam (eq. O2) at the next step: the entries [0, cut) here, the others there,
+        each slice after its gradients are added (``added``: ``add_here`` did it)."""
+        self.numbers[[STEP_SIZE, EPS_HAT, FLUSH]] = self.optimizer.next_step()
+        self.control[ADDED] = added
         self.apply.release()
-        self.optimizer.update_entries(self.grads, 0, self.cut, step_size, eps_hat, flush)
+        self.add_and_apply(0, self.cut)
         self.wait(self.applied)
+
+    def add_and_apply(self, start, stop):
+        """For each slice of the entries start..stop: eq. DP1 into ``grads``, then Adam."""
+        half, batch, added = self.control[[HALF, BATCH, ADDED]]
+        step_size, eps_hat, flush = self.numbers[[STEP_SIZE, EPS_HAT, FLUSH]]
+        for first in range(start, stop, self.optimizer.chunk):
+            last = min(first + self.optimizer.chunk, stop)
+            if not added:
+                self.add_halves(first, last, half, batch)
+            self.optimizer.update_entries(self.grads, first, last, float(step_size),
+                                          float(eps_hat), bool(flush))
 
     def add_halves(self, start, stop, half, batch):
         """grads <- (half / batch) grads + ((batch - half) / batch) other_grads (eq. DP1),
@@ -180,6 +197,10 @@ class TwoProcesses:
         if half == batch:  # one row: the second process had none
             return
         mine, other = self.grads[start:stop], self.other_grads[start:stop]
+        if 2 * half == batch:  # (a + b) / 2, the same number as a / 2 + b / 2
+            mine += other
+            mine *= 0.5
+            return
         mine *= half / batch
         other *= (batch - half) / batch
         mine += other
@@ -200,7 +221,7 @@ class TwoProcesses:
         if self.pid is None:
             return
         self.control[STOP] = 1
-        for semaphore in (self.go, self.my_gradient, self.apply):
+        for semaphore in (self.go, self.apply):
             semaphore.release()
         deadline = time.monotonic() + 10.0
         while os.waitpid(self.pid, os.WNOHANG)[0] == 0:
@@ -220,24 +241,19 @@ class TwoProcesses:
         share_one_buffer(self.model.grads, lambda size, dtype: self.other_grads)
         while self.sleep_until(self.go, parent):
             half, batch = int(self.control[HALF]), int(self.control[BATCH])
+            self.numbers[SQUARES] = 0.0
             if half < batch and not self.its_half(half, batch):
                 continue
             self.its_gradient.release()
-            if not self.sleep_until(self.my_gradient, parent):
-                return
-            self.add_halves(self.cut, self.grads.size, half, batch)
-            self.added.release()
             if not self.sleep_until(self.apply, parent):
                 return
-            step_size, eps_hat, flush = self.numbers[2:]
-            self.optimizer.update_entries(self.grads, self.cut, self.grads.size,
-                                          float(step_size), float(eps_hat), bool(flush))
+            self.add_and_apply(self.cut, self.grads.size)
             self.applied.release()
 
     def its_half(self, half, batch):
         """The rows [half, batch): forward and backward, their terms into shared memory;
         False (the error told) if they failed."""
-        kl_weight = None if np.isnan(self.numbers[1]) else float(self.numbers[1])
+        kl_weight = None if np.isnan(self.numbers[KL_WEIGHT]) else float(self.numbers[KL_WEIGHT])
         y = self.y[half:batch] if self.model.n_classes else None
         try:
             cache = self.model.forward(self.x[half:batch], self.eps[:, half:batch], y=y,
@@ -254,7 +270,7 @@ class TwoProcesses:
             return False
         self.terms[0, half:batch] = cache["reconstruction"]
         self.terms[1, half:batch] = cache["kl"]
-        self.numbers[0] = cache["loss"]
+        self.numbers[[LOSS, SQUARES]] = cache["loss"], np.vdot(self.other_grads, self.other_grads)
         return True
 
     def sleep_until(self, semaphore, parent):
