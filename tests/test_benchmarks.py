@@ -316,3 +316,24 @@ def test_bernoulli_blocks_alternates_on_and_off_and_restores_the_settings(tmp_pa
     assert all(t > 0 for t in result["ms_per_step"]["on"] + result["ms_per_step"]["off"])
     assert json.loads((tmp_path / "b.json").read_text())["off_over_on"] == result["off_over_on"]
     assert (likelihoods.BLOCK_ENTRIES, likelihoods.BLOCKED_MIN_ENTRIES) == before
+
+
+def test_handoff_times_each_way_in_an_interpreter_of_its_own(tmp_path):
+    from benchmarks.speed import handoff
+    result = handoff.main(["--rounds", "1", "--calls", "3", "--batch", "8",
+                           "--json", str(tmp_path / "h.json")])
+    assert list(result["median_us"]) == list(handoff.WAYS) and result["cpu"]
+    assert all(0 < us < 1e6 for us in result["median_us"].values())
+    assert json.loads((tmp_path / "h.json").read_text())["rounds"] == result["rounds"]
+
+
+def test_the_iwae_benchmark_s_step_on_two_processes_is_the_step_on_one(monkeypatch):
+    from benchmarks.speed import iwae_training
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")  # two processes ask for it
+    x = (np.random.default_rng(0).random((4, 784)) < 0.3).astype(np.float32)
+    one, two = iwae_training.numvae_runner(2, 4), iwae_training.numvae_runner(2, 4, split=True)
+    try:
+        for _ in range(2):
+            assert two(x) == pytest.approx(one(x), rel=1e-5)
+    finally:
+        two.close()

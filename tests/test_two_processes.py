@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 
 import numvae
+from helpers import run_cli
 from numvae.io.datasets import Dataset
 from numvae.model.free_bits import FreeBitsELBO
 from numvae.model.objectives import IWAE
+from numvae.training.checkpoint import load_checkpoint
 from numvae.training.loop import TrainingDivergedError, fit, train_step
 from numvae.training.optim import Adam
 from numvae.training.optim_fast import FastAdam
@@ -195,6 +197,32 @@ def test_a_gradient_that_is_not_finite_in_either_half_is_named_and_not_applied(r
     for name, value in before.items():
         assert np.array_equal(model.params[name], value), (where, name)
     assert optimizer.t == 0
+
+
+TOY = ["train", "--dataset", "toy", "--latent-dim", "2", "--shared-dim", "16", "--no-plots",
+       "--batch-size", "64"]
+
+
+def test_numvae_train_processes_2_resumes_exactly_and_asks_for_one_blas_thread(
+        tmp_path, capsys, monkeypatch):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert run_cli([*TOY, "--epochs", "2", "--processes", "2", "--out", str(straight)],
+                   capsys)[0] == 0
+    assert run_cli([*TOY, "--epochs", "1", "--processes", "2", "--out", str(split)],
+                   capsys)[0] == 0
+    assert run_cli(["train", "--resume", str(split / "checkpoint.npz"), "--epochs", "2",
+                    "--processes", "2"], capsys)[0] == 0
+    a = load_checkpoint(straight / "checkpoint.npz").model.params
+    b = load_checkpoint(split / "checkpoint.npz").model.params
+    for name in a:
+        assert np.array_equal(a[name], b[name]), name
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(variable, raising=False)
+    code, _, err = run_cli([*TOY, "--epochs", "1", "--processes", "2",
+                            "--out", str(tmp_path / "refused")], capsys)
+    assert code != 0 and len(err.strip().splitlines()) == 1, err
+    assert "start Python with OPENBLAS_NUM_THREADS=1 (got none of them set)" in err
 
 
 SCRIPT = textwrap.dedent("""

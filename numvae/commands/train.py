@@ -45,7 +45,7 @@ DEFAULT_VAL_SIZE = {"mnist": 5000, "mnist-mini": 1000, "fashion-mnist": 5000, "d
                     "toy": 200}
 # options that a resumed run may change; every other training option comes from the checkpoint
 RESUME_KEEPS = ("command", "resume", "epochs", "out", "overwrite", "no_progress", "no_plots",
-                "max_memory")
+                "max_memory", "processes")
 
 
 def _new_run(args):
@@ -213,7 +213,8 @@ def _fit(args, run, meta, fit_data, val_data, save, checkpoint_path):
                          history=run["history"], train_state=run["train_state"],
                          train_permutation=run["train_permutation"],
                          schedule=meta.get("schedule"),
-                         kl_schedule=_kl_schedule(meta, checkpoint_path))
+                         kl_schedule=_kl_schedule(meta, checkpoint_path),
+                         processes=args.processes)
     except (train.TrainingDivergedError, MemoryError) as err:
         kept = f"; the last good checkpoint is {checkpoint_path}" if checkpoint_path.exists() else ""
         what = err if isinstance(err, train.TrainingDivergedError) else (

@@ -111,6 +111,10 @@ def add_parser(commands):
                               "lr * 10^(-i/7), i = 0..7); a resumed run keeps its own")
     optimisation.add_argument("--seed", type=seed_option, default=0,
                               help="seeds the weights, the batches and every random draw")
+    optimisation.add_argument("--processes", type=int, choices=(1, 2), default=1,
+                              help="2: each step shared by two processes, half of the batch "
+                              "each (the numbers of one process up to rounding; start it with "
+                              "OPENBLAS_NUM_THREADS=1)")
     output.add_argument("--out", help="output folder (default: a new runs/<timestamp>); an "
                         "existing folder that holds files is refused unless --overwrite")
     output.add_argument("--overwrite", action="store_true",
