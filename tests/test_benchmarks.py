@@ -337,3 +337,18 @@ def test_the_iwae_benchmark_s_step_on_two_processes_is_the_step_on_one(monkeypat
             assert two(x) == pytest.approx(one(x), rel=1e-5)
     finally:
         two.close()
+
+
+def test_two_processes_benchmark_takes_both_steps_apart(tmp_path, monkeypatch):
+    from benchmarks.speed import two_processes
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")  # two processes ask for it
+    result = two_processes.main(["--arch", "slides", "--batch", "8", "--steps", "2",
+                                 "--rounds", "2", "--json", str(tmp_path / "t.json")])
+    (row,) = result["rows"]
+    assert (row["arch"], row["batch"]) == ("slides", 8) and result["cpu"]
+    ms = row["ms"]
+    assert ms["one: step"] == pytest.approx(ms["one: forward + backward"] + ms["one: Adam"])
+    assert ms["two: step"] == pytest.approx(ms["two: gradient"] + ms["two: update"])
+    assert all(len(times) == 2 and min(times) > 0 for times in row["rounds"].values())
+    assert json.loads((tmp_path / "t.json").read_text())["rows"][0]["one_over_two"] == \
+        row["one_over_two"]

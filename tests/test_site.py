@@ -1,7 +1,7 @@
 """The course as a website (mkdocs.yml): ``mkdocs build --strict`` passes; every page loads in
 headless Chromium with no console error and no request leaving the machine; every formula
 is rendered by the vendored KaTeX; each tutorial that saves a figure shows it; no internal
-link is broken.
+link is broken; the search box finds pages.
 
 Marked ``site`` and left out of the default run (setup.cfg's addopts): the build renders the
 API reference of every module and runs each tutorial's --quick mode (a few minutes).
