@@ -73,6 +73,7 @@ FORMULAS = {
     "FB1": "numvae.model.free_bits.FreeBitsELBO",
     "FB2": "numvae.model.free_bits.FreeBitsELBO.backward",
     "KA1": "numvae.training.kl_schedules.Cyclical",
+    "DP1": "numvae.training.two_processes.TwoProcesses.add_halves",
 }
 # the named steps of the VAE's backward pass: one function runs them all, in order
 STEPS = {label: "numvae.model.vae.VAE.backward" for label in ("V2", "V3", "V4", "V5", "V6")}
