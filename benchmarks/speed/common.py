@@ -108,6 +108,13 @@ def run_worker(cfg, threads):
                        f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
 
 
+def write_json(path, result):
+    """Write ``result`` to ``path`` as indented JSON (nothing if ``path`` is None)."""
+    if path:
+        with open(path, "w") as file:
+            json.dump(result, file, indent=1)
+
+
 def log(*args):
     print(*args, flush=True)
 

@@ -17,7 +17,6 @@ Each way runs in an interpreter of its own with OPENBLAS_NUM_THREADS set for it 
 reads it once, when NumPy is imported).
 """
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -25,7 +24,7 @@ import sys
 import threading
 import time
 
-from benchmarks.speed.common import REPO
+from benchmarks.speed.common import REPO, write_json
 
 WAYS = ("whole", "pool split", "free threads", "BLAS 2 threads")
 
@@ -95,9 +94,7 @@ def main(argv=None):
     print(f"({args.batch}, 256) @ (256, 784) float32 on {result['cpu']}, microseconds per "
           f"product, median of {args.rounds} rounds: "
           + ", ".join(f"{way} {us:.0f}" for way, us in result["median_us"].items()))
-    if args.json:
-        with open(args.json, "w") as file:
-            json.dump(result, file, indent=1)
+    write_json(args.json, result)
     return result
 
 

@@ -20,14 +20,13 @@ The figures are milliseconds per step, medians over the rounds, and the ratio of
 steps. The BLAS must run on one thread (OPENBLAS_NUM_THREADS=1): two processes ask for it.
 """
 import argparse
-import json
 import statistics
 import time
 
 import numpy as np
 
 import numvae
-from benchmarks.speed.common import ARCHITECTURES
+from benchmarks.speed.common import ARCHITECTURES, write_json
 from numvae.training.loop import train_step
 from numvae.training.optim_fast import FastAdam
 from numvae.training.two_processes import TwoProcesses
@@ -106,9 +105,7 @@ def main(argv=None):
                   f"{args.rounds} rounds): " + ", ".join(f"{name} {ms:.2f}"
                                                          for name, ms in medians.items())
                   + f"; one / two {ratio:.2f}", flush=True)
-    if args.json:
-        with open(args.json, "w") as file:
-            json.dump(result, file, indent=1)
+    write_json(args.json, result)
     return result
 
 
