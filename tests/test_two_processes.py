@@ -2,6 +2,7 @@
 (numvae.training.two_processes, eq. DP1). Its numbers are one process's up to rounding
 (float64 here, so that a wrong weight of a half shows), to the bit from run to run and
 across a resume; the second process never outlives the run, whatever ends it."""
+import mmap
 import os
 import signal
 import subprocess
@@ -18,6 +19,8 @@ from helpers import run_cli
 from numvae.io.datasets import Dataset
 from numvae.model.free_bits import FreeBitsELBO
 from numvae.model.objectives import IWAE
+from numvae.nn import threads
+from numvae.training import two_processes
 from numvae.training.checkpoint import load_checkpoint
 from numvae.training.loop import TrainingDivergedError, fit, train_step
 from numvae.training.optim import Adam
@@ -30,9 +33,13 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="two processes n
 
 @pytest.fixture(autouse=True)
 def blas_on_one_thread(monkeypatch):
-    """processes=2 asks for it (each process's BLAS on one thread); the variable is read
-    by the check, the BLAS of this test process keeps the count it started with."""
+    """processes=2 asks for it (each process's BLAS on one thread, numvae's pool off); the
+    variable is read by the check, the BLAS of this test process keeps the count it
+    started with."""
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    previous = threads.set_threads(1)
+    yield
+    threads.restore(previous)
 
 
 def children():
@@ -119,9 +126,11 @@ def test_move_buffers_keeps_the_values_and_the_model_computes_with_them():
     optimizer = FastAdam(model.params)
     before = {name: p.copy() for name, p in model.params.items()}
     made = []
-    assert optimizer.move_buffers(lambda size, dtype: made.append(np.empty(size, dtype)) or made[-1])
-    first = model.encoder.compressor.layers[0].params["W"]
-    assert first.base is made[-1] and len(made) == 3  # m, v, then the parameters
+    grads = optimizer.move_buffers(lambda size, dtype: made.append(np.empty(size, dtype))
+                                   or made[-1], model.grads)
+    first = model.encoder.compressor.layers[0]
+    assert len(made) == 4 and grads is made[3]  # m, v, the parameters, the gradients
+    assert first.params["W"].base is made[2] and first.grads["W"].base is made[3]
     for name, value in before.items():
         assert np.array_equal(model.params[name], value)
 
@@ -170,9 +179,40 @@ def test_the_second_process_ignores_the_stop_signals_and_ends_at_close():
         for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             assert ignored >> (number - 1) & 1, signal.Signals(number).name
     finally:
-        pid = split.pid
         split.close()
-    assert str(pid) not in children() and split.pid is None
+    assert str(split.pid) not in children() and not split.end.alive
+
+
+def shared(array):
+    """True if ``array`` lies in a memory mapping (the shared memory of two processes)."""
+    while array is not None:
+        if isinstance(array, mmap.mmap):
+            return True
+        array = getattr(array, "base", None) if isinstance(array, np.ndarray) else getattr(
+            array, "obj", None)
+    return False
+
+
+def test_after_the_run_the_model_is_private_again_and_one_process_checks_its_gradient():
+    model = numvae.VAE(784, 8, 2, dtype=np.float32, seed=0)
+    optimizer = FastAdam(model.params)
+    data = images(64).astype(np.float32)
+    fit(model, optimizer, data, epochs=1, batch_size=32, log=None, processes=2)
+    arrays = [*model.params.values(), *model.grads.values(), *optimizer.m.values(),
+              *optimizer.v.values()]
+    assert not any(shared(a) for a in arrays)
+    backward = model.backward
+
+    def spoiled(cache):  # a NaN in one gradient: caught before the update, as always
+        steps = backward(cache)
+        model.grads["decoder.decompressor.0.b"][1] = np.nan
+        return steps
+    model.backward = spoiled
+    before = {name: p.copy() for name, p in model.params.items()}
+    with pytest.raises(TrainingDivergedError, match="decoder.decompressor.0.b is not finite"):
+        train_step(model, optimizer, data[:32], None, (2, 1))
+    for name, value in before.items():
+        assert np.array_equal(model.params[name], value), name
 
 
 @pytest.mark.parametrize("rows, where", [(4, "this process"), (3, "the second process")])
@@ -197,6 +237,61 @@ def test_a_gradient_that_is_not_finite_in_either_half_is_named_and_not_applied(r
     for name, value in before.items():
         assert np.array_equal(model.params[name], value), (where, name)
     assert optimizer.t == 0
+
+
+def test_after_a_failed_half_the_next_steps_pair_the_right_halves():
+    """The first process's half raises (its 4 rows of 7); the step is given up on both
+    sides, and the next steps are one process's again (float64, to 1e-12)."""
+    one, two = (numvae.VAE(784, 8, 2, dtype=np.float64, seed=0) for _ in "ab")
+    forward, calls = two.forward, []
+
+    def failing_once(x, *args, **kwargs):
+        if len(x) == 4 and not calls:
+            calls.append(1)
+            raise RuntimeError("a failure in this process's half")
+        return forward(x, *args, **kwargs)
+    two.forward = failing_once
+    optimizers = FastAdam(one.params), FastAdam(two.params)
+    data = images(21)
+    split = TwoProcesses(two, optimizers[1], 7)
+    try:
+        with pytest.raises(RuntimeError, match="a failure in this process's half"):
+            train_step(two, optimizers[1], data[:7], None, (1, 1), split=split)
+        one.draw_eps(7)  # the failed step drew its noise: one process draws it too
+        for step in (1, 2):
+            batch = data[7 * step: 7 * step + 7]
+            train_step(one, optimizers[0], batch, None, (1, step))
+            train_step(two, optimizers[1], batch, None, (1, step), split=split)
+    finally:
+        split.close()
+    for name, value in one.params.items():
+        np.testing.assert_allclose(two.params[name], value, rtol=0, atol=1e-12, err_msg=name)
+
+
+def test_a_run_ends_cleanly_where_children_are_reaped_by_the_system():
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps them
+    try:
+        train(2, images(130), epochs=1)
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+
+
+def test_a_stop_asked_for_ends_a_wait_for_a_second_process_that_does_not_answer(monkeypatch):
+    monkeypatch.setattr(two_processes, "STOP_GRACE_SECONDS", 0.2)
+    model = numvae.VAE(784, 8, 2, dtype=np.float32, seed=0)
+    optimizer, interrupt = FastAdam(model.params), {"requested": None}
+    split = TwoProcesses(model, optimizer, 16, interrupt)
+    x = images(16).astype(np.float32)
+    try:
+        train_step(model, optimizer, x, None, (1, 1), split=split)
+        os.kill(split.pid, signal.SIGSTOP)
+        interrupt["requested"] = signal.SIGINT
+        with pytest.raises(two_processes.SecondProcessError, match="has not answered for"):
+            train_step(model, optimizer, x, None, (1, 2), split=split)
+    finally:
+        os.kill(split.pid, signal.SIGCONT)
+        split.close()
+    assert str(split.pid) not in children()
 
 
 TOY = ["train", "--dataset", "toy", "--latent-dim", "2", "--shared-dim", "16", "--no-plots",

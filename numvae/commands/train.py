@@ -39,6 +39,7 @@ from numvae.training.checkpoint import CheckpointError, load_checkpoint, save_ch
 from numvae.training.checkpoint_fields import MAX_EPOCHS
 from numvae.training.kl_schedules import Cyclical, kl_schedule_from_settings
 from numvae.training.optim_fast import FastAdam
+from numvae.training.two_processes import SecondProcessError
 
 DEFAULT_EPOCHS = {"mnist": 10, "mnist-mini": 30, "fashion-mnist": 10, "digits": 100, "toy": 50}
 DEFAULT_VAL_SIZE = {"mnist": 5000, "mnist-mini": 1000, "fashion-mnist": 5000, "digits": 200,
@@ -215,9 +216,9 @@ def _fit(args, run, meta, fit_data, val_data, save, checkpoint_path):
                          schedule=meta.get("schedule"),
                          kl_schedule=_kl_schedule(meta, checkpoint_path),
                          processes=args.processes)
-    except (train.TrainingDivergedError, MemoryError) as err:
+    except (train.TrainingDivergedError, MemoryError, SecondProcessError) as err:
         kept = f"; the last good checkpoint is {checkpoint_path}" if checkpoint_path.exists() else ""
-        what = err if isinstance(err, train.TrainingDivergedError) else (
+        what = err if not isinstance(err, MemoryError) else (
             "out of memory (a MemoryError) during training; try a smaller --batch-size")
         raise UsageError(f"numvae: error: {what}{kept}") from None
 

@@ -156,11 +156,8 @@ def train_step(model, optimizer, x, kl_weight, where, y=None, split=None):
     if split is None:
         _check_finite(cache["loss"], model.grads, getattr(optimizer, "flat_grads", None), *where)
         optimizer.step(model.grads)
-    else:
-        if not finite:  # a half's gradient is not: added up here, so that the check names it
-            split.add_here()
-            _check_finite(cache["loss"], model.grads, None, *where)
-        split.update(added=not finite)
+    else:  # each process checked its half's gradient; the check names a bad one
+        split.update(finite, lambda: _check_finite(cache["loss"], model.grads, None, *where))
     return cache
 
 
@@ -256,7 +253,7 @@ def fit(model, optimizer, train_data, *, epochs, batch_size=128, val_data=None,
     run.kl_schedule = _check_kl_schedule(kl_schedule, kl_warmup_epochs, model)
     run.binarize, run.grad_norm_every = binarize, grad_norm_every
     with _deferred_interrupt() as interrupt, \
-            two_processes.sharing(processes, model, optimizer, batch_size) as run.split:
+            two_processes.sharing(processes, model, optimizer, batch_size, interrupt) as run.split:
         try:
             while run.state["epoch"] < epochs:
                 run.train_epoch(epochs, progress, interrupt)

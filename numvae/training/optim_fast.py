@@ -80,8 +80,9 @@ def flat_buffer(arrays):
 def _zeros_like_views(params, flat, empty=None):
     """A zero array shaped like ``flat`` and its views named like ``params`` (the array
     from ``empty(size, dtype)`` if given, filled with zeros)."""
-    buffer, views, offset = np.zeros_like(flat) if empty is None else empty(flat.size, flat.dtype), {}, 0
+    buffer = np.zeros_like(flat) if empty is None else empty(flat.size, flat.dtype)
     buffer[...] = 0
+    views, offset = {}, 0
     for name, p in params.items():
         views[name] = buffer[offset: offset + p.size].reshape(p.shape)
         offset += p.size
@@ -196,12 +197,15 @@ class FastAdam(Adam):
     # FAST PATH for two processes (numvae.training.two_processes): the state in shared
     # memory, and each process updating its own range of the entries
 
-    def move_buffers(self, empty):
-        """Move the flat parameters (the model's too: they are views of them) and moments
-        into new buffers made by ``empty(size, dtype)``, keeping their values. False if
-        the parameters do not tile one buffer (then nothing moves)."""
-        if self._flat_params is None:
-            return False
+    def move_buffers(self, empty, grads):
+        """Move the flat parameters (the model's too: they are views of them), the moments
+        and ``grads`` (the model's gradients, named as its parameters) into new buffers made
+        by ``empty(size, dtype)``, keeping their values. Returns the gradients' buffer, or
+        None where they cannot all move (then nothing moves)."""
+        if (self._flat_params is None or not isinstance(self.params, Owned)
+                or not isinstance(grads, Owned) or list(grads) != self._names
+                or any(g.dtype != self._flat_params.dtype for g in grads.values())):
+            return None
         for name in ("m", "v"):
             old = getattr(self, f"_flat_{name}")
             flat, views = _zeros_like_views(self.params, old, empty)
@@ -209,7 +213,8 @@ class FastAdam(Adam):
             setattr(self, f"_flat_{name}", flat)
             setattr(self, name, views)
         self._flat_params = share_one_buffer(self.params, empty)
-        return True
+        self._known_grads, self._known_flat_grads = (), None  # looked up again at the next step
+        return share_one_buffer(grads, empty)
 
     def update_entries(self, flat_grads, start, stop, step_size, eps_hat, flush):
         """Adam's update (eq. O2) of the entries start..stop of the flat buffers alone, on
