@@ -40,6 +40,11 @@ def images(data_dir, n):
     return load_mnist(data_dir, download=False)[0].images[:n]
 
 
+def diverged():
+    """``TwoProcesses.update``'s check, called where a half's gradient is not finite."""
+    raise FloatingPointError("the gradient is not finite: training diverged")
+
+
 def blocks(arch, batch, data, steps, rounds):
     """{part: [ms per step in each round]} of both ways, alternated."""
     def build():
@@ -69,7 +74,7 @@ def blocks(arch, batch, data, steps, rounds):
                 start = time.perf_counter()
                 _, finite = split.loss_and_gradient(x, None, None)
                 middle = time.perf_counter()
-                split.update(added=not finite)
+                split.update(finite, diverged)
                 sums["two: gradient"] += middle - start
                 sums["two: update"] += time.perf_counter() - middle
             sums["one: step"] = sums["one: forward + backward"] + sums["one: Adam"]
