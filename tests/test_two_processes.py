@@ -2,6 +2,7 @@
 (numvae.training.two_processes, eq. DP1). Its numbers are one process's up to rounding
 (float64 here, so that a wrong weight of a half shows), to the bit from run to run and
 across a resume; the second process never outlives the run, whatever ends it."""
+import gc
 import mmap
 import os
 import signal
@@ -181,6 +182,16 @@ def test_the_second_process_ignores_the_stop_signals_and_ends_at_close():
     finally:
         split.close()
     assert str(split.pid) not in children() and not split.end.alive
+
+
+def test_a_forgotten_second_process_ends_when_collected():
+    model = numvae.VAE(784, 8, 2, dtype=np.float32, seed=0)
+    split = TwoProcesses(model, FastAdam(model.params), 8)
+    pid = str(split.pid)
+    assert pid in children()
+    del split
+    gc.collect()
+    assert pid not in children()
 
 
 def shared(array):
