@@ -204,6 +204,20 @@ def shared(array):
     return False
 
 
+def test_a_start_that_fails_leaves_the_model_in_private_memory(monkeypatch):
+    def no_fork():
+        raise OSError(11, "Resource temporarily unavailable")
+    monkeypatch.setattr(two_processes.os, "fork", no_fork)
+    model = numvae.VAE(784, 8, 2, dtype=np.float32, seed=0)
+    optimizer = FastAdam(model.params)
+    with pytest.raises(OSError, match="Resource temporarily unavailable"):
+        fit(model, optimizer, images(32).astype(np.float32), epochs=1, batch_size=16,
+            log=None, processes=2)
+    arrays = [*model.params.values(), *model.grads.values(), *optimizer.m.values(),
+              *optimizer.v.values()]
+    assert not any(shared(a) for a in arrays)
+
+
 def test_after_the_run_the_model_is_private_again_and_one_process_checks_its_gradient():
     model = numvae.VAE(784, 8, 2, dtype=np.float32, seed=0)
     optimizer = FastAdam(model.params)

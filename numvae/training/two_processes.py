@@ -113,25 +113,31 @@ def check_can_split(model, optimizer):
                          f"(NUMVAE_THREADS=1); got {thread_count()} threads")
 
 
-def end_second_process(pid, control, semaphores):
+def end_second_process(pid, reaped, control, semaphores):
     """Tell the second process to stop, then reap it (SIGKILL after 10 s). Run by
     ``TwoProcesses.close``, or when a TwoProcesses is forgotten, or at exit."""
     control[STOP] = 1
     for semaphore in semaphores:  # it waits on one of them, or is about to
         semaphore.release()
     deadline = time.monotonic() + 10.0
-    while not ended(pid):
+    while not ended(pid, reaped):
         if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:  # reaped by the system (SIGCHLD ignored)
+                reaped[0] = True
         time.sleep(0.001)
 
 
-def ended(pid):
-    """True once the child ``pid`` has ended (reaped here, or elsewhere)."""
-    try:
-        return os.waitpid(pid, os.WNOHANG)[0] != 0
-    except ChildProcessError:  # reaped already (SIGCHLD ignored, say)
-        return True
+def ended(pid, reaped):
+    """True once the child ``pid`` has ended. ``reaped``, a one-item list, remembers it: the
+    pid, free again, is never waited for or killed a second time."""
+    if not reaped[0]:
+        try:
+            reaped[0] = os.waitpid(pid, os.WNOHANG)[0] != 0
+        except ChildProcessError:  # reaped already (SIGCHLD ignored, say)
+            reaped[0] = True
+    return reaped[0]
 
 
 class TwoProcesses:
@@ -147,6 +153,19 @@ class TwoProcesses:
         if self.grads is None:
             raise ValueError("processes=2: the model's parameters and gradients must each tile "
                              "one buffer of one dtype; got parameters of several")
+        try:
+            self.share(batch_size)
+            self.fork()
+        except BaseException:  # no half-started run: the model back in private memory
+            if "end" in vars(self):
+                self.end()
+            optimizer.move_buffers(np.empty, model.grads)
+            raise
+
+    def share(self, batch_size):
+        """The rest of the shared memory: the other half's gradient, the batch, its noise and
+        terms, the numbers and control words, and the semaphores."""
+        model = self.model
         self.other_grads = shared_empty(self.grads.size, self.grads.dtype)
         self.x = shared_empty(batch_size * model.input_dim, model.dtype).reshape(batch_size, -1)
         self.y = shared_empty(batch_size, np.int64)
@@ -161,13 +180,11 @@ class TwoProcesses:
         self.go, self.its_gradient, self.apply, self.applied = (
             context.Semaphore(0) for _ in range(4))
         self.cut = self.grads.size // 2  # the entries [0, cut) are added and updated here
-        self.pid = self.fork()
-        self.end = weakref.finalize(self, end_second_process, self.pid, self.control,
-                                    (self.go, self.apply))
 
     def fork(self):
-        """Start the second process; it runs ``serve`` and never returns from here. The stop
-        signals wait (blocked) until it ignores them: Ctrl-C is the first process's."""
+        """Start the second process (``pid``; ``end`` ends it, also when this object is
+        collected, or at exit); it runs ``serve`` and never returns from here. The stop
+        signals wait (blocked) until it ignores them, and until ``end`` exists here."""
         parent = os.getpid()
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
@@ -178,9 +195,11 @@ class TwoProcesses:
                 pid = os.fork()
             if pid == 0:
                 self.run_second_process(parent, blocked)
+            self.pid, self.reaped = pid, [False]
+            self.end = weakref.finalize(self, end_second_process, pid, self.reaped,
+                                        self.control, (self.go, self.apply))
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        return pid
 
     def run_second_process(self, parent, blocked):
         code = 1
@@ -291,7 +310,7 @@ class TwoProcesses:
         else:
             return
         while not semaphore.acquire(timeout=0.05):
-            if ended(self.pid):
+            if ended(self.pid, self.reaped):
                 text = bytes(self.message).rstrip(b"\0").decode("utf-8", "replace")
                 raise SecondProcessError(f"numvae's second process ended: {text or 'killed'}")
             if self.interrupt["requested"] and time.monotonic() - start > STOP_GRACE_SECONDS:
@@ -301,8 +320,10 @@ class TwoProcesses:
     def close(self):
         """End the second process, then put the model's parameters, Adam's moments and the
         gradients back into this process's own memory (a later fork shares nothing)."""
-        self.end()
-        self.optimizer.move_buffers(np.empty, self.model.grads)
+        try:
+            self.end()
+        finally:
+            self.optimizer.move_buffers(np.empty, self.model.grads)
 
     # --- the second process -------------------------------------------------------------
 
