@@ -29,8 +29,10 @@ takes no CPU.
 The numbers are those of one process up to rounding, because the matrix products sum the
 batch in two halves (tests check the two against each other in float64); from run to run,
 and across a resume, they are the same to the bit. Each process must run the BLAS on one
-thread, else the two fight for the cores: start Python with OPENBLAS_NUM_THREADS=1. Linux
-only (``os.fork``; macOS's Accelerate is not safe to use after a fork).
+thread, else the two fight for the cores: start Python with OPENBLAS_NUM_THREADS=1 (the
+check reads the first of OPENBLAS_NUM_THREADS, OMP_NUM_THREADS and MKL_NUM_THREADS that is
+set, as OpenBLAS does; an MKL build of NumPy reads MKL_NUM_THREADS first). Linux only
+(``os.fork``; macOS's Accelerate is not safe to use after a fork).
 """
 import contextlib
 import mmap
