@@ -131,6 +131,20 @@ def end_second_process(pid, reaped, control, semaphores):
         time.sleep(0.001)
 
 
+def acquire(semaphore, still_waiting, sleep_seconds):
+    """Poll ``semaphore`` for SPIN_SECONDS, then sleep on it ``sleep_seconds`` at a time,
+    asking ``still_waiting(start)`` after each sleep (it may raise). True once acquired;
+    False if ``still_waiting`` says to give up."""
+    start = time.monotonic()
+    while time.monotonic() - start <= SPIN_SECONDS:
+        if semaphore.acquire(False):
+            return True
+    while not semaphore.acquire(timeout=sleep_seconds):
+        if not still_waiting(start):
+            return False
+    return True
+
+
 def ended(pid, reaped):
     """True once the child ``pid`` has ended. ``reaped``, a one-item list, remembers it: the
     pid, free again, is never waited for or killed a second time."""
@@ -243,7 +257,7 @@ class TwoProcesses:
         squares = np.vdot(self.grads, self.grads)
         self.wait(self.its_gradient)
         if self.control[FAILED]:
-            text = bytes(self.message).rstrip(b"\0").decode("utf-8", "replace")
+            text = self.error_text()
             raise NumericalError(text) if self.control[FAILED] == 1 else SecondProcessError(text)
         share = (batch - half) / batch
         terms = dict(loss=(1.0 - share) * cache["loss"] + share * self.numbers[LOSS],
@@ -302,22 +316,21 @@ class TwoProcesses:
         mine += other
 
     def wait(self, semaphore):
-        """Until the second process releases ``semaphore``: poll, then sleep. An error if
-        that process ended, or if a stop was asked for and it has not answered for
-        STOP_GRACE_SECONDS."""
-        start = time.monotonic()
-        while not semaphore.acquire(False):
-            if time.monotonic() - start > SPIN_SECONDS:
-                break
-        else:
-            return
-        while not semaphore.acquire(timeout=0.05):
+        """Until the second process releases ``semaphore``. An error if that process ended,
+        or if a stop was asked for and it has not answered for STOP_GRACE_SECONDS."""
+        def still_waiting(start):
             if ended(self.pid, self.reaped):
-                text = bytes(self.message).rstrip(b"\0").decode("utf-8", "replace")
-                raise SecondProcessError(f"numvae's second process ended: {text or 'killed'}")
+                raise SecondProcessError(f"numvae's second process ended: "
+                                         f"{self.error_text() or 'killed'}")
             if self.interrupt["requested"] and time.monotonic() - start > STOP_GRACE_SECONDS:
                 raise SecondProcessError(f"numvae's second process has not answered for "
                                          f"{time.monotonic() - start:.0f} s; stopped")
+            return True
+        acquire(semaphore, still_waiting, 0.05)
+
+    def error_text(self):
+        """The second process's error, as ``tell_error`` wrote it ("" if none)."""
+        return bytes(self.message).rstrip(b"\0").decode("utf-8", "replace")
 
     def close(self):
         """End the second process, then put the model's parameters, Adam's moments and the
@@ -372,13 +385,7 @@ class TwoProcesses:
         self.control[FAILED] = 1 if numerical else 2
 
     def sleep_until(self, semaphore, parent):
-        """Poll ``semaphore``, then sleep on it, until it is released: True, or False when
-        told to stop or when the first process is gone."""
-        start = time.monotonic()
-        while not semaphore.acquire(False):
-            if time.monotonic() - start > SPIN_SECONDS:
-                while not semaphore.acquire(timeout=0.5):
-                    if os.getppid() != parent:
-                        return False
-                break
-        return not self.control[STOP] and os.getppid() == parent
+        """Until ``semaphore`` is released: True, or False when told to stop or when the
+        first process is gone."""
+        released = acquire(semaphore, lambda start: os.getppid() == parent, 0.5)
+        return released and not self.control[STOP] and os.getppid() == parent
